@@ -1,0 +1,66 @@
+"""The `posekit` command: a thin Typer shell over the library.
+
+Start-up must stay fast: this module and posekit.commands.* import only typer and the standard
+library at the top; torch, diffusers, mediapipe and cv2 are imported inside the command that
+needs them. Every user mistake surfaces as a PosekitError: one line on stderr, exit 1 (2 for
+usage), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from posekit import __version__
+from posekit.commands import animate, dreambooth, extract, gan, poses, transfer
+
+app = typer.Typer(
+    name="posekit",
+    help="Turn one photo of a person into an animation along a sequence of poses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool):
+    if value:
+        print(f"posekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")):
+    """Turn one photo of a person into an animation along a sequence of poses."""
+
+
+app.command("extract-pose")(extract.extract_pose)
+app.add_typer(poses.app, name="poses")
+app.command("animate")(animate.animate)
+app.command("transfer")(transfer.transfer)
+app.command("evaluate")(animate.evaluate)
+app.command("prepare-dataset")(gan.prepare_dataset)
+app.command("train-gan")(gan.train_gan)
+app.command("dreambooth")(dreambooth.dreambooth)
+
+
+def main() -> None:
+    from posekit.errors import PosekitError
+
+    try:
+        app()
+    except PosekitError as e:
+        from posekit.console import error
+
+        error(str(e))
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        print("posekit: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Talking to the user: stderr for people (messages, warnings, progress), stdout for data.
+
+Library warnings (torch, timm, transformers, diffusers, mediapipe/absl/TFLite) are silenced by
+`quiet_libraries()`, which every command calls before its heavy imports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    err.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"posekit: warning: {message}", style="yellow", markup=False)
+
+
+def error(message: str) -> None:
+    err.print(f"posekit: error: {message}", style="red", markup=False)
+
+
+def emit_json(obj) -> None:
+    """One JSON object on one line of stdout (the data channel)."""
+    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def quiet_libraries() -> None:
+    """Keep library chatter (warnings, C++ logs, hub notices) off the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    warnings.filterwarnings("ignore")
+    for name in ("timm", "transformers", "diffusers", "accelerate", "huggingface_hub", "absl", "peft", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextmanager
+def silence_fd(fd: int = 2):
+    """Silence a file descriptor at the OS level (C++ libraries such as TFLite write to fd 2
+    directly, past Python's sys.stderr). Used around model loading only."""
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def progress(transient: bool = True):
+    """A rich progress bar on stderr (bar, count, rate, time left)."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, transient=transient)

@@ -1,0 +1,26 @@
+"""The one user-facing error type.
+
+Raise `PosekitError("photo.jpg: not an image; pass a JPEG or PNG")` anywhere; the CLI prints it as
+one line on stderr (no traceback) and exits with its code: 2 for usage errors, 1 otherwise.
+"""
+
+
+class PosekitError(Exception):
+    """An error the user can fix: one line that names the file or flag and what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(PosekitError):
+    """Bad flags or arguments (exit status 2)."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(PosekitError):
+    """A model (hub id or path) could not be loaded; the message says what to download or pass."""

@@ -1,0 +1,178 @@
+"""Reading inputs and writing outputs safely.
+
+- `load_image(path)` -> RGB uint8 array (EXIF orientation applied, alpha composited on white,
+  grayscale expanded); anything unreadable raises a one-line PosekitError naming the file.
+- `iter_inputs(args)` expands CLI inputs (files, folders recursively, videos frame by frame,
+  "-" for paths on stdin) into `Item`s, each loaded lazily so one bad file fails alone.
+- `save_image`, `write_json`, `write_text`, `atomic_path`: atomic writes (temp file + rename), so
+  a killed run never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from posekit.errors import PosekitError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+
+
+# -- reading -------------------------------------------------------------------------------
+def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
+    """Read an image file as an (H, W, 3) RGB uint8 array ((H, W, 4) RGBA with keep_alpha)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise PosekitError(f"{path}: no such file")
+    if path.is_dir():
+        raise PosekitError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise PosekitError(f"{path}: empty file")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except UnidentifiedImageError:
+        raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, BMP or TIFF)") from None
+    except PermissionError:
+        raise PosekitError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise PosekitError(f"{path}: corrupt or truncated image ({e})") from None
+    return to_rgb(np.asarray(im.convert("RGBA") if im.mode in ("P", "LA", "PA") else im), keep_alpha)
+
+
+def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:
+    """Any uint8 image array -> (H, W, 3) RGB, or (H, W, 4) RGBA when keep_alpha."""
+    a = np.asarray(array)
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8) if a.dtype.kind in "iu" or a.max() > 1.0 else (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    if a.shape[2] == 4 and not keep_alpha:
+        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
+        a = (a[:, :, :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)  # on white
+    elif a.shape[2] == 3 and keep_alpha:
+        a = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(a)
+
+
+def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Yield the RGB frames of a video file."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    if not path.exists():
+        raise PosekitError(f"{path}: no such file")
+    try:
+        for i, frame in enumerate(iio.imiter(path, plugin="pyav" if _has_pyav() else None)):
+            if max_frames is not None and i >= max_frames:
+                return
+            yield to_rgb(frame)
+    except PosekitError:
+        raise
+    except Exception as e:  # imageio raises many types for unreadable videos
+        raise PosekitError(f"{path}: cannot read video ({type(e).__name__}: {e})") from None
+
+
+def _has_pyav() -> bool:
+    try:
+        import av  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@dataclass
+class Item:
+    """One input image: a display name, an output stem, and a loader (so failures stay per item)."""
+
+    name: str  # what errors and --jsonl call it: the path, or "clip.mp4#12" for a video frame
+    stem: str  # base for output file names
+    load: Callable[[], np.ndarray]
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) -> list[Path]:
+    """Files as given; folders expanded recursively (sorted) to files with the given suffixes;
+    "-" reads one path per line from stdin. Missing paths are kept so they fail with a message."""
+    out: list[Path] = []
+    for arg in inputs:
+        if arg == "-":
+            out.extend(Path(line.strip()) for line in sys.stdin if line.strip())
+        elif Path(arg).is_dir():
+            out.extend(sorted(p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
+        else:
+            out.append(Path(arg))
+    return out
+
+
+def iter_inputs(inputs: list[str]) -> Iterator[Item]:
+    """Expand CLI inputs into lazily loaded images (a video yields one Item per frame)."""
+    for path in expand_paths(inputs):
+        if is_video(path):
+            try:
+                frames = list(read_video(path))
+            except PosekitError as e:
+                yield Item(str(path), path.stem, lambda e=e: (_ for _ in ()).throw(e))
+                continue
+            for i, frame in enumerate(frames):
+                yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f)
+        else:
+            yield Item(str(path), path.stem, lambda p=path: load_image(p))
+
+
+# -- writing (atomic) ----------------------------------------------------------------------
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; on success it is renamed onto `path` atomically,
+    on failure it is removed. Write whatever you like to the yielded path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Save an RGB/RGBA/gray uint8 array (format from the suffix) atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image)).save(tmp, format=_pil_format(path))
+    return path
+
+
+def _pil_format(path: Path) -> str:
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
+            ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_json(obj, path: str | os.PathLike, indent: int | None = 2) -> Path:
+    return write_text(json.dumps(obj, indent=indent) + "\n", path)

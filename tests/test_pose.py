@@ -1,0 +1,46 @@
+import numpy as np
+
+from posekit.pose import INDEX, LIMBS, Pose
+
+
+def make_pose():
+    xy = np.full((18, 2), np.nan, np.float32)
+    xy[INDEX["neck"]] = (50, 40)
+    xy[INDEX["r_shoulder"]] = (40, 40)
+    xy[INDEX["l_shoulder"]] = (60, 40)
+    xy[INDEX["r_hip"]] = (44, 80)
+    xy[INDEX["l_hip"]] = (56, 80)
+    return Pose.from_xy(xy, 100, 120)
+
+
+def test_missing_points_are_zero_and_invisible():
+    p = make_pose()
+    assert len(p) == 5
+    assert p["nose"] is None
+    assert p.keypoints[INDEX["nose"]].tolist() == [0, 0, 0]
+    assert p.bbox() == (40.0, 40.0, 60.0, 80.0)
+
+
+def test_flip_mirrors_and_swaps_sides():
+    p = make_pose().flip()
+    # the person's right shoulder was at x=40; mirrored it is at 99-60 = 39 under the right name
+    assert p["r_shoulder"].tolist() == [39.0, 40.0]
+    assert p["l_shoulder"].tolist() == [59.0, 40.0]
+    assert p.flip().allclose(make_pose())
+
+
+def test_limb_lengths_and_torso():
+    p = make_pose()
+    lengths = p.limb_lengths()
+    assert lengths.shape == (len(LIMBS),)
+    assert lengths[LIMBS.index((1, 2))] == 10.0
+    assert np.isnan(lengths[LIMBS.index((1, 0))])
+    assert p.torso_size() == 40.0
+
+
+def test_transforms_keep_missing_points_missing():
+    p = make_pose().translate(5, -5).scale(2.0, about=(50, 40)).resized(200, 240)
+    assert len(p) == 5 and p.size == (200, 240)
+    assert p["neck"].tolist() == [120.0, 60.0]
+    f = make_pose().fitted(200, 120)  # scale 1, centred: +50 in x
+    assert f["neck"].tolist() == [100.0, 40.0]
