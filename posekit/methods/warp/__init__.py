@@ -1,0 +1,174 @@
+"""The warp method: a classical puppet warp of the photo, CPU only, no weights.
+
+In the spirit of Meta's Animated Drawings, for a photo:
+1. cut the person out (GrabCut seeded from the skeleton; `segment.py`),
+2. cut the body into parts along the limbs (each pixel goes to the nearest part; `rig.py`),
+3. fill the hole the person leaves in the background (inpainting), or make it transparent or a
+   flat colour,
+4. per target pose, move each part with the transform its bone takes from the source pose to the
+   target pose and draw the parts back to front (legs, torso, head, arms). The parts of one limb
+   are warped together with weights that blend their transforms smoothly across the knee or
+   elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
+
+Steps 1-3 run once per clip in the constructor; each frame is a handful of `cv2.remap` calls.
+
+    method = WarpMethod(photo, pose, background="keep")
+    frames = method(target_poses)   # RGB uint8 (RGBA with background="transparent")
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posekit.errors import UsageError
+from posekit.methods.warp.rig import LAYERS, PART_INDEX, Shapes, invert, part_transforms
+from posekit.methods.warp.segment import person_mask
+from posekit.pose.pose import INDEX, Pose
+
+BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
+INPAINT_SIZE = 256  # long side the background is inpainted at (smooth fill, fast)
+
+
+def parse_background(background: str) -> str | tuple[int, int, int]:
+    """'keep' | 'transparent' | '#rrggbb' -> 'keep', 'transparent' or an RGB tuple."""
+    b = background.strip().lower()
+    if b in ("keep", "transparent"):
+        return b
+    if b.startswith("#") and len(b) == 7:
+        try:
+            return tuple(int(b[i:i + 2], 16) for i in (1, 3, 5))
+        except ValueError:
+            pass
+    raise UsageError(f"--background {background!r}: use keep, transparent or a colour like #20a0ff")
+
+
+class WarpMethod:
+    """Puppet-warp one person photo into target poses (see the module docstring)."""
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, background: str = "keep",
+                 seed: int = 0, mask: np.ndarray | None = None):
+        self.image = np.ascontiguousarray(source_image[:, :, :3])
+        h, w = self.image.shape[:2]
+        self.pose = source_pose.fitted(w, h)
+        self.background = parse_background(background)
+        self.alpha = person_mask(self.image, self.pose, seed=seed) if mask is None else np.float32(mask)
+        self.shapes = Shapes.of(self.pose)
+        self.labels = self._part_labels()
+        self.plate = self._background_plate()
+        # each layer's own source alpha: its parts, plus a cap of the neighbouring parts around
+        # the joints it shares with them (so a limb that swings away leaves no hole behind it)
+        self.rgba = [np.dstack([self.image, self._layer_alpha(layer)]) for layer in LAYERS]
+
+    # -- set-up (once per clip) ---------------------------------------------------------
+    def _part_labels(self) -> np.ndarray:
+        """(H, W) index of the part each source pixel belongs to (nearest part)."""
+        h, w = self.alpha.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        return self.shapes.distances(xx, yy).argmin(axis=0)
+
+    def _layer_alpha(self, layer: tuple[str, ...]) -> np.ndarray:
+        import cv2
+
+        ids = [PART_INDEX[n] for n in layer]
+        own = np.isin(self.labels, ids)
+        if layer == ("torso",):  # the torso keeps a cap of every limb and the neck at its joints
+            xy = self.pose.xy
+            cap = np.zeros_like(own, np.uint8)
+            r = max(int(0.25 * self.shapes.scale), 2)
+            for name in ("r_shoulder", "l_shoulder", "r_hip", "l_hip", "neck"):
+                p = xy[INDEX[name]]
+                if not np.isnan(p).any():
+                    cv2.circle(cap, (int(round(p[0])), int(round(p[1]))), r, 1, -1)
+            own |= cap > 0
+        # overlap the neighbouring layers by a few pixels: two half-transparent edges meeting at
+        # a part boundary would let the background show through as a seam
+        grow = max(3, int(0.04 * self.shapes.scale))
+        own = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        return (own * self.alpha * 255).round().astype(np.uint8)
+
+    def _background_plate(self) -> np.ndarray:
+        """The frame behind the person: the photo with the person inpainted away, transparent,
+        or a flat colour."""
+        import cv2
+
+        h, w = self.alpha.shape
+        if self.background == "transparent":
+            return np.zeros((h, w, 4), np.uint8)
+        if isinstance(self.background, tuple):
+            return np.broadcast_to(np.uint8(self.background), (h, w, 3)).copy()
+        hole = cv2.dilate((self.alpha > 0.05).astype(np.uint8), np.ones((9, 9), np.uint8))
+        s = min(1.0, INPAINT_SIZE / max(h, w))
+        size = (max(round(w * s), 1), max(round(h * s), 1))
+        small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+        small_hole = cv2.dilate(cv2.resize(hole, size, interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
+        filled = cv2.inpaint(small, small_hole, 5, cv2.INPAINT_TELEA)
+        filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
+        return np.where(hole[:, :, None] > 0, filled, self.image)
+
+    # -- per frame ------------------------------------------------------------------------
+    def frame_pose(self, pose: Pose) -> Pose:
+        """Frames are drawn on the photo's canvas, so a target pose keeps its coordinates."""
+        h, w = self.alpha.shape
+        return pose.fitted(w, h)
+
+    def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
+        return [self.frame(t) for t in targets]
+
+    def frame(self, target: Pose) -> np.ndarray:
+        """The person moved into `target` (a pose on the photo's canvas)."""
+        h, w = self.alpha.shape
+        tf = part_transforms(self.pose.xy, self.frame_pose(target).xy)
+        moved = self.shapes.moved(tf)
+        colour = self.plate[:, :, :3].astype(np.float32)
+        alpha = self.plate[:, :, 3].astype(np.float32) / 255 if self.plate.shape[2] == 4 else np.ones((h, w), np.float32)
+        for layer, rgba in zip(LAYERS, self.rgba):
+            ids = [PART_INDEX[n] for n in layer]
+            box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
+            if box is None:
+                continue
+            x0, y0, x1, y1 = box
+            warped = self._warp_layer(rgba, ids, tf, moved, box)
+            a = warped[:, :, 3:4].astype(np.float32) / 255
+            colour[y0:y1, x0:x1] = warped[:, :, :3] * a + colour[y0:y1, x0:x1] * (1 - a)
+            alpha[y0:y1, x0:x1] = a[:, :, 0] + alpha[y0:y1, x0:x1] * (1 - a[:, :, 0])
+        rgb = np.clip(colour, 0, 255).round().astype(np.uint8)
+        if self.background != "transparent":
+            return rgb
+        return np.dstack([rgb, (alpha * 255).round().astype(np.uint8)])
+
+    def _layer_box(self, layer_alpha: np.ndarray, transforms: list[np.ndarray]):
+        """Where the layer can land in the frame: its source box carried by each of its parts'
+        transforms (clipped to the frame), or None when the layer is empty."""
+        import cv2
+
+        x, y, bw, bh = cv2.boundingRect((layer_alpha > 0).astype(np.uint8))
+        if bw == 0 or bh == 0:
+            return None
+        corners = np.float64([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]])
+        pts = np.vstack([corners @ m[:, :2].T + m[:, 2] for m in transforms])
+        h, w = layer_alpha.shape
+        x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - 2, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + 2, 0, [w, h])
+        return None if x1 <= x0 or y1 <= y0 else (int(x0), int(y0), int(x1), int(y1))
+
+    def _warp_layer(self, rgba, ids, tf, moved: Shapes, box) -> np.ndarray:
+        """Sample the layer for every pixel of `box`: each output pixel p reads the source at
+        sum_k w_k(p) * inverse(T_k)(p), the weights w_k falling off with p's distance to part k
+        where the target pose put it."""
+        import cv2
+
+        x0, y0, x1, y1 = box
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        inv = [invert(tf[i]) for i in ids]
+        if len(ids) == 1:
+            weights = np.ones((1,) + xx.shape, np.float32)
+        else:
+            d = moved.distances(xx, yy, ids)
+            d = np.where(np.isfinite(d), d, 1e6)
+            logits = -(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2)
+            weights = np.exp(logits)
+            weights /= weights.sum(axis=0, keepdims=True)
+        mx = sum(wk * (m[0, 0] * xx + m[0, 1] * yy + m[0, 2]) for wk, m in zip(weights, inv))
+        my = sum(wk * (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]) for wk, m in zip(weights, inv))
+        return cv2.remap(rgba, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))

@@ -1,0 +1,223 @@
+"""The puppet rig: body parts as shapes around the skeleton, and the transform each part takes.
+
+A part is a set of bones (keypoint index pairs) plus a thickness relative to the shoulder width.
+The same description serves twice: in the source pose it decides which pixels belong to which part
+(`part_labels`), in a target pose it gives the weights that blend neighbouring parts smoothly
+(`part_distances`). Transforms are 2x3 affine matrices mapping source pixels to target pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from posekit.pose.pose import INDEX, Pose
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    bones: tuple[tuple[int, int], ...]  # segments that make up the part's shape
+    thickness: float  # half-width of the part, in shoulder widths
+    parent: str | None  # whose transform to borrow when this part's joints are missing
+    extend: float = 0.0  # the last bone reaches this much further (a hand past the wrist, a foot)
+
+
+def _b(a: str, b: str) -> tuple[int, int]:
+    return INDEX[a], INDEX[b]
+
+
+PARTS = (
+    Part("torso", (_b("neck", "r_hip"), _b("neck", "l_hip"), _b("r_shoulder", "l_shoulder"),
+                   _b("r_hip", "l_hip"), _b("r_shoulder", "r_hip"), _b("l_shoulder", "l_hip")), 0.22, None),
+    Part("head", (_b("neck", "nose"), _b("nose", "r_eye"), _b("nose", "l_eye"), _b("r_eye", "r_ear"),
+                  _b("l_eye", "l_ear")), 0.40, "torso"),
+    Part("r_upper_arm", (_b("r_shoulder", "r_elbow"),), 0.22, "torso"),
+    Part("r_forearm", (_b("r_elbow", "r_wrist"),), 0.20, "r_upper_arm", extend=0.35),
+    Part("l_upper_arm", (_b("l_shoulder", "l_elbow"),), 0.22, "torso"),
+    Part("l_forearm", (_b("l_elbow", "l_wrist"),), 0.20, "l_upper_arm", extend=0.35),
+    Part("r_thigh", (_b("r_hip", "r_knee"),), 0.30, "torso"),
+    Part("r_shin", (_b("r_knee", "r_ankle"),), 0.26, "r_thigh", extend=0.25),
+    Part("l_thigh", (_b("l_hip", "l_knee"),), 0.30, "torso"),
+    Part("l_shin", (_b("l_knee", "l_ankle"),), 0.26, "l_thigh", extend=0.25),
+)
+PART_INDEX = {p.name: i for i, p in enumerate(PARTS)}
+TORSO_POINTS = [INDEX[n] for n in ("neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")]
+HEAD_POINTS = [INDEX[n] for n in ("neck", "nose", "r_eye", "l_eye", "r_ear", "l_ear")]
+
+# Drawing order, back to front: legs behind the torso, the head and arms in front of it. Each
+# layer warps its parts together, so the knee and the elbow bend smoothly inside one layer.
+LAYERS = (("r_thigh", "r_shin"), ("l_thigh", "l_shin"), ("torso",), ("head",),
+          ("r_upper_arm", "r_forearm"), ("l_upper_arm", "l_forearm"))
+
+
+def body_scale(pose: Pose) -> float:
+    """Shoulder width in pixels (the unit of part thickness), with fallbacks for partial poses."""
+    xy = pose.xy
+    rs, ls = xy[INDEX["r_shoulder"]], xy[INDEX["l_shoulder"]]
+    if not (np.isnan(rs).any() or np.isnan(ls).any()):
+        return max(float(np.linalg.norm(rs - ls)), 4.0)
+    torso = pose.torso_size()
+    if np.isfinite(torso):
+        return max(torso / 1.6, 4.0)
+    box = pose.bbox()
+    return max((box[3] - box[1]) / 4 if box else min(pose.size) / 6, 4.0)
+
+
+def completed(pose: Pose, scale: float) -> np.ndarray:
+    """(18, 2) keypoints with missing hips guessed below the shoulders (an upper-body photo still
+    has a torso reaching down out of the frame); other missing points stay NaN."""
+    xy = pose.xy
+    rs, ls = xy[INDEX["r_shoulder"]], xy[INDEX["l_shoulder"]]
+    if not (np.isnan(rs).any() or np.isnan(ls).any()):
+        across = ls - rs
+        down = np.array([across[1], -across[0]])  # perpendicular, pointing down for an upright body
+        if down[1] < 0:
+            down = -down
+        down = down / max(np.linalg.norm(down), 1e-6) * 1.8 * scale
+        for hip, sho in (("r_hip", rs), ("l_hip", ls)):
+            if np.isnan(xy[INDEX[hip]]).any():
+                xy[INDEX[hip]] = sho + down + (ls - rs) * (0.15 if hip == "r_hip" else -0.15)
+    return xy
+
+
+def part_segments(part: Part, xy: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The part's bones whose both ends are known (the last one extended for hands and feet)."""
+    segs = []
+    for k, (i, j) in enumerate(part.bones):
+        a, b = xy[i], xy[j]
+        if np.isnan(a).any() or np.isnan(b).any():
+            continue
+        if part.extend and k == len(part.bones) - 1:
+            b = b + (b - a) * part.extend
+        segs.append((a, b))
+    return segs
+
+
+def segment_distance(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from each pixel to the segment a-b."""
+    ab = b - a
+    t = ((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9)
+    t = np.clip(t, 0.0, 1.0)
+    return np.hypot(xx - (a[0] + t * ab[0]), yy - (a[1] + t * ab[1]))
+
+
+def torso_polygon(xy: np.ndarray) -> np.ndarray | None:
+    pts = xy[[INDEX["r_shoulder"], INDEX["l_shoulder"], INDEX["l_hip"], INDEX["r_hip"]]]
+    return None if np.isnan(pts).any() else pts
+
+
+@dataclass
+class Shapes:
+    """Each part's segments (list of (a, b) per part) and the torso quad, in one pose's pixels."""
+
+    segments: list[list[tuple[np.ndarray, np.ndarray]]]
+    torso: np.ndarray | None
+    scale: float
+
+    @classmethod
+    def of(cls, pose: Pose) -> "Shapes":
+        scale = body_scale(pose)
+        xy = completed(pose, scale)
+        return cls([part_segments(p, xy) for p in PARTS], torso_polygon(xy), scale)
+
+    def moved(self, transforms: list[np.ndarray]) -> "Shapes":
+        """The shapes carried by each part's transform (the target-side geometry of a warp)."""
+        def tf(m, p):
+            return m[:, :2] @ p + m[:, 2]
+        segs = [[(tf(m, a), tf(m, b)) for a, b in part] for m, part in zip(transforms, self.segments)]
+        torso = None if self.torso is None else self.torso @ transforms[0][:, :2].T + transforms[0][:, 2]
+        return Shapes(segs, torso, self.scale)
+
+    def distances(self, xx: np.ndarray, yy: np.ndarray, parts=None) -> np.ndarray:
+        """(len(parts), *xx.shape) distance of each pixel to each part, in part thicknesses (inf
+        where the part has no bone). Inside the torso quad the torso's distance is at most 0.6, so
+        that a limb lying over the torso keeps the pixels right around its bone."""
+        import cv2
+
+        parts = range(len(PARTS)) if parts is None else parts
+        out = np.full((len(parts),) + xx.shape, np.inf, np.float32)
+        for n, k in enumerate(parts):
+            if not self.segments[k]:
+                continue
+            d = np.minimum.reduce([segment_distance(xx, yy, a, b) for a, b in self.segments[k]])
+            out[n] = d / (PARTS[k].thickness * self.scale)
+            if k == 0 and self.torso is not None:
+                inside = np.zeros(xx.shape, np.uint8)
+                x0, y0 = float(xx.flat[0]), float(yy.flat[0])
+                cv2.fillPoly(inside, [np.round(self.torso - (x0, y0)).astype(np.int32)], 1)
+                out[n] = np.where(inside > 0, np.minimum(out[n], 0.6), out[n])
+        return out
+
+
+# -- transforms -------------------------------------------------------------------------
+def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares rotation + uniform scale + translation (2x3) taking src points to dst."""
+    sc, dc = src.mean(0), dst.mean(0)
+    s, d = src - sc, dst - dc
+    denom = float((s ** 2).sum())
+    if denom < 1e-9:
+        return np.float64([[1, 0, dc[0] - sc[0]], [0, 1, dc[1] - sc[1]]])
+    a = float((s * d).sum()) / denom  # s*cos
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom  # s*sin
+    m = np.float64([[a, -b], [b, a]])
+    return np.column_stack([m, dc - m @ sc])
+
+
+def affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares affine (2x3) taking src points to dst; falls back to a similarity when the
+    points are (nearly) collinear, where an affine is undetermined."""
+    if len(src) >= 3:
+        sv = np.linalg.svd(src - src.mean(0), compute_uv=False)
+        if sv[1] > 0.15 * sv[0]:
+            a = np.column_stack([src, np.ones(len(src))])
+            m, *_ = np.linalg.lstsq(a, dst, rcond=None)
+            return m.T
+    return similarity(src, dst)
+
+
+def bone_transform(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """Take bone a-b onto a2-b2: rotate, stretch along the bone only (so a foreshortened limb
+    keeps its thickness), translate."""
+    u = b - a
+    v = b2 - a2
+    lu, lv = np.linalg.norm(u), np.linalg.norm(v)
+    if lu < 1e-6 or lv < 1e-6:
+        return np.float64([[1, 0, a2[0] - a[0]], [0, 1, a2[1] - a[1]]])
+    stretch = np.clip(lv / lu, 0.3, 3.0)
+    eu, ev = u / lu, v / lv
+    fu = np.float64([[eu[0], eu[1]], [-eu[1], eu[0]]])  # world -> bone frame
+    fv = np.float64([[ev[0], -ev[1]], [ev[1], ev[0]]])  # bone frame -> world
+    m = fv @ np.diag([stretch, 1.0]) @ fu
+    return np.column_stack([m, a2 - m @ a])
+
+
+def part_transforms(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
+    """One 2x3 affine per part taking the source pose's part onto the target's. A part whose
+    joints are missing on either side borrows its parent's transform (identity for the torso)."""
+    both = ~(np.isnan(src).any(1) | np.isnan(dst).any(1))
+    out: list[np.ndarray] = []
+    for part in PARTS:
+        m = None
+        if part.name == "torso":
+            idx = [i for i in TORSO_POINTS if both[i]]
+            if idx:
+                m = affine(src[idx], dst[idx])
+        elif part.name == "head":
+            idx = [i for i in HEAD_POINTS if both[i]]
+            if len(idx) >= 2:
+                m = similarity(src[idx], dst[idx])
+        else:
+            i, j = part.bones[0]
+            if both[i] and both[j]:
+                m = bone_transform(src[i], src[j], dst[i], dst[j])
+        if m is None:
+            m = out[PART_INDEX[part.parent]] if part.parent else np.float64([[1, 0, 0], [0, 1, 0]])
+        out.append(m)
+    return out
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    a = np.vstack([m, [0, 0, 1]])
+    return np.linalg.inv(a)[:2]
