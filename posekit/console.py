@@ -67,9 +67,10 @@ def silence_fd(fd: int = 2):
 
 
 def progress(transient: bool = True):
-    """A rich progress bar on stderr (bar, count, rate, time left)."""
+    """A rich progress bar on stderr (bar, count, rate, time left); off when stderr is not a
+    terminal (a pipe or log file would only get a stray blank line)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=transient)
+                    console=err, transient=transient, disable=not err.is_terminal)
