@@ -1,0 +1,80 @@
+"""BlazePose (MediaPipe Tasks PoseLandmarker) -> COCO-18 Poses, fully offline.
+
+The model bundle ships inside the package (see posekit/assets/blazepose_full.PROVENANCE.md).
+BlazePose finds 33 landmarks; COCO-18 takes 17 of them plus a neck at the shoulders' midpoint.
+Its left/right are the person's own sides, as in OpenPose.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+from posekit.console import silence_fd
+from posekit.errors import ModelNotFoundError
+from posekit.pose.detect import largest_first
+from posekit.pose.pose import NUM_KEYPOINTS, Pose
+
+# COCO-18 index -> BlazePose landmark index; the neck (1) is made from the shoulders 11 and 12.
+BLAZEPOSE_TO_COCO18 = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+MIN_VISIBILITY = 0.5  # below this BlazePose is guessing (occluded or outside the image)
+
+
+def bundle_path() -> str:
+    return str(resources.files("posekit") / "assets" / "blazepose_full.task")
+
+
+class BlazePoseDetector:
+    def __init__(self, model: str | None = None, max_people: int = 1):
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._mp = mp
+        path = model or bundle_path()
+        options = vision.PoseLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=path),
+            running_mode=vision.RunningMode.IMAGE, num_poses=max(1, int(max_people)))
+        try:
+            with silence_fd():  # TFLite/absl write their start-up chatter straight to fd 2
+                self._landmarker = vision.PoseLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError, OSError) as e:
+            raise ModelNotFoundError(f"{path}: cannot load the BlazePose bundle ({e}); "
+                                     "reinstall posekit or pass a valid .task file") from None
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
+        return [self._detect_one(np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)) for img in images]
+
+    def _detect_one(self, image: np.ndarray) -> list[Pose]:
+        height, width = image.shape[:2]
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=image)
+        with silence_fd():  # the graph logs calculator warnings on its first run
+            result = self._landmarker.detect(mp_image)
+        return largest_first([coco18(landmarks, width, height) for landmarks in result.pose_landmarks])
+
+    def close(self) -> None:
+        if self._landmarker is not None:
+            self._landmarker.close()  # explicitly: at interpreter exit it prints a TypeError
+            self._landmarker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def coco18(landmarks, width: int, height: int) -> Pose:
+    """33 normalised BlazePose landmarks -> a COCO-18 Pose in pixels. Points BlazePose is not
+    sure of, or that fall outside the image, are missing."""
+    lm = np.array([(p.x * width, p.y * height, p.visibility if p.visibility is not None else 1.0)
+                   for p in landmarks], np.float32)
+    kp = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+    for i, j in enumerate(BLAZEPOSE_TO_COCO18):
+        if j is not None:
+            kp[i] = lm[j]
+    kp[1, :2] = (lm[11, :2] + lm[12, :2]) / 2
+    kp[1, 2] = min(lm[11, 2], lm[12, 2])
+    outside = (kp[:, 0] < 0) | (kp[:, 0] > width - 1) | (kp[:, 1] < 0) | (kp[:, 1] > height - 1)
+    kp[(kp[:, 2] < MIN_VISIBILITY) | outside] = 0.0
+    return Pose(kp, width, height)

@@ -1,0 +1,208 @@
+"""OpenPose body model (CMU, as ControlNet's annotator runs it) -> COCO-18 Poses.
+
+Weights: `body_pose_model.pth` from a hub repo (default lllyasviel/Annotators), a local folder
+holding it, or the .pth file itself; loaded with weights_only=True. The network and its
+post-processing (peak finding, part-affinity grouping) are controlnet_aux's; we add the things
+its OpenposeDetector does not do: safe loading, pixel coordinates of the input image, and
+running the network in batches on the GPU.
+
+Like controlnet_aux, we resize each image to a 512 px short side (sides multiples of 64) before
+detection, and map the keypoints back to the input image's pixels.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import ModelNotFoundError
+from posekit.pose.detect import largest_first
+from posekit.pose.pose import NUM_KEYPOINTS, Pose
+
+DEFAULT_REPO = "lllyasviel/Annotators"
+WEIGHTS_NAME = "body_pose_model.pth"
+DETECT_RESOLUTION = 512
+BATCH_SIZE = 8
+
+
+def import_controlnet_aux_openpose():
+    """Import controlnet_aux's OpenPose body code, working around its import-time crash.
+
+    `import controlnet_aux` (0.0.10) imports its MediaPipe face module, which touches
+    `mp.solutions`; mediapipe >= 0.10.30 has no `solutions`, so the import raises
+    AttributeError (huggingface/controlnet_aux issue 122, unfixed). With
+    sys.modules["mediapipe"] = None that module's `import mediapipe` raises ImportError, which
+    it handles; we restore the real entry right after, so BlazePose keeps working in the same
+    process. This is the only place posekit imports controlnet_aux.
+    """
+    if "controlnet_aux.open_pose" in sys.modules:
+        from controlnet_aux.open_pose import body, model, util
+
+        return body, model, util
+    saved = sys.modules.get("mediapipe", ...)
+    sys.modules["mediapipe"] = None
+    try:
+        with warnings.catch_warnings():  # its other modules warn about timm and a missing mediapipe
+            warnings.simplefilter("ignore")
+            from controlnet_aux.open_pose import body, model, util
+    finally:
+        if saved is ...:
+            del sys.modules["mediapipe"]
+        else:
+            sys.modules["mediapipe"] = saved
+    return body, model, util
+
+
+def weights_path(model: str | None) -> Path:
+    """A local body_pose_model.pth for a hub id, a folder or a file."""
+    model = model or DEFAULT_REPO
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        if (path / WEIGHTS_NAME).is_file():
+            return path / WEIGHTS_NAME
+        raise ModelNotFoundError(f"--model {model}: the folder has no {WEIGHTS_NAME}; "
+                                 f"download it from https://huggingface.co/{DEFAULT_REPO}")
+    if path.suffix in (".pth", ".pt") or model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelNotFoundError(f"--model {model}: no such file or folder; pass the path of "
+                                 f"{WEIGHTS_NAME} or a hub id such as {DEFAULT_REPO}")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(model, WEIGHTS_NAME))
+    except Exception as e:  # offline, unknown repo, no such file: all mean the same to the user
+        raise ModelNotFoundError(
+            f"--model {model}: cannot get {WEIGHTS_NAME} from the Hugging Face hub "
+            f"({type(e).__name__}); download it (huggingface-cli download {model} {WEIGHTS_NAME}) "
+            "and pass --model PATH") from None
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from posekit.errors import UsageError
+
+        raise UsageError(f"--device {device}: no CUDA GPU is available; use --device cpu")
+    return device
+
+
+class OpenPoseDetector:
+    def __init__(self, model: str | None = None, device: str = "auto", max_people: int = 1):
+        import torch
+
+        body, model_lib, self._util = import_controlnet_aux_openpose()
+        path = weights_path(model)
+        self.device = torch.device(resolve_device(device))
+        self.max_people = max(1, int(max_people))
+        self.net = model_lib.bodypose_model()
+        self.net.load_state_dict(self._state_dict(path))
+        self.net.eval().to(self.device)
+        # controlnet_aux's Body runs the network and then groups peaks into people; we run the
+        # network ourselves (batched) and hand Body each image's outputs through _Replay.
+        self._replay = _Replay(self.device)
+        self._body = body.Body.__new__(body.Body)
+        self._body.model = self._replay
+
+    def _state_dict(self, path: Path) -> dict:
+        import torch
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ModelNotFoundError(f"{path}: not a loadable OpenPose body model ({type(e).__name__}); "
+                                     f"download {WEIGHTS_NAME} from https://huggingface.co/{DEFAULT_REPO}") from None
+        own = self.net.state_dict().keys()
+        if isinstance(state, dict) and set(state) != set(own):
+            # the published file names layers without the block prefix ("conv1_1.weight" for
+            # "model0.conv1_1.weight"); controlnet_aux's util.transfer maps them
+            try:
+                state = self._util.transfer(self.net, state)
+            except KeyError as e:
+                raise ModelNotFoundError(f"{path}: not an OpenPose body model (no tensor {e})") from None
+        return state
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
+        import torch
+
+        resized = [self._resized(np.asarray(img)[:, :, :3]) for img in images]
+        inputs = [self._network_input(r) for r in resized]
+        outputs: list = [None] * len(images)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_shape.setdefault(x.shape, []).append(i)
+        with torch.no_grad():
+            for group in by_shape.values():
+                for start in range(0, len(group), BATCH_SIZE):
+                    chunk = group[start:start + BATCH_SIZE]
+                    batch = torch.from_numpy(np.concatenate([inputs[i] for i in chunk])).to(self.device)
+                    pafs, heat = self.net(batch)
+                    for j, i in enumerate(chunk):
+                        outputs[i] = (pafs[j:j + 1].cpu(), heat[j:j + 1].cpu())
+        return [self._people(img, r, out) for img, r, out in zip(images, resized, outputs)]
+
+    def _resized(self, image: np.ndarray) -> np.ndarray:
+        """BGR at controlnet_aux's detect resolution (512 px short side, multiples of 64)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        k = DETECT_RESOLUTION / min(h, w)
+        size = (max(64, int(round(w * k / 64)) * 64), max(64, int(round(h * k / 64)) * 64))
+        out = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LANCZOS4 if k > 1 else cv2.INTER_AREA)
+        return np.ascontiguousarray(out[:, :, ::-1])
+
+    def _network_input(self, bgr: np.ndarray) -> np.ndarray:
+        """The (1, 3, h, w) float input Body builds: scale 0.5 of a 368 px box, padded to 8."""
+        scale = 0.5 * 368 / bgr.shape[0]
+        small = self._util.smart_resize_k(bgr, fx=scale, fy=scale)
+        padded, _ = self._util.padRightDownCorner(small, 8, 128)
+        return np.ascontiguousarray(np.float32(padded).transpose(2, 0, 1)[None] / 256 - 0.5)
+
+    def _people(self, image: np.ndarray, bgr: np.ndarray, output) -> list[Pose]:
+        self._replay.output = output
+        candidate, subset = self._body(bgr)
+        height, width = image.shape[:2]
+        sx, sy = width / bgr.shape[1], height / bgr.shape[0]
+        poses = []
+        for person in subset:
+            kp = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+            for part in range(NUM_KEYPOINTS):
+                index = int(person[part])
+                if index >= 0:
+                    x, y, score = candidate[index][:3]
+                    # pixel centres: x + 0.5 in the resized image is x' + 0.5 in the input
+                    kp[part] = ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5, max(float(score), 1e-3))
+            poses.append(Pose(kp, width, height))
+        return largest_first(poses)[: self.max_people]
+
+    def close(self) -> None:
+        self.net = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _Replay:
+    """Stands in for the network inside controlnet_aux's Body: returns the outputs we already
+    computed in a batch. Body asks the model for its device and then calls it once."""
+
+    def __init__(self, device):
+        import torch
+
+        self._param = torch.zeros(1, device=device)
+        self.output = None
+
+    def parameters(self):
+        yield self._param
+
+    def __call__(self, data):
+        return self.output

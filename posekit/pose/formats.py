@@ -1,0 +1,241 @@
+"""Pose file formats: OpenPose keypoint JSON, the PATN annotation CSV, extract-pose JSON lines.
+
+- OpenPose JSON: `{"version": 1.3, "people": [{"pose_keypoints_2d": [x0, y0, c0, ...]}]}`, pixel
+  coordinates, a missing point is 0, 0, 0, one file `<image stem>_keypoints.json` per image. We
+  read COCO-18 (54 numbers) and BODY_25 (75 numbers, converted to COCO-18) files, and the
+  `canvas_width` / `canvas_height` that ControlNet pose editors add; we write COCO-18 with the
+  canvas size included (OpenPose readers ignore the extra keys).
+- PATN annotation CSV (Zhu et al. 2019): `name:keypoints_y:keypoints_x`, one row per image,
+  `<name>: [y0, ..., y17]: [x0, ..., x17]`, integers, -1 for a missing point. y is the row.
+- JSON lines from `posekit extract-pose --jsonl`: one object per input image
+  `{"path", "width", "height", "people": [{"pose_keypoints_2d": [...]}, ...]}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import PosekitError
+from posekit.pose.pose import NUM_KEYPOINTS, Pose
+
+# BODY_25 has a mid-hip (8) and six foot points (19..24) that COCO-18 lacks; the rest map 1:1.
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+
+_EMPTY_PERSON_FIELDS = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
+                        "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d",
+                        "hand_right_keypoints_3d")
+
+
+def keypoints_json_name(stem: str) -> str:
+    """The file name OpenPose's --write_json gives the keypoints of image `<stem>.*`."""
+    return f"{stem}_keypoints.json"
+
+
+# -- OpenPose JSON: reading ----------------------------------------------------------------
+def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = None) -> list[Pose]:
+    """Read every person of an OpenPose keypoint JSON file as COCO-18 Poses.
+
+    The canvas is, in order of preference: the file's canvas_width/canvas_height, `size=(w, h)`,
+    the size of an image with the same stem beside the file (`photo.jpg` for
+    `photo_keypoints.json`), or else inferred from the keypoints (their extent plus a margin).
+    Coordinates that are all within 0..1 are taken as normalised to the canvas.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+        data = data[0]  # some pose editors wrap the one frame in a list
+    if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+        raise PosekitError(f"{path}: not an OpenPose keypoint file (expected a \"people\" list)")
+
+    arrays = [_coco18(person, path, i) for i, person in enumerate(data["people"])]
+    arrays = [a for a in arrays if (a[:, 2] > 0).any()]  # a person with no points is nobody
+    width, height = _canvas_of(data, path, size, arrays)
+    poses = []
+    for kp in arrays:
+        present = kp[:, 2] > 0
+        if present.any() and kp[present, :2].max() <= 1.0 and max(width, height) > 2:
+            kp = kp.copy()
+            kp[:, :2] *= np.float32([width, height])  # normalised coordinates
+        poses.append(Pose(kp, width, height))
+    return poses
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PosekitError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise PosekitError(f"{path}: is a folder, not a JSON file") from None
+    except PermissionError:
+        raise PosekitError(f"{path}: permission denied") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PosekitError(f"{path}: not valid JSON ({e})") from None
+
+
+def _coco18(person, path: Path, index: int) -> np.ndarray:
+    """One OpenPose person entry -> (18, 3) float32 COCO-18 keypoints."""
+    flat = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
+    try:
+        kp = np.asarray(flat, np.float32).reshape(-1, 3)
+    except (TypeError, ValueError):
+        kp = None
+    if kp is None or len(kp) not in (18, 25):
+        n = len(flat) if isinstance(flat, list) else 0
+        raise PosekitError(f"{path}: person {index} has {n} pose_keypoints_2d numbers; "
+                           "expected 54 (COCO-18) or 75 (BODY_25)")
+    if len(kp) == 25:
+        kp = kp[list(BODY25_TO_COCO18)]
+    kp = np.nan_to_num(kp)
+    kp[kp[:, 2] <= 0] = 0.0
+    return kp
+
+
+def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[int, int]:
+    w, h = data.get("canvas_width"), data.get("canvas_height")
+    if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
+        return int(w), int(h)
+    if size is not None:
+        return int(size[0]), int(size[1])
+    image = _image_beside(path)
+    if image is not None:
+        from PIL import Image
+
+        try:
+            with Image.open(image) as im:
+                return im.size
+        except OSError:
+            pass
+    return _inferred_canvas(arrays)
+
+
+def _image_beside(path: Path) -> Path | None:
+    from posekit.images import IMAGE_SUFFIXES
+
+    stem = path.stem[: -len("_keypoints")] if path.stem.endswith("_keypoints") else path.stem
+    for candidate in sorted(path.parent.glob(f"{stem}.*")):
+        if candidate.suffix.lower() in IMAGE_SUFFIXES and candidate.is_file():
+            return candidate
+    return None
+
+
+def _inferred_canvas(arrays: list[np.ndarray]) -> tuple[int, int]:
+    """A canvas around the keypoints when nothing says how big the image was: the points' far
+    edge plus the margin they leave on the near side (so the body stays centred), at least 10%."""
+    pts = np.concatenate([a[a[:, 2] > 0, :2] for a in arrays]) if arrays else np.zeros((0, 2))
+    if len(pts) == 0:
+        return 512, 512
+    if pts.max() <= 1.0:
+        return 512, 512  # normalised coordinates and no size: ControlNet's usual resolution
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    margin = np.maximum(lo, 0.1 * (hi - lo))
+    w, h = (math.ceil(v) + 1 for v in hi + margin)
+    return max(w, 1), max(h, 1)
+
+
+# -- OpenPose JSON: writing ----------------------------------------------------------------
+def openpose_dict(poses: list[Pose]) -> dict:
+    """The OpenPose --write_json document for the people of one image (canvas = the first
+    pose's; an empty list gives no canvas keys)."""
+    people = [{"person_id": [-1], "pose_keypoints_2d": p.to_openpose(),
+               **{k: [] for k in _EMPTY_PERSON_FIELDS}} for p in poses]
+    doc = {"version": 1.3, "people": people}
+    if poses:
+        doc["canvas_width"], doc["canvas_height"] = poses[0].width, poses[0].height
+    return doc
+
+
+def write_openpose_json(poses: list[Pose], path: str | os.PathLike, size: tuple[int, int] | None = None) -> Path:
+    """Write the people of one image atomically. `size=(w, h)` records the canvas when there
+    are no people (so an empty file still says how big the image was)."""
+    from posekit.images import write_json
+
+    doc = openpose_dict(poses)
+    if not poses and size is not None:
+        doc["canvas_width"], doc["canvas_height"] = int(size[0]), int(size[1])
+    return write_json(doc, path, indent=None)
+
+
+# -- PATN annotation CSV -------------------------------------------------------------------
+def write_patn_annotations(rows: list[tuple[str, Pose]], path: str | os.PathLike) -> Path:
+    """Write `name:keypoints_y:keypoints_x` rows (integers, -1 missing) atomically."""
+    from posekit.images import write_text
+
+    lines = ["name:keypoints_y:keypoints_x"]
+    for name, pose in rows:
+        if ":" in name:
+            raise PosekitError(f"{name}: a ':' in an image name cannot be stored in a PATN annotation file")
+        ys = [int(round(float(y))) if v else -1 for y, v in zip(pose.keypoints[:, 1], pose.visible)]
+        xs = [int(round(float(x))) if v else -1 for x, v in zip(pose.keypoints[:, 0], pose.visible)]
+        lines.append(f"{name}: {json.dumps(ys)}: {json.dumps(xs)}")
+    return write_text("\n".join(lines) + "\n", path)
+
+
+def read_patn_annotations(path: str | os.PathLike, width: int, height: int) -> dict[str, Pose]:
+    """Read a PATN annotation CSV into {image name: Pose on a width x height canvas}."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise PosekitError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PosekitError(f"{path}: cannot read ({e})") from None
+    poses: dict[str, Pose] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip() or (number == 1 and line.replace(" ", "").startswith("name:keypoints_y")):
+            continue
+        try:
+            name, ys, xs = line.rsplit(":", 2)
+            y = np.asarray(json.loads(ys), np.float32)
+            x = np.asarray(json.loads(xs), np.float32)
+            if y.shape != (NUM_KEYPOINTS,) or x.shape != (NUM_KEYPOINTS,):
+                raise ValueError(f"{len(y)} y and {len(x)} x values, expected 18 each")
+        except ValueError as e:
+            raise PosekitError(f"{path}:{number}: not a PATN annotation row "
+                               f"(expected 'name: [18 ys]: [18 xs]'; {e})") from None
+        present = (x != -1) & (y != -1)
+        kp = np.column_stack([x, y, present.astype(np.float32)])
+        poses[name.strip()] = Pose(kp, width, height)
+    return poses
+
+
+# -- extract-pose JSON lines ---------------------------------------------------------------
+def jsonl_record(path: str, width: int | None, height: int | None, poses: list[Pose],
+                 error: str | None = None) -> dict:
+    """The one JSON object `extract-pose --jsonl` prints per input."""
+    record = {"path": path, "width": width, "height": height,
+              "people": [{"pose_keypoints_2d": p.to_openpose()} for p in poses]}
+    if error is not None:
+        record["error"] = error
+    return record
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Read `extract-pose --jsonl` output: one dict per input with path, width, height, people
+    (raw OpenPose entries) and, added here, `poses` (the people as COCO-18 Poses). Inputs that
+    failed carry an `error` and no people."""
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise PosekitError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PosekitError(f"{path}: cannot read ({e})") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            people = record.get("people") or []
+            width, height = record.get("width"), record.get("height")
+            record["poses"] = [Pose(_coco18(p, path, i), width, height) for i, p in enumerate(people)] if people else []
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+            raise PosekitError(f"{path}:{number}: not an extract-pose JSON line ({e})") from None
+        records.append(record)
+    return records

@@ -1,0 +1,273 @@
+"""What models read: ControlNet OpenPose skeleton images (drawing and reading back) and PATN heatmaps.
+
+The skeleton is drawn exactly as ControlNet 1.1's annotator draws the body (the images the
+`control_v11p_sd15_openpose` model was trained on): a black canvas; per person the 17 limbs as
+filled ellipses in limb order at 0.6 of their colour, then the 18 joints as filled circles at full
+colour; integer pixel positions, no anti-aliasing; missing points and their limbs not drawn.
+ControlNet draws at 512 px with stick width 4 and joint radius 4; on other canvases both scale
+with the short side (so a 1024 px skeleton looks like a 512 px one resized).
+
+Because every limb and joint has its own flat colour, a skeleton image can be read back into
+Poses (`parse_skeleton`): folders of ControlNet pose images then work as pose sources.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from posekit.pose.pose import LIMBS, NUM_KEYPOINTS, Pose
+
+# RGB; joint i and limb i share colour i (limbs use the first 17).
+COLORS = np.array([
+    [255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
+    [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
+    [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+], dtype=np.int32)
+LIMB_COLORS = (COLORS[: len(LIMBS)] * 0.6).astype(np.int32)  # int(c * 0.6), as ControlNet
+STICK_WIDTH = 4  # at 512 px
+JOINT_RADIUS = 4  # at 512 px
+
+# Palette classes for reading back: 0..17 joints, 18..34 limbs, 35 black.
+_PALETTE = np.concatenate([COLORS, LIMB_COLORS, np.zeros((1, 3), np.int32)])
+_BLACK = len(_PALETTE) - 1
+_LIMB0 = NUM_KEYPOINTS
+_TOLERANCE = 40  # colour distance (max over channels) still counted as a palette colour
+
+
+def line_size(width: int, height: int) -> int:
+    """Stick width and joint radius for a canvas: 4 at a 512 px short side, at least 1."""
+    return max(1, int(round(STICK_WIDTH * min(width, height) / 512)))
+
+
+# -- drawing -------------------------------------------------------------------------------
+def draw_skeleton(poses: Pose | list[Pose], width: int | None = None, height: int | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 ControlNet OpenPose skeleton of one or more people.
+
+    The canvas is the first pose's unless width/height are given; positions are drawn as they
+    are, in pixels (use `pose.resized(w, h)` to scale a pose to another canvas).
+    """
+    import cv2
+
+    poses = [poses] if isinstance(poses, Pose) else list(poses)
+    if width is None or height is None:
+        if not poses:
+            raise ValueError("draw_skeleton: no poses and no canvas size")
+        width = poses[0].width if width is None else width
+        height = poses[0].height if height is None else height
+    canvas = np.zeros((int(height), int(width), 3), np.uint8)
+    size = line_size(width, height)
+    for pose in poses:
+        kp, visible = pose.keypoints, pose.visible
+        for (a, b), color in zip(LIMBS, LIMB_COLORS):
+            if not (visible[a] and visible[b]):
+                continue
+            (xa, ya), (xb, yb) = kp[a, :2], kp[b, :2]
+            length = math.hypot(xa - xb, ya - yb)
+            angle = math.degrees(math.atan2(ya - yb, xa - xb))
+            centre = (int((xa + xb) / 2), int((ya + yb) / 2))
+            polygon = cv2.ellipse2Poly(centre, (int(length / 2), size), int(angle), 0, 360, 1)
+            cv2.fillConvexPoly(canvas, polygon, color.tolist())
+        for i in np.flatnonzero(visible):
+            cv2.circle(canvas, (int(kp[i, 0]), int(kp[i, 1])), size, COLORS[i].tolist(), thickness=-1)
+    return canvas
+
+
+# -- reading back --------------------------------------------------------------------------
+def _classes(image: np.ndarray) -> np.ndarray:
+    """(H, W) int8 palette class of each pixel: joint 0..17, limb 18..34, black 35, -1 other."""
+    img = np.asarray(image)[:, :, :3].astype(np.int16)
+    classes = np.full(img.shape[:2], _BLACK, np.int8)
+    lit = img.max(axis=2) > _TOLERANCE
+    pixels = img[lit]
+    if len(pixels):
+        dist = np.abs(pixels[:, None, :] - _PALETTE[None, :, :]).max(axis=2)
+        best = dist.argmin(axis=1)
+        classes[lit] = np.where(dist[np.arange(len(best)), best] <= _TOLERANCE, best, -1)
+    return classes
+
+
+def is_skeleton_image(image: np.ndarray) -> bool:
+    """True for a ControlNet OpenPose skeleton: mostly black, the rest in the skeleton's
+    palette, with at least two joints and one limb."""
+    classes = _classes(image)
+    black = classes == _BLACK
+    if black.mean() < 0.5:
+        return False
+    drawn = ~black
+    if drawn.sum() == 0 or (classes[drawn] == -1).mean() > 0.1:
+        return False
+    counts = np.bincount(classes[drawn & (classes >= 0)].astype(np.int64), minlength=len(_PALETTE))
+    return int((counts[:NUM_KEYPOINTS] >= 3).sum()) >= 2 and int(counts[_LIMB0:_BLACK].max(initial=0)) >= 3
+
+
+def parse_skeleton(image: np.ndarray) -> list[Pose]:
+    """Read a ControlNet OpenPose skeleton image back into Poses (largest person first).
+
+    Joints are found by colour (one connected blob per person and joint; the circle's centre is
+    fitted so that joints partly covered by later joints still land right) and grouped into
+    people along the limbs that join them. Canvas = the image's size; confidence 1.
+    """
+    import cv2
+
+    classes = _classes(image)
+    height, width = classes.shape
+    radius = _joint_radius(classes)
+    disk = _disk(radius)
+    joints: list[tuple[int, float, float]] = []  # (keypoint index, x, y)
+    for k in range(NUM_KEYPOINTS):
+        mask = (classes == k).astype(np.uint8)
+        if not mask.any():
+            continue
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for c in range(1, n):
+            if stats[c, cv2.CC_STAT_AREA] < 2:
+                continue  # stray pixel (JPEG noise), not a joint
+            x, y = _circle_centre(classes, labels == c, stats[c], k, radius, disk)
+            joints.append((k, x, y))
+    people = _group(joints, classes, radius)
+    poses = []
+    for members in people:
+        kp = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+        for j in members:
+            k, x, y = joints[j]
+            if kp[k, 2] == 0:
+                kp[k] = (x, y, 1.0)
+        poses.append(Pose(kp, width, height))
+    return sorted(poses, key=_size_key, reverse=True)
+
+
+def _size_key(pose: Pose):
+    x0, y0, x1, y1 = pose.bbox()
+    return (x1 - x0 + 1) * (y1 - y0 + 1), len(pose)
+
+
+def _joint_radius(classes: np.ndarray) -> int:
+    """The joints' circle radius, from the blobs' extents (the median blob is whole)."""
+    import cv2
+
+    halves = []
+    for k in range(NUM_KEYPOINTS):
+        mask = (classes == k).astype(np.uint8)
+        if mask.any():
+            n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+            halves += [(max(s[cv2.CC_STAT_WIDTH], s[cv2.CC_STAT_HEIGHT]) - 1) / 2 for s in stats[1:] if s[cv2.CC_STAT_AREA] >= 2]
+    return max(1, int(round(float(np.median(halves))))) if halves else 1
+
+
+def _disk(radius: int) -> np.ndarray:
+    """The pixel footprint cv2.circle fills for this radius, as (dy, dx) offsets."""
+    import cv2
+
+    canvas = np.zeros((2 * radius + 1, 2 * radius + 1), np.uint8)
+    cv2.circle(canvas, (radius, radius), radius, 1, thickness=-1)
+    return np.argwhere(canvas > 0) - radius
+
+
+def _circle_centre(classes, blob, stats, k, radius, disk) -> tuple[float, float]:
+    """Fit the circle of joint k to its blob: the centre whose disk best matches the blob.
+
+    Disk pixels of the joint's colour score +1, pixels that a later joint (drawn on top) may
+    have covered 0, anything else (black, limbs, earlier joints) -1. A whole blob has one best
+    centre; a half-covered one is pushed toward the covered side, where it really is.
+    """
+    import cv2
+
+    x0, y0 = stats[cv2.CC_STAT_LEFT], stats[cv2.CC_STAT_TOP]
+    x1, y1 = x0 + stats[cv2.CC_STAT_WIDTH] - 1, y0 + stats[cv2.CC_STAT_HEIGHT] - 1
+    height, width = classes.shape
+    best, centres = -np.inf, []
+    for cy in range(y1 - radius, y0 + radius + 1):
+        for cx in range(x1 - radius, x0 + radius + 1):
+            ys, xs = disk[:, 0] + cy, disk[:, 1] + cx
+            inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+            c = classes[ys[inside], xs[inside]]
+            score = int((c == k).sum()) - int(((c != k) & ~((c > k) & (c < NUM_KEYPOINTS))).sum())
+            if score > best:
+                best, centres = score, [(cx, cy)]
+            elif score == best:
+                centres.append((cx, cy))
+    if not centres:  # blob wider than the disk (two touching blobs): use its middle
+        ys, xs = np.nonzero(blob)
+        return float(np.round(xs.mean())), float(np.round(ys.mean()))
+    cx, cy = np.mean(centres, axis=0)
+    return float(cx), float(cy)
+
+
+def _group(joints, classes, radius) -> list[list[int]]:
+    """Join joints into people: two joints belong together when the limb between their types
+    is drawn, in its colour, along the segment between them."""
+    parent = list(range(len(joints)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    by_type: dict[int, list[int]] = {}
+    for j, (k, _, _) in enumerate(joints):
+        by_type.setdefault(k, []).append(j)
+    for limb, (a, b) in enumerate(LIMBS):
+        scored = []
+        for ja in by_type.get(a, []):
+            for jb in by_type.get(b, []):
+                score = _limb_score(classes, joints[ja][1:], joints[jb][1:], _LIMB0 + limb, radius)
+                if score is not None:
+                    scored.append((score, ja, jb))
+        used_a, used_b = set(), set()
+        for _, ja, jb in sorted(scored, reverse=True):
+            if ja in used_a or jb in used_b:
+                continue
+            used_a.add(ja)
+            used_b.add(jb)
+            parent[root(ja)] = root(jb)
+    groups: dict[int, list[int]] = {}
+    for j in range(len(joints)):
+        groups.setdefault(root(j), []).append(j)
+    return list(groups.values())
+
+
+def _limb_score(classes, pa, pb, limb_class, radius) -> float | None:
+    """Fraction of the segment a-b (outside the joint circles) drawn in the limb's colour, or
+    None when the limb is clearly not there (black gaps, or none of its colour)."""
+    (xa, ya), (xb, yb) = pa, pb
+    length = math.hypot(xb - xa, yb - ya)
+    if length <= 2 * radius + 2:
+        return 0.5  # joints touch: nothing between them to check
+    t = np.linspace(0.0, 1.0, max(8, int(length)))
+    t = t[(t * length > radius + 1) & ((1 - t) * length > radius + 1)]
+    xs = np.clip(np.round(xa + t * (xb - xa)).astype(int), 0, classes.shape[1] - 1)
+    ys = np.clip(np.round(ya + t * (yb - ya)).astype(int), 0, classes.shape[0] - 1)
+    c = classes[ys, xs]
+    own = float((c == limb_class).mean())
+    if own < 0.2 or (c == _BLACK).mean() > 0.1:
+        return None
+    return own
+
+
+# -- PATN heatmaps -------------------------------------------------------------------------
+def heatmaps(pose: Pose, sigma: float = 6.0, kind: str = "gaussian") -> np.ndarray:
+    """(H, W, 18) float32 keypoint maps at the pose's canvas size, as PATN reads them.
+
+    kind="gaussian": exp(-d^2 / (2 sigma^2)) around each point (the Market-1501 maps);
+    kind="pixel": a single 1 at each point (what DeepFashion's uint8-truncated maps hold, and
+    so what the published DeepFashion weights were trained on). Missing points give zeros.
+    """
+    if kind not in ("gaussian", "pixel"):
+        raise ValueError(f"heatmaps: kind must be 'gaussian' or 'pixel', not {kind!r}")
+    maps = np.zeros((pose.height, pose.width, NUM_KEYPOINTS), np.float32)
+    xs = np.arange(pose.width, dtype=np.float32)
+    ys = np.arange(pose.height, dtype=np.float32)
+    for i in np.flatnonzero(pose.visible):
+        x, y = pose.keypoints[i, :2]
+        if kind == "pixel":
+            col, row = int(round(float(x))), int(round(float(y)))
+            if 0 <= row < pose.height and 0 <= col < pose.width:
+                maps[row, col, i] = 1.0
+        else:  # the 2-D gaussian is separable: outer product of two 1-D ones
+            gx = np.exp(-((xs - x) ** 2) / (2 * sigma ** 2))
+            gy = np.exp(-((ys - y) ** 2) / (2 * sigma ** 2))
+            maps[:, :, i] = gy[:, None] * gx[None, :]
+    return maps
