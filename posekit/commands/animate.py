@@ -1,14 +1,107 @@
-"""Placeholder until this area lands (see the open issue); replaced by the real commands."""
+"""`posekit animate` (photo + pose sequence -> frames, sheet, GIF, Aseprite JSON) and
+`posekit evaluate` (pose fidelity and image similarity of generated frames)."""
 
-from posekit.errors import PosekitError
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
 
 
+def animate(
+    photo: Path = typer.Argument(..., help="Photo of the person to animate."),
+    poses: str = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Resample the clip to N frames."),
+    fps: float = typer.Option(12.0, "--fps", help="Playback speed (GIF, sheet.json durations)."),
+    columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="Frames per row of sheet.png (default: one row up to 8 frames)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Frame size WxH (frames are scaled to fit and padded)."),
+    retarget: bool = typer.Option(True, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
+    fmt: list[str] = typer.Option([], "--format", "-f", help="Also write animation.webp / animation.mp4 (webp | mp4). Repeatable."),
+    source_pose: Optional[Path] = typer.Option(None, "--source-pose", help="OpenPose JSON of the photo's pose (else detected)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same frames)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+    evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Measure pose fidelity of the frames (runs the detector on them)."),
+    # warp
+    background: str = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb."),
+    # gan
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="[gan] Run folder of train-gan, our .safetensors, or an official latest_net_netG.pth."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="[gan] Preset for official weights: deepfashion | market1501."),
+    batch_size: int = typer.Option(8, "--batch-size", help="[gan] Targets per forward pass."),
+    # diffusion
+    model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-v1-5", "--model", help="[diffusion] Hub id, diffusers folder, or .safetensors/.ckpt file."),
+    model_config: Optional[Path] = typer.Option(None, "--model-config", help="[diffusion] Diffusers config folder for a single-file --model (offline)."),
+    controlnet: str = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion] Hub id, folder, or 'none'."),
+    lora: Optional[str] = typer.Option(None, "--lora", help="[diffusion] LoRA weights file or folder."),
+    prompt: str = typer.Option("", "--prompt", help="[diffusion] Text prompt."),
+    negative_prompt: str = typer.Option("", "--negative-prompt", help="[diffusion] Negative prompt."),
+    strength: float = typer.Option(0.75, "--strength", min=0.0, max=1.0, help="[diffusion] img2img strength."),
+    steps: int = typer.Option(30, "--steps", min=1, help="[diffusion] Denoising steps."),
+    guidance: float = typer.Option(7.5, "--guidance", help="[diffusion] Classifier-free guidance scale."),
+    controlnet_scale: float = typer.Option(1.0, "--controlnet-scale", help="[diffusion] ControlNet conditioning scale."),
+    init: str = typer.Option("source", "--init", help="[diffusion] img2img start: source | warp."),
+    sheet: bool = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character)."),
+):
+    """Animate the person in PHOTO along a pose sequence: frames, sprite sheet, GIF, Aseprite JSON."""
+    from posekit.console import emit_json, err, info, quiet_libraries
 
-def animate():
-    """Not available yet."""
-    raise PosekitError("animate is not available yet")
+    quiet_libraries()
+    from posekit.animate import animate as run, method_options, parse_size
+    from posekit.methods import METHODS
+    from posekit.errors import UsageError
+
+    if method not in METHODS:
+        raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
+    if method == "warp":
+        from posekit.methods.warp import parse_background
+        parse_background(background)  # a bad colour fails before any work
+    flags = dict(background=background, seed=seed, checkpoint=checkpoint, dataset=dataset, device=device,
+                 batch_size=batch_size, model=model, model_config=model_config, controlnet=controlnet,
+                 lora=lora, prompt=prompt, negative_prompt=negative_prompt, strength=strength, steps=steps,
+                 guidance=guidance, controlnet_scale=controlnet_scale, init=init)
+    if sheet:  # only passed when asked, so methods without a sheet mode are not handed it
+        flags.update(sheet=True, columns=columns)
+    with err.status("animating", spinner="dots") as spinner:
+        summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
+                      size=parse_size(size), retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
+                      device=device, evaluate=evaluate, options=method_options(method, flags),
+                      status=lambda stage: spinner.update(stage))
+    if as_json:
+        emit_json(summary)
+        return
+    fid = summary["pose_fidelity"]
+    info(f"wrote {summary['frames']} frames ({summary['size'][0]}x{summary['size'][1]}, {method}) to {out}: "
+         f"frames/, poses/, sheet.png, sheet.json, " + ", ".join(f"animation.{f}" for f in ("gif", *fmt) if f in summary["files"]))
+    if fid is not None:
+        info(f"pose fidelity (PCK@0.5 torso, detector on the frames vs the target poses): {fid:.2f}")
+    secs = summary["seconds"]
+    info(f"{summary['seconds_total']:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()))
 
 
-def evaluate():
-    """Not available yet."""
-    raise PosekitError("evaluate is not available yet")
+def evaluate(
+    frames_dir: Path = typer.Argument(..., help="Folder of generated frames (e.g. OUT/frames)."),
+    poses: Path = typer.Option(..., "--poses", "-p", help="Folder of the target poses: <frame stem>_keypoints.json (e.g. OUT/poses)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Folder of ground-truth images with the frames' names: adds SSIM and mask-SSIM."),
+    alpha: float = typer.Option(0.5, "--alpha", min=0.0, help="PCK threshold as a fraction of the torso size."),
+    as_json: bool = typer.Option(False, "--json", help="Print per-frame and overall scores as one JSON object on stdout."),
+):
+    """Score generated frames: pose fidelity (PCK vs the target poses) and, with --reference, SSIM.
+
+    Pose fidelity: the embedded detector finds the person on each frame and PCK counts the target
+    keypoints it finds within --alpha x torso size. With --reference: SSIM and mask-SSIM."""
+    from posekit.console import emit_json, err, info, quiet_libraries
+
+    quiet_libraries()
+    from posekit.animate import evaluate_frames, format_table
+
+    with err.status("evaluating", spinner="dots"):
+        report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
+    if as_json:
+        emit_json(report)
+    else:
+        info(format_table(report))
+    if report["failed"]:
+        raise typer.Exit(1)

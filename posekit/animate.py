@@ -1,0 +1,321 @@
+"""The main job: one photo + a pose sequence -> frames, sprite sheet, GIF, engine data.
+
+    summary = animate("me.jpg", "walk", "out/")
+
+1. the source pose: read from --source-pose or detected on the photo (nobody found: an error
+   before anything is written),
+2. the clip: a motion name, OpenPose JSON, skeleton images, a video or extract-pose JSON lines,
+   resampled to --frames and laid on the photo's canvas,
+3. retargeting: every target pose is put on the subject's own limb lengths, scale and position,
+4. the method (warp | gan | diffusion) gets the source once and the whole clip at once, so every
+   frame shows the same person,
+5. outputs: frames/, poses/ (the targets in frame pixels: OpenPose JSON + skeleton PNGs),
+   sheet.png + sheet.json (Aseprite json-hash), animation.gif (+ webp/mp4),
+6. pose fidelity: the embedded detector is run on the frames and compared with the targets (PCK).
+
+`pose_fidelity` is also what `posekit evaluate` measures.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import PosekitError, UsageError
+
+MAX_SIDE = 1024  # photos are scaled down to this long side before the method runs
+
+# The method flags `posekit animate` and `posekit transfer` share, by method (option names of the
+# Method constructors). `method_options` picks the ones a method takes from all flags given.
+METHOD_FLAGS = {
+    "warp": ("background", "seed"),
+    "gan": ("checkpoint", "dataset", "device", "batch_size"),
+    "diffusion": ("model", "model_config", "controlnet", "lora", "prompt", "negative_prompt", "strength",
+                  "steps", "guidance", "controlnet_scale", "seed", "init", "device", "sheet", "columns"),
+}
+
+
+def method_options(method: str, flags: dict) -> dict:
+    """The subset of CLI `flags` (name -> value) that `method`'s constructor takes."""
+    return {k: flags[k] for k in METHOD_FLAGS.get(method, ()) if k in flags}
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'128x160' -> (128, 160); None stays None."""
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x256") from None
+    if w < 8 or h < 8 or w > 8192 or h > 8192:
+        raise UsageError(f"--size {text!r}: each side must be 8 to 8192 pixels")
+    return w, h
+
+
+def clip_name(source: str) -> str:
+    """The name a clip gets in sheet.json's frameTags: the motion name or the file's stem."""
+    p = Path(source.rstrip("/"))
+    return (p.stem or "animation") if (p.exists() or p.suffix) else source
+
+
+class Timer:
+    """Seconds spent per stage (for the summary and the benchmark)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+
+
+def working_image(image: np.ndarray) -> tuple[np.ndarray, float]:
+    """The photo scaled so its long side is at most MAX_SIDE, and the scale used."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = min(1.0, MAX_SIDE / max(h, w))
+    if s == 1.0:
+        return image, 1.0
+    return cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), s
+
+
+def letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale a frame uniformly to fit width x height and pad the rest (transparent for RGBA,
+    the frame's edge colours otherwise), the same way Pose.fitted moves a pose."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    s = min(width / w, height / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    x0, y0 = round((width - w * s) / 2), round((height - h * s) / 2)
+    x0, y0 = min(max(x0, 0), width - nw), min(max(y0, 0), height - nh)
+    rgba = frame.ndim == 3 and frame.shape[2] == 4
+    return cv2.copyMakeBorder(small, y0, height - nh - y0, x0, width - nw - x0,
+                              cv2.BORDER_CONSTANT if rgba else cv2.BORDER_REPLICATE, value=(0, 0, 0, 0))
+
+
+def in_frame(pose):
+    """The pose without the keypoints that fall outside its canvas (no detector can find them)."""
+    from posekit.pose.pose import Pose
+
+    kp = pose.keypoints.copy()
+    outside = (kp[:, 0] < 0) | (kp[:, 1] < 0) | (kp[:, 0] > pose.width - 1) | (kp[:, 1] > pose.height - 1)
+    kp[outside] = 0
+    return Pose(kp, pose.width, pose.height)
+
+
+def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, detector=None) -> list[float | None]:
+    """Per frame: PCK (fraction of the target's keypoints within alpha x torso size) of the pose
+    the embedded detector finds on the frame against the target pose (in frame pixels). Target
+    keypoints outside the frame are not counted; a frame where nobody is found scores 0; None
+    where the target has no keypoint in the frame."""
+    from posekit.images import to_rgb
+    from posekit.metrics import pck
+    from posekit.pose.detect import load_detector
+
+    own = detector is None
+    detector = load_detector("blazepose") if own else detector
+    try:
+        found = detector.detect([to_rgb(f) for f in frames])
+    finally:
+        if own:
+            detector.close()
+    scores: list[float | None] = []
+    for people, target in zip(found, targets):
+        target = in_frame(target)
+        if not len(target):
+            scores.append(None)
+        elif not people:
+            scores.append(0.0)
+        else:
+            scores.append(float(pck(people[0], target, alpha=alpha, reference="torso")))
+    return scores
+
+
+def mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp", frames: int | None = None,
+            fps: float = 12.0, columns: int | None = None, size: tuple[int, int] | None = None,
+            retarget: bool = True, source_pose: str | Path | None = None, formats=("gif",),
+            device: str = "auto", evaluate: bool = True, options: dict | None = None,
+            status=lambda stage: None) -> dict:
+    """Run the whole job (see the module docstring); returns the summary written by the CLI.
+
+    `options` go to the method's constructor (see `method_options`); `status(stage)` is called as
+    each stage starts (the CLI shows it in its progress line)."""
+    from posekit.images import load_image
+    from posekit.methods import load_method
+    from posekit.pose.sources import load_poses, source_pose_of
+
+    formats = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+    from posekit.sheet import ANIMATION_FORMATS
+    for f in formats:
+        if f not in ANIMATION_FORMATS:
+            raise UsageError(f"--format {f!r}: choose from {', '.join(ANIMATION_FORMATS)}")
+    if fps <= 0:
+        raise UsageError(f"--fps {fps}: must be above 0")
+    timer = Timer()
+
+    status("detecting the source pose")
+    with timer("detection"):
+        full = load_image(photo)
+        src_pose = source_pose_of(full, Path(photo), source_pose, device=device)
+        image, s = working_image(full)
+        src_pose = src_pose.resized(image.shape[1], image.shape[0]) if s != 1.0 else src_pose
+        h, w = image.shape[:2]
+        clip = [t.fitted(w, h) for t in load_poses(str(poses), frames=frames, device=device)]
+    if not clip:
+        raise PosekitError(f"--poses {poses}: no poses found")
+
+    status("retargeting")
+    with timer("retargeting"):
+        if retarget:
+            from posekit.pose.retarget import retarget as retarget_clip
+            clip = retarget_clip(clip, src_pose)
+
+    status(f"{method}: {len(clip)} frames")
+    with timer("method"):
+        m = load_method(method, image, src_pose, **(options or {}))
+        images = m(clip)
+        frame_poses = [m.frame_pose(t) for t in clip]
+    if size is not None:
+        images = [letterbox(f, *size) for f in images]
+        frame_poses = [p.fitted(*size) for p in frame_poses]
+
+    status("writing")
+    with timer("writing"):
+        files = write_outputs(Path(out), images, frame_poses, fps=fps, columns=columns,
+                              tag=clip_name(str(poses)), formats=formats)
+
+    fidelity = None
+    if evaluate:
+        status("evaluating pose fidelity")
+        with timer("evaluation"):
+            fidelity = mean(pose_fidelity(images, frame_poses))
+    fh, fw = images[0].shape[:2]
+    return {"out": str(out), "method": method, "frames": len(images), "fps": fps, "size": [fw, fh],
+            "files": files, "pose_fidelity": fidelity,
+            "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            "seconds_total": round(sum(timer.seconds.values()), 3)}
+
+
+def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, columns: int | None,
+                  tag: str, formats=("gif",)) -> dict:
+    """frames/, poses/, sheet.png, sheet.json and the animations; returns their paths."""
+    from posekit.images import save_image
+    from posekit.pose.formats import keypoints_json_name, write_openpose_json
+    from posekit.pose.render import draw_skeleton
+    from posekit.sheet import write_animation, write_sheet
+
+    digits = max(3, len(str(len(images) - 1)))
+    for i, (frame, pose) in enumerate(zip(images, poses)):
+        stem = f"frame_{i:0{digits}d}"
+        save_image(frame, out / "frames" / f"{stem}.png")
+        write_openpose_json([pose], out / "poses" / keypoints_json_name(stem))
+        save_image(draw_skeleton(pose), out / "poses" / f"{stem}.png")
+    sheet, sheet_json = write_sheet(images, out / "sheet.png", out / "sheet.json", columns=columns, fps=fps, tag=tag)
+    files = {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(sheet), "sheet_json": str(sheet_json)}
+    for f in formats:
+        files[f] = str(write_animation(images, out / f"animation.{f}", fps=fps))
+    return files
+
+
+# -- evaluate ------------------------------------------------------------------------------
+def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: str | Path | None = None,
+                    alpha: float = 0.5, detector=None) -> dict:
+    """Score each image of frames_dir against its target pose (poses_dir/<stem>_keypoints.json)
+    and, with `reference`, against the image of the same stem there.
+
+    Returns {"frames": [{"frame", "pck", "ssim", "mask_ssim"}...], "overall": {...}, "alpha",
+    "failed": [{"frame", "error"}...]}; a frame that cannot be scored is reported, the others
+    are still scored."""
+    from posekit.console import warn
+    from posekit.images import IMAGE_SUFFIXES, load_image
+    from posekit.pose.formats import keypoints_json_name, read_openpose_json
+
+    frames_dir, poses_dir = Path(frames_dir), Path(poses_dir)
+    if not frames_dir.is_dir():
+        raise UsageError(f"{frames_dir}: not a folder; pass the folder of frames (e.g. OUT/frames)")
+    if not poses_dir.is_dir():
+        raise UsageError(f"--poses {poses_dir}: not a folder; pass the folder of target poses (e.g. OUT/poses)")
+    if reference is not None and not Path(reference).is_dir():
+        raise UsageError(f"--reference {reference}: not a folder of images")
+    paths = sorted(p for p in frames_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise PosekitError(f"{frames_dir}: no images found")
+    refs = {} if reference is None else {p.stem: p for p in sorted(Path(reference).iterdir())
+                                          if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+    names, images, targets, references, failed = [], [], [], [], []
+    for path in paths:
+        try:
+            image = load_image(path)
+            h, w = image.shape[:2]
+            pose_file = poses_dir / keypoints_json_name(path.stem)
+            if not pose_file.exists():
+                raise PosekitError(f"{path.name}: no target pose {pose_file}")
+            people = read_openpose_json(pose_file, size=(w, h))
+            if not people:
+                raise PosekitError(f"{pose_file}: no person in the file")
+            target = people[0] if people[0].size == (w, h) else people[0].resized(w, h)
+            ref = None
+            if reference is not None:
+                if path.stem not in refs:
+                    raise PosekitError(f"{path.name}: no reference image named {path.stem}.* in {reference}")
+                ref = load_image(refs[path.stem])
+                if ref.shape != image.shape:
+                    raise PosekitError(f"{refs[path.stem]}: {ref.shape[1]}x{ref.shape[0]}, but the frame is {w}x{h}")
+        except PosekitError as e:
+            warn(str(e))
+            failed.append({"frame": path.name, "error": str(e)})
+            continue
+        names.append(path.name)
+        images.append(image)
+        targets.append(target)
+        references.append(ref)
+
+    scores = pose_fidelity(images, targets, alpha=alpha, detector=detector) if images else []
+    rows = []
+    for name, image, target, ref, score in zip(names, images, targets, references, scores):
+        row = {"frame": name, "pck": score}
+        if ref is not None:
+            from posekit.metrics import mask_ssim, ssim
+            row["ssim"] = float(ssim(image, ref))
+            row["mask_ssim"] = float(mask_ssim(image, ref, target))
+        rows.append(row)
+    overall = {"pck": mean(r["pck"] for r in rows)}
+    if reference is not None:
+        overall.update(ssim=mean(r.get("ssim") for r in rows), mask_ssim=mean(r.get("mask_ssim") for r in rows))
+    return {"frames": rows, "overall": overall, "alpha": alpha, "count": len(rows), "failed": failed}
+
+
+def format_table(report: dict) -> str:
+    """The evaluate report as an aligned text table (per frame, then overall)."""
+    cols = [c for c in ("pck", "ssim", "mask_ssim") if c in report["overall"]]
+    width = max([len(r["frame"]) for r in report["frames"]] + [len("overall")])
+
+    def cell(v):
+        return f"{'-':>9}" if v is None else f"{v:9.3f}"
+
+    lines = [f"{'frame':<{width}}" + "".join(f"{c:>10}" for c in cols)]
+    for r in report["frames"]:
+        lines.append(f"{r['frame']:<{width}}" + "".join(" " + cell(r.get(c)) for c in cols))
+    lines.append(f"{'overall':<{width}}" + "".join(" " + cell(report["overall"][c]) for c in cols))
+    lines.append(f"PCK@{report['alpha']:g} of the torso size over {report['count']} frames"
+                 + (f"; {len(report['failed'])} could not be scored" if report["failed"] else ""))
+    return "\n".join(lines)
