@@ -78,14 +78,20 @@ def make_tiny_sd(folder) -> Path:
 
 
 def make_tiny_controlnet(folder) -> Path:
-    """Write a tiny ControlNet folder matching make_tiny_sd's UNet. Its zero convolutions are
-    given small random weights so that the skeleton visibly changes the output (a freshly
-    initialised ControlNet adds exactly nothing)."""
+    """Write a tiny ControlNet folder matching make_tiny_sd's UNet. Its zero convolutions get
+    random weights so that the skeleton visibly changes the output: a freshly initialised
+    ControlNet adds exactly nothing."""
     from diffusers import ControlNetModel
 
     controlnet = ControlNetModel.from_unet(_tiny_unet(), conditioning_embedding_out_channels=(8, 8, 16, 16))
     torch.manual_seed(1)
     with torch.no_grad():
+        # He-initialise the conditioning embedding so the control image's content (not just the
+        # biases) survives its eight small layers, and open the zero convs
+        for conv in controlnet.controlnet_cond_embedding.modules():
+            if isinstance(conv, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(conv.weight)
+                conv.bias.zero_()
         for conv in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
             conv.weight.normal_(0.0, 0.5)
     controlnet.save_pretrained(folder)

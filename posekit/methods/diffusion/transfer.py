@@ -1,0 +1,178 @@
+"""Pose transfer with Stable Diffusion: img2img from the source photo, steered by ControlNet.
+
+    method = DiffusionMethod(photo, photo_pose, model=..., controlnet=..., prompt="a photo of sks person")
+    frames = method(target_poses)
+
+Each target pose is drawn as a ControlNet OpenPose skeleton; the source photo (or, with
+init="warp", the source warped into that pose by the classical method) is noised to `strength`
+and denoised towards the prompt under the skeleton's control. Every frame starts from the same
+seed, so the same noise: frames differ only where the pose does, and the same seed gives the
+same image.
+
+sheet=True is the seed paper's figure-6 trick: all skeletons laid out on one canvas (and the init
+images tiled the same way), generated in one pass and cut back into frames, so the character
+comes out the same in every frame because it is one image. The sheet is kept within
+`sheet_side` pixels a side (SD 1.x degrades far beyond its training size), and each cell is
+resized back to the frame size.
+
+Output frames have the source's size rounded to a multiple of 8 (the VAE's stride).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from posekit.errors import UsageError
+from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, load_pipeline
+from posekit.pose.pose import Pose
+
+INITS = ("source", "warp")
+
+
+def round8(n: float) -> int:
+    """The nearest multiple of 8, at least 8."""
+    return max(8, int(round(n / 8.0)) * 8)
+
+
+def grid(n: int, columns: int | None = None) -> tuple[int, int]:
+    """(columns, rows) of a sheet holding n cells: square-ish unless columns is given."""
+    cols = max(1, min(n, columns or math.ceil(math.sqrt(n))))
+    return cols, math.ceil(n / cols)
+
+
+class DiffusionMethod:
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, model: str = DEFAULT_MODEL,
+                 model_config=None, controlnet: str | None = DEFAULT_CONTROLNET, lora: str | None = None,
+                 prompt: str = "", negative_prompt: str = "", strength: float = 0.75, steps: int = 30,
+                 guidance: float = 7.5, controlnet_scale: float = 1.0, seed: int = 0, init: str = "source",
+                 device: str = "auto", sheet: bool = False, columns: int | None = None, sheet_side: int = 1024):
+        if init not in INITS:
+            raise UsageError(f"--init {init!r}: choose one of {', '.join(INITS)}")
+        if int(steps * strength) < 1:
+            raise UsageError(f"--strength {strength} with --steps {steps} leaves no denoising step; "
+                             "raise --strength or --steps")
+        self.source = np.ascontiguousarray(source_image[:, :, :3])
+        self.source_pose = source_pose
+        self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
+        self.prompt, self.negative_prompt = prompt, negative_prompt
+        self.strength, self.steps, self.guidance = strength, steps, guidance
+        self.controlnet_scale, self.seed = controlnet_scale, seed
+        self.sheet, self.columns, self.sheet_side = sheet, columns, sheet_side
+        self.warp = self._warp_method() if init == "warp" else None
+        self.pipe = load_pipeline(model, model_config, controlnet, lora, device)
+        self.controlled = hasattr(self.pipe, "controlnet")
+        self.embeds = self._prompt_embeds()
+
+    def _warp_method(self):
+        try:
+            from posekit.methods.warp import WarpMethod
+        except ImportError:
+            raise UsageError("--init warp needs the warp method, which this installation lacks; use --init source") from None
+        return WarpMethod(self.source, self.source_pose, seed=self.seed)
+
+    def _prompt_embeds(self) -> dict:
+        """Encode the prompts once for the whole clip (the text encoder is then idle)."""
+        import torch
+
+        with torch.inference_mode():
+            pos, neg = self.pipe.encode_prompt(self.prompt, self.pipe.device, 1, self.guidance > 1.0,
+                                               self.negative_prompt or None)
+        return {"prompt_embeds": pos, "negative_prompt_embeds": neg}
+
+    # -- the Method contract --------------------------------------------------------------
+    def frame_pose(self, pose: Pose) -> Pose:
+        """A target pose (on the source canvas) in output-frame pixels."""
+        if self.warp is not None:
+            pose = self.warp.frame_pose(pose)
+        return pose.resized(*self.size)
+
+    def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
+        if not targets:
+            return []
+        inits = self._init_images(targets)
+        poses = [self.frame_pose(t) for t in targets]
+        with self._progress(len(targets)) as step:
+            if self.sheet and len(targets) > 1:
+                return self._sheet(inits, poses, step)
+            return [self._generate(init, self._skeleton(pose), step) for init, pose in zip(inits, poses)]
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _init_images(self, targets: list[Pose]) -> list[np.ndarray]:
+        if self.warp is None:
+            return [resize(self.source, self.size)] * len(targets)
+        from posekit.images import to_rgb
+
+        return [resize(to_rgb(f), self.size) for f in self.warp(targets)]
+
+    def _generate(self, init: np.ndarray, skeleton: np.ndarray | None, step) -> np.ndarray:
+        """One img2img pass from `init`, with `skeleton` as the ControlNet image."""
+        import torch
+        from PIL import Image
+
+        kwargs = dict(image=Image.fromarray(init), strength=self.strength, num_inference_steps=self.steps,
+                      guidance_scale=self.guidance, output_type="np", callback_on_step_end=step,
+                      # the same seed for every frame: same noise, so frames differ only by pose
+                      generator=torch.Generator("cpu").manual_seed(self.seed), **self.embeds)
+        if self.controlled:
+            kwargs.update(control_image=Image.fromarray(skeleton), controlnet_conditioning_scale=self.controlnet_scale)
+        with torch.inference_mode():
+            out = self.pipe(**kwargs).images[0]
+        return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+    def _skeleton(self, pose: Pose) -> np.ndarray | None:
+        if not self.controlled:
+            return None
+        from posekit.pose.render import draw_skeleton
+
+        return draw_skeleton(pose)
+
+    def _sheet(self, inits: list[np.ndarray], poses: list[Pose], step) -> list[np.ndarray]:
+        """Tile inits and skeletons on one canvas, generate once, cut into frames. Skeletons are
+        drawn per cell so their stick width suits the cell, as in the single-frame case."""
+        w, h = self.size
+        cols, rows = grid(len(poses), self.columns)
+        s = min(1.0, self.sheet_side / max(cols * w, rows * h))
+        cw, ch = round8(w * s), round8(h * s)
+        init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
+        skeleton = np.zeros_like(init)
+        cells = [divmod(i, cols) for i in range(len(poses))]
+        for i in range(rows * cols):  # empty cells get the source: context, never cut out
+            r, c = divmod(i, cols)
+            init[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize(inits[i] if i < len(inits) else inits[0], (cw, ch))
+            if i < len(poses) and self.controlled:
+                skeleton[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = self._skeleton(poses[i].resized(cw, ch))
+        sheet = self._generate(init, skeleton, step)
+        return [resize(sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw], (w, h)) for r, c in cells]
+
+    def _progress(self, frames: int):
+        """A progress bar over all denoising steps, advanced by the pipeline's step callback."""
+        from contextlib import contextmanager
+
+        from posekit.console import progress
+
+        passes = 1 if self.sheet and frames > 1 else frames
+        total = passes * max(1, int(self.steps * self.strength))
+
+        @contextmanager
+        def bar():
+            with progress() as p:
+                task = p.add_task("diffusion", total=total, status="")
+
+                def step(pipe, i, t, callback_kwargs):
+                    p.advance(task)
+                    return callback_kwargs
+
+                yield step
+
+        return bar()
+
+
+def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(width, height) resize with Lanczos; the same array when the size already matches."""
+    if (image.shape[1], image.shape[0]) == tuple(size):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize(tuple(size), Image.LANCZOS))
