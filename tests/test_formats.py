@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+
+from posekit.errors import PosekitError
+from posekit.pose import INDEX, Pose
+from posekit.pose.formats import (BODY25_TO_COCO18, keypoints_json_name, openpose_dict, read_jsonl,
+                                  read_openpose_json, read_patn_annotations, write_openpose_json,
+                                  write_patn_annotations)
+
+
+def person(width=300, height=400, missing=("l_wrist", "r_ear"), seed=0):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform([10, 10], [width - 10, height - 10], size=(18, 2)).astype(np.float32)
+    for name in missing:
+        xy[INDEX[name]] = np.nan
+    conf = rng.uniform(0.3, 1.0, 18)
+    return Pose.from_xy(xy, width, height, confidence=conf)
+
+
+def test_openpose_json_round_trip_keeps_people_missing_points_and_canvas(tmp_path):
+    poses = [person(seed=1), person(missing=(), seed=2)]
+    path = write_openpose_json(poses, tmp_path / keypoints_json_name("photo"))
+    assert path.name == "photo_keypoints.json"
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 1.3 and len(doc["people"]) == 2
+    flat = doc["people"][0]["pose_keypoints_2d"]
+    assert len(flat) == 54
+    assert flat[3 * INDEX["l_wrist"]: 3 * INDEX["l_wrist"] + 3] == [0, 0, 0]
+    assert doc["people"][0]["hand_left_keypoints_2d"] == [] and doc["people"][0]["person_id"] == [-1]
+    assert (doc["canvas_width"], doc["canvas_height"]) == (300, 400)
+    back = read_openpose_json(path)
+    assert all(a.allclose(b, atol=1e-3) for a, b in zip(poses, back))
+    assert [p.name for p in tmp_path.iterdir()] == ["photo_keypoints.json"]  # no temp files left
+
+
+def test_empty_people_still_records_the_canvas(tmp_path):
+    path = write_openpose_json([], tmp_path / "x_keypoints.json", size=(64, 48))
+    doc = json.loads(path.read_text())
+    assert doc["people"] == [] and (doc["canvas_width"], doc["canvas_height"]) == (64, 48)
+    assert read_openpose_json(path) == []
+
+
+def test_body25_file_is_read_as_coco18(tmp_path):
+    body25 = np.zeros((25, 3), np.float32)
+    body25[:, 0] = np.arange(25) * 10 + 5  # x encodes the BODY_25 index
+    body25[:, 1] = 50
+    body25[:, 2] = 0.9
+    body25[10] = 0  # r_knee missing
+    path = tmp_path / "frame_keypoints.json"
+    path.write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": body25.ravel().tolist()}]}))
+    (pose,) = read_openpose_json(path, size=(400, 100))
+    assert pose.size == (400, 100)
+    assert pose["nose"].tolist() == [5, 50]
+    assert pose["r_hip"].tolist() == [95, 50]  # BODY_25 9; 8 (mid-hip) is dropped
+    assert pose["l_ear"].tolist() == [185, 50]  # BODY_25 18; the feet 19..24 are dropped
+    assert pose["r_knee"] is None
+    assert list(BODY25_TO_COCO18) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+
+
+def test_canvas_from_file_keys_then_size_then_image_beside_then_keypoints(tmp_path):
+    from PIL import Image
+
+    flat = person(200, 100, missing=()).to_openpose()
+    doc = {"people": [{"pose_keypoints_2d": flat}]}
+    path = tmp_path / "shot_keypoints.json"
+    path.write_text(json.dumps(doc))
+    inferred = read_openpose_json(path)[0]
+    xy = inferred.keypoints[:, :2]
+    assert inferred.width > xy[:, 0].max() and inferred.height > xy[:, 1].max()
+    assert read_openpose_json(path, size=(640, 480))[0].size == (640, 480)
+    Image.new("RGB", (222, 111)).save(tmp_path / "shot.jpg")
+    assert read_openpose_json(path)[0].size == (222, 111)
+    path.write_text(json.dumps({**doc, "canvas_width": 512, "canvas_height": 768}))
+    assert read_openpose_json(path, size=(640, 480))[0].size == (512, 768)
+
+
+def test_normalised_coordinates_are_scaled_to_the_canvas(tmp_path):
+    pose = person(100, 50, missing=("nose",))
+    kp = pose.keypoints.copy()
+    kp[:, :2] /= np.float32([100, 50])
+    path = tmp_path / "n.json"
+    path.write_text(json.dumps({"people": [{"pose_keypoints_2d": kp.ravel().tolist()}],
+                                "canvas_width": 100, "canvas_height": 50}))
+    assert read_openpose_json(path)[0].allclose(pose, atol=1e-3)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not valid JSON"),
+    ('{"people": [{"pose_keypoints_2d": [1, 2, 3]}]}', r"expected 54 \(COCO-18\) or 75 \(BODY_25\)"),
+    ('{"animations": []}', "not an OpenPose keypoint file"),
+])
+def test_bad_openpose_files_name_the_file(tmp_path, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(PosekitError, match=message) as e:
+        read_openpose_json(path)
+    assert str(path) in str(e.value)
+    with pytest.raises(PosekitError, match="no such file"):
+        read_openpose_json(tmp_path / "missing.json")
+
+
+def test_patn_annotation_csv_matches_the_official_layout(tmp_path):
+    a, b = person(176, 256, seed=3), person(176, 256, missing=(), seed=4)
+    path = write_patn_annotations([("img_a.jpg", a), ("img_b.jpg", b)], tmp_path / "ann.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "name:keypoints_y:keypoints_x"
+    # read it the way PATN's data/keypoint.py does: split on ':', each array as JSON
+    name, ys, xs = lines[1].split(":")
+    ys, xs = json.loads(ys), json.loads(xs)
+    assert name == "img_a.jpg" and len(ys) == len(xs) == 18
+    assert all(isinstance(v, int) for v in ys + xs)
+    i = INDEX["l_wrist"]
+    assert ys[i] == xs[i] == -1
+    j = INDEX["neck"]
+    assert (xs[j], ys[j]) == (round(float(a.keypoints[j, 0])), round(float(a.keypoints[j, 1])))
+    back = read_patn_annotations(path, 176, 256)
+    assert set(back) == {"img_a.jpg", "img_b.jpg"}
+    assert np.array_equal(back["img_a.jpg"].visible, a.visible)
+    assert np.abs(back["img_b.jpg"].keypoints[:, :2] - b.keypoints[:, :2]).max() <= 0.5
+
+
+def test_read_jsonl_gives_poses_and_keeps_failures(tmp_path):
+    pose = person(64, 64)
+    path = tmp_path / "poses.jsonl"
+    path.write_text(
+        json.dumps({"path": "a.png", "width": 64, "height": 64, "people": [{"pose_keypoints_2d": pose.to_openpose()}]}) + "\n"
+        + json.dumps({"path": "b.png", "width": None, "height": None, "people": [], "error": "b.png: empty file"}) + "\n")
+    a, b = read_jsonl(path)
+    assert a["path"] == "a.png" and a["poses"][0].allclose(pose, atol=1e-3)
+    assert b["poses"] == [] and "error" in b
+
+
+def test_openpose_dict_has_every_person_field():
+    doc = openpose_dict([person()])
+    assert set(doc["people"][0]) == {"person_id", "pose_keypoints_2d", "face_keypoints_2d",
+                                     "hand_left_keypoints_2d", "hand_right_keypoints_2d", "pose_keypoints_3d",
+                                     "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d"}
