@@ -1,0 +1,115 @@
+"""Sprite sheets, Aseprite JSON, GIF/WebP/MP4: read back what was written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from posekit.errors import PosekitError
+from posekit.sheet import aseprite_json, grid, sprite_sheet, write_animation, write_sheet
+
+
+def frames_rgb(n=5, h=30, w=41):
+    # each frame a distinct colour, with a marker pixel so placement errors show
+    out = []
+    for i in range(n):
+        f = np.full((h, w, 3), (i * 40, 255 - i * 40, 100), np.uint8)
+        f[0, 0] = (255, 255, 255)
+        out.append(f)
+    return out
+
+
+def test_grid_defaults_and_columns():
+    assert grid(5) == (5, 1)
+    assert grid(8) == (8, 1)
+    assert grid(12) == (4, 3)
+    assert grid(7, columns=3) == (3, 3)
+    assert grid(3, columns=10) == (3, 1)
+    with pytest.raises(PosekitError):
+        grid(0)
+
+
+def test_sprite_sheet_places_frames_row_major():
+    frames = frames_rgb(5)
+    sheet, rects = sprite_sheet(frames, columns=2)
+    assert sheet.shape == (3 * 30, 2 * 41, 4)
+    assert rects[3] == (41, 30, 41, 30)
+    for f, (x, y, w, h) in zip(frames, rects):
+        assert np.array_equal(sheet[y:y + h, x:x + w, :3], f)
+        assert (sheet[y:y + h, x:x + w, 3] == 255).all()
+    assert (sheet[60:, 41:, 3] == 0).all()  # the empty sixth cell is transparent
+
+
+def test_sprite_sheet_rejects_mixed_sizes():
+    with pytest.raises(PosekitError, match="differ in size"):
+        sprite_sheet([np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4, 3), np.uint8)])
+
+
+def test_aseprite_json_hash_format(tmp_path):
+    png, js = write_sheet(frames_rgb(5), tmp_path / "sheet.png", tmp_path / "sheet.json", columns=3, fps=8, tag="walk")
+    data = json.loads(js.read_text())
+    sheet = Image.open(png)
+    assert sheet.mode == "RGBA" and sheet.size == (3 * 41, 2 * 30)
+    assert list(data["frames"]) == ["0", "1", "2", "3", "4"]
+    f4 = data["frames"]["4"]
+    assert f4 == {"frame": {"x": 41, "y": 30, "w": 41, "h": 30}, "rotated": False, "trimmed": False,
+                  "spriteSourceSize": {"x": 0, "y": 0, "w": 41, "h": 30}, "sourceSize": {"w": 41, "h": 30},
+                  "duration": 125}
+    meta = data["meta"]
+    assert meta["image"] == "sheet.png" and meta["format"] == "RGBA8888" and meta["scale"] == "1"
+    assert meta["size"] == {"w": sheet.size[0], "h": sheet.size[1]}
+    assert meta["frameTags"] == [{"name": "walk", "from": 0, "to": 4, "direction": "forward"}]
+    assert meta["layers"] == [] and meta["slices"] == []
+    # every frame rectangle lies inside the sheet, as Phaser's loader expects
+    for f in data["frames"].values():
+        r = f["frame"]
+        assert r["x"] + r["w"] <= meta["size"]["w"] and r["y"] + r["h"] <= meta["size"]["h"]
+
+
+def test_aseprite_durations_follow_fps():
+    data = aseprite_json([(0, 0, 4, 4)] * 3, (12, 4), fps=12)
+    assert {f["duration"] for f in data["frames"].values()} == {83}
+
+
+def test_gif_loops_forever_with_fps_durations(tmp_path):
+    path = write_animation(frames_rgb(5), tmp_path / "a.gif", fps=10)
+    im = Image.open(path)
+    assert im.n_frames == 5 and im.info["loop"] == 0
+    durations, firsts = [], []
+    for frame in ImageSequence.Iterator(im):
+        durations.append(frame.info["duration"])
+        firsts.append(np.asarray(frame.convert("RGB"))[10, 10].tolist())
+    assert durations == [100] * 5
+    assert firsts == [[i * 40, 255 - i * 40, 100] for i in range(5)]
+
+
+def test_gif_keeps_transparency(tmp_path):
+    frames = [np.dstack([f, np.zeros(f.shape[:2], np.uint8)]) for f in frames_rgb(3)]
+    for f in frames:
+        f[5:20, 5:20, 3] = 255
+    im = Image.open(write_animation(frames, tmp_path / "t.gif", fps=12))
+    for frame in ImageSequence.Iterator(im):
+        rgba = np.asarray(frame.convert("RGBA"))
+        assert rgba[0, 40, 3] == 0 and rgba[10, 10, 3] == 255
+
+
+def test_webp_is_animated_and_loops(tmp_path):
+    im = Image.open(write_animation(frames_rgb(4), tmp_path / "a.webp", fps=12))
+    assert im.n_frames == 4 and im.info.get("loop") == 0
+
+
+def test_mp4_has_every_frame(tmp_path):
+    import imageio.v3 as iio
+
+    path = write_animation(frames_rgb(6, h=31, w=41), tmp_path / "a.mp4", fps=12)
+    video = iio.imread(path, plugin="FFMPEG")
+    assert video.shape[0] == 6 and video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0
+    assert abs(int(video[3, 10, 10, 0]) - 120) < 12  # frame order kept
+
+
+def test_unknown_animation_format(tmp_path):
+    with pytest.raises(PosekitError, match="unknown animation format"):
+        write_animation(frames_rgb(2), tmp_path / "a.avi")

@@ -1,0 +1,167 @@
+"""The warp method on real pictures: the rendered full-body figure (examples/figure.png, whose
+true pose and silhouette we know) and scikit-image's astronaut photo."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from posekit.errors import UsageError
+from posekit.methods.warp import WarpMethod, parse_background
+from posekit.pose.pose import INDEX, Pose
+
+FIGURE = REPO / "examples" / "figure.png"
+
+
+def rotated(pose: Pose, joint: str, names, degrees: float) -> Pose:
+    """The pose with keypoints `names` turned about `joint` (a hand-made target pose)."""
+    kp = pose.keypoints.copy()
+    c = kp[INDEX[joint], :2].copy()
+    t = np.deg2rad(degrees)
+    r = np.float32([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    for n in names:
+        kp[INDEX[n], :2] = (kp[INDEX[n], :2] - c) @ r.T + c
+    return Pose(kp, pose.width, pose.height)
+
+
+@pytest.fixture(scope="module")
+def figure():
+    from posekit.images import load_image
+
+    data = json.loads((REPO / "examples" / "figure_keypoints.json").read_text())
+    pose = Pose(np.float32(data["people"][0]["pose_keypoints_2d"]).reshape(18, 3), 384, 512)
+    return load_image(FIGURE), pose
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from posekit.pose.detect import load_detector
+
+    d = load_detector("blazepose")
+    yield d
+    d.close()
+
+
+@pytest.fixture(scope="module")
+def figure_targets(figure):
+    _, src = figure
+    wave = rotated(rotated(src, "r_shoulder", ["r_elbow", "r_wrist"], 100), "r_elbow", ["r_wrist"], 60)
+    step = rotated(rotated(src, "l_hip", ["l_knee", "l_ankle"], -35), "l_knee", ["l_ankle"], 50)
+    reach = rotated(rotated(src, "l_shoulder", ["l_elbow", "l_wrist"], -120), "neck",
+                    ["nose", "r_eye", "l_eye", "r_ear", "l_ear"], 12)
+    return [wave, step, reach]
+
+
+def true_silhouette() -> np.ndarray:
+    """The figure's real silhouette: where the rendered picture differs from its bare backdrop."""
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location("make_figure", REPO / "examples" / "make_figure.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    bare = np.asarray(Image.fromarray(np.clip(mod.backdrop(), 0, 255).astype(np.uint8)).resize((mod.W, mod.H), Image.LANCZOS))
+    return np.abs(mod.figure().astype(int) - bare.astype(int)).sum(axis=2) > 40
+
+
+def test_mask_matches_the_silhouette(figure):
+    from posekit.methods.warp.segment import person_mask
+
+    image, pose = figure
+    mask = person_mask(image, pose) > 0.5
+    truth = true_silhouette()
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.85, iou
+
+
+def test_source_pose_gives_back_the_photo(figure):
+    image, pose = figure
+    frame = WarpMethod(image, pose)([pose])[0]
+    assert frame.shape == image.shape and frame.dtype == np.uint8
+    assert np.abs(frame.astype(int) - image.astype(int)).mean() < 1.5
+
+
+def test_frames_show_the_target_poses(figure, figure_targets, detector):
+    """The embedded detector finds the joints where the hand-made targets put them."""
+    image, src = figure
+    frames = WarpMethod(image, src)(figure_targets)
+    for frame, target in zip(frames, figure_targets):
+        people = detector.detect([frame])[0]
+        assert people, "nobody found on a warped frame"
+        found = people[0]
+        both = found.visible & target.visible
+        err = np.linalg.norm(found.keypoints[both, :2] - target.keypoints[both, :2], axis=1)
+        assert both.sum() >= 14
+        assert np.median(err) < 8 and (err < 0.2 * target.torso_size()).mean() >= 0.9, err.round(1)
+
+
+def test_clothes_keep_their_colours(figure, figure_targets):
+    """Sample the frames where the target pose puts each garment: red shirt, blue trousers, skin."""
+    image, src = figure
+    wave, step, _ = figure_targets
+    frames = WarpMethod(image, src)([wave, step])
+
+    def at(frame, pose, a, b, t=0.5):
+        p = pose.keypoints[INDEX[a], :2] * (1 - t) + pose.keypoints[INDEX[b], :2] * t
+        x, y = np.round(p).astype(int)
+        return frame[y - 2:y + 3, x - 2:x + 3].reshape(-1, 3).mean(0)
+
+    sleeve, forearm = at(frames[0], wave, "r_shoulder", "r_elbow", 0.3), at(frames[0], wave, "r_elbow", "r_wrist")
+    shin = at(frames[1], step, "l_knee", "l_ankle")
+    assert sleeve[0] > 120 and sleeve[0] > 2 * sleeve[2]  # red
+    assert forearm[0] > 150 and forearm[1] > 100  # skin
+    assert shin[2] > 100 and shin[2] > 1.5 * shin[0]  # blue
+    # where the raised arm used to hang there is background now, not a sleeve
+    old = at(frames[0], src, "r_elbow", "r_wrist")
+    assert np.abs(old - np.float64([190, 198, 206])).max() < 40, old
+
+
+def test_astronaut_wave_clip(astronaut, detector):
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    src = detector.detect([astronaut])[0][0]
+    targets = retarget([p.fitted(512, 512) for p in motion("wave", frames=8)], src)
+    method = WarpMethod(astronaut, src)
+    frames = method(targets)
+    assert len(frames) == 8 and all(f.shape == astronaut.shape for f in frames)
+    assert method.frame_pose(targets[0]).allclose(targets[0])
+    errs = []
+    for frame, target in zip(frames, targets):
+        found = detector.detect([frame])[0][0]
+        inside = target.visible & (target.keypoints[:, 0] >= 0) & (target.keypoints[:, 0] < 512)
+        both = inside & found.visible
+        errs.append(np.linalg.norm(found.keypoints[both, :2] - target.keypoints[both, :2], axis=1))
+    errs = np.concatenate(errs)
+    assert np.median(errs) < 25 and (errs < 0.25 * src.torso_size()).mean() > 0.85
+
+
+def test_backgrounds(figure):
+    image, pose = figure
+    clear = WarpMethod(image, pose, background="transparent")([pose])[0]
+    assert clear.shape == image.shape[:2] + (4,)
+    assert clear[5, 5, 3] == 0 and clear[200, 192, 3] == 255  # corner vs chest
+    flat = WarpMethod(image, pose, background="#20A0ff")([pose])[0]
+    assert flat[5, 5].tolist() == [32, 160, 255] and flat[200, 192, 0] > 150
+    assert parse_background(" keep ") == "keep"
+    with pytest.raises(UsageError, match="--background"):
+        parse_background("blue")
+
+
+def test_missing_target_joints_follow_their_parent(figure):
+    """A target without wrist and knees moves those parts rigidly with their parents; an empty
+    target leaves the photo as it is."""
+    image, pose = figure
+    kp = rotated(pose, "r_shoulder", ["r_elbow", "r_wrist"], 90).keypoints.copy()
+    kp[[INDEX["r_wrist"], INDEX["r_knee"], INDEX["l_knee"]]] = 0
+    method = WarpMethod(image, pose)
+    partial, empty = method([Pose(kp, 384, 512), Pose.empty(384, 512)])
+    assert np.abs(empty.astype(int) - image.astype(int)).mean() < 1.5
+    # the forearm swung up with the upper arm: skin above the shoulder line, beside the head
+    elbow = kp[INDEX["r_elbow"], :2]
+    wrist = elbow + (elbow - pose.keypoints[INDEX["r_shoulder"], :2]) * 0.9
+    x, y = np.round(wrist).astype(int)
+    assert partial[y, x, 0] > 150 and partial[y, x, 2] < 160
