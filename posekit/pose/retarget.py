@@ -1,0 +1,216 @@
+"""Retargeting: move a clip of poses onto the subject's own body.
+
+A driving skeleton that does not fit the subject (longer legs, narrower shoulders, standing
+elsewhere in the frame) is what most often ruins a pose-guided animation: the method has to
+stretch the person to fit. `retarget(clip, onto)` keeps the clip's *motion* (its joint
+directions, its bounce and travel) and gives it the subject's *body* (limb lengths, size and
+place in the photo):
+
+1. Scale. The overall scale `s` is the median, over the body measures both skeletons show
+   (torso, shoulder width, neck to nose, upper arm, thigh, shin), of subject / clip. The clip's
+   side of each ratio is its 90th-percentile length over the clip, which is the limb seen
+   about side-on, not foreshortened, and robust to a few bad detections.
+2. Limbs. The skeleton is rebuilt from the neck outwards: every bone keeps its direction in
+   each frame and is scaled by its own ratio subject / clip, so at full extension it has the
+   subject's length. Ratios are clamped to [s / 1.5, 1.5 s] (a bone foreshortened in the photo
+   or in the clip must not make an arm twice as long; [s / 2, 2 s] for the head, whose size
+   varies more between people and photos), and a bone the subject does not show
+   takes the ratio of its mirror twin (left/right), else `s`.
+3. Position. The neck follows the clip's horizontal travel scaled by `s`, around the subject's
+   own neck. Vertically the feet go on the subject's ground line (the lower ankle of the
+   photo); a clip frame whose feet are off the ground (a jump, a run's flight) keeps its
+   height above the ground, scaled by `s`.
+4. Partial subjects (head-and-shoulders photos). Without ankles in the photo the ground line is
+   where the subject's feet would be: the clip's tallest standing frame is put with its neck
+   exactly on the subject's neck. The measures that exist (shoulder width, neck to nose, arms)
+   give the scale. A keypoint the photo does not show that lands outside the photo in most
+   frames is dropped from every frame: no method can show a leg the photo does not have, and
+   a ControlNet skeleton with legs below the frame makes Stable Diffusion invent them.
+   Keypoints the photo lacks that land inside it (an arm hidden behind the body) are kept.
+5. Missing points in the clip stay missing; a point whose parent is missing hangs from its
+   nearest present ancestor. A clip frame with no neck and no shoulders is scaled as a whole.
+
+The output poses live on the subject's canvas (onto.width x onto.height).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from posekit.errors import PosekitError
+from posekit.pose.pose import INDEX, LIMBS, Pose
+
+CLAMP = 1.5          # a bone's ratio stays within [s / CLAMP, s * CLAMP]
+HEAD_CLAMP = 2.0     # looser for the head: faces vary more than limbs, and get foreshortened less
+REFERENCE_PERCENTILE = 90.0
+
+NECK, NOSE = INDEX["neck"], INDEX["nose"]
+R_SHOULDER, L_SHOULDER = INDEX["r_shoulder"], INDEX["l_shoulder"]
+R_HIP, L_HIP = INDEX["r_hip"], INDEX["l_hip"]
+ANKLES = [INDEX["r_ankle"], INDEX["l_ankle"]]
+PARENT = {child: parent for parent, child in LIMBS}  # LIMBS is a tree rooted at the neck
+
+# Each limb's left/right twin (index into LIMBS), for bones the subject does not show.
+_MIRROR = {(1, 2): (1, 5), (2, 3): (5, 6), (3, 4): (6, 7), (1, 8): (1, 11), (8, 9): (11, 12),
+           (9, 10): (12, 13), (0, 14): (0, 15), (14, 16): (15, 17)}
+_MIRROR.update({b: a for a, b in _MIRROR.items()})
+TWIN = [LIMBS.index(_MIRROR[limb]) if limb in _MIRROR else None for limb in LIMBS]
+
+_HEAD_BONES = {(1, 0), (0, 14), (14, 16), (0, 15), (15, 17)}
+
+# Bones used for the overall scale (foreshortening-prone forearms and face points left out).
+_SCALE_BONES = [LIMBS.index(b) for b in ((1, 0), (2, 3), (5, 6), (8, 9), (11, 12), (9, 10), (12, 13))]
+
+
+def retarget(clip: list[Pose], onto: Pose) -> list[Pose]:
+    """Each pose of `clip` on the subject `onto`'s limb lengths, scale and position (see the
+    module docstring); the result is on onto's canvas."""
+    if not clip:
+        return []
+    subject = _with_neck(onto.xy[None])[0]
+    if np.isnan(subject[NECK]).any():
+        raise PosekitError("the subject's pose shows neither a neck nor both shoulders: nothing to "
+                           "anchor the motion to (pass --source-pose with a fuller pose)")
+    xy = _with_neck(np.stack([p.fitted(*clip[0].size).xy for p in clip]))  # (T, 18, 2), NaN = missing
+    conf = np.stack([p.fitted(*clip[0].size).confidence for p in clip])
+
+    with warnings.catch_warnings():  # all-NaN slices (missing points) are expected here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        s = overall_scale(xy, subject)
+        ratios = bone_ratios(xy, subject, s)
+        necks = _clip_necks(xy)
+        body = np.stack([_rebuild(frame, neck, ratios, s) for frame, neck in zip(xy, necks)])  # neck-relative
+        out = body + _neck_track(xy, necks, body, subject, s, clip[0].height)[:, None, :]
+
+    drop = _out_of_picture(out, onto)
+    conf = np.where(np.isnan(out).any(axis=2) | drop[None, :], 0.0, conf)
+    return [Pose(np.column_stack([np.nan_to_num(o), c]), onto.width, onto.height) for o, c in zip(out, conf)]
+
+
+# -- measuring --------------------------------------------------------------------------------
+def _with_neck(xy: np.ndarray) -> np.ndarray:
+    """Fill a missing neck with the midpoint of the shoulders (as OpenPose defines the neck)."""
+    xy = xy.copy()
+    mid = (xy[:, R_SHOULDER] + xy[:, L_SHOULDER]) / 2.0
+    gap = np.isnan(xy[:, NECK]).any(axis=1)
+    xy[gap, NECK] = mid[gap]
+    return xy
+
+
+def _bone_lengths(xy: np.ndarray) -> np.ndarray:
+    """(..., 17) bone lengths in LIMBS order, NaN where an end is missing."""
+    a = xy[..., [i for i, _ in LIMBS], :]
+    b = xy[..., [j for _, j in LIMBS], :]
+    return np.linalg.norm(b - a, axis=-1)
+
+
+def _measures(xy: np.ndarray) -> np.ndarray:
+    """(..., 9) body measures: torso, shoulder width, then the _SCALE_BONES."""
+    hips = np.nanmean(np.stack([xy[..., R_HIP, :], xy[..., L_HIP, :]]), axis=0)  # one hip will do
+    torso = np.linalg.norm(hips - xy[..., NECK, :], axis=-1)
+    shoulders = np.linalg.norm(xy[..., R_SHOULDER, :] - xy[..., L_SHOULDER, :], axis=-1)
+    return np.concatenate([torso[..., None], shoulders[..., None], _bone_lengths(xy)[..., _SCALE_BONES]], axis=-1)
+
+
+def _reference(values: np.ndarray) -> np.ndarray:
+    """Per column, the clip's REFERENCE_PERCENTILE over frames (NaN where never measured)."""
+    out = np.full(values.shape[1], np.nan)
+    for j in range(values.shape[1]):
+        col = values[:, j][~np.isnan(values[:, j])]
+        if col.size:
+            out[j] = np.percentile(col, REFERENCE_PERCENTILE)
+    return out
+
+
+def overall_scale(clip_xy: np.ndarray, subject_xy: np.ndarray) -> float:
+    """Subject size / clip size: the median ratio over the measures both show."""
+    with np.errstate(all="ignore"):
+        ratios = _measures(subject_xy[None])[0] / _reference(_measures(clip_xy))
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    if ratios.size == 0:
+        with np.errstate(all="ignore"):  # fall back on any bone both skeletons show
+            ratios = _bone_lengths(subject_xy) / _reference(_bone_lengths(clip_xy))
+        ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    if ratios.size == 0:
+        raise PosekitError("cannot measure the subject against the motion: their poses share no "
+                           "limb (pass --source-pose with a fuller pose)")
+    return float(np.median(ratios))
+
+
+def bone_ratios(clip_xy: np.ndarray, subject_xy: np.ndarray, s: float) -> np.ndarray:
+    """(17,) output / clip length ratio of each bone: the subject's length over the clip's
+    reference length, the mirror bone's ratio where the subject lacks it, else s; clamped."""
+    with np.errstate(all="ignore"):
+        raw = _bone_lengths(subject_xy) / _reference(_bone_lengths(clip_xy))
+    raw = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan)
+    twin = np.array([raw[t] if t is not None else np.nan for t in TWIN])
+    ratios = np.where(np.isnan(raw), twin, raw)
+    ratios = np.where(np.isnan(ratios), s, ratios)
+    clamp = np.array([HEAD_CLAMP if limb in _HEAD_BONES else CLAMP for limb in LIMBS])
+    return np.clip(ratios, s / clamp, s * clamp)
+
+
+# -- rebuilding ---------------------------------------------------------------------------------
+def _clip_necks(xy: np.ndarray) -> np.ndarray:
+    """(T, 2) the clip's neck per frame; frames without one use the clip's median neck."""
+    necks = xy[:, NECK].copy()
+    gap = np.isnan(necks).any(axis=1)
+    if gap.any():
+        present = necks[~gap]
+        fallback = np.median(present, axis=0) if present.size else np.nanmean(xy.reshape(-1, 2), axis=0)
+        necks[gap] = fallback
+    return necks
+
+
+def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float) -> np.ndarray:
+    """(18, 2) one clip frame rebuilt bone by bone from the neck with the subject's ratios,
+    relative to the neck. Without a neck in the frame, every point is scaled by s instead."""
+    if np.isnan(frame[NECK]).any():
+        return (frame - neck) * s
+    out = np.full_like(frame, np.nan)
+    out[NECK] = 0.0
+    for k, (parent, child) in enumerate(LIMBS):  # parents come before their children
+        if np.isnan(frame[child]).any():
+            continue
+        anchor, ratio = parent, ratios[k]
+        while np.isnan(frame[anchor]).any():  # hang from the nearest present ancestor
+            anchor, ratio = PARENT[anchor], s
+        out[child] = out[anchor] + (frame[child] - frame[anchor]) * ratio
+    return out
+
+
+def _neck_track(xy, necks, body, subject, s, clip_height: int) -> np.ndarray:
+    """(T, 2) where the rebuilt skeletons' necks go on the subject's canvas."""
+    x = subject[NECK, 0] + s * (necks[:, 0] - necks[:, 0].mean())
+    clip_feet = np.nanmax(xy[:, ANKLES, 1], axis=1)               # lower ankle per frame, clip px
+    feet = np.nanmax(body[:, ANKLES, 1], axis=1)                # lower ankle below the neck, out px
+    if np.isnan(clip_feet).all() or np.isnan(feet).all():
+        # No feet anywhere in the clip: the neck follows the clip's bounce around the subject's neck.
+        y = subject[NECK, 1] + s * (necks[:, 1] - np.median(necks[:, 1]))
+        return np.column_stack([x, y])
+    clip_ground = np.nanmax(clip_feet)
+    gap = clip_ground - clip_feet                               # height of the lower foot, clip px
+    subject_feet = subject[ANKLES, 1]
+    if not np.isnan(subject_feet).all():
+        ground = np.nanmax(subject_feet)
+    else:  # a head-and-shoulders subject: the tallest standing frame keeps the photo's neck
+        grounded = (gap <= 0.01 * clip_height) & ~np.isnan(feet)
+        standing = np.where(grounded, necks[:, 1], np.inf)
+        t = int(np.argmin(standing)) if grounded.any() else int(np.nanargmin(np.where(np.isnan(feet), np.inf, gap)))
+        ground = subject[NECK, 1] + feet[t]
+    y = ground - s * gap - feet
+    # Frames without feet keep the neck's height above the clip's ground, scaled.
+    no_feet = np.isnan(y)
+    y[no_feet] = ground - s * (clip_ground - necks[no_feet, 1])
+    return np.column_stack([x, y])
+
+
+def _out_of_picture(out: np.ndarray, onto: Pose) -> np.ndarray:
+    """(18,) keypoints the subject lacks that fall outside its canvas in most frames."""
+    x, y = out[..., 0], out[..., 1]
+    present = ~np.isnan(x)
+    outside = present & ((x < 0) | (y < 0) | (x > onto.width - 1) | (y > onto.height - 1))
+    mostly_outside = outside.sum(axis=0) * 2 > np.maximum(present.sum(axis=0), 1)
+    return mostly_outside & ~onto.visible

@@ -1,0 +1,128 @@
+"""Retargeting a clip onto a subject: the subject's limb lengths, ground line and place."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posekit.errors import PosekitError
+from posekit.pose import INDEX, LIMBS, Pose
+from posekit.pose.formats import read_openpose_json
+from posekit.pose.motions import motion
+from posekit.pose.retarget import retarget
+
+FIGURE = Path(__file__).resolve().parents[1] / "examples" / "figure_keypoints.json"
+ANKLES = [INDEX["r_ankle"], INDEX["l_ankle"]]
+BODY_LIMBS = [k for k, (a, b) in enumerate(LIMBS) if a not in (0, 14, 15)]  # face bones aside
+
+
+@pytest.fixture(scope="module")
+def figure() -> Pose:
+    """A full-body standing person (examples/figure.png), 384x512, feet at y = 458."""
+    return read_openpose_json(FIGURE)[0]
+
+
+def stack(clip):
+    return np.stack([p.keypoints for p in clip])
+
+
+def test_full_body_keeps_the_subjects_limbs_and_ground(figure):
+    # a clip drawn at another size and place (small, top-left corner of a wide canvas)
+    clip = [p.resized(200, 200).with_canvas(640, 360) for p in motion("walk", 12)]
+    out = retarget(clip, figure)
+    assert len(out) == 12 and all(p.size == figure.size for p in out)
+    lengths = np.stack([p.limb_lengths() for p in out])
+    # at full extension (90th percentile over the cycle) each limb has the subject's length
+    assert np.allclose(np.percentile(lengths, 90, axis=0)[BODY_LIMBS], figure.limb_lengths()[BODY_LIMBS], rtol=0.02)
+    # a walk always has a foot down: on the subject's ground line, every frame
+    k = stack(out)
+    assert np.allclose(k[:, ANKLES, 1].max(axis=1), 458.0, atol=0.5)
+    # centred on the subject: the neck swings around the subject's neck
+    assert abs(k[:, INDEX["neck"], 0].mean() - figure["neck"][0]) < 1.0
+    assert k[:, :, 2].all()
+
+
+def test_jump_height_and_travel_scale_with_the_subject(figure):
+    clip = motion("jump", 16, width=512, height=512)
+    # travel: the clip moves 5 px to the right per frame
+    clip = [p.translate(5.0 * i, 0.0) for i, p in enumerate(clip)]
+    out = stack(retarget(clip, figure))
+    src = stack(clip)
+    s = (458 - figure["neck"][1]) / (src[0, ANKLES, 1].max() - src[0, INDEX["neck"], 1])  # roughly
+    feet_out, feet_src = out[:, ANKLES, 1].max(axis=1), src[:, ANKLES, 1].max(axis=1)
+    grounded = feet_src >= feet_src.max() - 0.5
+    assert grounded.sum() >= 4 and (~grounded).sum() >= 2
+    assert np.allclose(feet_out[grounded], 458.0, atol=0.5)
+    air_src, air_out = feet_src.max() - feet_src, 458.0 - feet_out
+    ratio = air_out[~grounded] / air_src[~grounded]
+    assert np.allclose(ratio, ratio[0], rtol=1e-3) and 0.7 * s < ratio[0] < 1.3 * s
+    travel = np.diff(out[:, INDEX["neck"], 0])
+    assert np.allclose(travel, 5.0 * ratio[0], rtol=1e-3)
+
+
+def upper_body(figure: Pose) -> Pose:
+    """The figure cut off at the waist, like a head-and-shoulders photo (canvas 384 x 250)."""
+    kp = figure.keypoints.copy()
+    kp[kp[:, 1] >= 250] = 0.0
+    return Pose(kp, 384, 250)
+
+
+def test_upper_body_subject_keeps_what_the_photo_shows(figure):
+    subject = upper_body(figure)
+    assert subject["r_hip"] is None and subject["r_wrist"] is None and subject["r_elbow"] is not None
+    clip = motion("walk", 12)
+    out = retarget(clip, subject)
+    k = stack(out)
+    # legs are below the picture in every frame: dropped everywhere; shoulders and face kept
+    for name in ("r_knee", "l_knee", "r_ankle", "l_ankle"):
+        assert not k[:, INDEX[name], 2].any(), name
+    for name in ("neck", "nose", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_eye", "l_ear"):
+        assert k[:, INDEX[name], 2].all(), name
+    # anchored at the neck: the tallest standing frame puts the neck exactly on the photo's
+    assert np.abs(k[:, INDEX["neck"], :2] - figure["neck"]).min(axis=0).max() < 0.5
+    assert np.abs(k[:, INDEX["neck"], 1] - figure["neck"][1]).max() < 15  # the bounce of a walk
+    # the subject's shoulder width and upper arms at full extension
+    lengths = np.stack([p.limb_lengths() for p in out])
+    for limb in ((1, 2), (1, 5), (2, 3), (5, 6), (1, 0)):
+        j = LIMBS.index(limb)
+        assert np.percentile(lengths[:, j], 90) == pytest.approx(figure.limb_lengths()[j], rel=0.02), limb
+
+
+def test_astronaut_photo_takes_any_motion(astronaut):
+    from posekit.pose.detect import detect_person
+
+    subject = detect_person(astronaut)
+    assert subject is not None and subject["neck"] is not None
+    for name in ("wave", "walk", "jump"):
+        out = retarget(motion(name, 8), subject)
+        k = stack(out)
+        assert not k[:, INDEX["r_ankle"], 2].any()  # no legs in this photo
+        nose = k[:, INDEX["nose"], :2][k[:, INDEX["nose"], 2] > 0]
+        assert len(nose) == 8
+        # walking and waving, the face stays on the face (within a fifth of the shoulder width)
+        shoulders = np.linalg.norm(subject["r_shoulder"] - subject["l_shoulder"])
+        if name != "jump":
+            assert np.linalg.norm(nose - subject["nose"], axis=1).max() < 0.2 * shoulders, name
+        else:  # a jump moves the head up and down, not sideways
+            assert np.abs(nose[:, 0] - subject["nose"][0]).max() < 0.2 * shoulders
+
+
+def test_missing_clip_points_stay_missing_and_children_still_hang(figure):
+    clip = motion("walk", 6)
+    kp = clip[0].keypoints.copy()
+    kp[INDEX["r_elbow"]] = 0.0  # the elbow is lost, the wrist is still seen
+    clip[0] = Pose(kp, clip[0].width, clip[0].height)
+    out = retarget(clip, figure)
+    assert out[0]["r_elbow"] is None and out[0]["r_wrist"] is not None
+    assert out[1]["r_elbow"] is not None
+    # the wrist is still near where the full frame would put it
+    full = retarget(motion("walk", 6), figure)[0]
+    assert np.linalg.norm(out[0]["r_wrist"] - full["r_wrist"]) < 25
+
+
+def test_a_subject_without_neck_or_shoulders_is_a_clear_error(figure):
+    kp = figure.keypoints.copy()
+    kp[[INDEX["neck"], INDEX["r_shoulder"], INDEX["l_shoulder"]]] = 0.0
+    with pytest.raises(PosekitError, match="neck"):
+        retarget(motion("walk", 4), Pose(kp, *figure.size))
+    assert retarget([], figure) == []
