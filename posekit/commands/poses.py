@@ -1,4 +1,9 @@
-"""Placeholder until the motions land: `posekit poses list|show`."""
+"""`posekit poses list|show`: the built-in motions, and any pose source as skeleton frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -6,8 +11,104 @@ app = typer.Typer(help="Built-in motions and pose sequences.", no_args_is_help=T
 
 
 @app.command("list")
-def list_motions():
-    """List the built-in motions."""
-    from posekit.errors import PosekitError
+def list_motions(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per motion on stdout."),
+):
+    """List the built-in motions (name, default frames, default view, description)."""
+    from posekit.console import emit_json, quiet_libraries
 
-    raise PosekitError("poses list is not available yet")
+    quiet_libraries()
+    from posekit.pose.motions import MOTIONS, default_frames, default_view
+
+    for name, description in MOTIONS.items():
+        if as_json:
+            emit_json({"name": name, "frames": default_frames(name), "view": default_view(name),
+                       "description": description})
+        else:
+            typer.echo(f"{name:<6} {default_frames(name):>3} frames  {default_view(name):<13}  {description}")
+
+
+@app.command("show")
+def show(
+    source: str = typer.Argument(..., help="Motion name (walk, walk:side, ...), OpenPose JSON file or folder, skeleton image(s), photo(s), video, or extract-pose .jsonl."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Number of frames (motions are regenerated, other clips resampled cyclically)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Canvas WxH: a motion's canvas; other clips are fitted onto it. Default 512x512 for motions."),
+    view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
+    onto: Optional[Path] = typer.Option(None, "--onto", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] (pose detection in photos and videos)."),
+):
+    """Turn a pose source into per-frame skeleton images and OpenPose JSON files."""
+    from posekit.console import emit_json, info, quiet_libraries
+    from posekit.errors import UsageError
+
+    quiet_libraries()
+    if out is None and not jsonl:
+        raise UsageError("poses show: pass --out DIR (skeleton PNGs + keypoint JSON) and/or --jsonl")
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file; pass a folder")
+    canvas = _parse_size(size) if size else None
+
+    from posekit.images import save_image
+    from posekit.pose.formats import jsonl_record, keypoints_json_name, write_openpose_json
+    from posekit.pose.motions import MOTIONS
+    from posekit.pose.render import draw_skeleton
+    from posekit.pose.sources import load_poses
+
+    is_motion = source.partition(":")[0] in MOTIONS
+    if view is not None:
+        if not is_motion:
+            raise UsageError(f"--view: only for built-in motions ({', '.join(MOTIONS)}), not {source}")
+        source = f"{source.partition(':')[0]}:{view}"
+    clip = load_poses(source, frames=frames, device=device, size=canvas)
+    if canvas and not is_motion:
+        clip = [p.fitted(*canvas) for p in clip]
+    if onto is not None:
+        clip = _retargeted(clip, onto, device)
+
+    for i, pose in enumerate(clip):
+        stem = f"frame_{i:03d}"
+        png = None
+        if out is not None:
+            png = save_image(draw_skeleton(pose), out / f"{stem}_pose.png")
+            write_openpose_json([pose], out / keypoints_json_name(stem))
+        if jsonl:
+            record = jsonl_record(str(png) if png else stem, pose.width, pose.height, [pose])
+            emit_json({**record, "frame": i})
+    w, h = clip[0].size
+    where = f" -> {out}/ (frame_000_pose.png, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
+    info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    from posekit.errors import UsageError
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 512x768") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise UsageError(f"--size {text!r}: width and height must be between 16 and 8192")
+    return w, h
+
+
+def _retargeted(clip, onto: Path, device: str):
+    """The clip on the body of the person in `onto` (a photo, or an OpenPose JSON of them)."""
+    from posekit.errors import PosekitError
+    from posekit.pose.retarget import retarget
+
+    if onto.suffix.lower() == ".json":
+        from posekit.pose.detect import largest_first
+        from posekit.pose.formats import read_openpose_json
+
+        people = largest_first(read_openpose_json(onto))
+        if not people:
+            raise PosekitError(f"--onto {onto}: no person in this keypoint file")
+        subject = people[0]
+    else:
+        from posekit.images import load_image
+        from posekit.pose.sources import source_pose_of
+
+        subject = source_pose_of(load_image(onto), onto, device=device)
+    return retarget(clip, subject)

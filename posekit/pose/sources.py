@@ -1,0 +1,209 @@
+"""Where target poses come from: one string on the command line -> a clip of Poses.
+
+`load_poses(source)` accepts, tried in this order:
+- a built-in motion name (`walk`, `run`, `jump`, `idle`, `wave`), optionally with a view:
+  `walk:side`, `run:front`, `walk:-45` (see posekit.pose.motions);
+- a `.jsonl` file written by `posekit extract-pose --jsonl` (one frame per line);
+- an OpenPose keypoint `.json` file (one frame; COCO-18 or BODY_25);
+- a ControlNet skeleton image (parsed back by its colours) or a photo (its pose detected);
+- a video (the pose detected in every frame);
+- a folder of any of those files, read in natural order (frame_2 before frame_10): keypoint
+  JSON files if it has any, else its images (each one a skeleton or a photo).
+One frame holds one person: the largest one in that file or image. Frames where nobody is found
+are skipped with a warning. Every pose keeps its own canvas (the file's or the image's size).
+
+`resample(clip, frames)` changes the length of a clip that is not a built-in motion (motions are
+regenerated instead) by interpolating cyclically, so the resampled clip still loops.
+`source_pose_of(image, path)` is the pose of the person to animate: from --source-pose or detected.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from posekit.errors import PosekitError, UsageError
+from posekit.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image, read_video
+from posekit.pose.pose import Pose
+
+_DETECT_BATCH = 16
+
+
+def load_poses(source: str, frames: int | None = None, device: str = "auto",
+               size: tuple[int, int] | None = None) -> list[Pose]:
+    """The clip that `source` names (see the module docstring), resampled to `frames` if given.
+    `size=(w, h)` is the canvas for built-in motions (default 512 x 512)."""
+    from posekit.pose.motions import MOTIONS, motion
+
+    if frames is not None and frames < 1:
+        raise UsageError(f"--frames {frames}: need at least 1 frame")
+    name, colon, view = str(source).partition(":")
+    if name in MOTIONS:
+        width, height = size or (512, 512)
+        return motion(name, frames, width, height, view=view if colon else None)
+
+    path = Path(source)
+    if not path.exists():
+        raise PosekitError(f"{source}: not a built-in motion ({', '.join(MOTIONS)}), nor an existing file or folder")
+    clip = _from_folder(path, device) if path.is_dir() else _from_file(path, device)
+    if not clip:
+        raise PosekitError(f"{source}: no person found in any frame")
+    return resample(clip, frames) if frames is not None else clip
+
+
+def _from_file(path: Path, device: str) -> list[Pose]:
+    from posekit.pose.formats import read_jsonl, read_openpose_json
+
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        records = read_jsonl(path)
+        clip = [_largest(r["poses"]) for r in records if not r.get("error")]
+        return _present(clip, [r.get("path", f"line {i + 1}") for i, r in enumerate(records) if not r.get("error")], path)
+    if suffix == ".json":
+        return _present([_largest(read_openpose_json(path))], [path.name], path)
+    if suffix in VIDEO_SUFFIXES:
+        return _from_video(path, device)
+    if suffix in IMAGE_SUFFIXES:
+        return _present(_from_images([path], device), [path.name], path)
+    raise PosekitError(f"{path}: not a pose source (expected a motion name, an OpenPose .json, a .jsonl "
+                       "from extract-pose, a skeleton image, a photo, a video or a folder of them)")
+
+
+def _from_folder(folder: Path, device: str) -> list[Pose]:
+    from posekit.pose.formats import read_openpose_json
+
+    files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key)
+    jsons = [p for p in files if p.suffix.lower() == ".json"]
+    if jsons:
+        return _present([_largest(read_openpose_json(p)) for p in jsons], [p.name for p in jsons], folder)
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    if images:
+        return _present(_from_images(images, device), [p.name for p in images], folder)
+    raise PosekitError(f"{folder}: no OpenPose .json files or images in this folder")
+
+
+def _from_images(paths: list[Path], device: str) -> list[Pose | None]:
+    """One pose per image: skeleton images are parsed, photos go through the detector."""
+    from posekit.pose.render import is_skeleton_image, parse_skeleton
+
+    poses: list[Pose | None] = []
+    detector = None
+    try:
+        for path in paths:
+            image = load_image(path)
+            if is_skeleton_image(image):
+                poses.append(_largest(parse_skeleton(image)))
+                continue
+            if detector is None:
+                detector = _detector(device)
+            poses.append(_largest(detector.detect([image])[0]))
+    finally:
+        if detector is not None:
+            detector.close()
+    return poses
+
+
+def _from_video(path: Path, device: str) -> list[Pose]:
+    """The largest person in every frame of a video, detected in batches."""
+    from posekit.console import progress
+
+    detector = _detector(device)
+    poses: list[Pose | None] = []
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"detecting poses in {path.name}", total=None, status="")
+            batch: list[np.ndarray] = []
+            for frame in read_video(path):
+                batch.append(frame)
+                if len(batch) == _DETECT_BATCH:
+                    poses += [_largest(people) for people in detector.detect(batch)]
+                    bar.advance(task, len(batch))
+                    batch = []
+            if batch:
+                poses += [_largest(people) for people in detector.detect(batch)]
+                bar.advance(task, len(batch))
+    finally:
+        detector.close()
+    return _present(poses, [f"frame {i}" for i in range(len(poses))], path)
+
+
+def _detector(device: str):
+    from posekit.pose.detect import load_detector
+
+    return load_detector("blazepose", device=device)
+
+
+def _largest(poses: list[Pose]) -> Pose | None:
+    from posekit.pose.detect import largest_first
+
+    people = largest_first(poses)
+    return people[0] if people else None
+
+
+def _present(poses: list[Pose | None], names: list[str], source: Path) -> list[Pose]:
+    """Drop the frames where nobody was found, saying which."""
+    from posekit.console import warn
+
+    missing = [name for pose, name in zip(poses, names) if pose is None]
+    if missing and len(missing) < len(poses):
+        shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
+        warn(f"{source}: no person in {len(missing)} of {len(poses)} frames ({shown}); skipped them")
+    return [p for p in poses if p is not None]
+
+
+def natural_key(path: Path):
+    """Sort key that puts frame_2 before frame_10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def resample(clip: list[Pose], frames: int) -> list[Pose]:
+    """The clip with `frames` poses, interpolated cyclically (the last frame leads back to the
+    first, so a loop stays a loop). A point is present when it is present in the nearest source
+    frame; it is interpolated where both neighbours have it. Poses are put on the first pose's
+    canvas."""
+    if frames < 1:
+        raise UsageError(f"--frames {frames}: need at least 1 frame")
+    if not clip:
+        return []
+    width, height = clip[0].size
+    if frames == len(clip):
+        return [p.fitted(width, height) for p in clip]
+    kps = np.stack([p.fitted(width, height).keypoints for p in clip])
+    n = len(clip)
+    out = []
+    for j in range(frames):
+        t = j * n / frames
+        i = int(math.floor(t))
+        a = t - i
+        i, k = i % n, (i + 1) % n
+        kp = kps[i if a < 0.5 else k].copy()
+        both = (kps[i, :, 2] > 0) & (kps[k, :, 2] > 0)
+        kp[both] = (1.0 - a) * kps[i, both] + a * kps[k, both]
+        out.append(Pose(kp, width, height))
+    return out
+
+
+def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto") -> Pose:
+    """The pose of the person in `image`: read from `source_pose_json` (OpenPose JSON; the
+    largest person) or detected. Put on the image's canvas (a JSON written for a resized copy
+    of the photo is scaled to it). Nobody found -> a PosekitError suggesting --source-pose."""
+    height, width = image.shape[:2]
+    if source_pose_json is not None:
+        from posekit.pose.formats import read_openpose_json
+
+        pose = _largest(read_openpose_json(source_pose_json, size=(width, height)))
+        if pose is None:
+            raise PosekitError(f"--source-pose {source_pose_json}: no person in this keypoint file")
+        return pose if pose.size == (width, height) else pose.resized(width, height)
+    detector = _detector(device)  # closed here rather than at interpreter exit
+    try:
+        pose = _largest(detector.detect([image])[0])
+    finally:
+        detector.close()
+    if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
+        raise PosekitError(f"{image_path}: no person found in the photo; pass --source-pose with an "
+                           "OpenPose JSON of the person (posekit extract-pose writes one)")
+    return pose

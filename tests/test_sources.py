@@ -1,0 +1,163 @@
+"""Pose sources (motions, OpenPose JSON, skeleton images, photos, videos, JSON lines),
+cyclic resampling, the subject's pose, and the `posekit poses` command."""
+
+import json
+
+import numpy as np
+import pytest
+
+from posekit.errors import PosekitError, UsageError
+from posekit.images import save_image
+from posekit.pose import INDEX, Pose
+from posekit.pose.formats import jsonl_record, read_openpose_json, write_openpose_json
+from posekit.pose.motions import motion
+from posekit.pose.render import draw_skeleton
+from posekit.pose.sources import load_poses, resample, source_pose_of
+
+
+def stack(clip):
+    return np.stack([p.keypoints for p in clip])
+
+
+def test_motion_names_views_and_sizes():
+    clip = load_poses("walk", frames=6, size=(320, 240))
+    assert len(clip) == 6 and clip[0].size == (320, 240)
+    assert stack(clip).tolist() == stack(motion("walk", 6, 320, 240)).tolist()
+    side = load_poses("walk:side", frames=6)
+    assert stack(side).tolist() == stack(motion("walk", 6, view="side")).tolist()
+    assert len(load_poses("idle")) == 16
+    with pytest.raises(UsageError, match="view"):
+        load_poses("walk:upside-down")
+    with pytest.raises(PosekitError, match="walk, run"):
+        load_poses("moonwalk")
+
+
+def test_openpose_json_folder_round_trip_in_natural_order(tmp_path):
+    clip = motion("run", 10, 256, 256)
+    for i, pose in enumerate(clip):  # f_2 must come before f_10
+        write_openpose_json([pose], tmp_path / f"f_{i}_keypoints.json")
+    (tmp_path / "notes.txt").write_text("not a pose")
+    back = load_poses(str(tmp_path))
+    assert len(back) == 10 and back[0].size == (256, 256)
+    assert np.allclose(stack(back), stack(clip), atol=1e-2)
+    single = load_poses(str(tmp_path / "f_3_keypoints.json"))
+    assert len(single) == 1 and single[0].allclose(clip[3], atol=1e-2)
+
+
+def test_skeleton_image_folder_round_trip(tmp_path):
+    clip = motion("walk", 4, 384, 384, view="front")
+    for i, pose in enumerate(clip):
+        save_image(draw_skeleton(pose), tmp_path / f"frame_{i:03d}_pose.png")
+    back = load_poses(str(tmp_path))
+    assert len(back) == 4
+    for got, want in zip(back, clip):
+        assert got.visible.sum() >= 16
+        both = got.visible & want.visible
+        assert np.abs(got.keypoints[both, :2] - want.keypoints[both, :2]).max() < 3.0
+
+
+def test_jsonl_from_extract_pose_skips_failed_and_empty_lines(tmp_path):
+    clip = motion("jump", 5, 200, 300)
+    lines = [jsonl_record(f"img{i}.png", 200, 300, [p]) for i, p in enumerate(clip)]
+    lines.insert(2, jsonl_record("broken.png", None, None, [], error="not an image"))
+    lines.insert(3, jsonl_record("nobody.png", 200, 300, []))
+    path = tmp_path / "poses.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    back = load_poses(str(path))
+    assert len(back) == 5 and np.allclose(stack(back), stack(clip), atol=1e-2)
+
+
+def test_resample_is_cyclic_and_keeps_missing_points_missing():
+    clip = motion("walk", 12)
+    assert np.allclose(stack(resample(clip, 24))[::2], stack(clip), atol=1e-4)
+    four = [Pose(p.keypoints, 512, 512) for p in clip[::3]]
+    kp = four[3].keypoints.copy()
+    kp[INDEX["r_wrist"]] = 0.0
+    four[3] = Pose(kp, 512, 512)
+    eight = resample(four, 8)
+    # the last new frame lies halfway between the last old frame and the first (a loop)
+    assert np.allclose(eight[7]["neck"], (four[3]["neck"] + four[0]["neck"]) / 2, atol=1e-3)
+    assert eight[6]["r_wrist"] is None  # that frame *is* old frame 3, where the wrist is missing
+    assert eight[7]["r_wrist"] is not None  # nearer old frame 0 (a tie goes forward), which has it
+    assert eight[5]["r_wrist"] is None  # halfway between old frames 2 and 3: the tie goes to 3
+    assert eight[4]["r_wrist"] is not None
+    assert len(resample(clip, 5)) == 5
+    with pytest.raises(UsageError):
+        resample(clip, 0)
+
+
+def test_photo_and_video_sources_detect_the_person(tmp_path, astronaut):
+    import imageio.v3 as iio
+
+    # three video frames of the astronaut sliding right by 16 px per frame
+    frames = np.stack([np.roll(astronaut, 16 * i, axis=1) for i in range(3)])
+    video = tmp_path / "clip.mp4"
+    iio.imwrite(video, frames, fps=8, codec="libx264")
+    clip = load_poses(str(video))
+    assert len(clip) == 3 and clip[0].size == (512, 512)
+    necks = np.array([p["neck"] for p in clip])
+    assert np.allclose(np.diff(necks[:, 0]), 16, atol=6)
+    photo = tmp_path / "astronaut.png"
+    save_image(astronaut, photo)
+    assert np.allclose(load_poses(str(photo))[0]["neck"], necks[0], atol=6)
+
+
+def test_source_pose_from_json_or_detection(tmp_path, astronaut):
+    half = Pose(motion("idle", 1)[0].keypoints * np.float32([0.5, 0.5, 1.0]), 256, 256)
+    write_openpose_json([half], tmp_path / "src.json")
+    pose = source_pose_of(astronaut, "astronaut.png", tmp_path / "src.json")
+    assert pose.size == (512, 512)  # a JSON for the half-size photo is scaled to the photo
+    assert pose.allclose(motion("idle", 1)[0], atol=0.05)
+    blank = np.full((200, 200, 3), 128, np.uint8)
+    with pytest.raises(PosekitError, match="--source-pose"):
+        source_pose_of(blank, "blank.png")
+    write_openpose_json([], tmp_path / "empty.json", size=(512, 512))
+    with pytest.raises(PosekitError, match="no person"):
+        source_pose_of(astronaut, "astronaut.png", tmp_path / "empty.json")
+
+
+def test_cli_poses_list(run_posekit):
+    r = run_posekit("poses", "list")
+    assert r.returncode == 0, r.stderr
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    assert {"walk", "run", "jump", "idle", "wave"} <= set(names)
+    r = run_posekit("poses", "list", "--json")
+    assert {json.loads(line)["name"] for line in r.stdout.splitlines()} == set(names)
+
+
+def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path):
+    out = tmp_path / "walk"
+    r = run_posekit("poses", "show", "walk", "--frames", "6", "--size", "320x240", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and "6 frames" in r.stderr
+    assert sorted(p.name for p in out.iterdir())[:2] == ["frame_000_keypoints.json", "frame_000_pose.png"]
+    assert len(list(out.glob("*_pose.png"))) == 6 and len(list(out.glob("*_keypoints.json"))) == 6
+    saved = read_openpose_json(out / "frame_004_keypoints.json")[0]
+    assert saved.allclose(motion("walk", 6, 320, 240)[4], atol=1e-2)
+    # the written folder is itself a source; --jsonl prints one object per frame
+    r = run_posekit("poses", "show", out, "--frames", "3", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["frame"] for rec in records] == [0, 1, 2] and records[0]["width"] == 320
+    # retargeted onto a photo: the photo's canvas, no legs for a head-and-shoulders photo
+    photo = tmp_path / "astronaut.png"
+    from skimage import data
+
+    save_image(data.astronaut(), photo)
+    r = run_posekit("poses", "show", "wave", "--onto", photo, "--frames", "4", "--jsonl")
+    assert r.returncode == 0, r.stderr
+    people = [json.loads(line)["people"][0]["pose_keypoints_2d"] for line in r.stdout.splitlines()]
+    assert len(people) == 4 and all(p[3 * INDEX["r_ankle"] + 2] == 0 for p in people)
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["show", "moonwalk", "--out", "x"], 1, "moonwalk"),
+    (["show", "walk"], 2, "--out"),
+    (["show", "walk", "--size", "big", "--out", "x"], 2, "--size"),
+    (["show", "walk", "--view", "sideways", "--out", "x"], 2, "--view"),
+])
+def test_cli_poses_show_errors_are_one_line(run_posekit, tmp_path, args, code, words):
+    r = run_posekit("poses", *args, cwd=tmp_path)
+    assert r.returncode == code
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
