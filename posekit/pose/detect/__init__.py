@@ -17,6 +17,7 @@ keypoints, confidence 0 for points the detector did not find or trust.
 from __future__ import annotations
 
 import atexit
+import threading
 
 import numpy as np
 
@@ -26,16 +27,17 @@ DETECTORS = ("blazepose", "openpose")
 
 
 def load_detector(name: str = "blazepose", model: str | None = None, device: str = "auto",
-                  max_people: int = 1):
-    """Build a detector by name. `model` (openpose only): hub id, folder or .pth file."""
+                  max_people: int = 1, **options):
+    """Build a detector by name. `model`: for openpose a hub id, folder or .pth file; for
+    blazepose another .task bundle. `options` go to the detector (openpose: resolution)."""
     if name == "blazepose":
         from posekit.pose.detect.blazepose import BlazePoseDetector
 
-        return BlazePoseDetector(model=model, max_people=max_people)
+        return BlazePoseDetector(model=model, max_people=max_people, **options)
     if name == "openpose":
         from posekit.pose.detect.openpose import OpenPoseDetector
 
-        return OpenPoseDetector(model=model, device=device, max_people=max_people)
+        return OpenPoseDetector(model=model, device=device, max_people=max_people, **options)
     from posekit.errors import UsageError
 
     raise UsageError(f"--detector {name!r}: choose one of {', '.join(DETECTORS)}")
@@ -61,7 +63,17 @@ def detect_person(image: np.ndarray, detector=None) -> Pose | None:
     if detector is None:
         if _default is None:
             _default = load_detector("blazepose")
-            atexit.register(_default.close)
+            _close_at_exit(_default)
         detector = _default
     people = detector.detect([image])[0]
     return people[0] if people else None
+
+
+def _close_at_exit(detector) -> None:
+    """Close before the interpreter shuts thread pools down: MediaPipe runs its C calls on a
+    ThreadPoolExecutor, which is gone by the time plain atexit callbacks run."""
+    register = getattr(threading, "_register_atexit", None)
+    try:
+        register(detector.close) if register else atexit.register(detector.close)
+    except RuntimeError:  # already shutting down
+        atexit.register(detector.close)

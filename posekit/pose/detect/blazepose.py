@@ -54,8 +54,11 @@ class BlazePoseDetector:
 
     def close(self) -> None:
         if self._landmarker is not None:
-            self._landmarker.close()  # explicitly: at interpreter exit it prints a TypeError
-            self._landmarker = None
+            landmarker, self._landmarker = self._landmarker, None
+            try:
+                landmarker.close()  # explicitly: left to __del__ it prints a TypeError at exit
+            except RuntimeError:
+                pass  # the interpreter is shutting down and took MediaPipe's thread pool
 
     def __enter__(self):
         return self

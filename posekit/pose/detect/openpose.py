@@ -94,13 +94,15 @@ def resolve_device(device: str) -> str:
 
 
 class OpenPoseDetector:
-    def __init__(self, model: str | None = None, device: str = "auto", max_people: int = 1):
+    def __init__(self, model: str | None = None, device: str = "auto", max_people: int = 1,
+                 resolution: int = DETECT_RESOLUTION):
         import torch
 
         body, model_lib, self._util = import_controlnet_aux_openpose()
         path = weights_path(model)
         self.device = torch.device(resolve_device(device))
         self.max_people = max(1, int(max_people))
+        self.resolution = int(resolution)  # short side the image is resized to before detection
         self.net = model_lib.bodypose_model()
         self.net.load_state_dict(self._state_dict(path))
         self.net.eval().to(self.device)
@@ -152,7 +154,7 @@ class OpenPoseDetector:
         import cv2
 
         h, w = image.shape[:2]
-        k = DETECT_RESOLUTION / min(h, w)
+        k = self.resolution / min(h, w)
         size = (max(64, int(round(w * k / 64)) * 64), max(64, int(round(h * k / 64)) * 64))
         out = cv2.resize(np.ascontiguousarray(image), size, interpolation=cv2.INTER_LANCZOS4 if k > 1 else cv2.INTER_AREA)
         return np.ascontiguousarray(out[:, :, ::-1])

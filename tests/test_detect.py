@@ -1,0 +1,161 @@
+import sys
+
+import numpy as np
+import pytest
+
+from posekit.errors import ModelNotFoundError, UsageError
+from posekit.pose import INDEX, Pose
+from posekit.pose.detect import DETECTORS, detect_person, load_detector
+
+# Hand-labelled on the photo (zoomed in): pixel positions in scikit-image's astronaut.
+# Right and left are the person's own: her right eye and shoulder are on the image's left.
+LABELS = {"nose": (225, 126), "r_eye": (205, 101), "l_eye": (246, 104),
+          "r_shoulder": (112, 240), "l_shoulder": (306, 256)}
+TOLERANCE = {"nose": 12, "r_eye": 12, "l_eye": 12, "r_shoulder": 30, "l_shoulder": 30}
+
+
+@pytest.fixture(scope="module")
+def blazepose():
+    detector = load_detector("blazepose", max_people=2)
+    yield detector
+    detector.close()
+
+
+@pytest.fixture(scope="module")
+def openpose_weights(tmp_path_factory):
+    """A randomly initialised OpenPose body model saved as the published file names its tensors."""
+    import torch
+
+    from posekit.pose.detect.openpose import import_controlnet_aux_openpose
+
+    _, model_lib, _ = import_controlnet_aux_openpose()
+    torch.manual_seed(0)
+    net = model_lib.bodypose_model()
+    path = tmp_path_factory.mktemp("openpose") / "body_pose_model.pth"
+    torch.save({k.split(".", 1)[1]: v for k, v in net.state_dict().items()}, path)
+    return path
+
+
+def test_blazepose_finds_the_astronaut_where_she_is(blazepose, astronaut):
+    (people,) = blazepose.detect([astronaut])
+    assert len(people) == 1
+    pose = people[0]
+    assert pose.size == (512, 512)
+    for name, (x, y) in LABELS.items():
+        assert pose[name] is not None, name
+        assert np.hypot(*(pose[name] - (x, y))) <= TOLERANCE[name], (name, pose[name])
+    # the neck is between the shoulders; the legs are outside the photo, so missing
+    assert pose["r_shoulder"][0] < pose["neck"][0] < pose["l_shoulder"][0]
+    assert pose["r_ankle"] is None and pose["l_knee"] is None
+    assert ((pose.confidence >= 0.5) | (pose.confidence == 0)).all()
+
+
+def test_blazepose_mirrored_photo_swaps_sides(blazepose, astronaut):
+    pose = detect_person(astronaut, blazepose)
+    mirrored = detect_person(np.ascontiguousarray(astronaut[:, ::-1]), blazepose)
+    flipped = pose.flip()  # what the mirrored photo's pose should be
+    for name in LABELS:
+        assert np.hypot(*(mirrored[name] - flipped[name])) <= TOLERANCE[name], name
+    assert mirrored["r_shoulder"][0] < mirrored["l_shoulder"][0]  # facing us: her right is on our left
+
+
+def test_blazepose_nobody_and_odd_sizes(blazepose, astronaut):
+    blank = np.full((120, 200, 3), 180, np.uint8)
+    small = np.ascontiguousarray(astronaut[::2, ::2])
+    found = blazepose.detect([blank, small])
+    assert found[0] == []
+    assert found[1][0].size == (256, 256)
+    assert np.hypot(*(found[1][0]["nose"] - np.array(LABELS["nose"]) / 2)) <= 8
+    assert detect_person(blank, blazepose) is None
+
+
+def test_default_detector_is_shared(astronaut):
+    pose = detect_person(astronaut)
+    assert isinstance(pose, Pose) and pose["nose"] is not None
+    import posekit.pose.detect as detect
+
+    first = detect._default
+    detect_person(astronaut)
+    assert detect._default is first
+
+
+@pytest.fixture(scope="module")
+def openpose(openpose_weights):
+    # resolution 128 keeps the CPU post-processing cheap; the network input is the same size
+    detector = load_detector("openpose", model=str(openpose_weights), device="cpu", max_people=3, resolution=128)
+    yield detector
+    detector.close()
+
+
+def test_openpose_batches_and_returns_pixel_poses(openpose, astronaut, blazepose, monkeypatch):
+    """Both detectors in one process (the controlnet_aux import workaround must leave the real
+    mediapipe in place), and batching must not mix images up: the batched network outputs, fed
+    through controlnet_aux's Body, give the same peaks and people as Body running its own
+    network on each image."""
+    import mediapipe
+
+    from posekit.pose.detect.openpose import OpenPoseDetector, import_controlnet_aux_openpose
+
+    assert isinstance(openpose, OpenPoseDetector)
+    assert sys.modules["mediapipe"] is mediapipe
+    body_lib, _, _ = import_controlnet_aux_openpose()
+    seen = []
+    replayed = openpose._body
+
+    def recording(bgr):
+        result = replayed(bgr)
+        seen.append((bgr, result))
+        return result
+
+    monkeypatch.setattr(openpose, "_body", recording)
+    # tall narrow crops: the network sees 184 px rows, so narrow images keep it quick on a CPU
+    images = [np.ascontiguousarray(astronaut[:, 150:278]), np.ascontiguousarray(astronaut[:, 280:400])]
+    found = openpose.detect(images)
+    assert len(found) == 2 and len(seen) == 2
+    for people, image in zip(found, images):
+        assert len(people) <= 3
+        for p in people:
+            assert p.size == (image.shape[1], image.shape[0])
+    reference = body_lib.Body.__new__(body_lib.Body)
+    reference.model = openpose.net
+    for bgr, (cand, subset) in seen:
+        ref_cand, ref_subset = reference(bgr)
+        assert len(cand) == len(ref_cand) > 0  # random weights still give heatmap peaks
+        np.testing.assert_allclose(np.asarray(cand)[:, :3], np.asarray(ref_cand)[:, :3], atol=1e-3)
+        assert np.array_equal(subset, ref_subset)
+    assert detect_person(astronaut, blazepose)["nose"] is not None
+
+
+def test_openpose_state_dict_in_either_naming(tmp_path, openpose):
+    import torch
+
+    own = tmp_path / "own.pth"
+    torch.save(openpose.net.state_dict(), own)
+    w = "model0.conv1_1.weight"
+    assert torch.equal(openpose._state_dict(own)[w], openpose.net.state_dict()[w].cpu())
+    bad = tmp_path / "bad.pth"
+    torch.save({"conv1_1.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ModelNotFoundError, match="not an OpenPose body model"):
+        openpose._state_dict(bad)
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelNotFoundError, match="junk.pth"):
+        openpose._state_dict(junk)
+
+
+def test_openpose_missing_weights_say_what_to_download(tmp_path, monkeypatch):
+    from posekit.pose.detect.openpose import weights_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelNotFoundError, match="body_pose_model.pth"):
+        weights_path(None)  # lllyasviel/Annotators, offline and not cached
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        weights_path(str(tmp_path / "nothing.pth"))
+    with pytest.raises(ModelNotFoundError, match="has no body_pose_model.pth"):
+        weights_path(str(tmp_path))
+
+
+def test_unknown_detector_is_a_usage_error():
+    assert DETECTORS == ("blazepose", "openpose")
+    with pytest.raises(UsageError, match="blazepose, openpose"):
+        load_detector("yolo")
