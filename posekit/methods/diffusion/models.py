@@ -115,6 +115,7 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     caller shows its own."""
     device = device if isinstance(device, torch.device) else resolve_device(device)
     dtype = dtype or dtype_for(device)
+    _no_loading_bars()
     extra = {"safety_checker": None, "requires_safety_checker": False, "torch_dtype": dtype}
     if controlnet and str(controlnet).lower() != "none":
         extra["controlnet"] = load_controlnet(str(controlnet), dtype)
@@ -125,6 +126,15 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def _no_loading_bars() -> None:
+    """diffusers' and transformers' "Loading components/weights" bars would interleave with ours."""
+    import diffusers.utils.logging
+    import transformers.utils.logging
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def _load_base(cls, model: str, model_config, extra: dict):

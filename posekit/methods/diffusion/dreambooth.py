@@ -1,0 +1,521 @@
+"""DreamBooth: teach Stable Diffusion 1.x one subject (or one style) from a few images.
+
+    train_dreambooth("photos/", "a photo of sks person", "runs/me", lora=True, steps=400)
+
+A readable training loop on accelerate (devices, mixed precision, several processes, save_state)
+following the recipe of diffusers' train_dreambooth.py / train_dreambooth_lora.py:
+
+- the instance images are fitted whole into a square (letterboxed on their own border colour,
+  never randomly cropped: a sprite sheet cell or a full-body photo must keep its feet); a `.txt`
+  beside an image overrides the instance prompt for it;
+- prior preservation: class images of the base model (generated once into the class folder when
+  it holds too few) are trained on alongside, with their loss weighted by prior_loss_weight;
+- latents and (with a frozen text encoder) prompt embeddings are computed once up front: the VAE
+  and text encoder then cost nothing per step;
+- full fine-tune, or LoRA (peft) on the attention projections to_q/to_k/to_v/to_out.0;
+- every `checkpointing_steps` the whole training state goes through accelerator.save_state into
+  OUT/checkpoint-<step> (written under a temporary name, then renamed: a killed run never leaves a
+  half-written checkpoint), `resume=True` continues from the newest one;
+- the result: a full pipeline folder in OUT (usable as --model again, so fine-tunes chain) or
+  OUT/pytorch_lora_weights.safetensors (pipeline.load_lora_weights reads it). model_index.json /
+  the LoRA file are written last, so a folder that has them is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from posekit.console import info, progress, warn
+from posekit.errors import PosekitError, UsageError
+from posekit.images import IMAGE_SUFFIXES, load_image, save_image, write_json
+from posekit.methods.diffusion.models import DEFAULT_MODEL, load_pipeline
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+# settings a resumed run must share with the run that wrote the checkpoints
+RUN_IDENTITY = ("model", "lora", "rank", "train_text_encoder", "resolution", "with_prior_preservation")
+
+
+def default_learning_rate(lora: bool, train_text_encoder: bool) -> float:
+    """What works in practice: 1e-4 for LoRA; 5e-6 full (2e-6 when the text encoder trains too)."""
+    return 1e-4 if lora else (2e-6 if train_text_encoder else 5e-6)
+
+
+# -- data ----------------------------------------------------------------------------------
+@dataclass
+class Example:
+    image: np.ndarray  # (resolution, resolution, 3) uint8
+    prompt: str
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Scale the whole image into a size x size square and pad the rest with the median colour
+    of its border (a plain background continues; nothing of the figure is cut off)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.LANCZOS))
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    out = np.empty((size, size, 3), np.uint8)
+    out[:] = np.median(border, axis=0).astype(np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    out[y:y + nh, x:x + nw] = resized
+    return out
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_examples(folder: Path, prompt: str, resolution: int, flag: str) -> list[Example]:
+    """Every image of a folder, fitted to the resolution, with its caption (.txt) or `prompt`.
+    Unreadable images are named together in one error: training on a silently shorter set would
+    be worse than stopping."""
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder}: no such folder")
+    files = image_files(folder)
+    if not files:
+        raise UsageError(f"{flag} {folder}: no images in it (JPEG, PNG, WebP...)")
+    examples, bad = [], []
+    for path in files:
+        try:
+            image = load_image(path)
+        except PosekitError as e:
+            bad.append(str(e))
+            continue
+        caption = path.with_suffix(".txt")
+        text = caption.read_text().strip() if caption.is_file() else ""
+        examples.append(Example(fit_square(image, resolution), text or prompt))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise PosekitError(f"{flag}: unreadable image {bad[0]}{more}; fix or remove it")
+    return examples
+
+
+def instance_words(instance_prompt: str, class_prompt: str | None) -> set[str]:
+    """The words that name the subject: in the instance prompt but not the class prompt."""
+    words = lambda s: set(re.findall(r"[\w<>-]+", (s or "").lower()))  # noqa: E731
+    return words(instance_prompt) - words(class_prompt) - {"a", "an", "the", "of", "in", "on", "photo", "picture", "image"}
+
+
+def warn_about_prompts(instance_prompt, class_prompt, validation_prompt, examples) -> None:
+    token = instance_words(instance_prompt, class_prompt)
+    if class_prompt and not token:
+        warn(f"--instance-prompt {instance_prompt!r} has no word beyond the class prompt; add a rare token "
+             "such as 'sks' so the model learns a name for the subject")
+        return
+    lacks = lambda p: token and not (token & instance_words(p, None))  # noqa: E731
+    if validation_prompt and lacks(validation_prompt):
+        warn(f"--validation-prompt {validation_prompt!r} lacks the instance token ({', '.join(sorted(token))})")
+    n = sum(1 for e in examples if e.prompt != instance_prompt and lacks(e.prompt))
+    if n:
+        warn(f"{n} caption(s) lack the instance token ({', '.join(sorted(token))})")
+
+
+def generate_class_images(pipe, prompt: str, folder: Path, count: int, resolution: int, seed: int,
+                          batch: int = 4, steps: int = 30) -> None:
+    """Fill `folder` up to `count` images of `prompt` from the base model (prior preservation);
+    each is saved atomically as it comes, so an interrupted fill resumes where it stopped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    have = len(image_files(folder))
+    if have >= count:
+        return
+    info(f"generating {count - have} class images of {prompt!r} into {folder}")
+    device = pipe.device
+    autocast = torch.autocast("cuda", torch.float16) if device.type == "cuda" else _nullcontext()
+    with progress() as p:
+        task = p.add_task("class images", total=count - have, status="")
+        i = have
+        while i < count:
+            n = min(batch, count - i)
+            gens = [torch.Generator("cpu").manual_seed(seed + i + k) for k in range(n)]
+            with torch.inference_mode(), autocast:
+                images = pipe([prompt] * n, height=resolution, width=resolution, num_inference_steps=steps,
+                              generator=gens, output_type="np").images
+            for k, im in enumerate(images):
+                save_image((np.clip(im, 0, 1) * 255).round().astype(np.uint8), folder / f"class-{i + k:05d}.png")
+            i += n
+            p.advance(task, n)
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+# -- run folder ----------------------------------------------------------------------------
+def checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """(step, path) of the complete checkpoints in a run folder, oldest first."""
+    found = []
+    for p in out.glob("checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def check_run_folder(out: Path, config: dict, resume: bool) -> None:
+    """Refuse to train over a finished or running model unless resuming the same run."""
+    existing = [n for n in ("model_index.json", LORA_FILE) if (out / n).exists()] + [p.name for _, p in checkpoints(out)]
+    if existing and not resume:
+        raise UsageError(f"--out {out}: already holds a run ({existing[0]}); pass --resume to continue it "
+                         "or choose another folder")
+    saved = out / "config.json"
+    if resume and saved.is_file():
+        old = json.loads(saved.read_text())
+        for key in RUN_IDENTITY:
+            if key in old and old[key] != config[key]:
+                raise UsageError(f"--resume: {out} was trained with {key}={old[key]!r}, now {config[key]!r}; "
+                                 "pass the same settings or another --out")
+
+
+def save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
+    """accelerator.save_state into a temporary folder, renamed to checkpoint-<step> when whole;
+    then only the newest `keep` checkpoints are kept."""
+    tmp = out / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = out / f"checkpoint-{step}"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for _, old in checkpoints(out)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def lora_state_hooks(accelerator, unet, text_encoder):
+    """Make save_state/load_state store only the LoRA weights of the peft-wrapped models (a few
+    MB instead of the whole frozen UNet in every checkpoint)."""
+    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import load_file, save_file
+
+    def name_of(model):
+        return "unet" if isinstance(accelerator.unwrap_model(model), type(unet)) else "text_encoder"
+
+    def save(models, weights, output_dir):
+        for model in models:
+            if accelerator.is_main_process:
+                state = {k: v.contiguous() for k, v in get_peft_model_state_dict(accelerator.unwrap_model(model)).items()}
+                save_file(state, os.path.join(output_dir, f"{name_of(model)}_lora.safetensors"))
+            if weights:
+                weights.pop()
+
+    def load(models, input_dir):
+        while models:
+            model = models.pop()
+            state = load_file(os.path.join(input_dir, f"{name_of(model)}_lora.safetensors"))
+            set_peft_model_state_dict(accelerator.unwrap_model(model), state)
+
+    accelerator.register_save_state_pre_hook(save)
+    accelerator.register_load_state_pre_hook(load)
+
+
+# -- training ------------------------------------------------------------------------------
+def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAULT_MODEL, model_config=None,
+                     class_prompt: str | None = None, with_prior_preservation: bool = False, class_dir=None,
+                     num_class_images: int = 100, prior_loss_weight: float = 1.0, lora: bool = False, rank: int = 4,
+                     train_text_encoder: bool = False, resolution: int = 512, steps: int = 800,
+                     learning_rate: float | None = None, batch_size: int = 1, gradient_accumulation: int = 1,
+                     gradient_checkpointing: bool = False, use_8bit_adam: bool = False, mixed_precision: str = "no",
+                     checkpointing_steps: int = 500, keep_checkpoints: int = 2, resume: bool = False,
+                     validation_prompt: str | None = None, validation_steps: int = 100, seed: int = 0,
+                     class_steps: int = 30, device: str = "auto") -> Path:
+    """Fine-tune and write the model into `out`; returns the pipeline folder or the LoRA file."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    out = Path(out)
+    instance_dir = Path(instance_dir)
+    lr = learning_rate or default_learning_rate(lora, train_text_encoder)
+    if resolution % 8:
+        raise UsageError(f"--resolution {resolution}: use a multiple of 8 (512 for SD 1.x)")
+    if with_prior_preservation and not (class_prompt and class_dir):
+        raise UsageError("--with-prior-preservation needs --class-prompt and --class-dir")
+    config = dict(model=str(model), instance_dir=str(instance_dir), instance_prompt=instance_prompt,
+                  class_prompt=class_prompt, with_prior_preservation=with_prior_preservation,
+                  class_dir=str(class_dir) if class_dir else None, num_class_images=num_class_images,
+                  prior_loss_weight=prior_loss_weight, lora=lora, rank=rank, train_text_encoder=train_text_encoder,
+                  resolution=resolution, steps=steps, learning_rate=lr, batch_size=batch_size,
+                  gradient_accumulation=gradient_accumulation, mixed_precision=mixed_precision, seed=seed)
+    check_run_folder(out, config, resume)
+    instances = load_examples(instance_dir, instance_prompt, resolution, "--instance-dir")
+    warn_about_prompts(instance_prompt, class_prompt if with_prior_preservation else None, validation_prompt, instances)
+
+    try:
+        accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation,
+                                  cpu=device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
+    set_seed(seed)
+    main = accelerator.is_main_process
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(config, out / "config.json")
+
+    # the base model once: its components are what we train, its scheduler samples validations
+    base = load_pipeline(model, model_config, controlnet=None, img2img=False, device=accelerator.device,
+                         dtype=torch.float32)
+    classes: list[Example] = []
+    if with_prior_preservation:
+        if main:
+            generate_class_images(base, class_prompt, Path(class_dir), num_class_images, resolution, seed,
+                                  steps=class_steps)
+        accelerator.wait_for_everyone()
+        classes = load_examples(Path(class_dir), class_prompt, resolution, "--class-dir")[:num_class_images]
+
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    unet, text_encoder, vae, tokenizer = base.unet, base.text_encoder, base.vae, base.tokenizer
+    noise_scheduler = _training_scheduler(base.scheduler)
+    vae.requires_grad_(False)
+    vae.to(accelerator.device, weight_dtype)
+    unet.requires_grad_(not lora)
+    text_encoder.requires_grad_(train_text_encoder and not lora)
+    if lora:
+        from peft import LoraConfig
+
+        unet.to(accelerator.device, weight_dtype)  # frozen base in half precision, adapters in fp32
+        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_LORA_TARGETS))
+        if train_text_encoder:
+            text_encoder.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
+                                                target_modules=TEXT_LORA_TARGETS))
+    if not train_text_encoder:
+        text_encoder.to(accelerator.device, weight_dtype)
+    if gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if train_text_encoder:
+            text_encoder.gradient_checkpointing_enable()
+
+    models = [unet] + ([text_encoder] if train_text_encoder else [])
+    if lora:
+        from diffusers.training_utils import cast_training_params
+
+        cast_training_params(models, dtype=torch.float32)
+        lora_state_hooks(accelerator, unet, text_encoder)
+    params = [p for m in models for p in m.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, lr, use_8bit_adam)
+    from diffusers.optimization import get_scheduler
+
+    lr_scheduler = get_scheduler("constant", optimizer=optimizer)  # constant, no warm-up: what DreamBooth uses
+    prepared = accelerator.prepare(*models, optimizer, lr_scheduler)
+    models, optimizer, lr_scheduler = list(prepared[:len(models)]), prepared[-2], prepared[-1]
+    unet = models[0]
+    text_encoder = models[1] if train_text_encoder else text_encoder
+
+    # latents and (frozen) prompt embeddings once, up front
+    with torch.no_grad():
+        inst_latents = encode_latents(vae, [e.image for e in instances], accelerator.device, weight_dtype)
+        class_latents = encode_latents(vae, [e.image for e in classes], accelerator.device, weight_dtype)
+    encode = _prompt_encoder(tokenizer, text_encoder, train_text_encoder, accelerator.device,
+                             {e.prompt for e in instances + classes})
+
+    start = 0
+    if resume:
+        found = checkpoints(out)
+        if found:
+            start, path = found[-1]
+            accelerator.load_state(str(path))
+            info(f"resuming from step {start} ({path})")
+        else:
+            warn(f"--resume: no checkpoint in {out}; starting from step 0")
+
+    total_batch = batch_size * accelerator.num_processes * gradient_accumulation
+    info(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
+         f"{steps} steps of {total_batch} ({'LoRA rank ' + str(rank) if lora else 'full fine-tune'}, lr {lr:g}) "
+         f"on {accelerator.device}")
+    for m in models:
+        m.train()
+    step, micro = start, start * gradient_accumulation
+    with progress(transient=False) if main else _nullcontext() as bar:
+        task = bar.add_task("dreambooth", total=steps, completed=start, status="") if main else None
+        while step < steps:
+            with accelerator.accumulate(*models):
+                idx = batch_indices(micro, batch_size, len(instances), accelerator.process_index,
+                                    accelerator.num_processes, seed)
+                latents = sample_latents(inst_latents, idx)
+                prompts = [instances[i].prompt for i in idx]
+                if classes:
+                    cidx = [i % len(classes) for i in batch_indices(micro, batch_size, len(classes),
+                                                                    accelerator.process_index, accelerator.num_processes, seed + 1)]
+                    latents = torch.cat([latents, sample_latents(class_latents, cidx)])
+                    prompts += [classes[i].prompt for i in cidx]
+                loss = diffusion_loss(unet, noise_scheduler, latents, encode(prompts), len(idx) if classes else None,
+                                      prior_loss_weight)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            micro += 1
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            if main:
+                bar.update(task, advance=1, status=f"loss {loss.detach().item():.4f}")
+            if checkpointing_steps and step % checkpointing_steps == 0 and step < steps:
+                save_checkpoint(accelerator, out, step, keep_checkpoints)
+            if validation_prompt and validation_steps and step % validation_steps == 0 and main:
+                validate(accelerator, base, unet, text_encoder, validation_prompt, out, step, resolution, seed, weight_dtype)
+
+    accelerator.wait_for_everyone()
+    result = None
+    if main:
+        if validation_prompt and not (validation_steps and steps % validation_steps == 0):
+            validate(accelerator, base, unet, text_encoder, validation_prompt, out, steps, resolution, seed, weight_dtype)
+        unet_, te_ = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
+        result = save_lora(out, unet_, te_ if train_text_encoder else None) if lora else save_pipeline(out, base, unet_, te_)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result or out
+
+
+def _training_scheduler(scheduler):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler.from_config(scheduler.config)
+
+
+def _optimizer(params, lr: float, use_8bit_adam: bool):
+    if use_8bit_adam:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise UsageError("--use-8bit-adam needs bitsandbytes: pip install bitsandbytes (CUDA only)") from None
+        return bnb.optim.AdamW8bit(params, lr=lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+
+
+def encode_latents(vae, images: list[np.ndarray], device, dtype) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The VAE's latent distribution (mean, std) of each image, scaled for the UNet; sampled
+    afresh every step as the diffusers scripts do."""
+    if not images:
+        return None
+    means, stds = [], []
+    for im in images:
+        x = torch.from_numpy(im).permute(2, 0, 1)[None].to(device, dtype) / 127.5 - 1.0
+        dist = vae.encode(x).latent_dist
+        means.append(dist.mean.float())
+        stds.append(dist.std.float())
+    s = vae.config.scaling_factor
+    return torch.cat(means) * s, torch.cat(stds) * s
+
+
+def sample_latents(latents: tuple[torch.Tensor, torch.Tensor], idx: list[int]) -> torch.Tensor:
+    mean, std = latents[0][idx], latents[1][idx]
+    return mean + std * torch.randn_like(mean)
+
+
+def batch_indices(micro_step: int, batch_size: int, n: int, rank: int, world: int, seed: int) -> list[int]:
+    """Which examples micro-batch `micro_step` of process `rank` takes: consecutive slices of a
+    stream of per-epoch shuffles, a pure function of the step, so a resumed run sees exactly the
+    data the killed one would have seen, and processes never share a slice."""
+    start = (micro_step * world + rank) * batch_size
+    out = []
+    for pos in range(start, start + batch_size):
+        epoch, k = divmod(pos, n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        out.append(int(perm[k]))
+    return out
+
+
+def _prompt_encoder(tokenizer, text_encoder, trainable: bool, device, prompts: set[str]):
+    """prompts -> encoder hidden states; cached per prompt when the text encoder is frozen."""
+    def tokens(batch):
+        return tokenizer(batch, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids.to(device)
+
+    if trainable:
+        return lambda batch: text_encoder(tokens(batch))[0]
+    with torch.no_grad():
+        cache = {p: text_encoder(tokens([p]))[0] for p in sorted(prompts)}
+    return lambda batch: torch.cat([cache[p] for p in batch])
+
+
+def diffusion_loss(unet, scheduler, latents, hidden, n_instance: int | None, prior_weight: float) -> torch.Tensor:
+    """The denoising loss at random timesteps; with prior preservation the batch is instance
+    examples followed by class examples, and the class half's loss is weighted separately."""
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device).long()
+    noisy = scheduler.add_noise(latents, noise, t)
+    target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
+    pred = unet(noisy, t, hidden, return_dict=False)[0]  # under mixed precision accelerate autocasts
+    if n_instance is None:
+        return F.mse_loss(pred.float(), target.float())
+    loss = F.mse_loss(pred[:n_instance].float(), target[:n_instance].float())
+    prior = F.mse_loss(pred[n_instance:].float(), target[n_instance:].float())
+    return loss + prior_weight * prior
+
+
+def validate(accelerator, base, unet, text_encoder, prompt: str, out: Path, step: int, resolution: int, seed: int,
+             dtype, count: int = 2) -> None:
+    """Sample `count` images of the validation prompt with the weights as they are now."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=base.vae, text_encoder=accelerator.unwrap_model(text_encoder),
+                                   tokenizer=base.tokenizer, unet=accelerator.unwrap_model(unet), scheduler=base.scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    device = accelerator.device
+    autocast = torch.autocast(device.type, dtype) if dtype != torch.float32 else _nullcontext()
+    gens = [torch.Generator("cpu").manual_seed(seed + k) for k in range(count)]
+    with torch.inference_mode(), autocast:
+        images = pipe([prompt] * count, height=resolution, width=resolution, num_inference_steps=25,
+                      generator=gens, output_type="np").images
+    for k, im in enumerate(images):
+        save_image((np.clip(im, 0, 1) * 255).round().astype(np.uint8), out / "validation" / f"step-{step:06d}-{k}.png")
+
+
+def save_lora(out: Path, unet, text_encoder=None) -> Path:
+    """OUT/pytorch_lora_weights.safetensors, in the layout load_lora_weights reads."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    layers = lambda m: convert_state_dict_to_diffusers(get_peft_model_state_dict(m))  # noqa: E731
+    tmp = out / ".lora.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    StableDiffusionPipeline.save_lora_weights(tmp, unet_lora_layers=layers(unet),
+                                              text_encoder_lora_layers=layers(text_encoder) if text_encoder else None)
+    os.replace(tmp / LORA_FILE, out / LORA_FILE)
+    shutil.rmtree(tmp, ignore_errors=True)
+    info(f"wrote {out / LORA_FILE}")
+    return out / LORA_FILE
+
+
+def save_pipeline(out: Path, base, unet, text_encoder) -> Path:
+    """A complete diffusers pipeline folder in OUT (float32), model_index.json moved in last."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=base.vae.to(torch.float32), text_encoder=text_encoder.to(torch.float32),
+                                   tokenizer=base.tokenizer, unet=unet.to(torch.float32), scheduler=base.scheduler,
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    tmp = out / ".pipeline.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp)
+    (out / "model_index.json").unlink(missing_ok=True)
+    for item in sorted(tmp.iterdir(), key=lambda p: p.name == "model_index.json"):
+        target = out / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(item, target)
+    tmp.rmdir()
+    info(f"wrote a diffusers pipeline to {out} (use it as --model {out})")
+    return out
