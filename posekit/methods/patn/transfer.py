@@ -1,0 +1,176 @@
+"""`transfer --method gan`: move the person of one photo into target poses with a PATN generator.
+
+Frames: the generator works at a fixed size (DeepFashion 256x176, Market 128x64, or what a run
+was trained at). A source of exactly that size is used as it is and target keypoints stay in its
+frame (the official test pairs are so). Any other source is cropped around the person to the
+model's aspect ratio and resized; each target pose, given on the source canvas, is carried into
+that crop the same way (`frame_pose`), so frames come out at the model's size.
+
+Weights (--checkpoint): a `train-gan` run folder (its netG.safetensors, or the newest checkpoint),
+one of our netG .safetensors files (architecture and preprocessing in its metadata), or the
+authors' latest_net_netG.pth (architecture read from the keys; preprocessing from --dataset).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from posekit.errors import PosekitError, UsageError
+from posekit.pose.pose import Pose
+
+CROP_MARGIN = 0.12  # extra room around the keypoints' box (heads and feet reach past their points)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device {device!r}: use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    return dev
+
+
+def _official_config(arch: dict, dataset: str | None, path: Path) -> dict:
+    from posekit.methods.patn.data import preset
+
+    if dataset is None:  # the published files differ in their norm: read the preset from it
+        dataset = "deepfashion" if arch["norm"] == "instance" else "market1501"
+    p = preset(dataset)
+    if p.norm != arch["norm"]:
+        raise UsageError(f"--dataset {dataset}: {path} is a {arch['norm']}-norm generator, "
+                         f"but the {dataset} preset uses {p.norm} norm")
+    return {**arch, "height": p.height, "width": p.width, "dataset": dataset, "heatmap": p.heatmap, "sigma": p.sigma}
+
+
+def _safetensors_generator(path: Path, dataset: str | None):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from posekit.methods.patn.model import architecture_of, load_generator_state
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = (f.metadata() or {}).get("posekit_patn")
+        state = load_file(str(path))
+    except Exception as e:
+        raise PosekitError(f"{path}: cannot read as safetensors ({type(e).__name__}: {e})") from None
+    try:
+        net = load_generator_state(state)
+    except PosekitError as e:
+        raise PosekitError(f"{path}: {e}") from None
+    if meta:
+        config = json.loads(meta)
+        if dataset and dataset != config.get("dataset"):
+            raise UsageError(f"--dataset {dataset}: {path} was trained on {config.get('dataset')}; "
+                             f"leave --dataset out for our own checkpoints")
+        return net, config
+    return net, _official_config(architecture_of(state), dataset, path)
+
+
+def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
+    """(generator, config) from a run folder, a .safetensors file or an official .pth."""
+    from posekit.methods.patn.model import architecture_of, load_official_generator
+
+    if checkpoint is None:
+        raise UsageError("--method gan needs --checkpoint: a train-gan run folder, a netG .safetensors, "
+                         "or the authors' latest_net_netG.pth")
+    path = Path(checkpoint)
+    if path.is_dir():
+        from posekit.methods.patn.train import latest_checkpoint
+
+        last = latest_checkpoint(path)
+        for candidate in (path / "netG.safetensors", last / "netG.safetensors" if last else None,
+                          path / "latest_net_netG.pth"):
+            if candidate is not None and candidate.is_file():
+                path = candidate
+                break
+        else:
+            raise PosekitError(f"--checkpoint {checkpoint}: no netG.safetensors, checkpoint or "
+                               f"latest_net_netG.pth in this folder")
+    if not path.is_file():
+        raise PosekitError(f"--checkpoint {path}: no such file")
+    if path.suffix == ".safetensors":
+        return _safetensors_generator(path, dataset)
+    net = load_official_generator(path)
+    return net, _official_config({"ngf": net.ngf, "blocks": net.blocks, "norm": net.norm}, dataset, path)
+
+
+def person_crop(pose: Pose, width: int, height: int) -> tuple[float, float, float, float]:
+    """(x0, y0, w, h) of a box of aspect width:height around the person (may leave the canvas)."""
+    box = pose.bbox()
+    if box is None:
+        raise PosekitError("the source pose has no keypoints; pass --source-pose")
+    x0, y0, x1, y1 = box
+    bw, bh = (x1 - x0) * (1 + 2 * CROP_MARGIN), (y1 - y0) * (1 + 2 * CROP_MARGIN)
+    h = max(bh, bw * height / width, 8.0)
+    w = h * width / height
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - w / 2, cy - h / 2, w, h
+
+
+def cropped_image(image: np.ndarray, box, width: int, height: int) -> np.ndarray:
+    """The box resampled to width x height; outside the photo, its border pixels repeat."""
+    import cv2
+
+    x0, y0, w, h = box
+    sx, sy = width / w, height / h
+    affine = np.float32([[sx, 0, -x0 * sx], [0, sy, -y0 * sy]])
+    interp = cv2.INTER_AREA if sx < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, affine, (width, height), flags=interp, borderMode=cv2.BORDER_REPLICATE)
+
+
+class PatnMethod:
+    """PATN pose transfer: one source, many target poses, batched."""
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, checkpoint=None, dataset=None,
+                 device: str = "auto", batch_size: int = 8, **_ignored):
+        from posekit.methods.patn.data import heatmap_tensor, image_tensor
+
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size))
+        net, self.config = load_patn(checkpoint, dataset)
+        self.net = net.to(self.device).eval()  # eval: no dropout, batch norm on its running stats
+        self.width, self.height = int(self.config["width"]), int(self.config["height"])
+        h, w = source_image.shape[:2]
+        if (w, h) == (self.width, self.height):
+            self.box = None
+            frame = source_image
+        else:
+            self.box = person_crop(source_pose, self.width, self.height)
+            frame = cropped_image(source_image, self.box, self.width, self.height)
+        self.source_frame = frame
+        self.source = image_tensor(frame)[None].to(self.device)
+        self.source_maps = heatmap_tensor(self._maps(self.frame_pose(source_pose)))[None].to(self.device)
+
+    def _maps(self, pose: Pose) -> np.ndarray:
+        from posekit.pose.render import heatmaps
+
+        return heatmaps(pose, sigma=float(self.config["sigma"]), kind=self.config["heatmap"])
+
+    def frame_pose(self, pose: Pose) -> Pose:
+        """A pose on the source canvas, in the output frame's pixel coordinates."""
+        if self.box is None:
+            return pose.with_canvas(self.width, self.height)
+        x0, y0, w, h = self.box
+        return pose.cropped(x0, y0, max(1, round(w)), max(1, round(h))).scale(
+            self.width / w, self.height / h).with_canvas(self.width, self.height)
+
+    @torch.no_grad()
+    def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
+        from posekit.methods.patn.data import heatmap_tensor, to_uint8
+
+        frames = []
+        for i in range(0, len(targets), self.batch_size):
+            chunk = targets[i:i + self.batch_size]
+            maps = torch.stack([heatmap_tensor(self._maps(self.frame_pose(t))) for t in chunk]).to(self.device)
+            n = len(chunk)
+            out = self.net(self.source.expand(n, -1, -1, -1), self.source_maps.expand(n, -1, -1, -1), maps)
+            frames += list(to_uint8(out))
+        return frames

@@ -1,0 +1,93 @@
+"""posekit.metrics: PATN's SSIM protocol, mask-SSIM, PCK / PCKh."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from posekit.metrics import body_mask, mask_ssim, pck, pckh, ssim
+from posekit.pose.pose import INDEX, Pose
+
+
+@pytest.fixture(scope="module")
+def photo(astronaut):
+    return astronaut[100:356:2, 150:406:2].copy()   # 128x128 real photo
+
+
+def test_ssim_is_one_for_identical_images_and_falls_with_noise(photo):
+    rng = np.random.default_rng(0)
+    noisy = np.clip(photo.astype(int) + rng.integers(-40, 40, photo.shape), 0, 255).astype(np.uint8)
+    very = np.clip(photo.astype(int) + rng.integers(-120, 120, photo.shape), 0, 255).astype(np.uint8)
+    assert ssim(photo, photo) == pytest.approx(1.0)
+    assert 1.0 > ssim(noisy, photo) > ssim(very, photo) > 0
+
+
+def test_ssim_follows_the_patn_protocol(photo):
+    from skimage.metrics import structural_similarity
+
+    dark = (photo // 2).astype(np.uint8)    # a different range: data_range comes from the generated image
+    expected = structural_similarity(photo, dark, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                     channel_axis=-1, data_range=float(dark.max()) - float(dark.min()))
+    assert ssim(dark, photo) == pytest.approx(expected)
+    assert ssim(dark, photo) != pytest.approx(ssim(photo, dark))
+    # the DeepFashion protocol pads both with white: more identical area, higher score
+    assert ssim(dark, photo, pad=40) > ssim(dark, photo)
+    with pytest.raises(ValueError):
+        ssim(photo, photo[:64])
+
+
+def standing(width=64, height=128) -> Pose:
+    xy = {"nose": (32, 14), "neck": (32, 26), "r_shoulder": (22, 28), "r_elbow": (18, 46), "r_wrist": (16, 62),
+          "l_shoulder": (42, 28), "l_elbow": (46, 46), "l_wrist": (48, 62), "r_hip": (26, 66), "r_knee": (26, 92),
+          "r_ankle": (26, 118), "l_hip": (38, 66), "l_knee": (38, 92), "l_ankle": (38, 118), "r_eye": (29, 11),
+          "l_eye": (35, 11), "r_ear": (26, 13), "l_ear": (38, 13)}
+    return Pose.from_xy([xy[n] for n in INDEX], width, height)
+
+
+def test_body_mask_covers_limbs_not_the_background():
+    mask = body_mask(standing())
+    assert mask.shape == (128, 64)
+    assert mask[92, 26] and mask[54, 17] and mask[46, 32]   # knee, forearm, torso
+    assert not mask[5, 5] and not mask[100, 60]
+    assert 0.1 < mask.mean() < 0.5
+
+
+def test_mask_ssim_ignores_the_background(photo):
+    pose = standing(128, 128).scale(2.0, 1.0)
+    ref = photo
+    gen = ref.copy()
+    gen[:, 110:] = 255 - gen[:, 110:]     # change only far from the body
+    assert not body_mask(pose)[:, 110:].any()
+    assert mask_ssim(gen, ref, pose) == pytest.approx(1.0)
+    assert ssim(gen, ref) < 0.95
+
+
+def test_pck_counts_target_points_within_the_torso_tolerance():
+    target = standing()
+    torso = target.torso_size()
+    assert pck(target, target) == 1.0
+    assert pck(target.translate(0.4 * torso, 0), target) == 1.0
+    assert pck(target.translate(0.6 * torso, 0), target) == 0.0
+    # a point the prediction misses is wrong; a point the target lacks is not counted
+    kp = target.keypoints.copy()
+    kp[INDEX["r_wrist"]] = 0
+    assert pck(Pose(kp, 64, 128), target) == pytest.approx(17 / 18)
+    assert pck(target, Pose(kp, 64, 128)) == 1.0
+    # poses on another canvas are compared in the target's pixels
+    assert pck(target.resized(128, 256), target) == 1.0
+    assert math.isnan(pck(target, Pose.empty(64, 128)))
+
+
+def test_pckh_uses_the_head_box_per_axis():
+    target = standing()
+    xs = target.keypoints[[0, 1, 14, 15, 16, 17], 0]
+    ys = target.keypoints[[0, 1, 14, 15, 16, 17], 1]
+    w, h = np.ptp(xs), np.ptp(ys)           # 12 x 15 px
+    assert pckh(target.translate(0.45 * w, 0.45 * h), target) == 1.0
+    assert pckh(target.translate(0.55 * w, 0), target) == 0.0
+    assert pckh(target.translate(0, 0.55 * h), target) == 0.0
+    assert pckh(target.translate(0.55 * w, 0), target, alpha=0.6) == 1.0
+    with pytest.raises(ValueError):
+        pck(target, target, reference="knee")
