@@ -108,7 +108,8 @@ def _bone_lengths(xy: np.ndarray) -> np.ndarray:
 
 def _measures(xy: np.ndarray) -> np.ndarray:
     """(..., 9) body measures: torso, shoulder width, then the _SCALE_BONES."""
-    hips = np.nanmean(np.stack([xy[..., R_HIP, :], xy[..., L_HIP, :]]), axis=0)  # one hip will do
+    r, l = xy[..., R_HIP, :], xy[..., L_HIP, :]
+    hips = np.where(np.isnan(r), l, np.where(np.isnan(l), r, (r + l) / 2.0))  # one hip will do
     torso = np.linalg.norm(hips - xy[..., NECK, :], axis=-1)
     shoulders = np.linalg.norm(xy[..., R_SHOULDER, :] - xy[..., L_SHOULDER, :], axis=-1)
     return np.concatenate([torso[..., None], shoulders[..., None], _bone_lengths(xy)[..., _SCALE_BONES]], axis=-1)

@@ -128,9 +128,10 @@ def wave(p: float) -> Stance:
     """Waving hello with the right hand, twice per cycle; the rest of the body stands at ease, so
     it suits head-and-shoulders photos as well as full-body ones."""
     rest = idle(p)
-    # Upper arm out to the side, just above the shoulder; the forearm stands up and sways from
-    # side to side, which for a raised upper arm is the elbow opening and closing.
-    rest.r_arm = Limb(flex=15.0, abduct=100.0 + 6.0 * _sin(p, 2), bend=95.0 + 30.0 * _sin(p, 2),
+    # The upper arm out to the side and a little forwards, the forearm standing up beside the
+    # head: a compact wave that stays inside a head-and-shoulders photo. The hand sways from side
+    # to side, which for a raised forearm is the elbow opening and closing.
+    rest.r_arm = Limb(flex=20.0, abduct=62.0 + 5.0 * _sin(p, 2), bend=118.0 + 25.0 * _sin(p, 2),
                       bend_towards=(0.0, 1.0, 0.25))
     rest.head_roll = -4.0 + 1.5 * _sin(p, 2)  # a friendly tilt towards the waving hand
     return rest
