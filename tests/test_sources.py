@@ -56,6 +56,28 @@ def test_skeleton_image_folder_round_trip(tmp_path):
         assert np.abs(got.keypoints[both, :2] - want.keypoints[both, :2]).max() < 3.0
 
 
+def test_skeleton_video_and_body25_file(tmp_path):
+    import imageio.v3 as iio
+
+    clip = motion("wave", 4, 256, 256)
+    iio.imwrite(tmp_path / "skeletons.mp4", np.stack([draw_skeleton(p) for p in clip]), fps=8, codec="libx264")
+    back = load_poses(str(tmp_path / "skeletons.mp4"))
+    assert len(back) == 4
+    for got, want in zip(back, clip):
+        both = got.visible & want.visible
+        assert both.sum() >= 14 and np.abs(got.keypoints[both, :2] - want.keypoints[both, :2]).max() < 4.0
+    # BODY_25 (OpenPose's default model): mid-hip and feet dropped, the rest mapped to COCO-18
+    body25 = np.zeros((25, 3), np.float32)
+    coco = clip[0].keypoints
+    body25[[0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]] = coco
+    body25[8] = (coco[8] + coco[11]) / 2
+    (tmp_path / "b25").mkdir()
+    (tmp_path / "b25" / "f_keypoints.json").write_text(json.dumps(
+        {"version": 1.3, "canvas_width": 256, "canvas_height": 256,
+         "people": [{"pose_keypoints_2d": body25.reshape(-1).tolist()}]}))
+    assert load_poses(str(tmp_path / "b25"))[0].allclose(clip[0], atol=1e-3)
+
+
 def test_jsonl_from_extract_pose_skips_failed_and_empty_lines(tmp_path):
     clip = motion("jump", 5, 200, 300)
     lines = [jsonl_record(f"img{i}.png", 200, 300, [p]) for i, p in enumerate(clip)]

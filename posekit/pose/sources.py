@@ -6,7 +6,8 @@
 - a `.jsonl` file written by `posekit extract-pose --jsonl` (one frame per line);
 - an OpenPose keypoint `.json` file (one frame; COCO-18 or BODY_25);
 - a ControlNet skeleton image (parsed back by its colours) or a photo (its pose detected);
-- a video (the pose detected in every frame);
+- a video: the pose detected in every frame, or parsed back when the video shows rendered
+  skeletons (as DWPose / Animate Anyone style pipelines write them);
 - a folder of any of those files, read in natural order (frame_2 before frame_10): keypoint
   JSON files if it has any, else its images (each one a skeleton or a photo).
 One frame holds one person: the largest one in that file or image. Frames where nobody is found
@@ -107,16 +108,25 @@ def _from_images(paths: list[Path], device: str) -> list[Pose | None]:
 
 
 def _from_video(path: Path, device: str) -> list[Pose]:
-    """The largest person in every frame of a video, detected in batches."""
+    """The largest person in every frame of a video, detected in batches; a video of rendered
+    skeletons (as pose-guided animation tools write them) is parsed back instead."""
     from posekit.console import progress
+    from posekit.pose.render import is_skeleton_image, parse_skeleton
 
+    frames = read_video(path)
+    first = next(frames, None)
+    if first is None:
+        raise PosekitError(f"{path}: the video has no frames")
+    if is_skeleton_image(first):
+        poses = [_largest(parse_skeleton(f)) for f in _chain(first, frames)]
+        return _present(poses, [f"frame {i}" for i in range(len(poses))], path)
     detector = _detector(device)
     poses: list[Pose | None] = []
     try:
         with progress() as bar:
             task = bar.add_task(f"detecting poses in {path.name}", total=None, status="")
             batch: list[np.ndarray] = []
-            for frame in read_video(path):
+            for frame in _chain(first, frames):
                 batch.append(frame)
                 if len(batch) == _DETECT_BATCH:
                     poses += [_largest(people) for people in detector.detect(batch)]
@@ -128,6 +138,11 @@ def _from_video(path: Path, device: str) -> list[Pose]:
     finally:
         detector.close()
     return _present(poses, [f"frame {i}" for i in range(len(poses))], path)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def _detector(device: str):
