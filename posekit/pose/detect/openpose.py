@@ -98,8 +98,8 @@ class OpenPoseDetector:
                  resolution: int = DETECT_RESOLUTION):
         import torch
 
+        path = weights_path(model)  # before the slow imports: a missing model fails at once
         body, model_lib, self._util = import_controlnet_aux_openpose()
-        path = weights_path(model)
         self.device = torch.device(resolve_device(device))
         self.max_people = max(1, int(max_people))
         self.resolution = int(resolution)  # short side the image is resized to before detection

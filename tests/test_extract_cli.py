@@ -1,0 +1,146 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from posekit.pose.formats import read_openpose_json, read_patn_annotations
+from posekit.pose.render import parse_skeleton
+
+NOSE = (225, 126)  # hand-labelled on the astronaut
+
+
+def no_library_noise(stderr: str):
+    assert "Traceback" not in stderr
+    for line in stderr.splitlines():
+        # only our own messages: errors, warnings, per-input lines and the summary
+        assert line.startswith(("posekit: ", "/", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ")) or not line.strip(), line
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    Image.fromarray(np.full((120, 200, 3), 200, np.uint8)).save(folder / "sub" / "wall.jpg")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")  # not an image suffix: not picked up from a folder
+    return folder
+
+
+def test_folder_with_bad_files_jsonl_and_outputs(run_posekit, photos, tmp_path):
+    out = tmp_path / "out"
+    text_as_image = tmp_path / "text.png"
+    text_as_image.write_text("hello")
+    r = run_posekit("extract-pose", photos, text_as_image, tmp_path / "missing.jpg", "--out", out, "--jsonl")
+    assert r.returncode == 1, r.stderr
+    no_library_noise(r.stderr)
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["path"] for rec in records] == [
+        str(photos / "astronaut.png"), str(photos / "corrupt.png"), str(photos / "empty.jpg"),
+        str(photos / "sub" / "wall.jpg"), str(text_as_image), str(tmp_path / "missing.jpg")]
+    astro, corrupt, empty, wall, text, missing = records
+    assert (astro["width"], astro["height"]) == (512, 512) and len(astro["people"]) == 1
+    assert len(astro["people"][0]["pose_keypoints_2d"]) == 54
+    assert wall["people"] == [] and "error" not in wall
+    for bad in (corrupt, empty, text, missing):
+        assert bad["people"] == [] and bad["error"]
+        errors = [line for line in r.stderr.splitlines() if line.startswith("posekit: error:") and bad["path"] in line]
+        assert len(errors) == 1
+    assert "posekit: warning:" in r.stderr and "wall.jpg: nobody found" in r.stderr
+
+    assert sorted(p.name for p in out.iterdir()) == [
+        "astronaut_keypoints.json", "astronaut_pose.png", "wall_keypoints.json", "wall_pose.png"]
+    (pose,) = read_openpose_json(out / "astronaut_keypoints.json")
+    assert pose.size == (512, 512) and np.hypot(*(pose["nose"] - NOSE)) < 12
+    assert np.allclose(pose.keypoints, np.reshape(astro["people"][0]["pose_keypoints_2d"], (18, 3)), atol=1e-3)
+    skeleton = np.asarray(Image.open(out / "astronaut_pose.png"))
+    assert skeleton.shape == (512, 512, 3)
+    (drawn,) = parse_skeleton(skeleton)
+    assert np.abs(drawn.keypoints[pose.visible, :2] - pose.keypoints[pose.visible, :2]).max() < 2
+    assert np.asarray(Image.open(out / "wall_pose.png")).shape == (120, 200, 3)
+    assert read_openpose_json(out / "wall_keypoints.json") == []
+
+
+def test_heatmaps_annotations_stdin_and_video(run_posekit, astronaut, astronaut_path, tmp_path):
+    import imageio.v3 as iio
+
+    clip = tmp_path / "clip.mp4"
+    iio.imwrite(clip, np.stack([astronaut, astronaut[:, ::-1], astronaut]), fps=5)
+    out, csv = tmp_path / "out", tmp_path / "ann.csv"
+    r = run_posekit("extract-pose", "-", clip, "--out", out, "--heatmaps", "--heatmap-kind", "pixel",
+                    "--annotations", csv, input=f"{astronaut_path}\n")
+    assert r.returncode == 0, r.stderr
+    no_library_noise(r.stderr)
+    assert r.stdout == ""  # without --jsonl stdout stays empty
+    maps = np.load(out / "astronaut.npy")
+    assert maps.shape == (512, 512, 18) and maps.dtype == np.float32
+    assert maps.sum() == len(read_openpose_json(out / "astronaut_keypoints.json")[0])  # one pixel per point
+    for i in range(3):
+        assert (out / f"clip_{i:05d}_keypoints.json").exists() and (out / f"clip_{i:05d}.npy").exists()
+    rows = read_patn_annotations(csv, 512, 512)
+    assert list(rows) == ["astronaut.png", "clip_00000.png", "clip_00001.png", "clip_00002.png"]
+    x, y = rows["astronaut.png"]["nose"]
+    assert np.hypot(x - NOSE[0], y - NOSE[1]) < 12
+    # the mirrored frame: her right shoulder is still on our left, at the mirrored place
+    mirrored = rows["clip_00001.png"]
+    assert abs(mirrored["r_shoulder"][0] - (511 - rows["clip_00000.png"]["l_shoulder"][0])) < 30
+
+
+def test_without_out_only_a_line_per_input(run_posekit, astronaut_path, tmp_path):
+    r = run_posekit("extract-pose", astronaut_path, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and list(tmp_path.iterdir()) == []
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"{astronaut_path}: 1 person (") and line.endswith("/18 keypoints)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--detector", "yolo"], "--detector 'yolo'"),
+    (["--heatmaps"], "--heatmaps needs --out"),
+    (["--device", "tpu"], "--device 'tpu'"),
+    (["--max-people", "0"], "--max-people"),
+    (["--model", "x.pth"], "--model applies to --detector openpose only"),
+])
+def test_usage_errors_exit_2(run_posekit, astronaut_path, args, message):
+    r = run_posekit("extract-pose", astronaut_path, *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_empty_folder_is_a_usage_error(run_posekit, tmp_path):
+    r = run_posekit("extract-pose", tmp_path)
+    assert r.returncode == 2 and "no images or videos found" in r.stderr
+
+
+def test_openpose_end_to_end_with_random_weights(run_posekit, astronaut, tmp_path):
+    import torch
+
+    from posekit.pose.detect.openpose import import_controlnet_aux_openpose
+
+    _, model_lib, _ = import_controlnet_aux_openpose()
+    torch.manual_seed(0)
+    weights = tmp_path / "body_pose_model.pth"
+    torch.save({k.split(".", 1)[1]: v for k, v in model_lib.bodypose_model().state_dict().items()}, weights)
+    # a tall narrow crop: the network sees 184 px rows, so a narrow image keeps it quick on a CPU
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(np.ascontiguousarray(astronaut[:, 150:278])).save(photo)
+    out = tmp_path / "out"
+    r = run_posekit("extract-pose", photo, "--detector", "openpose", "--model", tmp_path,
+                    "--device", "cpu", "--out", out, "--jsonl", "--max-people", "2")
+    assert r.returncode == 0, r.stderr
+    no_library_noise(r.stderr)
+    (record,) = [json.loads(line) for line in r.stdout.splitlines()]
+    assert (record["width"], record["height"]) == (128, 512) and len(record["people"]) <= 2
+    poses = read_openpose_json(out / "astronaut_keypoints.json")
+    assert len(poses) == len(record["people"]) and all(p.size == (128, 512) for p in poses)
+    assert np.asarray(Image.open(out / "astronaut_pose.png")).shape == (512, 128, 3)
+
+
+def test_openpose_offline_hub_id_is_one_line(run_posekit, astronaut_path):
+    r = run_posekit("extract-pose", astronaut_path, "--detector", "openpose", "--device", "cpu")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posekit: error: --model lllyasviel/Annotators")
+    assert "body_pose_model.pth" in lines[0] and "--model PATH" in lines[0]
