@@ -120,6 +120,25 @@ def test_missing_clip_points_stay_missing_and_children_still_hang(figure):
     assert np.linalg.norm(out[0]["r_wrist"] - full["r_wrist"]) < 25
 
 
+def test_side_on_clips_turn_to_face_the_way_the_subject_faces():
+    from posekit.pose.retarget import facing
+
+    walk = motion("walk", 8, view="side")  # facing right
+    assert all(facing(p) == 1 for p in walk)
+    assert facing(motion("walk", 1)[0]) == 0 and facing(motion("idle", 1)[0]) == 0  # 3/4, front
+    left = motion("idle", 1, 384, 512, view="side-left")[0]
+    assert facing(left) == -1
+    out = retarget(walk, left)
+    assert all(facing(p) == -1 for p in out)
+    assert all(p["nose"][0] < p["neck"][0] for p in out)
+    right = motion("idle", 1, 384, 512, view="side")[0]
+    assert all(facing(p) == 1 for p in retarget(walk, right))
+    assert all(facing(p) == 1 for p in retarget(walk, left, mirror=False))
+    # a frontal subject never flips the clip
+    front = motion("idle", 1, 384, 512)[0]
+    assert [p["r_wrist"][0] for p in retarget(walk, front)] == [p["r_wrist"][0] for p in retarget(walk, front, mirror=False)]
+
+
 def test_a_subject_without_neck_or_shoulders_is_a_clear_error(figure):
     kp = figure.keypoints.copy()
     kp[[INDEX["neck"], INDEX["r_shoulder"], INDEX["l_shoulder"]]] = 0.0

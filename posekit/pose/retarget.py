@@ -30,6 +30,9 @@ place in the photo):
 5. Missing points in the clip stay missing; a point whose parent is missing hangs from its
    nearest present ancestor. A clip frame with no neck and no shoulders is scaled as a whole.
 
+6. Facing. A side-on clip walking right, put on a side-on photo of someone facing left, is
+   mirrored first (`mirror=None`, automatic); front and three-quarter views are never flipped.
+
 The output poses live on the subject's canvas (onto.width x onto.height).
 """
 
@@ -64,11 +67,16 @@ _HEAD_BONES = {(1, 0), (0, 14), (14, 16), (0, 15), (15, 17)}
 _SCALE_BONES = [LIMBS.index(b) for b in ((1, 0), (2, 3), (5, 6), (8, 9), (11, 12), (9, 10), (12, 13))]
 
 
-def retarget(clip: list[Pose], onto: Pose) -> list[Pose]:
+def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[Pose]:
     """Each pose of `clip` on the subject `onto`'s limb lengths, scale and position (see the
-    module docstring); the result is on onto's canvas."""
+    module docstring); the result is on onto's canvas. `mirror`: flip the clip left-right first;
+    None (auto) flips a side-on clip that faces the other way from a side-on subject."""
     if not clip:
         return []
+    if mirror is None:
+        mirror = _faces_the_other_way(clip, onto)
+    if mirror:
+        clip = [p.flip() for p in clip]
     subject = _with_neck(onto.xy[None])[0]
     if np.isnan(subject[NECK]).any():
         raise PosekitError("the subject's pose shows neither a neck nor both shoulders: nothing to "
@@ -87,6 +95,30 @@ def retarget(clip: list[Pose], onto: Pose) -> list[Pose]:
     drop = _out_of_picture(out, onto)
     conf = np.where(np.isnan(out).any(axis=2) | drop[None, :], 0.0, conf)
     return [Pose(np.column_stack([np.nan_to_num(o), c]), onto.width, onto.height) for o, c in zip(out, conf)]
+
+
+def facing(pose: Pose) -> int:
+    """+1 when the person is seen side-on facing the image's right, -1 facing its left, 0 for a
+    front or back view or when the points do not tell. Side-on: the shoulders overlap (closer
+    than the neck-to-nose distance) and the nose is well off the ears' (or the neck's) line."""
+    xy = _with_neck(pose.xy[None])[0]
+    nose, neck = xy[NOSE], xy[NECK]
+    if np.isnan(nose).any() or np.isnan(neck).any():
+        return 0
+    head = float(np.linalg.norm(nose - neck))
+    shoulders = float(np.linalg.norm(xy[R_SHOULDER] - xy[L_SHOULDER]))  # NaN when one is hidden
+    if head <= 0 or shoulders >= head:
+        return 0
+    ears = xy[[INDEX["r_ear"], INDEX["l_ear"]]]
+    ears = ears[~np.isnan(ears).any(axis=1)]
+    offset = nose[0] - (ears.mean(axis=0)[0] if len(ears) else neck[0])
+    return int(np.sign(offset)) if abs(offset) > 0.4 * head else 0
+
+
+def _faces_the_other_way(clip: list[Pose], onto: Pose) -> bool:
+    subject = facing(onto)
+    votes = sum(facing(p) for p in clip)
+    return subject != 0 and votes != 0 and np.sign(votes) != subject
 
 
 # -- measuring --------------------------------------------------------------------------------
