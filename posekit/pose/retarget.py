@@ -8,8 +8,8 @@ place in the photo):
 
 1. Scale. The overall scale `s` is the median, over the body measures both skeletons show
    (torso, shoulder width, neck to nose, upper arm, thigh, shin), of subject / clip. The clip's
-   side of each ratio is its 90th-percentile length over the clip, which is the limb seen
-   about side-on, not foreshortened, and robust to a few bad detections.
+   side of each ratio is its 90th-percentile length over the clip: the limb at its least
+   foreshortened, yet robust to a few bad detections.
 2. Limbs. The skeleton is rebuilt from the neck outwards: every bone keeps its direction in
    each frame and is scaled by its own ratio subject / clip, so at full extension it has the
    subject's length. Ratios are clamped to [s / 1.5, 1.5 s] (a bone foreshortened in the photo
@@ -29,7 +29,6 @@ place in the photo):
    Keypoints the photo lacks that land inside it (an arm hidden behind the body) are kept.
 5. Missing points in the clip stay missing; a point whose parent is missing hangs from its
    nearest present ancestor. A clip frame with no neck and no shoulders is scaled as a whole.
-
 6. Facing. A side-on clip walking right, put on a side-on photo of someone facing left, is
    mirrored first (`mirror=None`, automatic); front and three-quarter views are never flipped.
 
