@@ -149,10 +149,14 @@ def test_cli_poses_list(run_posekit):
 
 def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path):
     out = tmp_path / "walk"
-    r = run_posekit("poses", "show", "walk", "--frames", "6", "--size", "320x240", "--out", out)
+    r = run_posekit("poses", "show", "walk", "--frames", "6", "--size", "320x240", "--out", out, "--gif")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and "6 frames" in r.stderr
     assert sorted(p.name for p in out.iterdir())[:2] == ["frame_000_keypoints.json", "frame_000_pose.png"]
+    from PIL import Image
+
+    with Image.open(out / "preview.gif") as im:
+        assert im.n_frames == 6 and im.size == (320, 240)
     assert len(list(out.glob("*_pose.png"))) == 6 and len(list(out.glob("*_keypoints.json"))) == 6
     saved = read_openpose_json(out / "frame_004_keypoints.json")[0]
     assert saved.allclose(motion("walk", 6, 320, 240)[4], atol=1e-2)

@@ -37,6 +37,8 @@ def show(
     view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
     onto: Optional[Path] = typer.Option(None, "--onto", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
+    gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping."),
+    fps: float = typer.Option(12.0, "--fps", min=0.1, help="Playback speed of --gif."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] (pose detection in photos and videos)."),
 ):
     """Turn a pose source into per-frame skeleton images and OpenPose JSON files."""
@@ -46,6 +48,8 @@ def show(
     quiet_libraries()
     if out is None and not jsonl:
         raise UsageError("poses show: pass --out DIR (skeleton PNGs + keypoint JSON) and/or --jsonl")
+    if gif and out is None:
+        raise UsageError("--gif: needs --out DIR to write preview.gif into")
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file; pass a folder")
     canvas = _parse_size(size) if size else None
@@ -67,15 +71,21 @@ def show(
     if onto is not None:
         clip = _retargeted(clip, onto, device)
 
+    skeletons = []
     for i, pose in enumerate(clip):
         stem = f"frame_{i:03d}"
         png = None
         if out is not None:
-            png = save_image(draw_skeleton(pose), out / f"{stem}_pose.png")
+            skeletons.append(draw_skeleton(pose))
+            png = save_image(skeletons[-1], out / f"{stem}_pose.png")
             write_openpose_json([pose], out / keypoints_json_name(stem))
         if jsonl:
             record = jsonl_record(str(png) if png else stem, pose.width, pose.height, [pose])
             emit_json({**record, "frame": i})
+    if gif:
+        from posekit.sheet import write_gif
+
+        write_gif(skeletons, out / "preview.gif", fps=fps)
     w, h = clip[0].size
     where = f" -> {out}/ (frame_000_pose.png, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
     info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
