@@ -95,5 +95,7 @@ def test_bad_names_are_usage_errors():
         motion("moonwalk")
     with pytest.raises(UsageError, match="view"):
         motion("walk", view="sideways")
+    with pytest.raises(UsageError, match="yaw"):
+        motion("walk", view=180)
     with pytest.raises(UsageError):
         motion("walk", frames=0)

@@ -64,14 +64,15 @@ def yaw_of(view: str | float | None, name: str = "walk") -> float:
     """The camera yaw in degrees for a view name or number (None = the motion's default)."""
     if view is None:
         view = default_view(name)
-    if isinstance(view, (int, float)):
-        return float(view)
-    if view in VIEWS:
+    if isinstance(view, str) and view in VIEWS:
         return VIEWS[view]
     try:
-        return float(view)
+        yaw = float(view)
     except ValueError:
         raise UsageError(f"--view {view!r}: choose one of {', '.join(VIEWS)} or a yaw in degrees") from None
+    if not -90.0 <= yaw <= 90.0:  # from behind, a COCO-18 skeleton would show a face it cannot see
+        raise UsageError(f"--view {view!r}: the yaw must be between -90 (side-left) and 90 (side)")
+    return yaw
 
 
 def motion(name: str, frames: int | None = None, width: int = 512, height: int = 512,
@@ -133,7 +134,7 @@ def _posed(generate, phase: float, yaw: float, params: dict):
 def _visibility(depth: np.ndarray, yaw: float) -> np.ndarray:
     """Confidence 1 for every point, 0 for the far eye and ear in a side view."""
     conf = np.ones(NUM_KEYPOINTS, np.float32)
-    if abs(((yaw + 180.0) % 360.0) - 180.0) >= _SIDE_VIEW:
+    if abs(yaw) >= _SIDE_VIEW:
         for right, left in (("r_eye", "l_eye"), ("r_ear", "l_ear")):
             i, j = INDEX[right], INDEX[left]
             conf[i if depth[i] < depth[j] else j] = 0.0
