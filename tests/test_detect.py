@@ -126,6 +126,19 @@ def test_openpose_batches_and_returns_pixel_poses(openpose, astronaut, blazepose
     assert detect_person(astronaut, blazepose)["nose"] is not None
 
 
+def test_whole_controlnet_aux_imports_beside_mediapipe(blazepose, openpose, astronaut):
+    """The known trap: `import controlnet_aux` raises AttributeError with mediapipe >= 0.10.30
+    unless imported through our workaround; afterwards BlazePose must still work."""
+    import mediapipe
+
+    from posekit.pose.detect.openpose import import_controlnet_aux
+
+    controlnet_aux = import_controlnet_aux()
+    assert controlnet_aux.OpenposeDetector is not None
+    assert sys.modules["mediapipe"] is mediapipe
+    assert detect_person(astronaut, blazepose)["nose"] is not None
+
+
 def test_openpose_state_dict_in_either_naming(tmp_path, openpose):
     import torch
 

@@ -12,6 +12,8 @@ detection, and map the keypoints back to the input image's pixels.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 import warnings
 from pathlib import Path
@@ -28,32 +30,56 @@ DETECT_RESOLUTION = 512
 BATCH_SIZE = 8
 
 
-def import_controlnet_aux_openpose():
-    """Import controlnet_aux's OpenPose body code, working around its import-time crash.
+def import_controlnet_aux():
+    """`import controlnet_aux` (the whole package), working around its import-time crash.
 
-    `import controlnet_aux` (0.0.10) imports its MediaPipe face module, which touches
+    controlnet_aux 0.0.10's __init__ imports its MediaPipe face module, which touches
     `mp.solutions`; mediapipe >= 0.10.30 has no `solutions`, so the import raises
     AttributeError (huggingface/controlnet_aux issue 122, unfixed). With
     sys.modules["mediapipe"] = None that module's `import mediapipe` raises ImportError, which
     it handles; we restore the real entry right after, so BlazePose keeps working in the same
-    process. This is the only place posekit imports controlnet_aux.
+    process. posekit itself needs only the OpenPose part: see import_controlnet_aux_openpose.
     """
-    if "controlnet_aux.open_pose" in sys.modules:
-        from controlnet_aux.open_pose import body, model, util
-
-        return body, model, util
     saved = sys.modules.get("mediapipe", ...)
     sys.modules["mediapipe"] = None
     try:
-        with warnings.catch_warnings():  # its other modules warn about timm and a missing mediapipe
+        with warnings.catch_warnings():  # its modules warn about timm and the missing mediapipe
             warnings.simplefilter("ignore")
-            from controlnet_aux.open_pose import body, model, util
+            import controlnet_aux
     finally:
         if saved is ...:
             del sys.modules["mediapipe"]
         else:
             sys.modules["mediapipe"] = saved
-    return body, model, util
+    return controlnet_aux
+
+
+def import_controlnet_aux_openpose():
+    """controlnet_aux's OpenPose modules (body, model, util) without the package's __init__.
+
+    The __init__ imports every annotator (timm, the MediaPipe face module that crashes with
+    mediapipe >= 0.10.30, see import_controlnet_aux) and takes seconds; the OpenPose modules
+    need only torch, cv2 and scipy. We import them under an unexecuted shell of the package and
+    drop the shell afterwards, so a later `import controlnet_aux` still runs the real __init__
+    (which then reuses these modules).
+    """
+    if "controlnet_aux.open_pose" not in sys.modules and "controlnet_aux" not in sys.modules:
+        spec = importlib.util.find_spec("controlnet_aux")
+        if spec is None:
+            raise ModelNotFoundError("the openpose detector needs controlnet_aux: pip install controlnet-aux")
+        shell = importlib.util.module_from_spec(spec)  # the package object, __init__ not run
+        sys.modules["controlnet_aux"] = shell
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                importlib.import_module("controlnet_aux.open_pose")
+        finally:
+            if sys.modules.get("controlnet_aux") is shell:
+                del sys.modules["controlnet_aux"]
+    elif "controlnet_aux.open_pose" not in sys.modules:
+        import_controlnet_aux()
+    body = sys.modules["controlnet_aux.open_pose.body"]
+    return body, sys.modules["controlnet_aux.open_pose.model"], sys.modules["controlnet_aux.open_pose.util"]
 
 
 def weights_path(model: str | None) -> Path:
