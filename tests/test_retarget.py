@@ -120,6 +120,27 @@ def test_missing_clip_points_stay_missing_and_children_still_hang(figure):
     assert np.linalg.norm(out[0]["r_wrist"] - full["r_wrist"]) < 25
 
 
+def test_clips_without_legs_or_necks(figure):
+    """An upper-body driving clip (a webcam video) and a frame that lost its neck and shoulders."""
+    legs = [INDEX[n] for n in ("r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle")]
+    clip = []
+    for p in motion("wave", 6):
+        kp = p.keypoints.copy()
+        kp[legs] = 0.0
+        clip.append(Pose(kp, p.width, p.height))
+    kp = clip[2].keypoints.copy()
+    kp[[INDEX["neck"], INDEX["r_shoulder"], INDEX["l_shoulder"]]] = 0.0
+    clip[2] = Pose(kp, clip[2].width, clip[2].height)
+    out = retarget(clip, figure)
+    k = stack(out)
+    assert not k[:, legs, 2].any()
+    # no feet to stand on: the neck stays on the subject's neck, give or take the clip's sway
+    necks = k[[0, 1, 3, 4, 5], INDEX["neck"], :2]
+    assert np.abs(necks - figure["neck"]).max() < 8
+    assert out[2]["neck"] is None and out[2]["nose"] is not None
+    assert np.linalg.norm(out[2]["nose"] - out[1]["nose"]) < 15  # scaled as a whole, still in place
+
+
 def test_side_on_clips_turn_to_face_the_way_the_subject_faces():
     from posekit.pose.retarget import facing
 
