@@ -50,6 +50,22 @@ def test_blazepose_finds_the_astronaut_where_she_is(blazepose, astronaut):
     assert ((pose.confidence >= 0.5) | (pose.confidence == 0)).all()
 
 
+def test_blazepose_full_body_against_ground_truth(blazepose):
+    """examples/figure.png is rendered from known keypoints (examples/figure_keypoints.json)."""
+    from pathlib import Path
+
+    from posekit.images import load_image
+    from posekit.pose.formats import read_openpose_json
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    truth = read_openpose_json(examples / "figure_keypoints.json")[0]
+    (people,) = blazepose.detect([load_image(examples / "figure.png")])
+    found = people[0]
+    assert found.size == truth.size and found.visible.all()
+    errors = np.linalg.norm(found.keypoints[:, :2] - truth.keypoints[:, :2], axis=1)
+    assert errors.max() < 0.12 * truth.torso_size(), errors.round(1)
+
+
 def test_blazepose_mirrored_photo_swaps_sides(blazepose, astronaut):
     pose = detect_person(astronaut, blazepose)
     mirrored = detect_person(np.ascontiguousarray(astronaut[:, ::-1]), blazepose)
