@@ -119,11 +119,13 @@ def in_frame(pose):
 def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, detector=None) -> list[float | None]:
     """Per frame: PCK (fraction of the target's keypoints within alpha x torso size) of the pose
     the embedded detector finds on the frame against the target pose (in frame pixels). Target
-    keypoints outside the frame are not counted; a frame where nobody is found scores 0; None
-    where the target has no keypoint in the frame."""
+    keypoints outside the frame are not counted (unless the torso that sets the tolerance is out
+    of the frame too); a frame where nobody is found scores 0; None where the target has no
+    keypoint in the frame or no torso to measure by."""
     from posekit.images import to_rgb
     from posekit.metrics import pck
     from posekit.pose.detect import load_detector
+    from posekit.pose.pose import Pose
 
     own = detector is None
     detector = load_detector("blazepose") if own else detector
@@ -134,13 +136,15 @@ def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, d
             detector.close()
     scores: list[float | None] = []
     for people, target in zip(found, targets):
-        target = in_frame(target)
-        if not len(target):
+        visible = in_frame(target)
+        if not len(visible):
             scores.append(None)
-        elif not people:
-            scores.append(0.0)
-        else:
-            scores.append(float(pck(people[0], target, alpha=alpha, reference="torso")))
+            continue
+        pred = people[0] if people else Pose.empty(target.width, target.height)
+        score = float(pck(pred, visible, alpha=alpha, reference="torso"))
+        if not np.isfinite(score):  # the torso is out of the frame: measure by the whole target
+            score = float(pck(pred, target, alpha=alpha, reference="torso"))
+        scores.append(score if np.isfinite(score) else None)
     return scores
 
 
@@ -226,7 +230,7 @@ def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, 
     for i, (frame, pose) in enumerate(zip(images, poses)):
         stem = f"frame_{i:0{digits}d}"
         save_image(frame, out / "frames" / f"{stem}.png")
-        write_openpose_json([pose], out / "poses" / keypoints_json_name(stem))
+        write_openpose_json([pose] if len(pose) else [], out / "poses" / keypoints_json_name(stem), size=pose.size)
         save_image(draw_skeleton(pose), out / "poses" / f"{stem}.png")
     sheet, sheet_json = write_sheet(images, out / "sheet.png", out / "sheet.json", columns=columns, fps=fps, tag=tag)
     files = {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(sheet), "sheet_json": str(sheet_json)}

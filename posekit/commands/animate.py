@@ -46,7 +46,7 @@ def animate(
     sheet: bool = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character)."),
 ):
     """Animate the person in PHOTO along a pose sequence: frames, sprite sheet, GIF, Aseprite JSON."""
-    from posekit.console import emit_json, err, info, quiet_libraries
+    from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
     from posekit.animate import animate as run, method_options, parse_size
@@ -64,11 +64,11 @@ def animate(
                  guidance=guidance, controlnet_scale=controlnet_scale, init=init)
     if sheet:  # only passed when asked, so methods without a sheet mode are not handed it
         flags.update(sheet=True, columns=columns)
-    with err.status("animating", spinner="dots") as spinner:
-        summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
-                      size=parse_size(size), retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
-                      device=device, evaluate=evaluate, options=method_options(method, flags),
-                      status=lambda stage: spinner.update(stage))
+    # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
+    summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
+                  size=parse_size(size), retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
+                  device=device, evaluate=evaluate, options=method_options(method, flags),
+                  status=lambda stage: info(f"{stage}..."))
     if as_json:
         emit_json(summary)
         return
@@ -92,13 +92,12 @@ def evaluate(
 
     Pose fidelity: the embedded detector finds the person on each frame and PCK counts the target
     keypoints it finds within --alpha x torso size. With --reference: SSIM and mask-SSIM."""
-    from posekit.console import emit_json, err, info, quiet_libraries
+    from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
     from posekit.animate import evaluate_frames, format_table
 
-    with err.status("evaluating", spinner="dots"):
-        report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
+    report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
     if as_json:
         emit_json(report)
     else:

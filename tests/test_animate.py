@@ -1,0 +1,153 @@
+"""`posekit animate`: the installed command on the shipped examples, read back file by file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from conftest import REPO
+
+FIGURE = REPO / "examples" / "figure.png"
+ASTRONAUT = REPO / "examples" / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def walk_run(tmp_path_factory):
+    """One full run on the full-body example, shared by the checks below."""
+    from conftest import posekit_exe
+    import subprocess
+
+    out = tmp_path_factory.mktemp("walk")
+    proc = subprocess.run([posekit_exe(), "animate", str(FIGURE), "--poses", "walk", "--frames", "6",
+                           "--out", str(out), "--columns", "3", "--fps", "8", "--format", "webp", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    return out, proc
+
+
+def test_animate_writes_every_output(walk_run):
+    out, proc = walk_run
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = json.loads(proc.stdout)  # stdout carries exactly one JSON object
+    assert summary["frames"] == 6 and summary["size"] == [384, 512] and summary["method"] == "warp"
+    assert set(summary["seconds"]) == {"detection", "retargeting", "method", "writing", "evaluation"}
+    frames = sorted((out / "frames").glob("*.png"))
+    assert [f.name for f in frames] == [f"frame_{i:03d}.png" for i in range(6)]
+    for i in range(6):
+        assert (out / "poses" / f"frame_{i:03d}_keypoints.json").is_file()
+        assert Image.open(out / "poses" / f"frame_{i:03d}.png").size == (384, 512)
+    # sheet.png: 3 columns x 2 rows of 384x512 frames, the frames themselves
+    sheet = np.asarray(Image.open(out / "sheet.png"))
+    assert sheet.shape == (1024, 1152, 4)
+    f4 = np.asarray(Image.open(frames[4]).convert("RGBA"))
+    assert np.array_equal(sheet[512:, 384:768], f4)
+    # sheet.json: Aseprite json-hash, tag named after the clip, durations from --fps
+    data = json.loads((out / "sheet.json").read_text())
+    assert list(data["frames"]) == [str(i) for i in range(6)]
+    assert data["frames"]["4"]["frame"] == {"x": 384, "y": 512, "w": 384, "h": 512}
+    assert all(f["duration"] == 125 for f in data["frames"].values())
+    assert data["meta"]["size"] == {"w": 1152, "h": 1024}
+    assert data["meta"]["frameTags"] == [{"name": "walk", "from": 0, "to": 5, "direction": "forward"}]
+    gif = Image.open(out / "animation.gif")
+    assert gif.n_frames == 6 and gif.info["loop"] == 0
+    assert all(abs(f.info["duration"] - 125) <= 10 for f in ImageSequence.Iterator(gif))  # GIF counts in 1/100 s
+    assert Image.open(out / "animation.webp").n_frames == 6
+    assert not (out / "animation.mp4").exists()
+
+
+def test_animate_frames_follow_the_written_poses(walk_run):
+    """The poses/ JSON are the retargeted targets in frame pixels: feet on the photo's ground
+    line, the subject's size; and the detector finds the person there (pose fidelity)."""
+    from posekit.pose.formats import read_openpose_json
+    from posekit.pose.pose import INDEX
+
+    out, proc = walk_run
+    summary = json.loads(proc.stdout)
+    assert summary["pose_fidelity"] >= 0.85
+    src = json.loads((REPO / "examples" / "figure_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]
+    src_ankle_y = max(src[3 * INDEX["r_ankle"] + 1], src[3 * INDEX["l_ankle"] + 1])
+    for i in range(6):
+        pose = read_openpose_json(out / "poses" / f"frame_{i:03d}_keypoints.json")[0]
+        assert pose.size == (384, 512) and len(pose) >= 14
+        lowest = max(pose["r_ankle"][1], pose["l_ankle"][1])
+        assert abs(lowest - src_ankle_y) < 15  # on the figure's floor, not the clip's
+
+
+def test_animate_reads_its_own_poses_back(walk_run, run_posekit, tmp_path):
+    """A folder of OpenPose JSON drives the animation too; --no-retarget keeps them as given."""
+    out, _ = walk_run
+    again = tmp_path / "again"
+    proc = run_posekit("animate", FIGURE, "--poses", out / "poses", "--out", again, "--no-retarget",
+                       "--no-evaluate", "--columns", "6")
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote 6 frames" in proc.stderr and proc.stdout == ""
+    for i in (0, 3):
+        a = np.asarray(Image.open(out / "frames" / f"frame_{i:03d}.png")).astype(int)
+        b = np.asarray(Image.open(again / "frames" / f"frame_{i:03d}.png")).astype(int)
+        assert np.abs(a - b).mean() < 1.0
+    assert json.loads((again / "sheet.json").read_text())["meta"]["frameTags"][0]["name"] == "poses"
+
+
+def test_animate_astronaut_sprites(run_posekit, tmp_path):
+    """The README's offline example: an upper-body photo, the wave clip, transparent sprites."""
+    out = tmp_path / "wave"
+    proc = run_posekit("animate", ASTRONAUT, "--poses", "wave", "--frames", "4", "--out", out, "--size", "128x96",
+                       "--background", "transparent", "--format", "mp4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["size"] == [128, 96] and summary["pose_fidelity"] > 0.6
+    frame = np.asarray(Image.open(out / "frames" / "frame_002.png"))
+    assert frame.shape == (96, 128, 4)
+    assert frame[:, :10, 3].max() == 0  # letterbox padding is transparent
+    assert frame[60, 64, 3] == 255 and frame[5, 20, 3] == 0  # the chest is opaque, the sky is not
+    pose = json.loads((out / "poses" / "frame_002_keypoints.json").read_text())
+    assert (pose["canvas_width"], pose["canvas_height"]) == (128, 96)
+    assert (out / "animation.mp4").stat().st_size > 0
+
+
+def test_animate_tiny_diffusion_sheet(run_posekit, tmp_path):
+    """The diffusion method through animate, sheet mode, on a tiny random SD + ControlNet."""
+    from tiny_sd import make_tiny_controlnet, make_tiny_sd
+
+    sd, cn = make_tiny_sd(tmp_path / "sd"), make_tiny_controlnet(tmp_path / "cn")
+    small = tmp_path / "figure_small.png"  # small, so that the random VAE decodes in a second
+    Image.open(FIGURE).resize((96, 128)).save(small)
+    out = tmp_path / "sd_out"
+    proc = run_posekit("animate", small, "--source-pose", REPO / "examples" / "figure_keypoints.json",
+                       "--poses", "jump", "--frames", "4", "--out", out, "--method", "diffusion",
+                       "--model", sd, "--controlnet", cn, "--steps", "2", "--strength", "1.0", "--sheet",
+                       "--columns", "2", "--device", "cpu", "--no-evaluate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["frames"] == 4 and summary["method"] == "diffusion" and summary["pose_fidelity"] is None
+    assert Image.open(out / "sheet.png").size == (192, 256)
+    assert len(list((out / "frames").glob("*.png"))) == 4
+
+
+def test_nobody_in_the_photo_writes_nothing(run_posekit, tmp_path):
+    blank = tmp_path / "wall.png"
+    Image.fromarray(np.full((256, 256, 3), 200, np.uint8)).save(blank)
+    out = tmp_path / "never"
+    proc = run_posekit("animate", blank, "--poses", "walk", "--out", out)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert "wall.png: no person found" in lines[-1] and "--source-pose" in lines[-1]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--method", "magic"], "--method"),
+    (["--background", "blue"], "--background"),
+    (["--size", "big"], "--size"),
+    (["--format", "avi"], "--format"),
+])
+def test_usage_errors(run_posekit, tmp_path, args, flag):
+    out = tmp_path / "x"
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--out", out, *args)
+    assert proc.returncode == 2, proc.stderr
+    assert flag in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()

@@ -1,0 +1,82 @@
+"""`posekit evaluate`: pose fidelity of frames against their target poses, SSIM with references."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+from posekit.pose.formats import read_openpose_json, write_openpose_json
+
+
+@pytest.fixture(scope="module")
+def frames_and_poses(tmp_path_factory):
+    """Warped frames of the figure (the library, not the CLI) and their target poses on disk."""
+    from posekit.animate import write_outputs
+    from posekit.images import load_image
+    from posekit.methods.warp import WarpMethod
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    image = load_image(REPO / "examples" / "figure.png")
+    src = read_openpose_json(REPO / "examples" / "figure_keypoints.json")[0]
+    targets = retarget([p.fitted(384, 512) for p in motion("walk", frames=4)], src)
+    frames = WarpMethod(image, src)(targets)
+    out = tmp_path_factory.mktemp("eval")
+    write_outputs(out, frames, targets, fps=12, columns=None, tag="walk")
+    return out
+
+
+def test_evaluate_scores_faithful_frames_high(frames_and_poses, run_posekit):
+    out = frames_and_poses
+    proc = run_posekit("evaluate", out / "frames", "--poses", out / "poses", "--reference", out / "frames", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert [r["frame"] for r in report["frames"]] == [f"frame_{i:03d}.png" for i in range(4)]
+    assert report["overall"]["pck"] >= 0.85
+    assert report["overall"]["ssim"] == pytest.approx(1.0) and report["overall"]["mask_ssim"] == pytest.approx(1.0)
+    assert report["failed"] == []
+
+
+def test_evaluate_catches_wrong_poses_and_images(frames_and_poses, run_posekit, tmp_path):
+    """Targets moved sideways by a torso length score low; a different reference lowers SSIM; a frame
+    without a target pose is reported (exit 1) while the others are still scored."""
+    out = frames_and_poses
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in sorted((out / "poses").glob("*_keypoints.json")):
+        pose = read_openpose_json(f)[0]
+        write_openpose_json([pose.translate(pose.torso_size(), 0)], moved / f.name)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for f in sorted((out / "frames").glob("*.png")):
+        Image.fromarray(np.asarray(Image.open(f))[:, ::-1]).save(ref / f.name)  # mirrored
+    frames = tmp_path / "frames"
+    shutil.copytree(out / "frames", frames)
+    Image.open(frames / "frame_000.png").save(frames / "extra.png")
+
+    proc = run_posekit("evaluate", frames, "--poses", moved, "--reference", ref, "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["count"] == 4 and [f["frame"] for f in report["failed"]] == ["extra.png"]
+    assert "extra.png" in proc.stderr
+    assert report["overall"]["pck"] < 0.3
+    assert report["overall"]["ssim"] < 0.9
+
+
+def test_evaluate_table_on_stderr(frames_and_poses, run_posekit):
+    out = frames_and_poses
+    proc = run_posekit("evaluate", out / "frames", "--poses", out / "poses", "--alpha", "0.2")
+    assert proc.returncode == 0 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].split() == ["frame", "pck"] and lines[-2].startswith("overall")
+    assert "PCK@0.2" in lines[-1]
+
+
+def test_evaluate_usage_errors(run_posekit, tmp_path):
+    proc = run_posekit("evaluate", tmp_path / "nope", "--poses", tmp_path)
+    assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
