@@ -328,6 +328,9 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
 
     start = 0
     if resume:
+        if main:  # checkpoints a killed run was still writing
+            for stale in out.glob(".checkpoint-*.tmp"):
+                shutil.rmtree(stale, ignore_errors=True)
         found = checkpoints(out)
         if found:
             start, path = found[-1]

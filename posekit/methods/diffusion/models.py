@@ -155,7 +155,7 @@ def _load_single_file(cls, path: Path, model_config, extra: dict):
     local = bool(model_config) or _offline()
     try:
         return cls.from_single_file(str(path), config=config, local_files_only=local, **extra)
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except Exception as e:  # diffusers raises a zoo here (SingleFileComponentError, KeyError, OSError...)
         if not model_config:
             raise ModelNotFoundError(f"--model {path}: its configs ({DEFAULT_MODEL}) are not downloaded and the hub "
                                      "is unreachable; pass --model-config DIR (a diffusers SD 1.x folder)") from None

@@ -134,7 +134,7 @@ class DiffusionMethod:
         w, h = self.size
         cols, rows = grid(len(poses), self.columns)
         s = min(1.0, self.sheet_side / max(cols * w, rows * h))
-        cw, ch = round8(w * s), round8(h * s)
+        cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within sheet_side
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]

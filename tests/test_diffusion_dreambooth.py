@@ -1,0 +1,181 @@
+"""`posekit dreambooth` on a tiny SD 1.x: LoRA and full fine-tunes, prior preservation, chaining,
+checkpoints, exact resumption, SIGKILL, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tiny_sd import make_tiny_sd
+
+PROMPT = "a photo of sks person"
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+    return make_tiny_sd(tmp_path_factory.mktemp("tiny") / "sd")
+
+
+@pytest.fixture(scope="module")
+def instances(tmp_path_factory, astronaut):
+    """Three images of different sizes and shapes, one with a caption."""
+    d = tmp_path_factory.mktemp("instances")
+    Image.fromarray(astronaut).save(d / "a.png")
+    Image.fromarray(astronaut[:300, 100:250]).save(d / "tall.jpg")
+    Image.fromarray(astronaut[200:300]).save(d / "wide.png")
+    (d / "wide.txt").write_text("a photo of sks person, cropped")
+    return d
+
+
+def train(sd, instances, out, **kw):
+    from posekit.methods.diffusion.dreambooth import train_dreambooth
+
+    options = dict(model=str(sd), resolution=32, steps=2, checkpointing_steps=0, device="cpu", class_steps=2)
+    return train_dreambooth(instances, PROMPT, out, **{**options, **kw})
+
+
+def sample(model, lora=None, seed=0) -> np.ndarray:
+    from posekit.methods.diffusion.models import load_pipeline
+
+    pipe = load_pipeline(str(model), controlnet=None, lora=lora, img2img=False, device="cpu")
+    return pipe(PROMPT, height=32, width=32, num_inference_steps=2, output_type="np",
+                generator=torch.Generator().manual_seed(seed)).images[0]
+
+
+def test_fit_square_keeps_the_whole_figure(astronaut):
+    from posekit.methods.diffusion.dreambooth import fit_square
+
+    tall = np.full((200, 100, 3), 255, np.uint8)
+    tall[:, 40:60] = 0  # a dark figure from head to feet on white
+    out = fit_square(tall, 64)
+    assert out.shape == (64, 64, 3)
+    assert out[0, 32].max() < 128 and out[63, 32].max() < 128  # head and feet still there
+    assert (out[:, :10] == 255).all()  # padded with the border colour, not black
+
+
+def test_lora_run_writes_loadable_weights_that_change_the_output(sd, instances, tmp_path):
+    out = tmp_path / "lora"
+    result = train(sd, instances, out, lora=True, steps=3, learning_rate=1e-2, checkpointing_steps=2,
+                   validation_prompt="sks person", validation_steps=2)
+    assert result == out / "pytorch_lora_weights.safetensors" and result.is_file()
+    # checkpoints hold only the adapters (not the frozen UNet); validation images were written
+    ckpt = out / "checkpoint-2"
+    assert (ckpt / "unet_lora.safetensors").is_file() and (ckpt / "optimizer.bin").is_file()
+    assert not list(ckpt.glob("model*.safetensors"))
+    assert sorted(p.name for p in (out / "validation").iterdir()) == [
+        "step-000002-0.png", "step-000002-1.png", "step-000003-0.png", "step-000003-1.png"]
+    base, tuned = sample(sd), sample(sd, lora=str(result))
+    assert np.abs(base - tuned).max() > 1e-4
+    assert np.array_equal(tuned, sample(sd, lora=str(out)))  # the folder works as --lora too
+
+
+def test_full_finetune_with_prior_preservation_chains_as_model(sd, instances, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    classes = tmp_path / "class"
+    first = train(sd, instances, tmp_path / "style", class_prompt="a photo of a person",
+                  with_prior_preservation=True, class_dir=classes, num_class_images=2, learning_rate=1e-3)
+    made = sorted(classes.iterdir())
+    assert [p.suffix for p in made] == [".png", ".png"]
+    stamps = [p.stat().st_mtime_ns for p in made]
+    StableDiffusionPipeline.from_pretrained(first)  # a complete diffusers folder
+    assert not np.array_equal(sample(first), sample(sd))
+    # the paper's two stages: a subject trained on top of the first fine-tune
+    second = train(first, instances, tmp_path / "subject", class_prompt="a photo of a person",
+                   with_prior_preservation=True, class_dir=classes, num_class_images=2, learning_rate=1e-3)
+    assert [p.stat().st_mtime_ns for p in sorted(classes.iterdir())] == stamps  # class images reused
+    assert sample(second).shape == (32, 32, 3)
+
+
+def test_resume_continues_exactly_where_the_checkpoint_left_off(sd, instances, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    whole = train(sd, instances, tmp_path / "whole", steps=4, checkpointing_steps=2, learning_rate=1e-3)
+    assert sorted(p.name for p in whole.glob("checkpoint-*")) == ["checkpoint-2"]
+    cut = tmp_path / "cut"  # a run that died right after its step-2 checkpoint
+    shutil.copytree(whole / "checkpoint-2", cut / "checkpoint-2")
+    shutil.copy(whole / "config.json", cut / "config.json")
+    train(sd, instances, cut, steps=4, checkpointing_steps=2, learning_rate=1e-3, resume=True)
+    a = load_file(whole / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(cut / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    first = load_file(sd / "unet" / "diffusion_pytorch_model.safetensors")
+    assert not all(torch.equal(a[k], first[k]) for k in a)  # and training did move the weights
+
+
+def test_bad_input_is_named(sd, instances, tmp_path):
+    from posekit.errors import PosekitError, UsageError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="no images"):
+        train(sd, tmp_path / "empty", tmp_path / "o1")
+    with pytest.raises(UsageError, match="no such folder"):
+        train(sd, tmp_path / "missing", tmp_path / "o2")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(bad / "ok.png")
+    (bad / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(PosekitError, match="broken.png"):
+        train(sd, bad, tmp_path / "o3")
+    with pytest.raises(UsageError, match="--class-prompt"):
+        train(sd, instances, tmp_path / "o4", with_prior_preservation=True)
+    assert not any((tmp_path / n).exists() for n in ("o1", "o2", "o3", "o4"))  # nothing half-made
+
+
+def test_prompts_without_the_instance_token_warn(capsys):
+    from posekit.methods.diffusion.dreambooth import Example, warn_about_prompts
+
+    warn_about_prompts(PROMPT, "a photo of a person", "a person on a beach", [Example(None, "a dog")])
+    err = capsys.readouterr().err
+    assert "--validation-prompt" in err and "sks" in err and "1 caption(s)" in err
+    warn_about_prompts("a photo of a person", "a photo of a person", None, [])
+    assert "rare token" in capsys.readouterr().err
+    warn_about_prompts(PROMPT, "a photo of a person", "sks person dancing", [])
+    assert capsys.readouterr().err == ""
+
+
+def test_cli_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(sd, instances, tmp_path, run_posekit):
+    from posekit.methods.diffusion.dreambooth import checkpoints
+
+    out = tmp_path / "killed"
+    args = ["dreambooth", "--instance-dir", instances, "--instance-prompt", PROMPT, "--out", out, "--model", sd,
+            "--resolution", "32", "--checkpointing-steps", "2", "--device", "cpu"]
+    proc = subprocess.Popen([posekit_exe(), *map(str, args), "--steps", "100000"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.time() + 120
+        while not (out / "checkpoint-4").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    found = checkpoints(out)
+    assert found and found[-1][0] >= 4 and len(found) <= 2  # the newest two are kept
+    for _, path in found:  # every checkpoint-<step> folder is whole
+        assert {"optimizer.bin", "scheduler.bin", "random_states_0.pkl"} <= {p.name for p in path.iterdir()}
+        assert list(path.glob("model*.safetensors"))
+    assert not (out / "model_index.json").exists()  # a killed run does not look finished
+    last = found[-1][0]
+    r = run_posekit(*args, "--steps", last + 2, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert f"resuming from step {last}" in r.stderr
+    assert (out / "model_index.json").is_file() and not list(out.glob(".checkpoint-*"))
+    r = run_posekit(*args, "--steps", "2")  # the same folder without --resume: refused, exit 2
+    assert r.returncode == 2 and "--resume" in r.stderr and r.stderr.strip().count("\n") == 0
+
+
+def posekit_exe() -> str:
+    import shutil
+    from pathlib import Path
+
+    return shutil.which("posekit", path=str(Path(sys.executable).parent)) or shutil.which("posekit")

@@ -1,0 +1,87 @@
+"""Loading SD / ControlNet / LoRA from folders, files and hub ids, and the errors when we can't."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tiny_sd import make_tiny_controlnet, make_tiny_sd
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return make_tiny_sd(root / "sd"), make_tiny_controlnet(root / "cn")
+
+
+def test_folders_load_as_the_pipeline_asked_for(tiny):
+    from diffusers import StableDiffusionControlNetImg2ImgPipeline, StableDiffusionPipeline
+
+    from posekit.methods.diffusion.models import load_pipeline
+
+    sd, cn = tiny
+    pipe = load_pipeline(str(sd), controlnet=str(cn), device="cpu")
+    assert isinstance(pipe, StableDiffusionControlNetImg2ImgPipeline)
+    assert pipe.device.type == "cpu" and pipe.unet.dtype == torch.float32  # CPU: float32
+    assert pipe.vae_scale_factor == 8  # the tiny model is shaped like SD 1.5
+    text = load_pipeline(str(sd), controlnet="none", img2img=False, device="cpu")
+    assert type(text) is StableDiffusionPipeline and not hasattr(text, "controlnet")
+
+
+def test_hub_ids_that_are_not_cached_name_the_model_and_the_flag(tiny):
+    from posekit.errors import ModelNotFoundError
+    from posekit.methods.diffusion.models import load_pipeline
+
+    sd, cn = tiny
+    with pytest.raises(ModelNotFoundError) as e:  # conftest keeps the hub offline
+        load_pipeline("posekit-tests/no-such-model", controlnet=None, device="cpu")
+    assert str(e.value) == ("posekit-tests/no-such-model is not downloaded and the hub is unreachable; "
+                            "run `hf download posekit-tests/no-such-model` or pass --model PATH")
+    with pytest.raises(ModelNotFoundError, match=r"posekit-tests/no-such-controlnet .*--controlnet PATH"):
+        load_pipeline(str(sd), controlnet="posekit-tests/no-such-controlnet", device="cpu")
+
+
+def test_paths_are_never_sent_to_the_hub(tiny, tmp_path):
+    from posekit.errors import ModelNotFoundError
+    from posekit.methods.diffusion.models import is_local, load_pipeline
+
+    assert not is_local("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert all(is_local(p) for p in ("./sd", "/abs/sd", "model.safetensors", "a/b/c", "sd"))
+    sd, _ = tiny
+    with pytest.raises(ModelNotFoundError, match="--model .*missing: no such file or folder"):
+        load_pipeline(str(tmp_path / "missing"), controlnet=None, device="cpu")
+    with pytest.raises(ModelNotFoundError, match="--lora .*nope.safetensors: no such file or folder"):
+        load_pipeline(str(sd), controlnet=None, lora=str(tmp_path / "nope.safetensors"), device="cpu")
+    with pytest.raises(ModelNotFoundError, match="--model .*cannot load it"):
+        load_pipeline(str(tmp_path), controlnet=None, device="cpu")  # a folder, but no model in it
+
+
+def test_single_files_need_configs_offline(tiny, tmp_path):
+    from safetensors.torch import save_file
+
+    from posekit.errors import ModelNotFoundError
+    from posekit.methods.diffusion.models import load_pipeline
+
+    sd, _ = tiny
+    ckpt = tmp_path / "model.safetensors"
+    save_file({"something.else": torch.zeros(2)}, ckpt)
+    with pytest.raises(ModelNotFoundError, match="--model-config DIR"):
+        load_pipeline(str(ckpt), controlnet=None, device="cpu")
+    with pytest.raises(ModelNotFoundError, match=r"cannot load it as an SD 1.x checkpoint"):
+        load_pipeline(str(ckpt), model_config=str(sd), controlnet=None, device="cpu")
+    with pytest.raises(ModelNotFoundError, match="no such file"):
+        load_pipeline(str(tmp_path / "gone.ckpt"), controlnet=None, device="cpu")
+
+
+def test_devices():
+    from posekit.errors import UsageError
+    from posekit.methods.diffusion.models import dtype_for, resolve_device
+
+    assert resolve_device("cpu").type == "cpu" and dtype_for(torch.device("cpu")) == torch.float32
+    assert dtype_for(torch.device("cuda")) == torch.float16
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(UsageError, match="--device cuda"):
+            resolve_device("cuda")
+    with pytest.raises(UsageError, match="--device"):
+        resolve_device("toaster")

@@ -1,0 +1,130 @@
+"""`posekit transfer --method diffusion` and DiffusionMethod on a tiny SD 1.x + ControlNet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tiny_sd import make_tiny_controlnet, make_tiny_sd
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    return make_tiny_sd(root / "sd"), make_tiny_controlnet(root / "cn")
+
+
+@pytest.fixture(scope="module")
+def small_photo(astronaut):
+    """The astronaut at 101x90: a size that is not a multiple of 8."""
+    return np.asarray(Image.fromarray(astronaut).resize((101, 90), Image.LANCZOS))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    from posekit.pose.motions import motion
+
+    return motion("walk", frames=4, width=101, height=90)
+
+
+def method(tiny, photo, pose, **kw):
+    from posekit.methods.diffusion.transfer import DiffusionMethod
+
+    sd, cn = tiny
+    options = dict(model=str(sd), controlnet=str(cn), steps=4, strength=0.5, prompt="a photo of sks person",
+                   device="cpu")
+    return DiffusionMethod(photo, pose, **{**options, **kw})
+
+
+def test_frames_have_the_source_size_rounded_to_8_and_same_seed_same_image(tiny, small_photo, clip):
+    m = method(tiny, small_photo, clip[0])
+    a = m(clip[:2])
+    assert [f.shape for f in a] == [(88, 104, 3)] * 2 and a[0].dtype == np.uint8
+    b = m(clip[:2])
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # the skeleton steers the image: two poses, the same seed, two different frames
+    assert not np.array_equal(a[0], a[1])
+    other = method(tiny, small_photo, clip[0], seed=1)(clip[:1])
+    assert not np.array_equal(a[0], other[0])
+    # frame_pose: the target pose in the 104x88 frame
+    fp = m.frame_pose(clip[1])
+    assert fp.size == (104, 88)
+    np.testing.assert_allclose(fp.keypoints[:, 0], clip[1].keypoints[:, 0] * 104 / 101, rtol=1e-5)
+
+
+def test_controlnet_none_is_plain_img2img_from_the_source(tiny, small_photo, clip):
+    m = method(tiny, small_photo, clip[0], controlnet="none", strength=0.25)
+    assert not hasattr(m.pipe, "controlnet")
+    a, b = m(clip[:2])
+    assert np.array_equal(a, b)  # no pose conditioning: the same noise and init give the same image
+    # img2img: the result starts from the source photo (another photo, another image)
+    mirrored = method(tiny, small_photo[:, ::-1], clip[0], controlnet="none", strength=0.25)(clip[:1])[0]
+    assert not np.array_equal(a, mirrored)
+
+
+def test_sheet_mode_generates_one_canvas_and_cuts_it(tiny, small_photo, clip):
+    m = method(tiny, small_photo, clip[0], sheet=True, columns=3, sheet_side=256)
+    seen = []
+    real = m._generate
+    m._generate = lambda init, skeleton, step: seen.append((init.shape, skeleton.copy())) or real(init, skeleton, step)
+    frames = m(clip)
+    assert len(seen) == 1  # one pass for the whole clip
+    (shape, skeleton), = seen
+    # 3 columns x 2 rows of cells, the sheet's long side within 256 px, cells multiples of 8
+    assert shape[1] <= 256 and shape[0] % 2 == 0 and shape[1] % 3 == 0 and (shape[1] // 3) % 8 == 0
+    ch, cw = shape[0] // 2, shape[1] // 3
+    assert all(skeleton[:ch, c * cw:(c + 1) * cw].any() for c in range(3))
+    assert skeleton[ch:, :cw].any() and not skeleton[ch:, cw:].any()  # 4 frames: the last 2 cells are empty
+    assert [f.shape for f in frames] == [(88, 104, 3)] * 4
+
+
+def test_init_warp_starts_from_the_warped_source(tiny, small_photo, clip):
+    m = method(tiny, small_photo, clip[0], init="warp", strength=0.25)
+    frames = m(clip[1:3])
+    assert [f.shape for f in frames] == [(88, 104, 3)] * 2
+    assert not np.array_equal(frames[0], method(tiny, small_photo, clip[0], strength=0.25)(clip[1:2])[0])
+
+
+def test_bad_options_are_usage_errors(tiny, small_photo, clip):
+    from posekit.errors import UsageError
+
+    with pytest.raises(UsageError, match="--init"):
+        method(tiny, small_photo, clip[0], init="noise")
+    with pytest.raises(UsageError, match="--strength"):
+        method(tiny, small_photo, clip[0], strength=0.1, steps=4)
+
+
+def test_cli_transfer_diffusion(tiny, small_photo, clip, tmp_path, run_posekit):
+    from posekit.pose.formats import write_openpose_json
+
+    sd, cn = tiny
+    photo = tmp_path / "me.png"
+    Image.fromarray(small_photo).save(photo)
+    write_openpose_json([clip[0]], tmp_path / "me_keypoints.json")
+    write_openpose_json([clip[2]], tmp_path / "target.json")
+    args = ["transfer", photo, "--source-pose", tmp_path / "me_keypoints.json", "--pose", tmp_path / "target.json",
+            "--method", "diffusion", "--model", sd, "--controlnet", cn, "--steps", "2", "--strength", "1.0",
+            "--prompt", "a photo of sks person", "--device", "cpu"]
+    r = run_posekit(*args, "--out", tmp_path / "a.png")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # stdout is for data only
+    a = np.asarray(Image.open(tmp_path / "a.png"))
+    assert a.shape == (88, 104, 3)
+    # the command gives what the library gives for the same seed
+    b = method(tiny, small_photo, clip[0], steps=2, strength=1.0)(clip[2:3])[0]
+    assert np.array_equal(a, b)
+
+
+def test_cli_offline_default_models_are_one_line_errors(astronaut_path, clip, tmp_path, run_posekit):
+    """The real defaults (hub ids), not cached, no network: one line naming model and flag."""
+    from posekit.pose.formats import write_openpose_json
+
+    write_openpose_json([clip[0].resized(512, 512)], tmp_path / "t.json")
+    r = run_posekit("transfer", astronaut_path, "--source-pose", tmp_path / "t.json", "--pose", tmp_path / "t.json",
+                    "--method", "diffusion", "--out", tmp_path / "o.png",
+                    env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 1
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert "lllyasviel/control_v11p_sd15_openpose is not downloaded" in r.stderr and "--controlnet PATH" in r.stderr
+    assert not (tmp_path / "o.png").exists()
