@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from posekit.errors import UsageError
-from posekit.methods.warp.rig import LAYERS, PART_INDEX, Shapes, invert, part_transforms
+from posekit.methods.warp.rig import LAYERS, PART_INDEX, PARTS, Shapes, invert, part_transforms
 from posekit.methods.warp.segment import person_mask
 from posekit.pose.pose import INDEX, Pose
 
@@ -53,18 +53,25 @@ class WarpMethod:
         self.background = parse_background(background)
         self.alpha = person_mask(self.image, self.pose, seed=seed) if mask is None else np.float32(mask)
         self.shapes = Shapes.of(self.pose)
-        self.labels = self._part_labels()
+        self.labels, self.layer_labels = self._part_labels()
         self.plate = self._background_plate()
         # each layer's own source alpha: its parts, plus a cap of the neighbouring parts around
         # the joints it shares with them (so a limb that swings away leaves no hole behind it)
         self.rgba = [np.dstack([self.image, self._layer_alpha(layer)]) for layer in LAYERS]
 
     # -- set-up (once per clip) ---------------------------------------------------------
-    def _part_labels(self) -> np.ndarray:
-        """(H, W) index of the part each source pixel belongs to (nearest part)."""
+    def _part_labels(self) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """(H, W) index of the part each source pixel belongs to (the nearest part, limbs cut
+        square at the knee and elbow), and per limb layer the same choice among its own parts
+        only (which of them a pixel borrowed from a neighbouring layer moves with)."""
         h, w = self.alpha.shape
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        return self.shapes.distances(xx, yy).argmin(axis=0)
+        d = self.shapes.distances(xx, yy, cut_joints=True)
+        per_layer = []
+        for layer in LAYERS:
+            ids = np.array([PART_INDEX[n] for n in layer])
+            per_layer.append(ids[d[ids].argmin(axis=0)].astype(np.uint8) if len(ids) > 1 else None)
+        return d.argmin(axis=0).astype(np.uint8), per_layer
 
     def _layer_alpha(self, layer: tuple[str, ...]) -> np.ndarray:
         import cv2
@@ -121,13 +128,13 @@ class WarpMethod:
         moved = self.shapes.moved(tf)
         colour = self.plate[:, :, :3].astype(np.float32)
         alpha = self.plate[:, :, 3].astype(np.float32) / 255 if self.plate.shape[2] == 4 else np.ones((h, w), np.float32)
-        for layer, rgba in zip(LAYERS, self.rgba):
+        for layer, rgba, labels in zip(LAYERS, self.rgba, self.layer_labels):
             ids = [PART_INDEX[n] for n in layer]
             box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
             if box is None:
                 continue
             x0, y0, x1, y1 = box
-            warped = self._warp_layer(rgba, ids, tf, moved, box)
+            warped = self._warp_layer(rgba, labels, ids, tf, moved, box)
             a = warped[:, :, 3:4].astype(np.float32) / 255
             colour[y0:y1, x0:x1] = warped[:, :, :3] * a + colour[y0:y1, x0:x1] * (1 - a)
             alpha[y0:y1, x0:x1] = a[:, :, 0] + alpha[y0:y1, x0:x1] * (1 - a[:, :, 0])
@@ -151,7 +158,7 @@ class WarpMethod:
         x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + 2, 0, [w, h])
         return None if x1 <= x0 or y1 <= y0 else (int(x0), int(y0), int(x1), int(y1))
 
-    def _warp_layer(self, rgba, ids, tf, moved: Shapes, box) -> np.ndarray:
+    def _warp_layer(self, rgba, labels, ids, tf, moved: Shapes, box) -> np.ndarray:
         """Sample the layer for every pixel of `box`: each output pixel p reads the source at
         sum_k w_k(p) * inverse(T_k)(p), the weights w_k falling off with p's distance to part k
         where the target pose put it."""
@@ -160,15 +167,30 @@ class WarpMethod:
         x0, y0, x1, y1 = box
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         inv = [invert(tf[i]) for i in ids]
+        maps = [((m[0, 0] * xx + m[0, 1] * yy + m[0, 2]).astype(np.float32),
+                 (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]).astype(np.float32)) for m in inv]
         if len(ids) == 1:
-            weights = np.ones((1,) + xx.shape, np.float32)
-        else:
-            d = moved.distances(xx, yy, ids)
-            d = np.where(np.isfinite(d), d, 1e6)
-            logits = -(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2)
-            weights = np.exp(logits)
-            weights /= weights.sum(axis=0, keepdims=True)
-        mx = sum(wk * (m[0, 0] * xx + m[0, 1] * yy + m[0, 2]) for wk, m in zip(weights, inv))
-        my = sum(wk * (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]) for wk, m in zip(weights, inv))
-        return cv2.remap(rgba, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+            return cv2.remap(rgba, *maps[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        d = moved.distances(xx, yy, ids)
+        d = np.where(np.isfinite(d), d, 1e6)
+        weights = np.exp(-(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2))
+        # A part only pulls on the pixels it owns: those its own inverse transform reads from
+        # its own source region, or from the round cap of the joint it shares with its
+        # neighbour. Without this, past a bent elbow (as far from the upper arm as from the
+        # forearm) the upper arm's transform, read on, shows a ghost of the forearm; with the cap,
+        # the outside of the bend is filled like a puppet's round joint.
+        joint = self.pose.xy[PARTS[ids[0]].bones[0][1]]  # the elbow or knee
+        cap = PARTS[ids[0]].thickness * self.shapes.scale
+        for n, k in enumerate(ids):
+            lab = cv2.remap(labels, *maps[n], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+            owned = lab == k
+            if not np.isnan(joint).any():
+                owned |= np.hypot(maps[n][0] - joint[0], maps[n][1] - joint[1]) < cap
+            weights[n] *= owned
+        total = weights.sum(axis=0)
+        weights /= np.maximum(total, 1e-6)
+        mx = sum(w * m[0] for w, m in zip(weights, maps)).astype(np.float32)
+        my = sum(w * m[1] for w, m in zip(weights, maps)).astype(np.float32)
+        out = cv2.remap(rgba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        out[:, :, 3] = np.where(total > 1e-6, out[:, :, 3], 0)
+        return out

@@ -43,6 +43,7 @@ PARTS = (
     Part("l_shin", (_b("l_knee", "l_ankle"),), 0.26, "l_thigh", extend=0.25),
 )
 PART_INDEX = {p.name: i for i, p in enumerate(PARTS)}
+CHILD = {"r_upper_arm": "r_forearm", "l_upper_arm": "l_forearm", "r_thigh": "r_shin", "l_thigh": "l_shin"}
 TORSO_POINTS = [INDEX[n] for n in ("neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")]
 HEAD_POINTS = [INDEX[n] for n in ("neck", "nose", "r_eye", "l_eye", "r_ear", "l_ear")]
 
@@ -95,12 +96,19 @@ def part_segments(part: Part, xy: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
     return segs
 
 
-def segment_distance(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance from each pixel to the segment a-b."""
+def segment_distance(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, cut_start=False,
+                     cut_end=False) -> np.ndarray:
+    """Distance from each pixel to the segment a-b; with cut_start / cut_end, pixels beyond that
+    end (past the plane through it, square to the bone) are infinitely far."""
     ab = b - a
     t = ((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9)
-    t = np.clip(t, 0.0, 1.0)
-    return np.hypot(xx - (a[0] + t * ab[0]), yy - (a[1] + t * ab[1]))
+    tc = np.clip(t, 0.0, 1.0)
+    d = np.hypot(xx - (a[0] + tc * ab[0]), yy - (a[1] + tc * ab[1]))
+    if cut_start:
+        d = np.where(t < 0, np.inf, d)
+    if cut_end:
+        d = np.where(t > 1, np.inf, d)
+    return d
 
 
 def torso_polygon(xy: np.ndarray) -> np.ndarray | None:
@@ -130,10 +138,13 @@ class Shapes:
         torso = None if self.torso is None else self.torso @ transforms[0][:, :2].T + transforms[0][:, 2]
         return Shapes(segs, torso, self.scale)
 
-    def distances(self, xx: np.ndarray, yy: np.ndarray, parts=None) -> np.ndarray:
+    def distances(self, xx: np.ndarray, yy: np.ndarray, parts=None, cut_joints: bool = False) -> np.ndarray:
         """(len(parts), *xx.shape) distance of each pixel to each part, in part thicknesses (inf
         where the part has no bone). Inside the torso quad the torso's distance is at most 0.6, so
-        that a limb lying over the torso keeps the pixels right around its bone."""
+        that a limb lying over the torso keeps the pixels right around its bone.
+
+        cut_joints: the upper limb ends at the knee or elbow and the lower limb starts there (a
+        clean cut square to the bone), so that no sliver of one lies past the joint in the other."""
         import cv2
 
         parts = range(len(PARTS)) if parts is None else parts
@@ -141,7 +152,10 @@ class Shapes:
         for n, k in enumerate(parts):
             if not self.segments[k]:
                 continue
-            d = np.minimum.reduce([segment_distance(xx, yy, a, b) for a, b in self.segments[k]])
+            child = CHILD.get(PARTS[k].name)
+            cut_end = cut_joints and child is not None and bool(self.segments[PART_INDEX[child]])
+            cut_start = cut_joints and PARTS[k].name in CHILD.values() and bool(self.segments[PART_INDEX[PARTS[k].parent]])
+            d = np.minimum.reduce([segment_distance(xx, yy, a, b, cut_start, cut_end) for a, b in self.segments[k]])
             out[n] = d / (PARTS[k].thickness * self.scale)
             if k == 0 and self.torso is not None:
                 inside = np.zeros(xx.shape, np.uint8)
@@ -163,6 +177,12 @@ def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom  # s*sin
     m = np.float64([[a, -b], [b, a]])
     return np.column_stack([m, dc - m @ sc])
+
+
+def rigid(m: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The similarity `m` with its scale taken out, re-centred so the points' centroids match."""
+    r = m[:, :2] / max(np.sqrt(abs(np.linalg.det(m[:, :2]))), 1e-9)
+    return np.column_stack([r, dst.mean(0) - r @ src.mean(0)])
 
 
 def affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -207,7 +227,9 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
             if len(idx) >= 2:
-                m = similarity(src[idx], dst[idx])
+                # rotation and translation only: the neck-to-nose distance shrinks when the head
+                # nods or the clip leans towards the camera, the head itself does not
+                m = rigid(similarity(src[idx], dst[idx]), src[idx], dst[idx])
         else:
             i, j = part.bones[0]
             if both[i] and both[j]:
