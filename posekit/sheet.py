@@ -84,17 +84,25 @@ def write_sheet(frames: list[np.ndarray], png: str | Path, json_path: str | Path
 
 
 def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
-    """An animated GIF that loops forever. RGBA frames keep a transparent background (GIF has a
-    1-bit alpha: pixels under half opacity become transparent)."""
+    """An animated GIF that loops forever. All frames share one palette (no colour flicker from
+    frame to frame, and fast). RGBA frames keep a transparent background (GIF has a 1-bit
+    alpha: pixels under half opacity become transparent)."""
     from PIL import Image
 
     duration = max(20, round(1000.0 / fps))  # browsers slow GIF frames under 20 ms down to 100 ms
-    if any(f.ndim == 3 and f.shape[2] == 4 for f in frames):
-        images = [_gif_rgba(as_rgba(f)) for f in frames]
-        extra = {"transparency": 255, "disposal": 2}
-    else:
-        images = [Image.fromarray(to_rgb(f)) for f in frames]
-        extra = {"disposal": 1}
+    rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
+    frames = [as_rgba(f) if rgba else to_rgb(f) for f in frames]
+    palette = shared_palette([f[:, :, :3] for f in frames], colours=255 if rgba else 256)
+    images = []
+    for f in frames:
+        index = np.asarray(Image.fromarray(np.ascontiguousarray(f[:, :, :3])).quantize(
+            palette=palette, dither=Image.Dither.NONE)).copy()
+        if rgba:
+            index[f[:, :, 3] < 128] = 255
+        im = Image.fromarray(index, mode="P")
+        im.putpalette(palette.getpalette())
+        images.append(im)
+    extra = {"transparency": 255, "disposal": 2} if rgba else {"disposal": 1}
     path = Path(path)
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration,
@@ -102,17 +110,16 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Pa
     return path
 
 
-def _gif_rgba(frame: np.ndarray):
-    """RGBA -> a palette image whose index 255 is transparent."""
+def shared_palette(frames: list[np.ndarray], colours: int = 256):
+    """One palette image for all frames, from a mosaic of (subsampled) frames."""
     from PIL import Image
 
-    rgb = Image.fromarray(frame[:, :, :3]).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    index = np.asarray(rgb).copy()
-    index[frame[:, :, 3] < 128] = 255
-    out = Image.fromarray(index, mode="P")
-    palette = rgb.getpalette()[: 255 * 3]
-    out.putpalette(palette + [0] * (768 - len(palette)))
-    return out
+    step = max(1, int(np.sqrt(sum(f.shape[0] * f.shape[1] for f in frames) / 250_000)))
+    mosaic = np.concatenate([f[::step, ::step].reshape(-1, 3) for f in frames])[None]
+    pal = Image.fromarray(np.ascontiguousarray(mosaic)).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    entries = pal.getpalette()[: colours * 3]
+    pal.putpalette(entries + [0] * (768 - len(entries)))  # index 255 stays free for transparency
+    return pal
 
 
 def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:

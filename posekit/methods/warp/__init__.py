@@ -26,7 +26,7 @@ from posekit.methods.warp.segment import person_mask
 from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
-INPAINT_SIZE = 256  # long side the background is inpainted at (smooth fill, fast)
+INPAINT_SIZE = 192  # long side the background is inpainted at: the fill is soft anyway, and fast
 
 
 def parse_background(background: str) -> str | tuple[int, int, int]:
@@ -40,6 +40,19 @@ def parse_background(background: str) -> str | tuple[int, int, int]:
         except ValueError:
             pass
     raise UsageError(f"--background {background!r}: use keep, transparent or a colour like #20a0ff")
+
+
+def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill `hole` (uint8, 1 = fill) from the surroundings. OpenCV-contrib's frequency-selective
+    reconstruction continues stripes and edges into the hole (a flag behind the person stays a
+    flag); plain OpenCV's Telea smears the border colours inwards."""
+    import cv2
+
+    if hasattr(cv2, "xphoto") and hasattr(cv2.xphoto, "INPAINT_FSR_FAST"):
+        out = np.zeros_like(image)
+        cv2.xphoto.inpaint(image, (1 - hole).astype(np.uint8), out, cv2.xphoto.INPAINT_FSR_FAST)
+        return out
+    return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
 
 
 class WarpMethod:
@@ -108,7 +121,7 @@ class WarpMethod:
         size = (max(round(w * s), 1), max(round(h * s), 1))
         small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
         small_hole = cv2.dilate(cv2.resize(hole, size, interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
-        filled = cv2.inpaint(small, small_hole, 5, cv2.INPAINT_TELEA)
+        filled = inpaint(small, small_hole)
         filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
         return np.where(hole[:, :, None] > 0, filled, self.image)
 
