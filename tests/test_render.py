@@ -91,6 +91,39 @@ def test_parse_back_two_people_with_missing_points(width, height):
     assert_same_people(found, [big, small])
 
 
+def test_parse_back_an_openpose_full_image_with_hands_and_face():
+    """ControlNet's openpose_full images draw hands (blue dots: a joint colour; lines in rainbow
+    colours) and white face dots over the body skeleton; the body must still come back alone."""
+    from posekit.pose.detect.openpose import import_controlnet_aux_openpose
+
+    _, _, util = import_controlnet_aux_openpose()
+    from controlnet_aux.open_pose.body import Keypoint
+
+    rng = np.random.default_rng(3)
+    pose = figure(rng, 0.5, 0.5, 3.4, 512, 512)
+    canvas = draw_skeleton(pose)
+    for wrist in ("r_wrist", "l_wrist"):
+        hand = rng.normal(0, 10, (21, 2)) + pose[wrist] + (0, 18)
+        canvas = util.draw_handpose(canvas, [Keypoint(x / 512, y / 512) for x, y in hand])
+    nose, eyes = pose["nose"], abs(pose["l_eye"][0] - pose["r_eye"][0])
+    t = np.linspace(-1.2, 1.2, 17)  # a jaw line and a mouth around the nose, below the eyes
+    face = np.concatenate([np.stack([np.sin(t), np.cos(t)], 1) * 1.1 * eyes,
+                           np.stack([np.linspace(-0.4, 0.4, 8), np.full(8, 0.45)], 1) * eyes]) + nose
+    canvas = util.draw_facepose(canvas, [Keypoint(x / 512, y / 512) for x, y in face])
+    assert is_skeleton_image(canvas)
+    (found,) = parse_skeleton(canvas)
+    assert np.abs(found.keypoints[:, :2] - pose.keypoints[:, :2]).max() <= 2.0
+
+
+def test_parse_back_a_resized_skeleton():
+    import cv2
+
+    rng = np.random.default_rng(4)
+    people = [figure(rng, 0.3, 0.5, 3.0, 512, 512), figure(rng, 0.72, 0.55, 2.2, 512, 512)]
+    resized = cv2.resize(draw_skeleton(people), (768, 768), interpolation=cv2.INTER_LINEAR)
+    assert_same_people(parse_skeleton(resized), [p.resized(768, 768) for p in people])
+
+
 def test_parse_back_a_jpeg_saved_skeleton():
     from PIL import Image
 

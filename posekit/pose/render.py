@@ -116,18 +116,25 @@ def parse_skeleton(image: np.ndarray) -> list[Pose]:
     radius = _joint_radius(classes)
     disk = _disk(radius)
     joints: list[tuple[int, float, float]] = []  # (keypoint index, x, y)
+    # a joint cut in pieces by something drawn over it (a face dot, a hand line) is one joint:
+    # pieces closer than a joint's radius are labelled together
+    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     for k in range(NUM_KEYPOINTS):
         mask = (classes == k).astype(np.uint8)
         if not mask.any():
             continue
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        n, labels = cv2.connectedComponents(cv2.dilate(mask, near), connectivity=8)
         for c in range(1, n):
-            if stats[c, cv2.CC_STAT_AREA] < max(2, len(disk) // 4):
+            blob = (labels == c) & (mask > 0)
+            if blob.sum() < max(2, len(disk) // 8):
                 continue  # stray pixels (JPEG noise, a limb's edge), not a joint
-            x, y = _circle_centre(classes, labels == c, stats[c], k, radius, disk)
+            x, y = _circle_centre(classes, blob, k, radius, disk)
             joints.append((k, x, y))
     people = _group(joints, classes, radius)
-    if any(len(m) > 1 for m in people):  # a lone joint beside real people is compression noise
+    # one or two joints beside a real person are noise (JPEG blocks, openpose_full hands)
+    if any(len(m) >= 3 for m in people):
+        people = [m for m in people if len(m) >= 3]
+    elif any(len(m) > 1 for m in people):
         people = [m for m in people if len(m) > 1]
     poses = []
     for members in people:
@@ -146,15 +153,23 @@ def _size_key(pose: Pose):
 
 
 def _joint_radius(classes: np.ndarray) -> int:
-    """The joints' circle radius, from the blobs' extents (the median blob is whole)."""
+    """The joints' circle radius, from the blobs that look like whole circles (square box,
+    filled like a disk); pieces of covered joints and hand lines do not."""
     import cv2
 
-    halves = []
+    whole, any_size = [], []
     for k in range(NUM_KEYPOINTS):
         mask = (classes == k).astype(np.uint8)
-        if mask.any():
-            n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-            halves += [(max(s[cv2.CC_STAT_WIDTH], s[cv2.CC_STAT_HEIGHT]) - 1) / 2 for s in stats[1:] if s[cv2.CC_STAT_AREA] >= 2]
+        if not mask.any():
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for x, y, w, h, area in stats[1:]:
+            if area < 2:
+                continue
+            any_size.append((max(w, h) - 1) / 2)
+            if abs(w - h) <= 1 and area >= 0.6 * np.pi * (max(w, h) / 2) ** 2:
+                whole.append((max(w, h) - 1) / 2)
+    halves = whole or any_size
     return max(1, int(round(float(np.median(halves))))) if halves else 1
 
 
@@ -167,32 +182,33 @@ def _disk(radius: int) -> np.ndarray:
     return np.argwhere(canvas > 0) - radius
 
 
-def _circle_centre(classes, blob, stats, k, radius, disk) -> tuple[float, float]:
+def _circle_centre(classes, blob, k, radius, disk) -> tuple[float, float]:
     """Fit the circle of joint k to its blob: the centre whose disk best matches the blob.
 
-    Disk pixels of the joint's colour score +1, pixels that a later joint (drawn on top) may
-    have covered 0, anything else (black, limbs, earlier joints) -1. A whole blob has one best
+    Disk pixels of the joint's colour score +1, pixels that something drawn later may have
+    covered 0 (later joints; colours outside the palette, such as the white face dots of
+    ControlNet's openpose_full images), anything else (black, limbs, earlier joints) -1. A whole blob has one best
     centre; a half-covered one is pushed toward the covered side, where it really is.
     """
-    import cv2
-
-    x0, y0 = stats[cv2.CC_STAT_LEFT], stats[cv2.CC_STAT_TOP]
-    x1, y1 = x0 + stats[cv2.CC_STAT_WIDTH] - 1, y0 + stats[cv2.CC_STAT_HEIGHT] - 1
+    ys, xs = np.nonzero(blob)
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     height, width = classes.shape
+    # centres whose disk can hold the whole blob (one pixel of slack for stray edge pixels);
+    # a blob wider than the disk (noise around it) searches its whole box
+    cxs = range(x1 - radius - 1, x0 + radius + 2) if x1 - x0 <= 2 * radius + 2 else range(x0, x1 + 1)
+    cys = range(y1 - radius - 1, y0 + radius + 2) if y1 - y0 <= 2 * radius + 2 else range(y0, y1 + 1)
     best, centres = -np.inf, []
-    for cy in range(y1 - radius, y0 + radius + 1):
-        for cx in range(x1 - radius, x0 + radius + 1):
+    for cy in cys:
+        for cx in cxs:
             ys, xs = disk[:, 0] + cy, disk[:, 1] + cx
             inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
             c = classes[ys[inside], xs[inside]]
-            score = int((c == k).sum()) - int(((c != k) & ~((c > k) & (c < NUM_KEYPOINTS))).sum())
+            covered = ((c > k) & (c < NUM_KEYPOINTS)) | (c == -1)  # later joints, face/hand dots
+            score = int((c == k).sum()) - int(((c != k) & ~covered).sum())
             if score > best:
                 best, centres = score, [(cx, cy)]
             elif score == best:
                 centres.append((cx, cy))
-    if not centres:  # blob wider than the disk (two touching blobs): use its middle
-        ys, xs = np.nonzero(blob)
-        return float(np.round(xs.mean())), float(np.round(ys.mean()))
     cx, cy = np.mean(centres, axis=0)
     return float(cx), float(cy)
 
@@ -215,7 +231,8 @@ def _group(joints, classes, radius) -> list[list[int]]:
         scored = []
         for ja in by_type.get(a, []):
             for jb in by_type.get(b, []):
-                score = _limb_score(classes, joints[ja][1:], joints[jb][1:], _LIMB0 + limb, radius)
+                score = _limb_score(classes, joints[ja][1:], joints[jb][1:], _LIMB0 + limb, radius,
+                                    may_touch=0 in (a, b) or a >= 14)
                 if score is not None:
                     scored.append((score, ja, jb))
         used_a, used_b = set(), set()
@@ -231,23 +248,30 @@ def _group(joints, classes, radius) -> list[list[int]]:
     return list(groups.values())
 
 
-def _limb_score(classes, pa, pb, limb_class, radius) -> float | None:
+def _limb_score(classes, pa, pb, limb_class, radius, may_touch=False) -> float | None:
     """Fraction of the segment a-b (outside the joint circles) drawn in the limb's colour, or
     None when the limb is clearly not there (black gaps, or little of its colour). Each sample
-    looks at its 3x3 neighbourhood: thin limbs on small canvases wobble by a pixel."""
+    looks at its 3x3 neighbourhood: thin limbs on small canvases wobble by a pixel.
+
+    Joints that touch leave nothing to check: accepted only on the head (`may_touch`), where
+    small faces put eyes, ears and nose side by side; elsewhere touching joints of the right
+    colours are clutter (the hand drawings of openpose_full images use the same colours)."""
     (xa, ya), (xb, yb) = pa, pb
     length = math.hypot(xb - xa, yb - ya)
     t = np.linspace(0.0, 1.0, max(8, int(length)))
     t = t[(t * length > radius + 1) & ((1 - t) * length > radius + 1)]
     if len(t) == 0:
-        return 0.5  # joints (nearly) touch: nothing between them to check
+        return 0.5 if may_touch else None
     height, width = classes.shape
     near = np.array([(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
     ys = np.clip(np.round(ya + t * (yb - ya)).astype(int)[:, None] + near[:, 0], 0, height - 1)
     xs = np.clip(np.round(xa + t * (xb - xa)).astype(int)[:, None] + near[:, 1], 0, width - 1)
     c = classes[ys, xs]  # (samples, 9)
-    own = float((c == limb_class).any(axis=1).mean())
-    if own < 0.2 or (c == _BLACK).all(axis=1).mean() > 0.1:
+    seen = ~(c == -1).all(axis=1)  # samples not hidden under off-palette drawing (face dots)
+    if not seen.any():
+        return 0.5 if may_touch else None
+    own = float((c[seen] == limb_class).any(axis=1).mean())
+    if own < 0.2 or (c[seen] == _BLACK).all(axis=1).mean() > 0.1:
         return None
     return own
 
