@@ -83,6 +83,8 @@ def test_blazepose_nobody_and_odd_sizes(blazepose, astronaut):
     assert found[1][0].size == (256, 256)
     assert np.hypot(*(found[1][0]["nose"] - np.array(LABELS["nose"]) / 2)) <= 8
     assert detect_person(blank, blazepose) is None
+    gray = astronaut.mean(axis=2).astype(np.uint8)  # (H, W) arrays are taken as grayscale photos
+    assert np.hypot(*(detect_person(gray, blazepose)["nose"] - LABELS["nose"])) <= TOLERANCE["nose"]
 
 
 def test_default_detector_is_shared(astronaut):

@@ -43,7 +43,9 @@ class BlazePoseDetector:
                                      "reinstall posekit or pass a valid .task file") from None
 
     def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
-        return [self._detect_one(np.ascontiguousarray(img[:, :, :3], dtype=np.uint8)) for img in images]
+        from posekit.images import to_rgb
+
+        return [self._detect_one(to_rgb(img)) for img in images]  # gray/RGBA/float -> RGB uint8
 
     def _detect_one(self, image: np.ndarray) -> list[Pose]:
         height, width = image.shape[:2]

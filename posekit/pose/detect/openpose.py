@@ -159,7 +159,9 @@ class OpenPoseDetector:
     def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
         import torch
 
-        resized = [self._resized(np.asarray(img)[:, :, :3]) for img in images]
+        from posekit.images import to_rgb
+
+        resized = [self._resized(to_rgb(img)) for img in images]  # gray/RGBA/float -> RGB uint8
         inputs = [self._network_input(r) for r in resized]
         outputs: list = [None] * len(images)
         by_shape: dict[tuple, list[int]] = {}
