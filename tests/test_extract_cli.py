@@ -101,12 +101,20 @@ def test_without_out_only_a_line_per_input(run_posekit, astronaut_path, tmp_path
     (["--heatmaps"], "--heatmaps needs --out"),
     (["--device", "tpu"], "--device 'tpu'"),
     (["--max-people", "0"], "--max-people"),
-    (["--model", "x.pth"], "--model applies to --detector openpose only"),
 ])
 def test_usage_errors_exit_2(run_posekit, astronaut_path, args, message):
     r = run_posekit("extract-pose", astronaut_path, *args)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_blazepose_bundle_is_one_line(run_posekit, astronaut_path, tmp_path):
+    bundle = tmp_path / "pose.task"
+    bundle.write_bytes(b"not a zip")
+    r = run_posekit("extract-pose", astronaut_path, "--model", bundle)
+    assert r.returncode == 1
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"posekit: error: --model {bundle}: cannot load it")
 
 
 def test_empty_folder_is_a_usage_error(run_posekit, tmp_path):

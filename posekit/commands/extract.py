@@ -14,7 +14,7 @@ def extract_pose(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (recursive), video files (one pose per frame), or - to read paths from stdin."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl."),
     detector: str = typer.Option("blazepose", "--detector", "-d", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
-    model: Optional[str] = typer.Option(None, "--model", help="[openpose] Hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file."),
+    model: Optional[str] = typer.Option(None, "--model", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per input on stdout: path, width, height, people."),
     max_people: int = typer.Option(1, "--max-people", min=1, help="Most people to keep per image (largest first)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
@@ -42,8 +42,6 @@ def extract_pose(
         raise UsageError(f"--heatmap-kind {heatmap_kind!r}: choose gaussian or pixel")
     if heatmaps and out is None:
         raise UsageError("--heatmaps needs --out DIR to write the .npy files into")
-    if model is not None and detector != "openpose":
-        raise UsageError("--model applies to --detector openpose only")
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
     if annotations is not None and annotations.is_dir():

@@ -39,8 +39,8 @@ class BlazePoseDetector:
             with silence_fd():  # TFLite/absl write their start-up chatter straight to fd 2
                 self._landmarker = vision.PoseLandmarker.create_from_options(options)
         except (RuntimeError, ValueError, OSError) as e:
-            raise ModelNotFoundError(f"{path}: cannot load the BlazePose bundle ({e}); "
-                                     "reinstall posekit or pass a valid .task file") from None
+            raise ModelNotFoundError(f"--model {path}: cannot load it as a MediaPipe pose landmarker bundle "
+                                     f"({e}); pass a .task file, or leave --model out for the embedded one") from None
 
     def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
         from posekit.images import to_rgb
