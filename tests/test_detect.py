@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from posekit.errors import ModelNotFoundError, UsageError
-from posekit.pose import INDEX, Pose
+from posekit.pose import Pose
 from posekit.pose.detect import DETECTORS, detect_person, load_detector
 
 # Hand-labelled on the photo (zoomed in): pixel positions in scikit-image's astronaut.
