@@ -11,7 +11,7 @@ BATCH = 8  # images handed to the detector at once (the openpose network batches
 
 
 def extract_pose(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (recursive), video files (one pose per frame), or - to read paths from stdin."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders (recursive), video files (one pose per frame), or - to read paths from stdin."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl."),
     detector: str = typer.Option("blazepose", "--detector", "-d", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
     model: Optional[str] = typer.Option(None, "--model", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
