@@ -153,6 +153,7 @@ def test_whole_controlnet_aux_imports_beside_mediapipe(blazepose, openpose, astr
 
     controlnet_aux = import_controlnet_aux()
     assert controlnet_aux.OpenposeDetector is not None
+    assert controlnet_aux.open_pose.body.Body is sys.modules["controlnet_aux.open_pose.body"].Body
     assert sys.modules["mediapipe"] is mediapipe
     assert detect_person(astronaut, blazepose)["nose"] is not None
 

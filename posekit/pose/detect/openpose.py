@@ -51,6 +51,13 @@ def import_controlnet_aux():
             del sys.modules["mediapipe"]
         else:
             sys.modules["mediapipe"] = saved
+    # submodules loaded earlier by import_controlnet_aux_openpose are not attributes of the
+    # package object its __init__ just made; bind them so controlnet_aux.open_pose works
+    for name, module in list(sys.modules.items()):
+        parent, _, child = name.rpartition(".")
+        if parent.startswith("controlnet_aux") and parent in sys.modules and module is not None \
+                and not hasattr(sys.modules[parent], child):
+            setattr(sys.modules[parent], child, module)
     return controlnet_aux
 
 
