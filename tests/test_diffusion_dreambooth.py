@@ -16,6 +16,15 @@ from PIL import Image
 
 from tiny_sd import make_tiny_sd
 
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU extra threads only spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 PROMPT = "a photo of sks person"
 
 
@@ -151,7 +160,7 @@ def test_cli_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(sd, insta
     args = ["dreambooth", "--instance-dir", instances, "--instance-prompt", PROMPT, "--out", out, "--model", sd,
             "--resolution", "32", "--checkpointing-steps", "2", "--device", "cpu"]
     proc = subprocess.Popen([posekit_exe(), *map(str, args), "--steps", "100000"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.time() + 120
         while not (out / "checkpoint-4").exists() and time.time() < deadline and proc.poll() is None:
@@ -166,11 +175,11 @@ def test_cli_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(sd, insta
         assert list(path.glob("model*.safetensors"))
     assert not (out / "model_index.json").exists()  # a killed run does not look finished
     last = found[-1][0]
-    r = run_posekit(*args, "--steps", last + 2, "--resume")
+    r = run_posekit(*args, "--steps", last + 2, "--resume", env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert f"resuming from step {last}" in r.stderr
     assert (out / "model_index.json").is_file() and not list(out.glob(".checkpoint-*"))
-    r = run_posekit(*args, "--steps", "2")  # the same folder without --resume: refused, exit 2
+    r = run_posekit(*args, "--steps", "2", env={"OMP_NUM_THREADS": "1"})  # the same folder without --resume: refused, exit 2
     assert r.returncode == 2 and "--resume" in r.stderr and r.stderr.strip().count("\n") == 0
 
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tiny_sd import make_tiny_controlnet, make_tiny_sd
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU extra threads only spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +116,7 @@ def test_cli_transfer_diffusion(tiny, small_photo, clip, tmp_path, run_posekit):
     args = ["transfer", photo, "--source-pose", tmp_path / "me_keypoints.json", "--pose", tmp_path / "target.json",
             "--method", "diffusion", "--model", sd, "--controlnet", cn, "--steps", "2", "--strength", "1.0",
             "--prompt", "a photo of sks person", "--device", "cpu"]
-    r = run_posekit(*args, "--out", tmp_path / "a.png")
+    r = run_posekit(*args, "--out", tmp_path / "a.png", env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""  # stdout is for data only
     a = np.asarray(Image.open(tmp_path / "a.png"))
@@ -123,7 +133,7 @@ def test_cli_offline_default_models_are_one_line_errors(astronaut_path, clip, tm
     write_openpose_json([clip[0].resized(512, 512)], tmp_path / "t.json")
     r = run_posekit("transfer", astronaut_path, "--source-pose", tmp_path / "t.json", "--pose", tmp_path / "t.json",
                     "--method", "diffusion", "--out", tmp_path / "o.png",
-                    env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
+                    env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "lllyasviel/control_v11p_sd15_openpose is not downloaded" in r.stderr and "--controlnet PATH" in r.stderr
