@@ -142,6 +142,21 @@ def test_is_skeleton_image_tells_skeletons_from_photos(astronaut):
     assert not is_skeleton_image(np.zeros((64, 64, 3), np.uint8))
     assert not is_skeleton_image(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     assert parse_skeleton(np.zeros((64, 64, 3), np.uint8)) == []
+    assert not is_skeleton_image(np.zeros((64, 64), np.uint8))
+
+
+def test_is_skeleton_image_memory_is_bounded_on_big_images():
+    """Pose sources ask this of every photo: a big dark one must not need gigabytes."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    dark = rng.integers(0, 256, (1500, 1500, 3), dtype=np.uint8)
+    dark[rng.random((1500, 1500)) < 0.6] = 0  # dark enough to be classified pixel by pixel
+    tracemalloc.start()
+    assert not is_skeleton_image(dark)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200e6, peak
 
 
 def test_gaussian_heatmaps():

@@ -77,20 +77,28 @@ def draw_skeleton(poses: Pose | list[Pose], width: int | None = None, height: in
 # -- reading back --------------------------------------------------------------------------
 def _classes(image: np.ndarray) -> np.ndarray:
     """(H, W) int8 palette class of each pixel: joint 0..17, limb 18..34, black 35, -1 other."""
-    img = np.asarray(image)[:, :, :3].astype(np.int16)
+    img = np.asarray(image)[:, :, :3]
     classes = np.full(img.shape[:2], _BLACK, np.int8)
     lit = img.max(axis=2) > _TOLERANCE
-    pixels = img[lit]
-    if len(pixels):
-        dist = np.abs(pixels[:, None, :] - _PALETTE[None, :, :]).max(axis=2)
+    pixels = img[lit].astype(np.int16)
+    found = np.empty(len(pixels), np.int8)
+    for start in range(0, len(pixels), 1 << 16):  # in chunks: (n, 36, 3) distances add up
+        chunk = pixels[start:start + (1 << 16)]
+        dist = np.abs(chunk[:, None, :] - _PALETTE[None, :, :]).max(axis=2)
         best = dist.argmin(axis=1)
-        classes[lit] = np.where(dist[np.arange(len(best)), best] <= _TOLERANCE, best, -1)
+        found[start:start + len(chunk)] = np.where(dist[np.arange(len(best)), best] <= _TOLERANCE, best, -1)
+    classes[lit] = found
     return classes
 
 
 def is_skeleton_image(image: np.ndarray) -> bool:
     """True for a ControlNet OpenPose skeleton: mostly black, the rest in the skeleton's
     palette, with at least two joints and one limb."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] < 3:
+        return False
+    if (image[::4, ::4, :3].max(axis=2) > _TOLERANCE).mean() > 0.5:
+        return False  # a photo: most of it is not black (decided cheaply, before classifying)
     classes = _classes(image)
     black = classes == _BLACK
     if black.mean() < 0.5:
