@@ -87,6 +87,19 @@ def test_blazepose_nobody_and_odd_sizes(blazepose, astronaut):
     assert np.hypot(*(detect_person(gray, blazepose)["nose"] - LABELS["nose"])) <= TOLERANCE["nose"]
 
 
+def test_blazepose_two_people_largest_first(blazepose, astronaut):
+    import cv2
+
+    canvas = np.full((512, 1024, 3), 128, np.uint8)
+    canvas[:, :512] = astronaut
+    canvas[128:, 600:984] = cv2.resize(astronaut, (384, 384))  # the same person at 3/4 size
+    big, small = blazepose.detect([canvas])[0]
+    assert big.size == small.size == (1024, 512)
+    assert np.hypot(*(big["nose"] - LABELS["nose"])) <= TOLERANCE["nose"]
+    expected = np.array(LABELS["nose"]) * 0.75 + (600, 128)
+    assert np.hypot(*(small["nose"] - expected)) <= TOLERANCE["nose"]
+
+
 def test_default_detector_is_shared(astronaut):
     pose = detect_person(astronaut)
     assert isinstance(pose, Pose) and pose["nose"] is not None
