@@ -62,6 +62,8 @@ def animate(
                  batch_size=batch_size, model=model, model_config=model_config, controlnet=controlnet,
                  lora=lora, prompt=prompt, negative_prompt=negative_prompt, strength=strength, steps=steps,
                  guidance=guidance, controlnet_scale=controlnet_scale, init=init)
+    if sheet and method != "diffusion":
+        raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
     if sheet:  # only passed when asked, so methods without a sheet mode are not handed it
         flags.update(sheet=True, columns=columns)
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
