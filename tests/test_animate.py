@@ -153,3 +153,26 @@ def test_usage_errors(run_posekit, tmp_path, args, flag):
     assert proc.returncode == 2, proc.stderr
     assert flag in proc.stderr and "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_animate_gan_frames_and_poses_in_the_models_frame(run_posekit, tmp_path):
+    """--method gan (PATN, an official-layout Market-1501 generator with random weights): frames
+    come out at the model's 64x128 and the poses written are in those frames' pixels."""
+    import torch
+    from test_patn_model import official_state
+
+    torch.manual_seed(0)
+    torch.save(official_state(ngf=8, blocks=2, norm="batch"), tmp_path / "latest_net_netG.pth")
+    out = tmp_path / "gan"
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "4", "--out", out, "--method", "gan",
+                       "--checkpoint", tmp_path, "--dataset", "market1501", "--device", "cpu", "--no-evaluate",
+                       "--json", env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["size"] == [64, 128]
+    assert Image.open(out / "sheet.png").size == (256, 128)
+    from posekit.pose.formats import read_openpose_json
+
+    pose = read_openpose_json(out / "poses" / "frame_001_keypoints.json")[0]
+    assert pose.size == (64, 128)
+    x0, y0, x1, y1 = pose.bbox()
+    assert 0 <= x0 and x1 <= 64 and 0 <= y0 and y1 <= 128 and y1 - y0 > 80  # the person fills the frame
