@@ -102,8 +102,11 @@ class WarpMethod:
             own |= cap > 0
         # overlap the neighbouring layers by a few pixels: two half-transparent edges meeting at
         # a part boundary would let the background show through as a seam
+        # (a limb grows into the torso only: bits of the other leg or arm would come along)
         grow = max(3, int(0.04 * self.shapes.scale))
-        own = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        own = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0
+        if layer != ("torso",):
+            own &= np.isin(self.labels, ids + [PART_INDEX["torso"]])
         return (own * self.alpha * 255).round().astype(np.uint8)
 
     def _background_plate(self) -> np.ndarray:
