@@ -264,6 +264,8 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
                                   cpu=device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
+    if accelerator.device.type == "cpu" and accelerator.mixed_precision == "fp16":
+        raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
     set_seed(seed)
     main = accelerator.is_main_process
     if main:
