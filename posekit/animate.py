@@ -293,7 +293,10 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
         targets.append(target)
         references.append(ref)
 
-    scores = pose_fidelity(images, targets, alpha=alpha, detector=detector) if images else []
+    if not images:
+        raise PosekitError(f"{frames_dir}: none of its {len(paths)} images could be scored "
+                           f"(each needs {poses_dir}/<frame name>_keypoints.json)")
+    scores = pose_fidelity(images, targets, alpha=alpha, detector=detector)
     rows = []
     for name, image, target, ref, score in zip(names, images, targets, references, scores):
         row = {"frame": name, "pck": score}

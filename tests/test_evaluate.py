@@ -80,3 +80,9 @@ def test_evaluate_table_on_stderr(frames_and_poses, run_posekit):
 def test_evaluate_usage_errors(run_posekit, tmp_path):
     proc = run_posekit("evaluate", tmp_path / "nope", "--poses", tmp_path)
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_with_no_matching_poses_is_an_error(frames_and_poses, run_posekit, tmp_path):
+    proc = run_posekit("evaluate", frames_and_poses / "frames", "--poses", tmp_path, "--json")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "none of its 4 images could be scored" in proc.stderr.strip().splitlines()[-1]
