@@ -165,3 +165,23 @@ def test_missing_target_joints_follow_their_parent(figure):
     wrist = elbow + (elbow - pose.keypoints[INDEX["r_shoulder"], :2]) * 0.9
     x, y = np.round(wrist).astype(int)
     assert partial[y, x, 0] > 150 and partial[y, x, 2] < 160
+
+
+@pytest.mark.parametrize("missing", [("r_shoulder", "l_shoulder"), ("neck", "r_hip", "l_hip"),
+                                     ("nose", "neck", "r_eye", "l_eye", "r_ear", "l_ear", "r_shoulder",
+                                      "l_shoulder", "r_elbow", "l_elbow", "r_wrist", "l_wrist")])
+def test_partial_source_poses(figure, missing):
+    """Photos where the detector misses joints (side views, cropped bodies) still animate: the
+    frames have the photo's size, and the source pose itself gives the photo back."""
+    image, pose = figure
+    kp = pose.keypoints.copy()
+    kp[[INDEX[n] for n in missing]] = 0
+    partial = Pose(kp, 384, 512)
+    step = rotated(partial, "l_hip", ["l_knee", "l_ankle"], -30)
+    same, moved = WarpMethod(image, partial)([partial, step])
+    assert moved.shape == image.shape
+    assert np.abs(same.astype(int) - image.astype(int)).mean() < 2.0
+    if "l_hip" in missing or "neck" in missing:
+        return
+    knee = np.round(step.keypoints[INDEX["l_knee"], :2]).astype(int)
+    assert moved[knee[1], knee[0], 2] > 1.5 * moved[knee[1], knee[0], 0]  # the trousers went there
