@@ -257,7 +257,6 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
                   gradient_accumulation=gradient_accumulation, mixed_precision=mixed_precision, seed=seed)
     check_run_folder(out, config, resume)
     instances = load_examples(instance_dir, instance_prompt, resolution, "--instance-dir")
-    warn_about_prompts(instance_prompt, class_prompt if with_prior_preservation else None, validation_prompt, instances)
 
     try:
         accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation,
@@ -268,6 +267,10 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
         raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
     set_seed(seed)
     main = accelerator.is_main_process
+    say = info if main else (lambda message: None)  # one voice under `accelerate launch`
+    if main:
+        warn_about_prompts(instance_prompt, class_prompt if with_prior_preservation else None, validation_prompt,
+                           instances)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json(config, out / "config.json")
@@ -337,12 +340,12 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
         if found:
             start, path = found[-1]
             accelerator.load_state(str(path))
-            info(f"resuming from step {start} ({path})")
-        else:
+            say(f"resuming from step {start} ({path})")
+        elif main:
             warn(f"--resume: no checkpoint in {out}; starting from step 0")
 
     total_batch = batch_size * accelerator.num_processes * gradient_accumulation
-    info(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
+    say(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
          f"{steps} steps of {total_batch} ({'LoRA rank ' + str(rank) if lora else 'full fine-tune'}, lr {lr:g}) "
          f"on {accelerator.device}")
     for m in models:

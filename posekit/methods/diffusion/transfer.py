@@ -56,6 +56,11 @@ class DiffusionMethod:
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
         self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
+        if max(self.size) > 1024 and not sheet:
+            from posekit.console import warn
+
+            warn(f"the source is {self.size[0]}x{self.size[1]}: SD 1.x works best near 512 px and slows "
+                 "with the square of the size; resize the photo for faster, cleaner results")
         self.prompt, self.negative_prompt = prompt, negative_prompt
         self.strength, self.steps, self.guidance = strength, steps, guidance
         self.controlnet_scale, self.seed = controlnet_scale, seed
