@@ -91,15 +91,25 @@ class WarpMethod:
 
         ids = [PART_INDEX[n] for n in layer]
         own = np.isin(self.labels, ids)
-        if layer == ("torso",):  # the torso keeps a cap of every limb and the neck at its joints
+        if layer == ("torso",):
+            # The torso keeps a cap around its joints (shoulders, hips, neck): the half-disc on
+            # its own side, which the limb covered and leaves bare when it swings away. The
+            # other half is the limb (a sleeve's top): kept, it would float beside the arm.
             xy = self.pose.xy
-            cap = np.zeros_like(own, np.uint8)
-            r = max(int(0.25 * self.shapes.scale), 2)
+            h, w = own.shape
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            r = max(0.25 * self.shapes.scale, 2.0)
+            centre = self.shapes.torso.mean(axis=0) if self.shapes.torso is not None else None
             for name in ("r_shoulder", "l_shoulder", "r_hip", "l_hip", "neck"):
                 p = xy[INDEX[name]]
-                if not np.isnan(p).any():
-                    cv2.circle(cap, (int(round(p[0])), int(round(p[1]))), r, 1, -1)
-            own |= cap > 0
+                if np.isnan(p).any():
+                    continue
+                dx, dy = xx - p[0], yy - p[1]
+                cap = dx * dx + dy * dy < r * r
+                if centre is not None and np.linalg.norm(centre - p) > 1:
+                    u = (centre - p) / np.linalg.norm(centre - p)
+                    cap &= dx * u[0] + dy * u[1] > -0.2 * r
+                own |= cap
         # overlap the neighbouring layers by a few pixels: two half-transparent edges meeting at
         # a part boundary would let the background show through as a seam
         # (a limb grows into the torso only: bits of the other leg or arm would come along)

@@ -97,17 +97,17 @@ def part_segments(part: Part, xy: np.ndarray) -> list[tuple[np.ndarray, np.ndarr
 
 
 def segment_distance(xx: np.ndarray, yy: np.ndarray, a: np.ndarray, b: np.ndarray, cut_start=False,
-                     cut_end=False) -> np.ndarray:
+                     cut_end=False, cut: float = 0.0) -> np.ndarray:
     """Distance from each pixel to the segment a-b; with cut_start / cut_end, pixels beyond that
-    end (past the plane through it, square to the bone) are infinitely far."""
+    end (past the plane through it, square to the bone) are `cut` further away."""
     ab = b - a
     t = ((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9)
     tc = np.clip(t, 0.0, 1.0)
     d = np.hypot(xx - (a[0] + tc * ab[0]), yy - (a[1] + tc * ab[1]))
     if cut_start:
-        d = np.where(t < 0, np.inf, d)
+        d = np.where(t < 0, d + cut, d)
     if cut_end:
-        d = np.where(t > 1, np.inf, d)
+        d = np.where(t > 1, d + cut, d)
     return d
 
 
@@ -155,7 +155,10 @@ class Shapes:
             child = CHILD.get(PARTS[k].name)
             cut_end = cut_joints and child is not None and bool(self.segments[PART_INDEX[child]])
             cut_start = cut_joints and PARTS[k].name in CHILD.values() and bool(self.segments[PART_INDEX[PARTS[k].parent]])
-            d = np.minimum.reduce([segment_distance(xx, yy, a, b, cut_start, cut_end) for a, b in self.segments[k]])
+            # past the cut a part is one thickness further away, not out of reach: in the wedge
+            # outside a bent joint, beyond both cuts, the limb still beats the torso
+            cut = PARTS[k].thickness * self.scale
+            d = np.minimum.reduce([segment_distance(xx, yy, a, b, cut_start, cut_end, cut) for a, b in self.segments[k]])
             out[n] = d / (PARTS[k].thickness * self.scale)
             if k == 0 and self.torso is not None:
                 inside = np.zeros(xx.shape, np.uint8)
