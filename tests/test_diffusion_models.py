@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_sd import make_tiny_controlnet, make_tiny_sd
+from tiny_sd import make_tiny_controlnet, make_tiny_sd, make_tiny_single_file
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,6 +63,26 @@ def test_paths_are_never_sent_to_the_hub(tiny, tmp_path):
         load_pipeline(str(sd), controlnet=None, lora=str(tmp_path / "nope.safetensors"), device="cpu")
     with pytest.raises(ModelNotFoundError, match="--model .*cannot load it"):
         load_pipeline(str(tmp_path), controlnet=None, device="cpu")  # a folder, but no model in it
+
+
+def test_a_single_file_checkpoint_loads_like_its_folder(tiny, tmp_path):
+    """An original-layout .safetensors as model sites ship it, with --model-config offline."""
+    import numpy as np
+    from PIL import Image
+
+    from posekit.methods.diffusion.models import load_pipeline
+
+    sd, cn = tiny
+    ckpt = make_tiny_single_file(sd, tmp_path / "tiny-sd.safetensors")
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+
+    def run(pipe):
+        return pipe("a photo", image=image, control_image=image, strength=0.5, num_inference_steps=2,
+                    generator=torch.Generator().manual_seed(0), output_type="np").images[0]
+
+    from_file = run(load_pipeline(str(ckpt), model_config=str(sd), controlnet=str(cn), device="cpu"))
+    from_folder = run(load_pipeline(str(sd), controlnet=str(cn), device="cpu"))
+    np.testing.assert_array_equal(from_file, from_folder)
 
 
 def test_single_files_need_configs_offline(tiny, tmp_path):

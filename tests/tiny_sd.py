@@ -96,3 +96,91 @@ def make_tiny_controlnet(folder) -> Path:
             conv.weight.normal_(0.0, 0.5)
     controlnet.save_pretrained(folder)
     return Path(folder)
+
+
+# -- the original (LDM / CompVis) single-file layout -------------------------------------------
+# Model sites distribute SD 1.x as one .safetensors/.ckpt in the original training code's key
+# names; diffusers' from_single_file converts them back. To test that path offline we write our
+# tiny pipeline in that layout: each diffusers key renamed to its original name.
+_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+           ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_UNET_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_VAE_ATTN = (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out."))
+
+
+def _ldm_unet_key(key: str, layers: int, up_has_attention: set[int]) -> str:
+    import re
+
+    head, _, leaf = key.rpartition(".")  # leaf: weight / bias
+    for new, old in _UNET_TOP.items():
+        if head == new:
+            return f"{old}.{leaf}"
+    per = layers + 1  # an LDM block slot per resnet, plus one for the down/upsampler
+    if m := re.match(r"down_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
+        b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        slot = 1 + b * per + j
+        return f"input_blocks.{slot}.0.{_renamed(rest, _RESNET)}" if kind == "resnets" else f"input_blocks.{slot}.1.{rest}"
+    if m := re.match(r"down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", key):
+        return f"input_blocks.{1 + int(m[1]) * per + layers}.0.op.{m[2]}"
+    if m := re.match(r"mid_block\.resnets\.(\d+)\.(.*)", key):
+        return f"middle_block.{2 * int(m[1])}.{_renamed(m[2], _RESNET)}"
+    if m := re.match(r"mid_block\.attentions\.0\.(.*)", key):
+        return f"middle_block.1.{m[1]}"
+    if m := re.match(r"up_blocks\.(\d+)\.(resnets|attentions)\.(\d+)\.(.*)", key):
+        b, kind, j, rest = int(m[1]), m[2], int(m[3]), m[4]
+        slot = b * per + j
+        return f"output_blocks.{slot}.0.{_renamed(rest, _RESNET)}" if kind == "resnets" else f"output_blocks.{slot}.1.{rest}"
+    if m := re.match(r"up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", key):
+        b = int(m[1])
+        return f"output_blocks.{b * per + layers}.{2 if b in up_has_attention else 1}.conv.{m[2]}"
+    raise KeyError(f"no LDM name for UNet key {key}")
+
+
+def _ldm_vae_key(key: str, blocks: int) -> str:
+    import re
+
+    for part in ("encoder", "decoder"):
+        key = key.replace(f"{part}.conv_norm_out.", f"{part}.norm_out.")
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\.(.*)", key):
+        return f"encoder.down.{m[1]}.block.{m[2]}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
+    if m := re.match(r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.conv\.(.*)", key):
+        return f"encoder.down.{m[1]}.downsample.conv.{m[2]}"
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\.(.*)", key):
+        return f"decoder.up.{blocks - 1 - int(m[1])}.block.{m[2]}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
+    if m := re.match(r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.conv\.(.*)", key):
+        return f"decoder.up.{blocks - 1 - int(m[1])}.upsample.conv.{m[2]}"
+    if m := re.match(r"(encoder|decoder)\.mid_block\.resnets\.(\d+)\.(.*)", key):
+        return f"{m[1]}.mid.block_{int(m[2]) + 1}.{m[3].replace('conv_shortcut', 'nin_shortcut')}"
+    if m := re.match(r"(encoder|decoder)\.mid_block\.attentions\.0\.(.*)", key):
+        return f"{m[1]}.mid.attn_1.{_renamed(m[2], _VAE_ATTN)}"
+    return key  # conv_in, conv_out, norm_out, quant_conv, post_quant_conv keep their names
+
+
+def _renamed(rest: str, pairs) -> str:
+    for new, old in pairs:
+        if rest.startswith(new):
+            return old + rest[len(new):]
+    return rest
+
+
+def make_tiny_single_file(pipeline_folder, path) -> Path:
+    """Write a make_tiny_sd folder as one original-layout .safetensors checkpoint (UNet under
+    model.diffusion_model., VAE under first_stage_model., CLIP under cond_stage_model.transformer.)."""
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    pipe = StableDiffusionPipeline.from_pretrained(pipeline_folder)
+    cfg = pipe.unet.config
+    up_attn = {i for i, t in enumerate(cfg.up_block_types) if "CrossAttn" in t}
+    state = {f"model.diffusion_model.{_ldm_unet_key(k, cfg.layers_per_block, up_attn)}": v
+             for k, v in pipe.unet.state_dict().items()}
+    blocks = len(pipe.vae.config.down_block_types)
+    state.update({f"first_stage_model.{_ldm_vae_key(k, blocks)}": v for k, v in pipe.vae.state_dict().items()})
+    # the original layout is the classic transformers CLIP one (text_model.*), which transformers
+    # >= 5.6 flattened away; put the prefix back
+    state.update({f"cond_stage_model.transformer.{k if k.startswith('text_model.') else 'text_model.' + k}": v
+                  for k, v in pipe.text_encoder.state_dict().items()})
+    path = Path(path)
+    save_file({k: v.contiguous() for k, v in state.items()}, path)
+    return path
