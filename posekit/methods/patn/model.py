@@ -62,17 +62,17 @@ class PATBlock(nn.Module):
     pose input is [pose_out, updated image code], hence 2*dim input channels after block 0.
     """
 
-    def __init__(self, dim: int, norm: str, first: bool):
+    def __init__(self, dim: int, norm: str, first: bool, dropout: float = 0.5):
         super().__init__()
         bias = norm == "instance"
         pose_in = dim if first else 2 * dim
         self.conv_block_stream1 = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim), nn.ReLU(True),
-            nn.Dropout(0.5),
+            nn.Dropout(dropout),
             nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), norm_layer(norm, dim))
         self.conv_block_stream2 = nn.Sequential(
             nn.ReflectionPad2d(1), nn.Conv2d(pose_in, pose_in, 3, bias=bias), norm_layer(norm, pose_in), nn.ReLU(True),
-            nn.Dropout(0.5),
+            nn.Dropout(dropout),
             nn.ReflectionPad2d(1), nn.Conv2d(pose_in, dim, 3, bias=bias))
 
     def forward(self, image_code: torch.Tensor, pose_code: torch.Tensor):
@@ -82,12 +82,12 @@ class PATBlock(nn.Module):
 
 
 class PATNetwork(nn.Module):
-    def __init__(self, ngf: int = 64, blocks: int = 9, norm: str = "instance",
+    def __init__(self, ngf: int = 64, blocks: int = 9, norm: str = "instance", dropout: float = 0.5,
                  image_channels: int = 3, keypoints: int = NUM_KEYPOINTS):
         super().__init__()
         self.stream1_down = encoder(image_channels, ngf, norm)
         self.stream2_down = encoder(2 * keypoints, ngf, norm)
-        self.att = nn.ModuleList(PATBlock(4 * ngf, norm, first=(i == 0)) for i in range(blocks))
+        self.att = nn.ModuleList(PATBlock(4 * ngf, norm, (i == 0), dropout) for i in range(blocks))
         self.stream1_up = decoder(ngf, image_channels, norm)
 
     def forward(self, source_image: torch.Tensor, pose_code: torch.Tensor) -> torch.Tensor:
@@ -101,13 +101,14 @@ class PATNetwork(nn.Module):
 class PATNGenerator(nn.Module):
     """G(source image in [-1, 1], source heatmaps, target heatmaps) -> target image in [-1, 1].
 
-    Heights and widths must be multiples of 4 (two stride-2 stages).
+    Heights and widths must be multiples of 4 (two stride-2 stages). `dropout` acts in training
+    only (the official 0.5; a Dropout of 0 keeps its place, so the key layout never changes).
     """
 
-    def __init__(self, ngf: int = 64, blocks: int = 9, norm: str = "instance"):
+    def __init__(self, ngf: int = 64, blocks: int = 9, norm: str = "instance", dropout: float = 0.5):
         super().__init__()
         self.ngf, self.blocks, self.norm = ngf, blocks, norm
-        self.model = PATNetwork(ngf, blocks, norm)  # the extra level gives the official "model." prefix
+        self.model = PATNetwork(ngf, blocks, norm, dropout)  # the extra level gives the official "model." prefix
 
     def forward(self, source_image, source_heatmaps, target_heatmaps):
         return self.model(source_image, torch.cat([source_heatmaps, target_heatmaps], dim=1))

@@ -1,7 +1,8 @@
 """A built-in stand-in for DeepFashion: a clothed mannequin drawn from its skeleton.
 
-Each pair shows one figure (one "look": body proportions, skin, hair, shirt, trousers, shoes,
-plain or patterned clothes) on one background (plain or textured) in two random poses, so a
+Each pair shows one figure (one of 12 looks: body proportions, skin, hair, shirt, trousers,
+shoes, plain or striped clothes) on one random background (plain or softly textured) in two
+random poses (it may step sideways between them), so a
 pose-transfer model has something real to learn (move the clothes with the limbs) and its
 output can be scored against the true target image. Everything is a function of (seed, index):
 the same seed gives the same data on every machine, with no download.
@@ -43,16 +44,24 @@ def _colour(rng, lo=0, hi=255) -> tuple:
     return tuple(int(c) for c in rng.integers(lo, hi, 3))
 
 
+SKINS = ((241, 194, 160), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 56, 30))
+LOOKS = 12  # outfits (colours, stripes, sleeves, build) are drawn from a fixed wardrobe of this many
+
+
 def random_look(rng: np.random.Generator) -> Look:
-    skin = [(241, 194, 160), (224, 172, 105), (198, 134, 66), (141, 85, 36), (92, 56, 30)][rng.integers(5)]
-    kind = ["plain", "plain", "stripes", "checker", "noise"][rng.integers(5)]
+    """A look: one of the LOOKS outfits on a random background."""
+    outfit = np.random.default_rng([7, int(rng.integers(LOOKS))])
+    skin = SKINS[outfit.integers(len(SKINS))]
+    # half plain (like DeepFashion's studio shots), half soft textures a 4x-downsampling net can
+    # carry over: wide sine stripes, a gradient, low-frequency noise
+    kind = ["plain", "plain", "plain", "stripes", "gradient", "noise"][rng.integers(6)]
     background = {"kind": kind, "a": _colour(rng, 120, 255), "b": _colour(rng, 0, 255),
-                  "angle": float(rng.uniform(0, np.pi)), "period": float(rng.uniform(0.06, 0.2)),
+                  "angle": float(rng.uniform(0, np.pi)), "period": float(rng.uniform(0.25, 0.5)),
                   "noise_seed": int(rng.integers(1 << 31))}
-    return Look(skin=skin, hair=_colour(rng, 0, 120), shirt=_colour(rng), shirt2=_colour(rng),
-                striped=bool(rng.random() < 0.4), trousers=_colour(rng, 0, 200), shoes=_colour(rng, 0, 90),
-                short_sleeves=bool(rng.random() < 0.5), scale=float(rng.uniform(0.78, 0.9)),
-                build=float(rng.uniform(0.85, 1.2)), shoulder=float(rng.uniform(0.095, 0.125)),
+    return Look(skin=skin, hair=_colour(outfit, 0, 120), shirt=_colour(outfit), shirt2=_colour(outfit),
+                striped=bool(outfit.random() < 0.4), trousers=_colour(outfit, 0, 200), shoes=_colour(outfit, 0, 90),
+                short_sleeves=bool(outfit.random() < 0.5), scale=float(outfit.uniform(0.78, 0.9)),
+                build=float(outfit.uniform(0.85, 1.2)), shoulder=float(outfit.uniform(0.095, 0.125)),
                 background=background)
 
 
@@ -103,12 +112,12 @@ def background_image(bg: dict, width: int, height: int) -> np.ndarray:
         t = np.zeros((height, width), np.float32)
     elif bg["kind"] == "stripes":
         u = xx * np.cos(bg["angle"]) + yy * np.sin(bg["angle"])
-        t = (np.sin(2 * np.pi * u / bg["period"]) > 0).astype(np.float32) * 0.5
-    elif bg["kind"] == "checker":
-        p = bg["period"]
-        t = ((np.floor(xx / p) + np.floor(yy / p)) % 2).astype(np.float32) * 0.4
+        t = (np.sin(2 * np.pi * u / bg["period"]) * 0.5 + 0.5) * 0.6
+    elif bg["kind"] == "gradient":
+        u = xx * np.cos(bg["angle"]) + yy * np.sin(bg["angle"])
+        t = (u - u.min()) / max(1e-6, float(np.ptp(u)))
     else:
-        coarse = np.random.default_rng(bg["noise_seed"]).random((6, 4)).astype(np.float32)
+        coarse = np.random.default_rng(bg["noise_seed"]).random((4, 3)).astype(np.float32)
         t = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     return (a * (1 - t[..., None]) + b * t[..., None]).clip(0, 255).astype(np.uint8)
 
@@ -122,7 +131,7 @@ def draw_person(pose: Pose, look: Look) -> np.ndarray:
     img = background_image(look.background, w, h)
     p = {n: tuple(int(round(c)) for c in pose.keypoints[i, :2] * s) for i, n in enumerate(_NAMES)}
     f = look.scale * h
-    t = max(1, int(0.045 * f * look.build))  # limb thickness
+    t = max(1, int(0.065 * f * look.build))  # limb thickness: loose clothes, visible at 32 px wide
 
     def seg(a, b, colour, thick):
         cv2.line(img, p[a], p[b], colour, thick, cv2.LINE_AA)
@@ -158,9 +167,9 @@ def synthetic_pair(seed: int, index: int, width: int, height: int):
     """(source image, source pose, target image, target pose) of one figure in two poses."""
     rng = np.random.default_rng([seed, index])
     look = random_look(rng)
-    centre_x = 0.5 + rng.uniform(-0.06, 0.06)
-    a = random_pose(rng, look, width, height, centre_x)
-    b = random_pose(rng, look, width, height, centre_x)
+    # the figure also steps sideways between the two shots, as people do between poses
+    a = random_pose(rng, look, width, height, 0.5 + rng.uniform(-0.1, 0.1))
+    b = random_pose(rng, look, width, height, 0.5 + rng.uniform(-0.1, 0.1))
     return draw_person(a, look), a, draw_person(b, look), b
 
 

@@ -4,6 +4,8 @@
     RUN/checkpoints/iter_000600/          netG / netD_PP / netD_PB .safetensors, optimizers.pt, state.json
     RUN/samples/iter_000600.png           rows of: source | target pose | generated | target
     RUN/metrics.json                      held-out ssim, l1 and the copy-the-source baselines
+    RUN/log.jsonl                         losses, learning rate and it/s every 10 iterations
+    RUN/netG.safetensors                  the final generator, what `transfer --checkpoint RUN` loads
 
 A checkpoint folder is written under a temporary name and renamed into place, so a run killed
 at any moment (even SIGKILL) leaves only whole checkpoints; `--resume` picks the newest.
@@ -39,6 +41,7 @@ from posekit.methods.patn.model import (NUM_KEYPOINTS, PATNGenerator, ResnetDisc
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 NETS = ("netG", "netD_PP", "netD_PB")
+LOG_EVERY = 10  # iterations between lines of RUN/log.jsonl
 
 
 @dataclass
@@ -191,6 +194,13 @@ def lr_at(iteration: int, iters: int, lr: float) -> float:
     return lr * min(1.0, (iters - iteration) / decay)
 
 
+def log_line(run: Path, record: dict) -> None:
+    """Append one JSON line to RUN/log.jsonl (losses, learning rate, speed): a plain record that
+    survives a killed run and reads without a terminal."""
+    with open(Path(run) / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def checkpoints(run: Path) -> list[Path]:
     folder = Path(run) / "checkpoints"
     return sorted(folder.glob("iter_[0-9]*")) if folder.is_dir() else []
@@ -303,7 +313,7 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
     main = accelerator.is_main_process
     gen_config = generator_config(c)
 
-    G = init_weights(PATNGenerator(c.ngf, c.blocks, p.norm))
+    G = init_weights(PATNGenerator(c.ngf, c.blocks, p.norm, p.dropout))
     # the discriminators follow --ngf too, so small runs shrink every net (official: 64 each)
     D_PP = init_weights(ResnetDiscriminator(6, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
     D_PB = init_weights(ResnetDiscriminator(3 + NUM_KEYPOINTS, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
@@ -317,7 +327,8 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
     if resume:
         last = latest_checkpoint(run)
         if last is None:
-            info(f"{run}: no checkpoint yet; starting from iteration 0")
+            if main:
+                info(f"{run}: no checkpoint yet; starting from iteration 0")
         else:
             start = load_checkpoint(last, nets, optimizers)
             if main:
@@ -326,7 +337,10 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
         info(f"{run}: already at iteration {start} of --iters {c.iters}; evaluating only")
     set_seed(c.seed + start)
     if main:
-        write_json({**asdict(c), "generator": gen_config}, run / "config.json")
+        for stale in (run / "checkpoints").glob(".tmp-*"):  # left by a run killed while saving
+            shutil.rmtree(stale, ignore_errors=True)
+        write_json({**asdict(c), "generator": gen_config, "processes": accelerator.num_processes},
+                   run / "config.json")
 
     train_set, held_out = datasets(c.dataset, c.data_root, c.image_height, c.image_width, c.seed,
                                    c.synthetic_size, c.eval_pairs)
@@ -376,9 +390,12 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
             done = it + 1
             if main:
                 rate = (done - start) / max(1e-9, time.perf_counter() - tick)
-                bar.update(task, completed=done, status=(
-                    f"L1 {loss_l1.item():.3f} perc {loss_perc.item():.3f} G_gan {loss_gan.item():.3f} "
-                    f"D_PP {loss_PP.item():.3f} D_PB {loss_PB.item():.3f} {rate:.2f} it/s"))
+                losses = {"L1": loss_l1.item(), "perceptual": loss_perc.item(), "G_GAN": loss_gan.item(),
+                          "D_PP": loss_PP.item(), "D_PB": loss_PB.item()}
+                bar.update(task, completed=done, status=" ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                           + f" {rate:.2f} it/s")
+                if done % LOG_EVERY == 0 or done == c.iters:
+                    log_line(run, {"iteration": done, **losses, "lr": lr_at(it, c.iters, c.lr), "it_per_s": rate})
             if done % c.checkpoint_every == 0 or done == c.iters:
                 accelerator.wait_for_everyone()
                 if main:

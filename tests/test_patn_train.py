@@ -1,0 +1,181 @@
+"""train-gan end to end on the synthetic data: learning, SIGKILL + --resume, VGG weights, and
+`transfer --method gan` from the run (and from an official-layout .pth)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from posekit.methods.patn.data import PRESETS
+from posekit.methods.patn.synthetic import synthetic_pair
+from posekit.pose.formats import write_openpose_json
+
+# one intra-op thread: on a shared 2-core machine, torch's spinning thread pool is several times
+# slower than a single thread
+THREADS = {"OMP_NUM_THREADS": "1"}
+def posekit_cmd(*args) -> list[str]:
+    from conftest import posekit_exe
+
+    return [posekit_exe(), *map(str, args)]
+
+
+TINY = ["--dataset", "synthetic", "--image-size", "32x16", "--ngf", "4", "--blocks", "1", "--batch-size", "2",
+        "--workers", "0", "--eval-pairs", "4"]
+
+
+def test_training_learns_on_held_out_figures(tmp_path):
+    """A small real run: after 150 iterations the held-out L1 is below, and the SSIM above, what the
+    same configuration reaches in 10 (the full proof, against the copy-source baseline, is
+    `python benchmarks/bench_patn.py --proof`)."""
+    from posekit.methods.patn.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    config = TrainConfig(dataset="synthetic", iters=150, batch_size=8, checkpoint_every=10, perceptual_weight=0,
+                         ngf=8, blocks=2, image_height=32, image_width=16, eval_pairs=32, workers=0)
+    final = train(config, tmp_path / "run")
+    # the same configuration run for 10 iterations (same seed, data order and held-out pairs)
+    ten = train(TrainConfig(**{**config.__dict__, "iters": 10}), tmp_path / "ten")
+    assert final["iteration"] == 150 and final["held_out_pairs"] == 32
+    assert final["l1"] < 0.9 * ten["l1"], (final, ten)
+    assert final["ssim"] > ten["ssim"] + 0.03, (final, ten)
+    assert final["ssim_source_baseline"] == pytest.approx(ten["ssim_source_baseline"])  # same held-out pairs
+    strip = tmp_path / "run" / "samples" / "iter_000150.png"
+    from PIL import Image
+
+    assert Image.open(strip).size == (4 * 16, 4 * 32)   # source | target pose | generated | target
+    lines = [json.loads(l) for l in open(tmp_path / "run" / "log.jsonl")]
+    assert [l["iteration"] for l in lines][-1] == 150 and lines[-1]["lr"] < lines[0]["lr"]  # decays at the end
+
+
+def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **THREADS}
+    proc = subprocess.Popen(posekit_cmd("train-gan", *TINY, "--iters", "100000", "--checkpoint-every", "3",
+                                        "--perceptual-weight", "0", "--out", run),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 180
+    while time.time() < deadline and len(list((run / "checkpoints").glob("iter_*"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    done = sorted(int(p.name[5:]) for p in (run / "checkpoints").glob("iter_*"))
+    assert done and done[-1] % 3 == 0
+    last = done[-1]
+    for name in ("netG", "netD_PP", "netD_PB"):
+        assert (run / "checkpoints" / f"iter_{last:06d}" / f"{name}.safetensors").is_file()
+
+    r = run_posekit("train-gan", *TINY, "--iters", last + 4, "--checkpoint-every", "3", "--perceptual-weight", "0",
+                    "--out", run, "--resume", env=THREADS)
+    assert r.returncode == 0, r.stderr
+    assert f"from iteration {last}" in r.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["iteration"] == last + 4 and set(metrics) >= {"ssim", "ssim_source_baseline", "l1", "l1_source_baseline"}
+    assert json.loads(r.stdout.strip().splitlines()[-1])["iteration"] == last + 4
+    assert (run / "checkpoints" / f"iter_{last + 4:06d}").is_dir()
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+    # a run folder with checkpoints is not overwritten by accident
+    r = run_posekit("train-gan", *TINY, "--iters", "2", "--out", run, "--perceptual-weight", "0", env=THREADS)
+    assert r.returncode == 2 and "--resume" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    """A randomly initialised torchvision VGG19 `features` state_dict: exercises the loading path
+    (not a claim of perceptual quality)."""
+    import torchvision
+
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_features_random.pth"
+    torch.save(torchvision.models.vgg19(weights=None).features.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, vgg_file):
+    run = tmp_path_factory.mktemp("gan") / "run"
+    cmd = ["train-gan", *TINY, "--iters", "3", "--checkpoint-every", "2", "--vgg-weights", vgg_file, "--out", run]
+    r = subprocess.run(posekit_cmd(*cmd), capture_output=True, text=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1", **THREADS})
+    assert r.returncode == 0, r.stderr
+    return run
+
+
+def test_vgg_weights_from_a_file_are_used(tiny_run):
+    lines = [json.loads(l) for l in open(tiny_run / "log.jsonl")]
+    assert lines[-1]["perceptual"] > 0
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert config["perceptual_weight"] == PRESETS["synthetic"].lambda_perceptual and config["generator"]["height"] == 32
+
+
+def test_missing_vgg_weights_stop_at_once_with_what_to_do(run_posekit, tmp_path):
+    r = run_posekit("train-gan", *TINY, "--iters", "2", "--out", tmp_path / "run",
+                    env={"TORCH_HOME": str(tmp_path / "empty_torch_cache"), **THREADS})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "--vgg-weights" in r.stderr and "--perceptual-weight 0" in r.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def write_pose(pose, path):
+    write_openpose_json([pose], path)
+    return path
+
+
+def test_transfer_gan_from_a_run_folder(run_posekit, tiny_run, tmp_path):
+    from PIL import Image
+
+    src, src_pose, _, tgt_pose = synthetic_pair(9, 0, 16, 32)
+    Image.fromarray(src).save(tmp_path / "src.png")
+    r = run_posekit("transfer", tmp_path / "src.png", "--pose", write_pose(tgt_pose, tmp_path / "t_keypoints.json"),
+                    "--source-pose", write_pose(src_pose, tmp_path / "s_keypoints.json"), "--method", "gan",
+                    "--checkpoint", tiny_run, "--out", tmp_path / "out.png", env=THREADS)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "out.png").size == (16, 32)
+    r = run_posekit("transfer", tmp_path / "src.png", "--pose", tmp_path / "t_keypoints.json", "--method", "gan",
+                    "--out", tmp_path / "o.png", "--source-pose", tmp_path / "s_keypoints.json")
+    assert r.returncode == 2 and "--checkpoint" in r.stderr
+
+
+def test_patn_method_crops_other_sizes_and_batches(tiny_run):
+    from posekit.methods.patn.transfer import PatnMethod
+
+    big, pose, _, target = synthetic_pair(4, 1, 96, 160)           # not the model's 16x32
+    canvas = np.full((200, 300, 3), 255, np.uint8)
+    canvas[20:180, 50:146] = big
+    src_pose, tgt_pose = pose.translate(50, 20).with_canvas(300, 200), target.translate(50, 20).with_canvas(300, 200)
+    method = PatnMethod(canvas, src_pose, checkpoint=str(tiny_run), batch_size=2)
+    framed = method.frame_pose(src_pose)
+    assert framed.size == (16, 32)
+    x0, y0, x1, y1 = framed.bbox()
+    assert 0 <= x0 and x1 <= 15 and 0 <= y0 and y1 <= 31           # the person fills the frame
+    assert (y1 - y0) > 0.6 * 32
+    frames = method([tgt_pose] * 5)                                  # three batches
+    assert len(frames) == 5 and frames[0].shape == (32, 16, 3)
+    assert np.array_equal(frames[0], frames[4])                      # eval mode: deterministic
+    # a source of exactly the model's size keeps its frame: target keypoints are used as given
+    small, small_pose, *_ = synthetic_pair(4, 2, 16, 32)
+    same = PatnMethod(small, small_pose, checkpoint=str(tiny_run / "netG.safetensors"))
+    assert same.frame_pose(target.resized(16, 32)).allclose(target.resized(16, 32))
+
+
+def test_official_pth_checkpoint_drives_transfer_with_the_market_preset(tmp_path):
+    from test_patn_model import official_state
+
+    from posekit.errors import UsageError
+    from posekit.methods.patn.transfer import PatnMethod
+
+    torch.save(official_state(ngf=8, blocks=2, norm="batch"), tmp_path / "latest_net_netG.pth")
+    img, pose, _, target = synthetic_pair(2, 0, 64, 128)
+    method = PatnMethod(img, pose, checkpoint=str(tmp_path), dataset="market1501")
+    assert method.config["heatmap"] == "gaussian" and (method.width, method.height) == (64, 128)
+    out = method([target])
+    assert out[0].shape == (128, 64, 3)
+    with pytest.raises(UsageError, match="batch-norm generator"):
+        PatnMethod(img, pose, checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="deepfashion")
