@@ -28,21 +28,6 @@ from posekit.errors import PosekitError, UsageError
 
 MAX_SIDE = 1024  # photos are scaled down to this long side before the method runs
 
-# The method flags `posekit animate` and `posekit transfer` share, by method (option names of the
-# Method constructors). `method_options` picks the ones a method takes from all flags given.
-METHOD_FLAGS = {
-    "warp": ("background", "seed"),
-    "gan": ("checkpoint", "dataset", "device", "batch_size"),
-    "diffusion": ("model", "model_config", "controlnet", "lora", "prompt", "negative_prompt", "strength",
-                  "steps", "guidance", "controlnet_scale", "seed", "init", "device", "sheet", "columns"),
-}
-
-
-def method_options(method: str, flags: dict) -> dict:
-    """The subset of CLI `flags` (name -> value) that `method`'s constructor takes."""
-    return {k: flags[k] for k in METHOD_FLAGS.get(method, ()) if k in flags}
-
-
 def parse_size(text: str | None) -> tuple[int, int] | None:
     """'128x160' -> (128, 160); None stays None."""
     if text is None:
@@ -160,7 +145,7 @@ def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp"
             status=lambda stage: None) -> dict:
     """Run the whole job (see the module docstring); returns the summary written by the CLI.
 
-    `options` go to the method's constructor (see `method_options`); `status(stage)` is called as
+    `options` go to the method's constructor (see `posekit.methods.method_options`); `status(stage)` is called as
     each stage starts (the CLI shows it in its progress line)."""
     from posekit.images import load_image
     from posekit.methods import load_method

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posekit.animate import clip_name, in_frame, letterbox, method_options, parse_size
+from posekit.animate import clip_name, in_frame, letterbox, parse_size
+from posekit.methods import method_options
 from posekit.errors import UsageError
 from posekit.pose.pose import Pose
 

@@ -49,7 +49,8 @@ def animate(
     from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
-    from posekit.animate import animate as run, method_options, parse_size
+    from posekit.animate import animate as run, parse_size
+    from posekit.methods import method_options
     from posekit.methods import METHODS
     from posekit.errors import UsageError
 

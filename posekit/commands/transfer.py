@@ -41,7 +41,7 @@ def transfer(
     from posekit.images import load_image, save_image
 
     quiet_libraries()
-    from posekit.methods import load_method
+    from posekit.methods import load_method, method_options
     from posekit.pose.sources import load_poses, source_pose_of
 
     image = load_image(source)
@@ -55,15 +55,8 @@ def transfer(
     if len(targets) > 1 and out.suffix:
         raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
 
-    options = {
-        "warp": dict(background=background, seed=seed),
-        "gan": dict(checkpoint=checkpoint, dataset=dataset, device=device, batch_size=batch_size),
-        "diffusion": dict(model=model, model_config=model_config, controlnet=controlnet, lora=lora,
-                          prompt=prompt, negative_prompt=negative_prompt, strength=strength, steps=steps,
-                          guidance=guidance, controlnet_scale=controlnet_scale, seed=seed, init=init,
-                          device=device),
-    }.get(method, {})
-    frames = load_method(method, image, src_pose, **options)(targets)
+    flags = dict(locals())
+    frames = load_method(method, image, src_pose, **method_options(method, flags))(targets)
 
     paths = [out] if len(targets) == 1 and out.suffix else [out / f"{i:03d}.png" for i in range(len(frames))]
     for frame, path in zip(frames, paths):

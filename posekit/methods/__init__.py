@@ -14,6 +14,20 @@ from __future__ import annotations
 
 METHODS = ("warp", "gan", "diffusion")
 
+# The method flags `posekit animate` and `posekit transfer` share, by method (option names of the
+# Method constructors). `method_options` picks the ones a method takes from all flags given.
+METHOD_FLAGS = {
+    "warp": ("background", "seed"),
+    "gan": ("checkpoint", "dataset", "device", "batch_size"),
+    "diffusion": ("model", "model_config", "controlnet", "lora", "prompt", "negative_prompt", "strength",
+                  "steps", "guidance", "controlnet_scale", "seed", "init", "device", "sheet", "columns"),
+}
+
+
+def method_options(method: str, flags: dict) -> dict:
+    """The subset of CLI `flags` (name -> value) that `method`'s constructor takes."""
+    return {k: flags[k] for k in METHOD_FLAGS.get(method, ()) if k in flags}
+
 
 def load_method(name: str, source_image, source_pose, **options):
     if name == "warp":
