@@ -48,3 +48,24 @@ def run_posekit():
                               input=input, cwd=cwd, timeout=timeout, env=full_env)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core CPU extra threads only spin."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    """(pipeline folder, ControlNet folder) of a tiny random SD 1.x, built once per test session.
+    Tests only read them (training writes to its own --out)."""
+    from tiny_sd import make_tiny_controlnet, make_tiny_sd
+
+    root = tmp_path_factory.mktemp("tiny_sd")
+    return make_tiny_sd(root / "sd"), make_tiny_controlnet(root / "cn")

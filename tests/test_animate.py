@@ -108,11 +108,9 @@ def test_animate_astronaut_sprites(run_posekit, tmp_path):
     assert (out / "animation.mp4").stat().st_size > 0
 
 
-def test_animate_tiny_diffusion_sheet(run_posekit, tmp_path):
+def test_animate_tiny_diffusion_sheet(run_posekit, tmp_path, tiny_sd):
     """The diffusion method through animate, sheet mode, on a tiny random SD + ControlNet."""
-    from tiny_sd import make_tiny_controlnet, make_tiny_sd
-
-    sd, cn = make_tiny_sd(tmp_path / "sd"), make_tiny_controlnet(tmp_path / "cn")
+    sd, cn = tiny_sd
     small = tmp_path / "figure_small.png"  # small, so that the random VAE decodes in a second
     Image.open(FIGURE).resize((96, 128)).save(small)
     out = tmp_path / "sd_out"

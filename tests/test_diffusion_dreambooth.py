@@ -14,23 +14,17 @@ import pytest
 import torch
 from PIL import Image
 
-from tiny_sd import make_tiny_sd
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU extra threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PROMPT = "a photo of sks person"
 
 
 @pytest.fixture(scope="module")
-def sd(tmp_path_factory):
-    return make_tiny_sd(tmp_path_factory.mktemp("tiny") / "sd")
+def sd(tiny_sd):
+    return tiny_sd[0]
 
 
 @pytest.fixture(scope="module")

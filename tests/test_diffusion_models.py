@@ -5,22 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tiny_sd import make_tiny_controlnet, make_tiny_sd, make_tiny_single_file
+from tiny_sd import make_tiny_single_file
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU extra threads only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return make_tiny_sd(root / "sd"), make_tiny_controlnet(root / "cn")
+def tiny(tiny_sd):
+    return tiny_sd
 
 
 def test_folders_load_as_the_pipeline_asked_for(tiny):

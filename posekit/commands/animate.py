@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from posekit.commands import method_flags as flags
+
 
 def animate(
     photo: Path = typer.Argument(..., help="Photo of the person to animate."),
@@ -20,29 +22,29 @@ def animate(
     size: Optional[str] = typer.Option(None, "--size", help="Frame size WxH (frames are scaled to fit and padded)."),
     retarget: bool = typer.Option(True, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
     fmt: list[str] = typer.Option([], "--format", "-f", help="Also write animation.webp / animation.mp4 (webp | mp4). Repeatable."),
-    source_pose: Optional[Path] = typer.Option(None, "--source-pose", help="OpenPose JSON of the photo's pose (else detected)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    source_pose: Optional[Path] = flags.SOURCE_POSE,
+    device: str = flags.DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same frames)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Measure pose fidelity of the frames (runs the detector on them)."),
     # warp
-    background: str = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb."),
+    background: str = flags.BACKGROUND,
     # gan
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="[gan] Run folder of train-gan, our .safetensors, or an official latest_net_netG.pth."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="[gan] Preset for official weights: deepfashion | market1501."),
-    batch_size: int = typer.Option(8, "--batch-size", help="[gan] Targets per forward pass."),
+    checkpoint: Optional[str] = flags.CHECKPOINT,
+    dataset: Optional[str] = flags.DATASET,
+    batch_size: int = flags.BATCH_SIZE,
     # diffusion
-    model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-v1-5", "--model", help="[diffusion] Hub id, diffusers folder, or .safetensors/.ckpt file."),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="[diffusion] Diffusers config folder for a single-file --model (offline)."),
-    controlnet: str = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion] Hub id, folder, or 'none'."),
-    lora: Optional[str] = typer.Option(None, "--lora", help="[diffusion] LoRA weights file or folder."),
-    prompt: str = typer.Option("", "--prompt", help="[diffusion] Text prompt."),
-    negative_prompt: str = typer.Option("", "--negative-prompt", help="[diffusion] Negative prompt."),
-    strength: float = typer.Option(0.75, "--strength", min=0.0, max=1.0, help="[diffusion] img2img strength."),
-    steps: int = typer.Option(30, "--steps", min=1, help="[diffusion] Denoising steps."),
-    guidance: float = typer.Option(7.5, "--guidance", help="[diffusion] Classifier-free guidance scale."),
-    controlnet_scale: float = typer.Option(1.0, "--controlnet-scale", help="[diffusion] ControlNet conditioning scale."),
-    init: str = typer.Option("source", "--init", help="[diffusion] img2img start: source | warp."),
+    model: str = flags.MODEL,
+    model_config: Optional[Path] = flags.MODEL_CONFIG,
+    controlnet: str = flags.CONTROLNET,
+    lora: Optional[str] = flags.LORA,
+    prompt: str = flags.PROMPT,
+    negative_prompt: str = flags.NEGATIVE_PROMPT,
+    strength: float = flags.STRENGTH,
+    steps: int = flags.STEPS,
+    guidance: float = flags.GUIDANCE,
+    controlnet_scale: float = flags.CONTROLNET_SCALE,
+    init: str = flags.INIT,
     sheet: bool = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character)."),
 ):
     """Animate the person in PHOTO along a pose sequence: frames, sprite sheet, GIF, Aseprite JSON."""
@@ -59,18 +61,18 @@ def animate(
     if method == "warp":
         from posekit.methods.warp import parse_background
         parse_background(background)  # a bad colour fails before any work
-    flags = dict(background=background, seed=seed, checkpoint=checkpoint, dataset=dataset, device=device,
+    given = dict(background=background, seed=seed, checkpoint=checkpoint, dataset=dataset, device=device,
                  batch_size=batch_size, model=model, model_config=model_config, controlnet=controlnet,
                  lora=lora, prompt=prompt, negative_prompt=negative_prompt, strength=strength, steps=steps,
                  guidance=guidance, controlnet_scale=controlnet_scale, init=init)
     if sheet and method != "diffusion":
         raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
     if sheet:  # only passed when asked, so methods without a sheet mode are not handed it
-        flags.update(sheet=True, columns=columns)
+        given.update(sheet=True, columns=columns)
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
     summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
                   size=parse_size(size), retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
-                  device=device, evaluate=evaluate, options=method_options(method, flags),
+                  device=device, evaluate=evaluate, options=method_options(method, given),
                   status=lambda stage: info(f"{stage}..."))
     if as_json:
         emit_json(summary)

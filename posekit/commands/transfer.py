@@ -7,33 +7,35 @@ from typing import Optional
 
 import typer
 
+from posekit.commands import method_flags as flags
+
 
 def transfer(
     source: Path = typer.Argument(..., help="Photo of the person to move."),
     pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable."),
     out: Path = typer.Option(..., "--out", "-o", help="Output image (one target) or folder (several targets)."),
     method: str = typer.Option("diffusion", "--method", "-m", help="warp | gan | diffusion."),
-    source_pose: Optional[Path] = typer.Option(None, "--source-pose", help="OpenPose JSON of the source (else detected)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N]."),
+    source_pose: Optional[Path] = flags.SOURCE_POSE,
+    device: str = flags.DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same image)."),
     # gan
-    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="[gan] Run folder of train-gan, our .safetensors, or an official latest_net_netG.pth."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", help="[gan] Preset for official weights: deepfashion | market1501."),
-    batch_size: int = typer.Option(8, "--batch-size", help="[gan] Targets per forward pass."),
+    checkpoint: Optional[str] = flags.CHECKPOINT,
+    dataset: Optional[str] = flags.DATASET,
+    batch_size: int = flags.BATCH_SIZE,
     # diffusion
-    model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-v1-5", "--model", help="[diffusion] Hub id, diffusers folder, or .safetensors/.ckpt file."),
-    model_config: Optional[Path] = typer.Option(None, "--model-config", help="[diffusion] Diffusers config folder for a single-file --model (offline)."),
-    controlnet: str = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion] Hub id, folder, or 'none'."),
-    lora: Optional[str] = typer.Option(None, "--lora", help="[diffusion] LoRA weights file or folder."),
-    prompt: str = typer.Option("", "--prompt", help="[diffusion] Text prompt."),
-    negative_prompt: str = typer.Option("", "--negative-prompt", help="[diffusion] Negative prompt."),
-    strength: float = typer.Option(0.75, "--strength", min=0.0, max=1.0, help="[diffusion] img2img strength."),
-    steps: int = typer.Option(30, "--steps", min=1, help="[diffusion] Denoising steps."),
-    guidance: float = typer.Option(7.5, "--guidance", help="[diffusion] Classifier-free guidance scale."),
-    controlnet_scale: float = typer.Option(1.0, "--controlnet-scale", help="[diffusion] ControlNet conditioning scale."),
-    init: str = typer.Option("source", "--init", help="[diffusion] img2img start: source | warp."),
+    model: str = flags.MODEL,
+    model_config: Optional[Path] = flags.MODEL_CONFIG,
+    controlnet: str = flags.CONTROLNET,
+    lora: Optional[str] = flags.LORA,
+    prompt: str = flags.PROMPT,
+    negative_prompt: str = flags.NEGATIVE_PROMPT,
+    strength: float = flags.STRENGTH,
+    steps: int = flags.STEPS,
+    guidance: float = flags.GUIDANCE,
+    controlnet_scale: float = flags.CONTROLNET_SCALE,
+    init: str = flags.INIT,
     # warp
-    background: str = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb."),
+    background: str = flags.BACKGROUND,
 ):
     """Move the person in SOURCE into each target pose (one output image per target)."""
     from posekit.console import info, quiet_libraries
@@ -55,8 +57,8 @@ def transfer(
     if len(targets) > 1 and out.suffix:
         raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
 
-    flags = dict(locals())
-    frames = load_method(method, image, src_pose, **method_options(method, flags))(targets)
+    given = dict(locals())
+    frames = load_method(method, image, src_pose, **method_options(method, given))(targets)
 
     paths = [out] if len(targets) == 1 and out.suffix else [out / f"{i:03d}.png" for i in range(len(frames))]
     for frame, path in zip(frames, paths):
