@@ -97,7 +97,8 @@ def test_single_files_need_configs_offline(tiny, tmp_path):
 
 def test_devices():
     from posekit.errors import UsageError
-    from posekit.methods.diffusion.models import dtype_for, resolve_device
+    from posekit.device import resolve_device
+    from posekit.methods.diffusion.models import dtype_for
 
     assert resolve_device("cpu").type == "cpu" and dtype_for(torch.device("cpu")) == torch.float32
     assert dtype_for(torch.device("cuda")) == torch.float16

@@ -21,25 +21,12 @@ from pathlib import Path
 
 import torch
 
-from posekit.errors import ModelNotFoundError, UsageError
+from posekit.device import resolve_device
+from posekit.errors import ModelNotFoundError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> the first CUDA GPU when there is one, else the CPU; 'cuda' without a GPU is a
-    usage error rather than a crash deep inside torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device {device!r}: use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA GPU is visible; use --device cpu")
-    return dev
 
 
 def dtype_for(device: torch.device) -> torch.dtype:
@@ -113,7 +100,7 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     """A ready diffusers pipeline on its device: img2img (or text-to-image), with a ControlNet
     unless `controlnet` is None/'none', LoRA weights added when given. Progress bars off: the
     caller shows its own."""
-    device = device if isinstance(device, torch.device) else resolve_device(device)
+    device = resolve_device(device)
     dtype = dtype or dtype_for(device)
     _no_loading_bars()
     extra = {"safety_checker": None, "requires_safety_checker": False, "torch_dtype": dtype}

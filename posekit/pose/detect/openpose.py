@@ -114,26 +114,14 @@ def weights_path(model: str | None) -> Path:
             "and pass --model PATH") from None
 
 
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        from posekit.errors import UsageError
-
-        raise UsageError(f"--device {device}: no CUDA GPU is available; use --device cpu")
-    return device
-
-
 class OpenPoseDetector:
     def __init__(self, model: str | None = None, device: str = "auto", max_people: int = 1,
                  resolution: int = DETECT_RESOLUTION):
-        import torch
+        from posekit.device import resolve_device
 
         path = weights_path(model)  # before the slow imports: a missing model fails at once
         body, model_lib, self._util = import_controlnet_aux_openpose()
-        self.device = torch.device(resolve_device(device))
+        self.device = resolve_device(device)
         self.max_people = max(1, int(max_people))
         self.resolution = int(resolution)  # short side the image is resized to before detection
         self.net = model_lib.bodypose_model()
