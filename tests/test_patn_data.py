@@ -168,3 +168,26 @@ def test_prepare_dataset_cli_usage_errors(run_posekit, tmp_path):
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
     r = run_posekit("prepare-dataset", tmp_path, "--dataset", "coco", "--out", tmp_path / "o")
     assert r.returncode == 2 and "deepfashion or market1501" in r.stderr
+
+
+def test_prepare_dataset_cli_with_the_real_detector(run_posekit, tmp_path, astronaut_path):
+    """BlazePose on a full-body figure (kept, in both splits) and the astronaut (no hips: dropped)."""
+    import shutil
+    from pathlib import Path
+
+    from PIL import Image
+
+    figure = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("0002_c1s1_000451_03", "0002_c2s1_000301_01", "0007_c1s1_000001_01", "0007_c3s1_000002_01"):
+        shutil.copy(figure, raw / f"{name}.png")
+    shutil.copy(astronaut_path, raw / "0009_c1s1_000001_01.png")
+    r = run_posekit("prepare-dataset", raw, "--dataset", "market1501", "--out", tmp_path / "m", "--test-fraction", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert "dropped 1 without both shoulders and hips" in r.stderr
+    for split in ("train", "test"):
+        ann = read_patn_annotations(tmp_path / "m" / f"market-annotation-{split}.csv", 64, 128)
+        assert len(ann) == 2 and all(p.visible[[2, 5, 8, 11]].all() for p in ann.values())
+        assert all(Image.open(tmp_path / "m" / split / n).size == (64, 128) for n in ann)
+        assert len(read_pairs(tmp_path / "m" / f"market-pairs-{split}.csv")) == 2

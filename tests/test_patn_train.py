@@ -43,8 +43,8 @@ def test_training_learns_on_held_out_figures(tmp_path):
     # the same configuration run for 10 iterations (same seed, data order and held-out pairs)
     ten = train(TrainConfig(**{**config.__dict__, "iters": 10}), tmp_path / "ten")
     assert final["iteration"] == 150 and final["held_out_pairs"] == 32
-    assert final["l1"] < 0.9 * ten["l1"], (final, ten)
-    assert final["ssim"] > ten["ssim"] + 0.03, (final, ten)
+    assert final["l1"] < 0.8 * ten["l1"], (final, ten)
+    assert final["ssim"] > ten["ssim"] + 0.08, (final, ten)
     assert final["ssim_source_baseline"] == pytest.approx(ten["ssim_source_baseline"])  # same held-out pairs
     strip = tmp_path / "run" / "samples" / "iter_000150.png"
     from PIL import Image
@@ -155,7 +155,7 @@ def test_patn_method_crops_other_sizes_and_batches(tiny_run):
     assert framed.size == (16, 32)
     x0, y0, x1, y1 = framed.bbox()
     assert 0 <= x0 and x1 <= 15 and 0 <= y0 and y1 <= 31           # the person fills the frame
-    assert (y1 - y0) > 0.6 * 32
+    assert (y1 - y0) > 0.7 * 32 or (x1 - x0) > 0.7 * 16            # ... along its tighter side
     frames = method([tgt_pose] * 5)                                  # three batches
     assert len(frames) == 5 and frames[0].shape == (32, 16, 3)
     assert np.array_equal(frames[0], frames[4])                      # eval mode: deterministic

@@ -52,16 +52,16 @@ def random_look(rng: np.random.Generator) -> Look:
     """A look: one of the LOOKS outfits on a random background."""
     outfit = np.random.default_rng([7, int(rng.integers(LOOKS))])
     skin = SKINS[outfit.integers(len(SKINS))]
-    # half plain (like DeepFashion's studio shots), half soft textures a 4x-downsampling net can
-    # carry over: wide sine stripes, a gradient, low-frequency noise
-    kind = ["plain", "plain", "plain", "stripes", "gradient", "noise"][rng.integers(6)]
+    # mostly plain (like DeepFashion's studio shots), else soft textures a 4x-downsampling net
+    # can carry over: wide sine stripes, a gradient, low-frequency noise
+    kind = ["plain", "plain", "plain", "plain", "stripes", "gradient", "noise"][rng.integers(7)]
     background = {"kind": kind, "a": _colour(rng, 120, 255), "b": _colour(rng, 0, 255),
                   "angle": float(rng.uniform(0, np.pi)), "period": float(rng.uniform(0.25, 0.5)),
                   "noise_seed": int(rng.integers(1 << 31))}
     return Look(skin=skin, hair=_colour(outfit, 0, 120), shirt=_colour(outfit), shirt2=_colour(outfit),
                 striped=bool(outfit.random() < 0.4), trousers=_colour(outfit, 0, 200), shoes=_colour(outfit, 0, 90),
                 short_sleeves=bool(outfit.random() < 0.5), scale=float(outfit.uniform(0.78, 0.9)),
-                build=float(outfit.uniform(0.85, 1.2)), shoulder=float(outfit.uniform(0.095, 0.125)),
+                build=float(outfit.uniform(0.85, 1.2)), shoulder=float(outfit.uniform(0.11, 0.14)),
                 background=background)
 
 
@@ -79,7 +79,7 @@ def random_pose(rng: np.random.Generator, look: Look, width: int, height: int, c
         pts[f"{name}_eye"] = neck - down * 0.105 * f + side * s * 0.025 * f
         pts[f"{name}_ear"] = neck - down * 0.09 * f + side * s * 0.05 * f
         pts[f"{name}_shoulder"] = neck + down * 0.02 * f + side * s * look.shoulder * f
-        pts[f"{name}_hip"] = hip_c + side * s * 0.065 * f
+        pts[f"{name}_hip"] = hip_c + side * s * 0.075 * f
 
         def limb(start, a0, a1, l0, l1):
             d0 = np.cos(a0) * down + np.sin(a0) * side * s   # angle from straight down, + = outwards
@@ -131,7 +131,7 @@ def draw_person(pose: Pose, look: Look) -> np.ndarray:
     img = background_image(look.background, w, h)
     p = {n: tuple(int(round(c)) for c in pose.keypoints[i, :2] * s) for i, n in enumerate(_NAMES)}
     f = look.scale * h
-    t = max(1, int(0.065 * f * look.build))  # limb thickness: loose clothes, visible at 32 px wide
+    t = max(1, int(0.08 * f * look.build))  # limb thickness: loose clothes, visible at 32 px wide
 
     def seg(a, b, colour, thick):
         cv2.line(img, p[a], p[b], colour, thick, cv2.LINE_AA)
