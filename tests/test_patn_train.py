@@ -179,3 +179,12 @@ def test_official_pth_checkpoint_drives_transfer_with_the_market_preset(tmp_path
     assert out[0].shape == (128, 64, 3)
     with pytest.raises(UsageError, match="batch-norm generator"):
         PatnMethod(img, pose, checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="deepfashion")
+
+
+def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):
+    r = run_posekit("train-gan", "--dataset", "coco", "--out", tmp_path / "a")
+    assert r.returncode == 2 and "deepfashion, market1501, synthetic" in r.stderr
+    r = run_posekit("train-gan", "--dataset", "deepfashion", "--out", tmp_path / "b", "--perceptual-weight", "0")
+    assert r.returncode == 2 and "--data-root" in r.stderr and "Traceback" not in r.stderr
+    r = run_posekit("train-gan", "--dataset", "synthetic", "--image-size", "30x16", "--out", tmp_path / "c")
+    assert r.returncode == 2 and "multiples of 4" in r.stderr

@@ -312,7 +312,11 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
         raise UsageError(f"--mixed-precision {c.mixed_precision}: {e}") from None
     main = accelerator.is_main_process
     gen_config = generator_config(c)
+    # data first: a wrong --data-root fails before any network is built
+    train_set, held_out = datasets(c.dataset, c.data_root, c.image_height, c.image_width, c.seed,
+                                   c.synthetic_size, c.eval_pairs)
 
+    set_seed(c.seed)  # the same seed gives the same initial nets
     G = init_weights(PATNGenerator(c.ngf, c.blocks, p.norm, p.dropout))
     # the discriminators follow --ngf too, so small runs shrink every net (official: 64 each)
     D_PP = init_weights(ResnetDiscriminator(6, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
@@ -342,8 +346,6 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
         write_json({**asdict(c), "generator": gen_config, "processes": accelerator.num_processes},
                    run / "config.json")
 
-    train_set, held_out = datasets(c.dataset, c.data_root, c.image_height, c.image_width, c.seed,
-                                   c.synthetic_size, c.eval_pairs)
     stop = max(start, c.iters)
     sampler = IterationSampler(len(train_set), c.batch_size * accelerator.num_processes, start, stop, c.seed)
     loader = torch.utils.data.DataLoader(train_set, batch_size=c.batch_size, sampler=sampler, drop_last=True,
