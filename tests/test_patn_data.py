@@ -59,7 +59,7 @@ def official_layout(root, preset, names=("a.jpg", "b.jpg", "c.jpg")):
 
 def test_official_market_layout_is_read_with_gaussian_maps_and_cached_npy(tmp_path):
     p = PRESETS["market1501"]
-    rows = official_layout(tmp_path, p)
+    official_layout(tmp_path, p)
     ds = PairDataset(tmp_path, "train", p)
     assert len(ds) == 2                     # the pair with an unannotated image is left out
     item = ds[0]

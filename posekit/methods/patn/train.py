@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from posekit.errors import PosekitError, UsageError
-from posekit.methods.patn.data import PRESETS, datasets, heatmap_sigma, preset, to_uint8
+from posekit.methods.patn.data import datasets, heatmap_sigma, preset, to_uint8
 from posekit.methods.patn.model import (NUM_KEYPOINTS, PATNGenerator, ResnetDiscriminator, gan_loss,
                                         init_weights)
 

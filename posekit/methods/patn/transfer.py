@@ -19,22 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from posekit.device import resolve_device
 from posekit.errors import PosekitError, UsageError
 from posekit.pose.pose import Pose
 
 CROP_MARGIN = 0.12  # extra room around the keypoints' box (heads and feet reach past their points)
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device {device!r}: use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    return dev
 
 
 def _official_config(arch: dict, dataset: str | None, path: Path) -> dict:
@@ -76,7 +65,7 @@ def _safetensors_generator(path: Path, dataset: str | None):
 
 def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
     """(generator, config) from a run folder, a .safetensors file or an official .pth."""
-    from posekit.methods.patn.model import architecture_of, load_official_generator
+    from posekit.methods.patn.model import load_official_generator
 
     if checkpoint is None:
         raise UsageError("--method gan needs --checkpoint: a train-gan run folder, a netG .safetensors, "
