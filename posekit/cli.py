@@ -48,10 +48,29 @@ app.command("dreambooth")(dreambooth.dreambooth)
 
 
 def main() -> None:
+    try:
+        from typer import _click as click  # recent Typer vendors its own click
+    except ImportError:
+        import click
+
     from posekit.errors import PosekitError
 
     try:
-        app()
+        # standalone_mode=False: click's parsing errors come to us, so that they are one line
+        # like every other error (Typer would draw a multi-line box), with exit status 2.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.exceptions.NoArgsIsHelpError:  # the help has been shown already
+        sys.exit(2)
+    except click.exceptions.UsageError as e:
+        from posekit.console import error
+
+        where = e.ctx.command_path if e.ctx else "posekit"
+        error(f"{where}: {e.format_message()} (see '{where} --help')")
+        sys.exit(2)
+    except typer.Abort:
+        print("posekit: interrupted", file=sys.stderr)
+        sys.exit(130)
     except PosekitError as e:
         from posekit.console import error
 

@@ -120,7 +120,8 @@ def vgg_state(vgg_weights: str | None) -> dict:
     else:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_URL).name
         try:
-            with contextlib.redirect_stderr(io.StringIO()):
+            # torch.hub announces downloads on stdout (our data channel) in some versions
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
                 state = torch.hub.load_state_dict_from_url(VGG19_URL, map_location="cpu", progress=False,
                                                            weights_only=True)
         except Exception:
