@@ -176,15 +176,20 @@ def write_patn_annotations(rows: list[tuple[str, Pose]], path: str | os.PathLike
     return write_text("\n".join(lines) + "\n", path)
 
 
-def read_patn_annotations(path: str | os.PathLike, width: int, height: int) -> dict[str, Pose]:
-    """Read a PATN annotation CSV into {image name: Pose on a width x height canvas}."""
-    path = Path(path)
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a text file, or a one-line PosekitError naming it."""
     try:
-        lines = path.read_text().splitlines()
+        return path.read_text().splitlines()
     except FileNotFoundError:
         raise PosekitError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise PosekitError(f"{path}: cannot read ({e})") from None
+
+
+def read_patn_annotations(path: str | os.PathLike, width: int, height: int) -> dict[str, Pose]:
+    """Read a PATN annotation CSV into {image name: Pose on a width x height canvas}."""
+    path = Path(path)
+    lines = _text_lines(path)
     poses: dict[str, Pose] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip() or (number == 1 and line.replace(" ", "").startswith("name:keypoints_y")):
@@ -220,12 +225,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     (raw OpenPose entries) and, added here, `poses` (the people as COCO-18 Poses). Inputs that
     failed carry an `error` and no people."""
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        raise PosekitError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PosekitError(f"{path}: cannot read ({e})") from None
+    lines = _text_lines(path)
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
