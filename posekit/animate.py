@@ -212,11 +212,16 @@ def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, 
     from posekit.sheet import write_animation, write_sheet
 
     digits = max(3, len(str(len(images) - 1)))
+    written = set()
     for i, (frame, pose) in enumerate(zip(images, poses)):
         stem = f"frame_{i:0{digits}d}"
-        save_image(frame, out / "frames" / f"{stem}.png")
-        write_openpose_json([pose] if len(pose) else [], out / "poses" / keypoints_json_name(stem), size=pose.size)
-        save_image(draw_skeleton(pose), out / "poses" / f"{stem}.png")
+        written |= {save_image(frame, out / "frames" / f"{stem}.png"),
+                    write_openpose_json([pose] if len(pose) else [], out / "poses" / keypoints_json_name(stem), size=pose.size),
+                    save_image(draw_skeleton(pose), out / "poses" / f"{stem}.png")}
+    # frames of an earlier, longer run into the same folder would pass for this run's (evaluate!)
+    for old in [*(out / "frames").glob("frame_*.png"), *(out / "poses").glob("frame_*")]:
+        if old not in written:
+            old.unlink()
     sheet, sheet_json = write_sheet(images, out / "sheet.png", out / "sheet.json", columns=columns, fps=fps, tag=tag)
     files = {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(sheet), "sheet_json": str(sheet_json)}
     for f in formats:

@@ -60,7 +60,7 @@ def main() -> None:
         # like every other error (Typer would draw a multi-line box), with exit status 2.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except click.exceptions.NoArgsIsHelpError:  # the help has been shown already
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()):  # the help was shown already (click >= 8.2)
         sys.exit(2)
     except click.exceptions.UsageError as e:
         from posekit.console import error
@@ -76,6 +76,11 @@ def main() -> None:
 
         error(str(e))
         sys.exit(e.exit_code)
+    except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
+        from posekit.console import error
+
+        error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
+        sys.exit(1)
     except KeyboardInterrupt:
         print("posekit: interrupted", file=sys.stderr)
         sys.exit(130)

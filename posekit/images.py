@@ -49,7 +49,13 @@ def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
         raise PosekitError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise PosekitError(f"{path}: corrupt or truncated image ({e})") from None
-    return to_rgb(np.asarray(im.convert("RGBA") if im.mode in ("P", "LA", "PA") else im), keep_alpha)
+    if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) grayscale -> 8 bits
+        a = np.asarray(im, np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") else max(1.0, a.max())
+        im = Image.fromarray(np.clip(a / top * 255, 0, 255).round().astype(np.uint8))
+    elif im.mode not in ("RGB", "RGBA", "L"):  # palette, CMYK, YCbCr, LA, ...
+        im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
+    return to_rgb(np.asarray(im), keep_alpha)
 
 
 def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:

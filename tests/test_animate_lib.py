@@ -49,3 +49,13 @@ def test_method_options_pick_each_methods_flags():
     assert method_options("warp", flags) == {"background": "#ffffff", "seed": 3}
     assert method_options("gan", flags) == {"checkpoint": "run", "device": "cpu"}
     assert method_options("diffusion", flags) == {"seed": 3, "device": "cpu", "steps": 4, "sheet": True, "columns": 2}
+
+
+def test_a_shorter_rerun_leaves_no_frames_of_the_longer_one(tmp_path):
+    from posekit.animate import write_outputs
+
+    pose = Pose.empty(16, 16)
+    for n in (5, 2):
+        write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * n, [pose] * n, fps=12, columns=None, tag="t")
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
+    assert len(list((tmp_path / "poses").glob("frame_*"))) == 4

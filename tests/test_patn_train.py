@@ -188,3 +188,21 @@ def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):
     assert r.returncode == 2 and "--data-root" in r.stderr and "Traceback" not in r.stderr
     r = run_posekit("train-gan", "--dataset", "synthetic", "--image-size", "30x16", "--out", tmp_path / "c")
     assert r.returncode == 2 and "multiples of 4" in r.stderr
+
+
+def test_damaged_generators_are_one_line_errors(tiny_run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from posekit.errors import PosekitError
+    from posekit.methods.patn.transfer import load_patn
+
+    state = load_file(str(tiny_run / "netG.safetensors"))
+    no_sizes = tmp_path / "no_sizes.safetensors"
+    save_file(state, str(no_sizes), metadata={"posekit_patn": json.dumps({"dataset": "synthetic"})})
+    with pytest.raises(PosekitError, match="damaged posekit_patn metadata"):
+        load_patn(no_sizes)
+    key = next(k for k in state if k.endswith("stream2_down.1.weight"))
+    wrong_shape = tmp_path / "wrong_shape.safetensors"
+    save_file({**state, key: torch.zeros(3, 3, 3, 3)}, str(wrong_shape))
+    with pytest.raises(PosekitError, match="do not match the PATN layout"):
+        load_patn(wrong_shape)

@@ -67,7 +67,7 @@ def train_gan(
     import json
 
     from posekit.console import emit_json, info, quiet_libraries
-    from posekit.errors import UsageError
+    from posekit.errors import PosekitError, UsageError
 
     quiet_libraries()
     from posekit.methods.patn.data import PRESETS
@@ -86,7 +86,11 @@ def train_gan(
     saved = out / "config.json"
     if resume and saved.is_file():
         # the run's own settings win; only how long to go on and how often to save are new
-        previous = TrainConfig.from_dict(json.loads(saved.read_text()))
+        try:
+            previous = TrainConfig.from_dict(json.loads(saved.read_text()))
+        except (ValueError, TypeError, KeyError) as e:
+            raise PosekitError(f"{saved}: damaged run config ({type(e).__name__}: {e}); "
+                               f"start a new run with another --out") from None
         previous.iters, previous.checkpoint_every, previous.workers = iters, checkpoint_every, workers
         config = previous
     elif not resume and latest_checkpoint(out) is not None:

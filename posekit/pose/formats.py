@@ -200,7 +200,7 @@ def read_patn_annotations(path: str | os.PathLike, width: int, height: int) -> d
             x = np.asarray(json.loads(xs), np.float32)
             if y.shape != (NUM_KEYPOINTS,) or x.shape != (NUM_KEYPOINTS,):
                 raise ValueError(f"{len(y)} y and {len(x)} x values, expected 18 each")
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             raise PosekitError(f"{path}:{number}: not a PATN annotation row "
                                f"(expected 'name: [18 ys]: [18 xs]'; {e})") from None
         present = (x != -1) & (y != -1)
@@ -235,7 +235,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             people = record.get("people") or []
             width, height = record.get("width"), record.get("height")
             record["poses"] = [Pose(_coco18(p, path, i), width, height) for i, p in enumerate(people)] if people else []
-        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+        except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError is a ValueError
             raise PosekitError(f"{path}:{number}: not an extract-pose JSON line ({e})") from None
         records.append(record)
     return records

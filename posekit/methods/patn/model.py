@@ -196,7 +196,10 @@ def load_generator_state(state: dict) -> PATNGenerator:
     arch = architecture_of(state)
     state = clean_official_state(state, arch["norm"])
     net = PATNGenerator(**arch)
-    missing, unexpected = net.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = net.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # tensor shapes that do not fit the layout
+        raise PosekitError(f"generator weights do not match the PATN layout ({str(e).splitlines()[-1].strip()})") from None
     if missing or unexpected:
         raise PosekitError(f"generator weights do not match the PATN layout "
                            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")

@@ -215,8 +215,11 @@ def latest_checkpoint(run: Path) -> Path | None:
 def save_net(net: nn.Module, path: Path, config: dict | None = None) -> None:
     from safetensors.torch import save_file
 
+    from posekit.images import atomic_path
+
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(path), metadata={"posekit_patn": json.dumps(config)} if config else None)
+    with atomic_path(path) as tmp:  # transfer prefers this file: never leave it half-written
+        save_file(state, str(tmp), metadata={"posekit_patn": json.dumps(config)} if config else None)
 
 
 def save_checkpoint(run: Path, iteration: int, nets: dict, optimizers: dict, gen_config: dict,
@@ -250,7 +253,7 @@ def load_checkpoint(folder: Path, nets: dict, optimizers: dict) -> int:
         for name, opt in optimizers.items():
             opt.load_state_dict(states[name])
         return int(json.loads((folder / "state.json").read_text())["iteration"])
-    except (OSError, KeyError, RuntimeError, ValueError) as e:
+    except Exception as e:  # damaged files raise SafetensorError, UnpicklingError, ...
         raise PosekitError(f"{folder}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
 
 

@@ -27,7 +27,7 @@ CROP_MARGIN = 0.12  # extra room around the keypoints' box (heads and feet reach
 
 
 def _official_config(arch: dict, dataset: str | None, path: Path) -> dict:
-    from posekit.methods.patn.data import preset
+    from posekit.methods.patn.data import heatmap_sigma, preset
 
     if dataset is None:  # the published files differ in their norm: read the preset from it
         dataset = "deepfashion" if arch["norm"] == "instance" else "market1501"
@@ -35,7 +35,8 @@ def _official_config(arch: dict, dataset: str | None, path: Path) -> dict:
     if p.norm != arch["norm"]:
         raise UsageError(f"--dataset {dataset}: {path} is a {arch['norm']}-norm generator, "
                          f"but the {dataset} preset uses {p.norm} norm")
-    return {**arch, "height": p.height, "width": p.width, "dataset": dataset, "heatmap": p.heatmap, "sigma": p.sigma}
+    return {**arch, "height": p.height, "width": p.width, "dataset": dataset, "heatmap": p.heatmap,
+            "sigma": heatmap_sigma(p, p.height)}
 
 
 def _safetensors_generator(path: Path, dataset: str | None):
@@ -55,12 +56,25 @@ def _safetensors_generator(path: Path, dataset: str | None):
     except PosekitError as e:
         raise PosekitError(f"{path}: {e}") from None
     if meta:
-        config = json.loads(meta)
+        config = _our_config(meta, path)
         if dataset and dataset != config.get("dataset"):
             raise UsageError(f"--dataset {dataset}: {path} was trained on {config.get('dataset')}; "
                              f"leave --dataset out for our own checkpoints")
         return net, config
     return net, _official_config(architecture_of(state), dataset, path)
+
+
+def _our_config(meta: str, path: Path) -> dict:
+    """The settings our train-gan stores in netG.safetensors, checked, or a one-line error."""
+    try:
+        config = json.loads(meta)
+        missing = [k for k in ("height", "width", "heatmap", "sigma") if k not in config]
+    except (ValueError, TypeError):
+        config, missing = None, ["valid JSON"]
+    if missing or config.get("heatmap") not in ("gaussian", "pixel"):
+        raise PosekitError(f"{path}: damaged posekit_patn metadata (missing {', '.join(missing) or 'a heatmap kind'}); "
+                           f"use a netG.safetensors written by posekit train-gan")
+    return config
 
 
 def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
