@@ -126,19 +126,23 @@ def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) ->
     return out
 
 
-def iter_inputs(inputs: list[str]) -> Iterator[Item]:
-    """Expand CLI inputs into lazily loaded images (a video yields one Item per frame)."""
-    for path in expand_paths(inputs):
+def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:
+    """Expand CLI inputs (or paths already expanded) into lazily loaded images. A video yields
+    one Item per frame as it is decoded, so a long video is never held in memory whole; one that
+    cannot be read yields a single Item whose load raises the error."""
+    for path in expand_paths([str(p) for p in inputs]):
         if is_video(path):
             try:
-                frames = list(read_video(path))
+                for i, frame in enumerate(read_video(path)):
+                    yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f)
             except PosekitError as e:
-                yield Item(str(path), path.stem, lambda e=e: (_ for _ in ()).throw(e))
-                continue
-            for i, frame in enumerate(frames):
-                yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f)
+                yield Item(str(path), path.stem, lambda e=e: _raise(e))
         else:
             yield Item(str(path), path.stem, lambda p=path: load_image(p))
+
+
+def _raise(error: Exception):
+    raise error
 
 
 # -- writing (atomic) ----------------------------------------------------------------------

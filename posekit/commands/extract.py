@@ -31,7 +31,7 @@ def extract_pose(
 
     quiet_libraries()
     from posekit.errors import UsageError
-    from posekit.images import iter_inputs
+    from posekit.images import expand_paths, is_video, iter_inputs
     from posekit.pose.detect import DETECTORS, load_detector
 
     if detector not in DETECTORS:
@@ -47,34 +47,38 @@ def extract_pose(
     if annotations is not None and annotations.is_dir():
         raise UsageError(f"--annotations {annotations}: is a folder; pass a .csv file name")
 
-    items = list(iter_inputs(inputs))
-    if not items:
+    paths = expand_paths(inputs)  # once: "-" reads stdin
+    if not paths:
         raise UsageError(f"no images or videos found in {' '.join(inputs)}")
+    total = None if any(is_video(p) for p in paths) else len(paths)  # frames are counted as decoded
 
     det = load_detector(detector, model=model, device=device, max_people=max_people)
     try:
-        failed, rows = _run(items, det, out, jsonl, max_people, heatmaps, heatmap_kind)
+        done, failed, rows = _run(iter_inputs(paths), total, det, out, jsonl, max_people, heatmaps, heatmap_kind)
     finally:
         det.close()
     if annotations is not None:
         from posekit.pose.formats import write_patn_annotations
 
         write_patn_annotations(rows, annotations)
-    _summary(len(items), failed, out, annotations, jsonl)
+    _summary(done, failed, out, annotations, jsonl)
     if failed:
         raise typer.Exit(1)
 
 
-def _run(items, det, out, jsonl, max_people, heatmaps, heatmap_kind):
-    """Detect batch by batch; returns (number of failed inputs, PATN annotation rows)."""
+def _run(items, total, det, out, jsonl, max_people, heatmaps, heatmap_kind):
+    """Detect batch by batch as inputs stream in; returns (inputs seen, failed, PATN annotation rows)."""
+    from itertools import islice
+
     from posekit.console import error, progress
     from posekit.errors import PosekitError
 
-    failed, rows, stems = 0, [], set()
+    seen, failed, rows, stems = 0, 0, [], set()
     with progress() as bar:
-        task = bar.add_task("extract-pose", total=len(items), status="")
-        for start in range(0, len(items), BATCH):
-            batch = [(item, *_load(item)) for item in items[start:start + BATCH]]
+        task = bar.add_task("extract-pose", total=total, status="")
+        while chunk := list(islice(items, BATCH)):
+            seen += len(chunk)
+            batch = [(item, *_load(item)) for item in chunk]
             images = [image for _, image, _ in batch if image is not None]
             people = iter(det.detect(images) if images else [])
             for item, image, problem in batch:  # in input order, so --jsonl lines follow the inputs
@@ -91,7 +95,7 @@ def _run(items, det, out, jsonl, max_people, heatmaps, heatmap_kind):
                 except OSError as e:  # disk full, permission denied on --out
                     raise PosekitError(f"--out {out}: cannot write ({e.strerror or e})") from None
                 rows.append((_annotation_name(item, stem), poses[0] if poses else _empty(image)))
-    return failed, rows
+    return seen, failed, rows
 
 
 def _load(item):
