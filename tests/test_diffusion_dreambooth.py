@@ -182,3 +182,18 @@ def posekit_exe() -> str:
     from pathlib import Path
 
     return shutil.which("posekit", path=str(Path(sys.executable).parent)) or shutil.which("posekit")
+
+
+def test_captions_override_the_prompt_and_unreadable_ones_are_named(tmp_path, astronaut):
+    from posekit.errors import PosekitError
+    from posekit.methods.diffusion.dreambooth import load_examples
+
+    Image.fromarray(astronaut).save(tmp_path / "a.png")
+    Image.fromarray(astronaut).save(tmp_path / "b.png")
+    (tmp_path / "a.txt").write_text("a photo of sks astronaut\n")
+    examples = load_examples(tmp_path, "a photo of sks person", 64, "--instance-dir")
+    assert sorted(e.prompt for e in examples) == ["a photo of sks astronaut", "a photo of sks person"]
+    assert all(e.image.shape[:2] == (64, 64) for e in examples)
+    (tmp_path / "b.txt").write_bytes(b"\xff\xfe not utf-8 \xc3")
+    with pytest.raises(PosekitError, match=r"b\.txt: cannot read this caption"):
+        load_examples(tmp_path, "a photo of sks person", 64, "--instance-dir")

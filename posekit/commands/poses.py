@@ -52,7 +52,9 @@ def show(
         raise UsageError("--gif: needs --out DIR to write preview.gif into")
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file; pass a folder")
-    canvas = _parse_size(size) if size else None
+    from posekit.animate import parse_size
+
+    canvas = parse_size(size)
 
     from posekit.images import save_image
     from posekit.pose.formats import jsonl_record, keypoints_json_name, write_openpose_json
@@ -89,18 +91,6 @@ def show(
     w, h = clip[0].size
     where = f" -> {out}/ (frame_000_pose.png, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
     info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    from posekit.errors import UsageError
-
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 512x768") from None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        raise UsageError(f"--size {text!r}: width and height must be between 16 and 8192")
-    return w, h
 
 
 def _retargeted(clip, onto: Path, device: str):

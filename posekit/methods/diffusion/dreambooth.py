@@ -96,7 +96,10 @@ def load_examples(folder: Path, prompt: str, resolution: int, flag: str) -> list
             bad.append(str(e))
             continue
         caption = path.with_suffix(".txt")
-        text = caption.read_text().strip() if caption.is_file() else ""
+        try:
+            text = caption.read_text().strip() if caption.is_file() else ""
+        except (OSError, UnicodeDecodeError) as e:
+            raise PosekitError(f"{caption}: cannot read this caption ({e}); save it as UTF-8 text") from None
         examples.append(Example(fit_square(image, resolution), text or prompt))
     if bad:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""

@@ -44,6 +44,14 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+# What each flag takes, for the error when a local path does not load.
+LOCAL_HINT = {
+    "--model": "pass a diffusers pipeline folder or a .safetensors/.ckpt checkpoint file",
+    "--controlnet": "pass a diffusers ControlNet folder (config.json + weights) or a hub id",
+    "--lora": "pass a LoRA .safetensors file or the folder holding pytorch_lora_weights.safetensors",
+}
+
+
 def from_hub_or_path(load, name: str, flag: str, **kwargs):
     """Call `load(name, **kwargs)` for a folder, or for a hub id from the cache first and then
     the hub; every failure to find the weights becomes one ModelNotFoundError line."""
@@ -55,7 +63,7 @@ def from_hub_or_path(load, name: str, flag: str, **kwargs):
             return load(str(path), **kwargs)
         except (OSError, ValueError, KeyError, EnvironmentError) as e:
             raise ModelNotFoundError(f"{flag} {name}: cannot load it ({_first_line(e)}); "
-                                     "pass a diffusers folder or a .safetensors/.ckpt file") from None
+                                     f"{LOCAL_HINT.get(flag, 'pass a diffusers folder')}") from None
     try:
         return load(name, local_files_only=True, **kwargs)
     except (OSError, ValueError):
@@ -71,7 +79,10 @@ def from_hub_or_path(load, name: str, flag: str, **kwargs):
 
 
 def _not_downloaded(name: str, flag: str) -> ModelNotFoundError:
-    return ModelNotFoundError(f"{name} is not downloaded and the hub is unreachable; "
+    # "models/walkcycle" looks like a hub id too: say that no such folder exists either
+    top = Path(name).parts[0]
+    local = f" (and there is no folder {name} here)" if top != name and Path(top).is_dir() else ""
+    return ModelNotFoundError(f"{name} is not downloaded and the hub is unreachable{local}; "
                               f"run `hf download {name}` or pass {flag} PATH")
 
 
@@ -144,8 +155,9 @@ def _load_single_file(cls, path: Path, model_config, extra: dict):
         return cls.from_single_file(str(path), config=config, local_files_only=local, **extra)
     except Exception as e:  # diffusers raises a zoo here (SingleFileComponentError, KeyError, OSError...)
         if not model_config:
-            raise ModelNotFoundError(f"--model {path}: its configs ({DEFAULT_MODEL}) are not downloaded and the hub "
-                                     "is unreachable; pass --model-config DIR (a diffusers SD 1.x folder)") from None
+            raise ModelNotFoundError(f"--model {path}: cannot load it as an SD 1.x checkpoint ({_first_line(e)}); "
+                                     f"if its configs ({DEFAULT_MODEL}) cannot be downloaded here, pass "
+                                     "--model-config DIR (a diffusers SD 1.x folder)") from None
         raise ModelNotFoundError(f"--model {path}: cannot load it as an SD 1.x checkpoint with the configs in "
                                  f"{model_config} ({_first_line(e)})") from None
 

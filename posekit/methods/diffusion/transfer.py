@@ -140,6 +140,11 @@ class DiffusionMethod:
         cols, rows = grid(len(poses), self.columns)
         s = min(1.0, self.sheet_side / max(cols * w, rows * h))
         cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within sheet_side
+        if min(cw, ch) < 128:
+            from posekit.console import warn
+
+            warn(f"--sheet: {len(poses)} frames on one {self.sheet_side} px canvas leave {cw}x{ch} px per frame, "
+                 "too small for SD to draw a person; use fewer --frames (8-16 suit one sheet)")
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]
