@@ -175,3 +175,15 @@ def test_unreadable_or_foreign_checkpoints_are_one_line_errors(tmp_path):
     torch.save(state, bad)
     with pytest.raises(PosekitError, match="do not match"):
         load_official_generator(bad)
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_encoding_the_source_once_gives_the_same_frames(norm):
+    torch.manual_seed(0)
+    g = PATNGenerator(ngf=8, blocks=2, norm=norm).eval()
+    src, src_maps = torch.randn(1, 3, 32, 16), torch.rand(1, 18, 32, 16)
+    targets = torch.rand(3, 18, 32, 16)
+    with torch.no_grad():
+        full = g(src.expand(3, -1, -1, -1), src_maps.expand(3, -1, -1, -1), targets)
+        reused = g.from_code(g.encode(src).expand(3, -1, -1, -1), src_maps.expand(3, -1, -1, -1), targets)
+    assert torch.allclose(full, reused, atol=1e-6)

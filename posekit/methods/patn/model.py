@@ -91,7 +91,10 @@ class PATNetwork(nn.Module):
         self.stream1_up = decoder(ngf, image_channels, norm)
 
     def forward(self, source_image: torch.Tensor, pose_code: torch.Tensor) -> torch.Tensor:
-        image_code = self.stream1_down(source_image)
+        return self.transfer(self.stream1_down(source_image), pose_code)
+
+    def transfer(self, image_code: torch.Tensor, pose_code: torch.Tensor) -> torch.Tensor:
+        """The blocks and the decoder on an already encoded source (inference encodes it once)."""
         pose_code = self.stream2_down(pose_code)
         for block in self.att:
             image_code, pose_code = block(image_code, pose_code)
@@ -112,6 +115,14 @@ class PATNGenerator(nn.Module):
 
     def forward(self, source_image, source_heatmaps, target_heatmaps):
         return self.model(source_image, torch.cat([source_heatmaps, target_heatmaps], dim=1))
+
+    def encode(self, source_image: torch.Tensor) -> torch.Tensor:
+        """The source image's code, to reuse for many targets with `from_code`."""
+        return self.model.stream1_down(source_image)
+
+    def from_code(self, image_code, source_heatmaps, target_heatmaps):
+        """Same as forward, on a code from `encode` (identical in eval mode)."""
+        return self.model.transfer(image_code, torch.cat([source_heatmaps, target_heatmaps], dim=1))
 
 
 class ResnetBlock(nn.Module):

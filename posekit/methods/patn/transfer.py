@@ -151,6 +151,8 @@ class PatnMethod:
         self.source_frame = frame
         self.source = image_tensor(frame)[None].to(self.device)
         self.source_maps = heatmap_tensor(self._maps(self.frame_pose(source_pose)))[None].to(self.device)
+        with torch.no_grad():
+            self.source_code = self.net.encode(self.source)  # once per clip, not per target
 
     def _maps(self, pose: Pose) -> np.ndarray:
         from posekit.pose.render import heatmaps
@@ -174,6 +176,6 @@ class PatnMethod:
             chunk = targets[i:i + self.batch_size]
             maps = torch.stack([heatmap_tensor(self._maps(self.frame_pose(t))) for t in chunk]).to(self.device)
             n = len(chunk)
-            out = self.net(self.source.expand(n, -1, -1, -1), self.source_maps.expand(n, -1, -1, -1), maps)
+            out = self.net.from_code(self.source_code.expand(n, -1, -1, -1), self.source_maps.expand(n, -1, -1, -1), maps)
             frames += list(to_uint8(out))
         return frames
