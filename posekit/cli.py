@@ -20,6 +20,7 @@ app = typer.Typer(
     help="Turn one photo of a person into an animation along a sequence of poses.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: whole flag names at any width, no <bool> metavars
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -53,8 +54,10 @@ def main() -> None:
     except ImportError:
         import click
 
+    from posekit.console import err, error, keep_terminal_for_posekit
     from posekit.errors import PosekitError
 
+    keep_terminal_for_posekit()  # from here on, stderr carries posekit's own lines only
     try:
         # standalone_mode=False: click's parsing errors come to us, so that they are one line
         # like every other error (Typer would draw a multi-line box), with exit status 2.
@@ -63,27 +66,29 @@ def main() -> None:
     except getattr(click.exceptions, "NoArgsIsHelpError", ()):  # the help was shown already (click >= 8.2)
         sys.exit(2)
     except click.exceptions.UsageError as e:
-        from posekit.console import error
-
         where = e.ctx.command_path if e.ctx else "posekit"
         error(f"{where}: {e.format_message()} (see '{where} --help')")
         sys.exit(2)
-    except typer.Abort:
-        print("posekit: interrupted", file=sys.stderr)
+    except (typer.Abort, KeyboardInterrupt):
+        error("interrupted")
         sys.exit(130)
     except PosekitError as e:
-        from posekit.console import error
-
         error(str(e))
         sys.exit(e.exit_code)
-    except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
-        from posekit.console import error
+    except BrokenPipeError:  # stdout's reader has gone (`posekit ... | head`): nothing to say
+        from posekit.console import stdout_closed
 
+        stdout_closed()
+        sys.exit(1)
+    except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
         error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("posekit: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except Exception:  # a bug in posekit or a library: the traceback belongs on the terminal
+        import traceback
+
+        error("internal error (please report it with the lines below)")
+        err.file.write(traceback.format_exc())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,22 @@ def error(message: str) -> None:
 
 
 def emit_json(obj) -> None:
-    """One JSON object on one line of stdout (the data channel)."""
-    sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    """One JSON document on one line of stdout (the data channel). When the reader has gone
+    (`posekit ... | head`), BrokenPipeError ends the command quietly (see stdout_closed)."""
+    try:
+        sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_closed()
+        raise
+
+
+def stdout_closed() -> None:
+    """Point stdout at devnull once its reader has gone, so that neither a later write nor the
+    interpreter's flush at exit fails again (as the Python docs on SIGPIPE recommend)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def quiet_libraries() -> None:
@@ -49,6 +62,26 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore")
     for name in ("timm", "transformers", "diffusers", "accelerate", "huggingface_hub", "absl", "peft", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def keep_terminal_for_posekit() -> None:
+    """Give the user's stderr to posekit alone, for the whole life of the process.
+
+    Native libraries (MediaPipe/absl/glog, TFLite, ffmpeg subprocesses) write to file descriptor 2
+    whenever they like: at creation, on use, when closed, at interpreter exit. So the CLI moves
+    posekit's own messages (the rich console `err`) to a private copy of the terminal and points
+    fd 2, and with it Python's sys.stderr (warnings, logging, tqdm, tracebacks), at /dev/null, or
+    at the file named by POSEKIT_LIBRARY_LOG for someone debugging a library."""
+    if getattr(err, "_posekit_owns_terminal", False):
+        return
+    sys.stderr.flush()
+    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                         errors="backslashreplace")
+    sink = os.open(os.environ.get("POSEKIT_LIBRARY_LOG") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(sink, 2)
+    os.close(sink)
+    err.file = terminal
+    err._posekit_owns_terminal = True
 
 
 @contextmanager

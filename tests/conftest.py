@@ -42,7 +42,9 @@ def posekit_exe() -> str:
 def run_posekit():
     """Run the installed `posekit` command; returns CompletedProcess (text stdout/stderr)."""
 
-    def run(*args, input=None, cwd=None, timeout=600, env=None):
+    # The timeout only guards against a hung process: far above what any command here needs on a
+    # busy machine (tests never measure time).
+    def run(*args, input=None, cwd=None, timeout=1800, env=None):
         full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
         return subprocess.run([posekit_exe(), *map(str, args)], capture_output=True, text=True,
                               input=input, cwd=cwd, timeout=timeout, env=full_env)

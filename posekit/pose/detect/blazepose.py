@@ -58,7 +58,8 @@ class BlazePoseDetector:
         if self._landmarker is not None:
             landmarker, self._landmarker = self._landmarker, None
             try:
-                landmarker.close()  # explicitly: left to __del__ it prints a TypeError at exit
+                with silence_fd():  # MediaPipe >= 1.2.3 logs "DestroyAccelerator" as it closes
+                    landmarker.close()  # explicitly: left to __del__ it prints a TypeError at exit
             except RuntimeError:
                 pass  # the interpreter is shutting down and took MediaPipe's thread pool
 
