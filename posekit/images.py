@@ -32,13 +32,7 @@ def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
     """Read an image file as an (H, W, 3) RGB uint8 array ((H, W, 4) RGBA with keep_alpha)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise PosekitError(f"{path}: no such file")
-    if path.is_dir():
-        raise PosekitError(f"{path}: is a folder, not an image")
-    if path.stat().st_size == 0:
-        raise PosekitError(f"{path}: empty file")
+    path = _nonempty_file(path, "an image")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
@@ -74,21 +68,30 @@ def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the RGB frames of a video file."""
+    """Yield the RGB frames of a video file. One that cannot be decoded (empty, corrupt,
+    truncated, an unknown codec) raises a one-line PosekitError; ffmpeg's own messages are
+    captured by imageio and never shown."""
     import imageio.v3 as iio
 
-    path = Path(path)
-    if not path.exists():
-        raise PosekitError(f"{path}: no such file")
+    path = _nonempty_file(path, "a video")
     try:
         for i, frame in enumerate(iio.imiter(path, plugin="pyav" if _has_pyav() else None)):
             if max_frames is not None and i >= max_frames:
                 return
             yield to_rgb(frame)
-    except PosekitError:
-        raise
-    except Exception as e:  # imageio raises many types for unreadable videos
-        raise PosekitError(f"{path}: cannot read video ({type(e).__name__}: {e})") from None
+    except Exception:  # imageio raises many types, their text is ffmpeg's whole banner
+        raise PosekitError(f"{path}: not a readable video (corrupt, truncated or an unknown codec)") from None
+
+
+def _nonempty_file(path: str | os.PathLike, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise PosekitError(f"{path}: no such file")
+    if path.is_dir():
+        raise PosekitError(f"{path}: is a folder, not {what}")
+    if path.stat().st_size == 0:
+        raise PosekitError(f"{path}: empty file")
+    return path
 
 
 def _has_pyav() -> bool:
@@ -113,17 +116,31 @@ def is_video(path: str | os.PathLike) -> bool:
 
 
 def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) -> list[Path]:
-    """Files as given; folders expanded recursively (sorted) to files with the given suffixes;
-    "-" reads one path per line from stdin. Missing paths are kept so they fail with a message."""
+    """Files as given; folders expanded recursively (sorted) to files with the given suffixes,
+    leaving out hidden files and folders (temporary files of atomic writes among them) and the
+    skeleton images posekit wrote; "-" reads one path per line from stdin. Missing paths are
+    kept so they fail with a message."""
     out: list[Path] = []
     for arg in inputs:
         if arg == "-":
             out.extend(Path(line.strip()) for line in sys.stdin if line.strip())
         elif Path(arg).is_dir():
-            out.extend(sorted(p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
+            out.extend(sorted(p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                              and not any(part.startswith(".") for part in p.relative_to(arg).parts)
+                              and not written_by_posekit(p)))
         else:
             out.append(Path(arg))
     return out
+
+
+def written_by_posekit(path: str | os.PathLike) -> bool:
+    """Whether `path` is a skeleton image that `extract-pose --out` or `poses show --out` wrote:
+    <stem>_pose.png beside <stem>_keypoints.json."""
+    from posekit.pose.formats import keypoints_json_name
+
+    path = Path(path)
+    stem = path.name.removesuffix("_pose.png")
+    return stem != path.name and path.is_file() and (path.parent / keypoints_json_name(stem)).is_file()
 
 
 def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:

@@ -151,4 +151,4 @@ def test_openpose_offline_hub_id_is_one_line(run_posekit, astronaut_path):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("posekit: error: --model lllyasviel/Annotators")
-    assert "body_pose_model.pth" in lines[0] and "--model PATH" in lines[0]
+    assert "body_pose_model.pth" in lines[0] and "--model DIR" in lines[0] and "hf download lllyasviel/Annotators body_pose_model.pth --local-dir DIR" in lines[0]

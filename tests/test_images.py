@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from posekit.errors import PosekitError
-from posekit.images import load_image, save_image
+from posekit.images import expand_paths, load_image, read_video, save_image
 
 
 def test_cmyk_16bit_palette_and_alpha_images_load_as_rgb(tmp_path):
@@ -40,3 +40,27 @@ def test_unwritable_output_is_one_line(run_posekit, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("posekit: error: ") and "Traceback" not in proc.stderr
     assert "afile" in proc.stderr
+
+
+def test_unreadable_videos_are_one_line_errors(tmp_path):
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "ok.mp4", np.zeros((6, 32, 32, 3), np.uint8), fps=3)
+    assert [f.shape for f in read_video(tmp_path / "ok.mp4", max_frames=2)] == [(32, 32, 3)] * 2
+    data = (tmp_path / "ok.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mov").write_text("not a video")
+    for name, says in [("missing.mp4", "no such file"), ("empty.mp4", "empty file"),
+                       ("cut.mp4", "not a readable video"), ("text.mov", "not a readable video")]:
+        with pytest.raises(PosekitError, match=says) as e:
+            list(read_video(tmp_path / name))
+        assert str(e.value).startswith(f"{tmp_path / name}: ") and "\n" not in str(e.value)
+
+
+def test_folders_are_read_without_hidden_files_and_posekit_skeletons(tmp_path):
+    for name in ["a.png", "a_pose.png", "a_keypoints.json", "b_pose.png", ".c.png", ".hidden/d.png"]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    # a_pose.png beside a_keypoints.json is posekit's; b_pose.png alone is someone's photo
+    assert [p.name for p in expand_paths([str(tmp_path)])] == ["a.png", "b_pose.png"]

@@ -7,17 +7,20 @@ from typing import Optional
 
 import typer
 
+from posekit.checks import check_out
+from posekit.device import check_device
+
 BATCH = 8  # images handed to the detector at once (the openpose network batches them on a GPU)
 
 
 def extract_pose(
     inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders (recursive), video files (one pose per frame), or - to read paths from stdin."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl. Never replaces an input or a file posekit did not write; folders are read without the skeletons posekit wrote."),
     detector: str = typer.Option("blazepose", "--detector", "-d", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
     model: Optional[str] = typer.Option(None, "--model", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per input on stdout: path, width, height, people."),
     max_people: int = typer.Option(1, "--max-people", min=1, help="Most people to keep per image (largest first)."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write <stem>.npy: H x W x 18 float32 maps of the largest person (PATN input)."),
     heatmap_kind: str = typer.Option("gaussian", "--heatmap-kind", help="gaussian (sigma 6) | pixel (single pixel, as DeepFashion's maps)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Write a PATN annotation CSV (name:keypoints_y:keypoints_x) of the largest person per image."),
@@ -36,25 +39,22 @@ def extract_pose(
 
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
-    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
-        raise UsageError(f"--device {device!r}: choose auto, cpu or cuda[:N]")
     if heatmap_kind not in ("gaussian", "pixel"):
         raise UsageError(f"--heatmap-kind {heatmap_kind!r}: choose gaussian or pixel")
     if heatmaps and out is None:
         raise UsageError("--heatmaps needs --out DIR to write the .npy files into")
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    if annotations is not None and annotations.is_dir():
-        raise UsageError(f"--annotations {annotations}: is a folder; pass a .csv file name")
+    check_out(out)
+    check_out(annotations, "--annotations", file=True)
 
     paths = expand_paths(inputs)  # once: "-" reads stdin
     if not paths:
         raise UsageError(f"no images or videos found in {' '.join(inputs)}")
     total = None if any(is_video(p) for p in paths) else len(paths)  # frames are counted as decoded
 
+    protected = {p.resolve() for p in paths}  # outputs never replace an input
     det = load_detector(detector, model=model, device=device, max_people=max_people)
     try:
-        done, failed, rows = _run(iter_inputs(paths), total, det, out, jsonl, max_people, heatmaps, heatmap_kind)
+        done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, jsonl, max_people, heatmaps, heatmap_kind)
     finally:
         det.close()
     if annotations is not None:
@@ -66,7 +66,7 @@ def extract_pose(
         raise typer.Exit(1)
 
 
-def _run(items, total, det, out, jsonl, max_people, heatmaps, heatmap_kind):
+def _run(items, protected, total, det, out, jsonl, max_people, heatmaps, heatmap_kind):
     """Detect batch by batch as inputs stream in; returns (inputs seen, failed, PATN annotation rows)."""
     from itertools import islice
 
@@ -83,17 +83,21 @@ def _run(items, total, det, out, jsonl, max_people, heatmaps, heatmap_kind):
             people = iter(det.detect(images) if images else [])
             for item, image, problem in batch:  # in input order, so --jsonl lines follow the inputs
                 bar.advance(task)
-                if image is None:
+                if image is not None:
+                    poses = next(people)[:max_people]
+                    stem = _unique(item.stem, stems)
+                    problem = _clobbers(out, stem, heatmaps, protected) if out is not None else None
+                if problem:
                     failed += 1
                     error(problem)
                     _emit(jsonl, item.name, None, [], error=problem)
                     continue
-                poses = next(people)[:max_people]
-                stem = _unique(item.stem, stems)
-                try:
-                    _report(item, image, poses, out, stem, heatmaps, heatmap_kind, jsonl)
-                except OSError as e:  # disk full, permission denied on --out
-                    raise PosekitError(f"--out {out}: cannot write ({e.strerror or e})") from None
+                if out is not None:
+                    try:
+                        _write_outputs(out, stem, poses, image, heatmaps, heatmap_kind)
+                    except OSError as e:  # disk full, permission denied on --out
+                        raise PosekitError(f"--out {out}: cannot write ({e.strerror or e})") from None
+                _report(item, image, poses, out, jsonl)
                 rows.append((_annotation_name(item, stem), poses[0] if poses else _empty(image)))
     return seen, failed, rows
 
@@ -108,14 +112,12 @@ def _load(item):
         return None, str(e)
 
 
-def _report(item, image, poses, out, stem, heatmaps, heatmap_kind, jsonl):
+def _report(item, image, poses, out, jsonl):
     from posekit.console import info, warn
 
     height, width = image.shape[:2]
     if not poses:
         warn(f"{item.name}: nobody found")
-    if out is not None:
-        _write_outputs(out, stem, poses, width, height, heatmaps, heatmap_kind)
     if jsonl:
         _emit(True, item.name, (width, height), poses)
     elif out is None:
@@ -124,18 +126,42 @@ def _report(item, image, poses, out, stem, heatmaps, heatmap_kind, jsonl):
              + (f" ({counts} keypoints)" if poses else ""))
 
 
-def _write_outputs(out: Path, stem: str, poses, width, height, heatmaps, heatmap_kind):
+def _output_paths(out: Path, stem: str, heatmaps: bool) -> list[Path]:
+    """keypoints JSON, skeleton image and, with --heatmaps, the .npy maps of one input."""
+    from posekit.pose.formats import keypoints_json_name
+
+    return [out / keypoints_json_name(stem), out / f"{stem}_pose.png"] + ([out / f"{stem}.npy"] if heatmaps else [])
+
+
+def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | None:
+    """Why this input's outputs must not be written, if one would replace an input, or a file
+    posekit did not write (outputs are posekit's when its skeleton and keypoints JSON are there:
+    a re-run replaces them, but never a hand-made <stem>_keypoints.json)."""
+    from posekit.images import written_by_posekit
+
+    ours = written_by_posekit(out / f"{stem}_pose.png")
+    for path in _output_paths(out, stem, heatmaps):
+        if path.resolve() in protected:
+            return f"{path}: is an input; not writing over it (pass another --out folder)"
+        if path.exists() and not ours:
+            return f"{path}: exists and posekit did not write it; not replacing it (move it or pass another --out folder)"
+    return None
+
+
+def _write_outputs(out: Path, stem: str, poses, image, heatmaps, heatmap_kind):
     import numpy as np
 
     from posekit.images import atomic_path, save_image
-    from posekit.pose.formats import keypoints_json_name, write_openpose_json
+    from posekit.pose.formats import write_openpose_json
     from posekit.pose.render import draw_skeleton, heatmaps as make_heatmaps
 
-    write_openpose_json(poses, out / keypoints_json_name(stem), size=(width, height))
-    save_image(draw_skeleton(poses, width, height), out / f"{stem}_pose.png")
-    if heatmaps:
+    height, width = image.shape[:2]
+    keypoints, skeleton, *maps = _output_paths(out, stem, heatmaps)
+    write_openpose_json(poses, keypoints, size=(width, height))
+    save_image(draw_skeleton(poses, width, height), skeleton)
+    if maps:
         pose = poses[0] if poses else _empty_of(width, height)
-        with atomic_path(out / f"{stem}.npy") as tmp:
+        with atomic_path(maps[0]) as tmp:
             np.save(tmp, make_heatmaps(pose, kind=heatmap_kind))
 
 

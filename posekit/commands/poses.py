@@ -7,12 +7,15 @@ from typing import Optional
 
 import typer
 
+from posekit.checks import FPS, finite
+from posekit.device import check_device
+
 app = typer.Typer(help="Built-in motions and pose sequences.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_motions(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per motion on stdout."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON list on stdout: name, frames, view, description of each motion."),
 ):
     """List the built-in motions (name, default frames, default view, description)."""
     from posekit.console import emit_json, quiet_libraries
@@ -20,12 +23,12 @@ def list_motions(
     quiet_libraries()
     from posekit.pose.motions import MOTIONS, default_frames, default_view
 
-    for name, description in MOTIONS.items():
-        if as_json:
-            emit_json({"name": name, "frames": default_frames(name), "view": default_view(name),
-                       "description": description})
-        else:
-            typer.echo(f"{name:<6} {default_frames(name):>3} frames  {default_view(name):<13}  {description}")
+    motions = [{"name": name, "frames": default_frames(name), "view": default_view(name), "description": description}
+               for name, description in MOTIONS.items()]
+    if as_json:
+        return emit_json(motions)
+    for m in motions:
+        typer.echo(f"{m['name']:<6} {m['frames']:>3} frames  {m['view']:<13}  {m['description']}")
 
 
 @app.command("show")
@@ -38,8 +41,8 @@ def show(
     onto: Optional[Path] = typer.Option(None, "--onto", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
     gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping."),
-    fps: float = typer.Option(12.0, "--fps", min=0.1, help="Playback speed of --gif."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda[:N] (pose detection in photos and videos)."),
+    fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed of --gif (0.1 to 120)."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps (pose detection in photos and videos)."),
 ):
     """Turn a pose source into per-frame skeleton images and OpenPose JSON files."""
     from posekit.console import emit_json, info, quiet_libraries
@@ -52,7 +55,7 @@ def show(
         raise UsageError("--gif: needs --out DIR to write preview.gif into")
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file; pass a folder")
-    from posekit.animate import parse_size
+    from posekit.checks import parse_size
 
     canvas = parse_size(size)
 

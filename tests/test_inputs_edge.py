@@ -1,0 +1,86 @@
+"""Inputs a new user stumbles on: broken videos, a closed stdout, --out among the inputs."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import REPO, posekit_exe
+
+EXAMPLES = REPO / "examples"
+
+
+@pytest.fixture(scope="module")
+def bad_videos(tmp_path_factory):
+    """An empty .mp4, one of random bytes, and a real video cut in half."""
+    import imageio.v3 as iio
+
+    folder = tmp_path_factory.mktemp("videos")
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "noise.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    iio.imwrite(folder / "real.mp4", np.random.default_rng(1).integers(0, 256, (8, 64, 64, 3), np.uint8), fps=4)
+    data = (folder / "real.mp4").read_bytes()
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 2])
+    return folder
+
+
+def test_broken_videos_are_one_line_in_extract_pose(run_posekit, bad_videos):
+    names = ["empty.mp4", "noise.mp4", "cut.mp4"]
+    r = run_posekit("extract-pose", *names, "--jsonl", cwd=bad_videos)
+    assert r.returncode == 1
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["error"] for rec in records] == [
+        "empty.mp4: empty file",
+        "noise.mp4: not a readable video (corrupt, truncated or an unknown codec)",
+        "cut.mp4: not a readable video (corrupt, truncated or an unknown codec)"]
+    assert r.stderr.splitlines() == [f"posekit: error: {rec['error']}" for rec in records] + ["0 of 3 inputs processed"]
+
+
+@pytest.mark.parametrize("name, says", [("empty.mp4", "empty file"), ("cut.mp4", "not a readable video")])
+def test_broken_video_as_a_pose_source_is_one_line(run_posekit, bad_videos, tmp_path, name, says):
+    for args in (["poses", "show", name, "--out", tmp_path / "show"],
+                 ["animate", EXAMPLES / "figure.png", "--source-pose", EXAMPLES / "figure_keypoints.json",
+                  "--poses", name, "--out", tmp_path / "anim"]):
+        r = run_posekit(*args, cwd=bad_videos)
+        assert r.returncode == 1
+        assert r.stderr.splitlines()[-1].startswith(f"posekit: error: {name}: {says}")
+        assert "ffmpeg" not in r.stderr and "Traceback" not in r.stderr and len(r.stderr.splitlines()) <= 2
+
+
+def test_closed_stdout_ends_quietly(tmp_path):
+    for i in range(24):  # three detector batches: the reader is gone long before the last
+        shutil.copy(EXAMPLES / "figure.png", tmp_path / f"figure{i:02d}.png")
+    proc = subprocess.Popen([posekit_exe(), "extract-pose", tmp_path, "--jsonl"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.read(20) == b'{"path":"' + str(tmp_path).encode()[:11]
+    proc.stdout.close()  # as `| head -c 20` does
+    assert proc.wait(timeout=600) == 1
+    assert proc.stderr.read() == b""
+
+
+def test_out_among_the_inputs_never_clobbers_and_reruns_skip_own_outputs(run_posekit, tmp_path):
+    ex = tmp_path / "examples"
+    shutil.copytree(EXAMPLES, ex)
+    hand_made = (ex / "figure_keypoints.json").read_bytes()
+    shutil.copy(ex / "figure.png", ex / "copy.png")
+    shutil.copy(ex / "figure.png", ex / "copy_pose.png")  # a photo whose name is copy.png's skeleton
+    (ex / "._figure.png").write_bytes(b"macOS resource fork")  # hidden: never an input
+
+    for run in range(2):
+        r = run_posekit("extract-pose", ex, "--out", ex, "--jsonl")
+        assert r.returncode == 1, r.stderr
+        records = {rec["path"]: rec for rec in map(json.loads, r.stdout.splitlines())}
+        # the second run does not read astronaut_pose.png or copy_pose_pose.png (written by the first)
+        assert sorted(records) == [str(ex / n) for n in ("astronaut.png", "copy.png", "copy_pose.png", "figure.png")]
+        assert records[str(ex / "figure.png")]["error"] == (
+            f"{ex}/figure_keypoints.json: exists and posekit did not write it; "
+            "not replacing it (move it or pass another --out folder)")
+        assert records[str(ex / "copy.png")]["error"] == (
+            f"{ex}/copy_pose.png: is an input; not writing over it (pass another --out folder)")
+        assert "error" not in records[str(ex / "astronaut.png")] and "error" not in records[str(ex / "copy_pose.png")]
+        assert (ex / "figure_keypoints.json").read_bytes() == hand_made
+        assert (ex / "copy_pose.png").read_bytes() == (ex / "figure.png").read_bytes()
+        assert (ex / "astronaut_pose.png").exists() and (ex / "copy_pose_pose.png").exists()
+        assert not (ex / "figure_pose.png").exists() and not (ex / "astronaut_pose_pose.png").exists()
