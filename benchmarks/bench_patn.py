@@ -11,7 +11,7 @@ Measures:
      the full config (batch 7, no VGG) and the small CPU config (64x32, ngf 16, 3 blocks, batch 8),
      taken as (time of a 2k-iteration run - time of a k-iteration run) / k, so set-up and the
      held-out evaluation cancel out;
-  3. with --proof: `posekit train-gan --dataset synthetic --image-size 64x32 --ngf 16 --blocks 3
+  3. with --proof: `posekit train-gan --dataset synthetic --size 32x64 --ngf 16 --blocks 3
      --batch-size 8 --iters 600 --perceptual-weight 0`, its wall time and metrics.json, and the
      held-out metrics of every checkpoint (the learning curve).
 """
@@ -66,8 +66,8 @@ def training_iterations_per_s(height, width, ngf, blocks, batch, k: int) -> floa
 
 def proof(threads: int) -> dict:
     out = Path(tempfile.mkdtemp()) / "proof"
-    cmd = [str(Path(sys.executable).parent / "posekit"), "train-gan", "--dataset", "synthetic", "--image-size",
-           "64x32", "--ngf", "16", "--blocks", "3", "--batch-size", "8", "--iters", "600",
+    cmd = [str(Path(sys.executable).parent / "posekit"), "train-gan", "--dataset", "synthetic", "--size",
+           "32x64", "--ngf", "16", "--blocks", "3", "--batch-size", "8", "--iters", "600",
            "--perceptual-weight", "0", "--checkpoint-every", "100", "--workers", "0", "--out", str(out)]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)}, stdout=subprocess.DEVNULL)

@@ -24,21 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from posekit.checks import FPS, check_finite
 from posekit.errors import PosekitError, UsageError
 
 MAX_SIDE = 1024  # photos are scaled down to this long side before the method runs
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """'128x160' -> (128, 160); None stays None."""
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: use WIDTHxHEIGHT, e.g. 256x256") from None
-    if w < 8 or h < 8 or w > 8192 or h > 8192:
-        raise UsageError(f"--size {text!r}: each side must be 8 to 8192 pixels")
-    return w, h
+# what animate writes into its --out folder, and all it ever replaces or removes there
+OUTPUT_FILES = ("sheet.png", "sheet.json", "animation.gif", "animation.webp", "animation.mp4")
+OUTPUT_FOLDERS = ("frames", "poses")  # of these, only the frame_* files
 
 
 def clip_name(source: str) -> str:
@@ -156,8 +148,7 @@ def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp"
     for f in formats:
         if f not in ANIMATION_FORMATS:
             raise UsageError(f"--format {f!r}: choose from {', '.join(ANIMATION_FORMATS)}")
-    if fps <= 0:
-        raise UsageError(f"--fps {fps}: must be above 0")
+    check_finite(fps, "--fps", *FPS)
     timer = Timer()
 
     status("detecting the source pose")
@@ -167,7 +158,8 @@ def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp"
         image, s = working_image(full)
         src_pose = src_pose.resized(image.shape[1], image.shape[0]) if s != 1.0 else src_pose
         h, w = image.shape[:2]
-        clip = [t.fitted(w, h) for t in load_poses(str(poses), frames=frames, device=device)]
+        clip = [t.fitted(w, h) for t in load_poses(str(poses), frames=frames, device=device,
+                                                   canvas=(full.shape[1], full.shape[0]))]  # no canvas: photo pixels
     if not clip:
         raise PosekitError(f"--poses {poses}: no poses found")
 
@@ -205,28 +197,59 @@ def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp"
 
 def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, columns: int | None,
                   tag: str, formats=("gif",)) -> dict:
-    """frames/, poses/, sheet.png, sheet.json and the animations; returns their paths."""
+    """frames/, poses/, sheet.png, sheet.json and the animations; returns their paths.
+
+    All of it is written into a hidden folder inside `out` and moved into place at the end
+    (`staged_outputs`), so a failure or Ctrl-C leaves the previous result (or nothing)."""
     from posekit.images import save_image
     from posekit.pose.formats import keypoints_json_name, write_openpose_json
     from posekit.pose.render import draw_skeleton
     from posekit.sheet import write_animation, write_sheet
 
+    out = Path(out)
     digits = max(3, len(str(len(images) - 1)))
-    written = set()
-    for i, (frame, pose) in enumerate(zip(images, poses)):
-        stem = f"frame_{i:0{digits}d}"
-        written |= {save_image(frame, out / "frames" / f"{stem}.png"),
-                    write_openpose_json([pose] if len(pose) else [], out / "poses" / keypoints_json_name(stem), size=pose.size),
-                    save_image(draw_skeleton(pose), out / "poses" / f"{stem}.png")}
-    # frames of an earlier, longer run into the same folder would pass for this run's (evaluate!)
-    for old in [*(out / "frames").glob("frame_*.png"), *(out / "poses").glob("frame_*")]:
-        if old not in written:
-            old.unlink()
-    sheet, sheet_json = write_sheet(images, out / "sheet.png", out / "sheet.json", columns=columns, fps=fps, tag=tag)
-    files = {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(sheet), "sheet_json": str(sheet_json)}
-    for f in formats:
-        files[f] = str(write_animation(images, out / f"animation.{f}", fps=fps))
-    return files
+    with staged_outputs(out) as stage:
+        for i, (frame, pose) in enumerate(zip(images, poses)):
+            stem = f"frame_{i:0{digits}d}"
+            save_image(frame, stage / "frames" / f"{stem}.png")
+            write_openpose_json([pose] if len(pose) else [], stage / "poses" / keypoints_json_name(stem), size=pose.size)
+            save_image(draw_skeleton(pose), stage / "poses" / f"{stem}.png")
+        write_sheet(images, stage / "sheet.png", stage / "sheet.json", columns=columns, fps=fps, tag=tag)
+        for f in formats:
+            write_animation(images, stage / f"animation.{f}", fps=fps)
+    return {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(out / "sheet.png"),
+            "sheet_json": str(out / "sheet.json"), **{f: str(out / f"animation.{f}") for f in formats}}
+
+
+@contextmanager
+def staged_outputs(out: Path):
+    """Yield an empty hidden folder inside `out` to write a run's outputs into. When the block
+    ends well they replace the previous run's: each file is moved onto its name, and the
+    previous outputs this run did not write again (a longer run's frames, an animation.webp not
+    asked for this time) are removed; other files in `out` are left alone. When it fails, `out`
+    is as it was (and not left behind empty if this made it)."""
+    import os
+    import shutil
+    import tempfile
+
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
+    try:
+        yield stage
+        new = {p.relative_to(stage) for p in stage.rglob("*") if p.is_file()}
+        for folder in OUTPUT_FOLDERS:
+            (out / folder).mkdir(exist_ok=True)
+        for rel in sorted(new):
+            os.replace(stage / rel, out / rel)
+        previous = [out / f for f in OUTPUT_FILES] + [p for d in OUTPUT_FOLDERS for p in (out / d).glob("frame_*")]
+        for p in previous:
+            if p.relative_to(out) not in new and (p.is_file() or p.is_symlink()):
+                p.unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if made and not any(out.iterdir()):
+            out.rmdir()
 
 
 # -- evaluate ------------------------------------------------------------------------------
@@ -236,8 +259,10 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
     and, with `reference`, against the image of the same stem there.
 
     Returns {"frames": [{"frame", "pck", "ssim", "mask_ssim"}...], "overall": {...}, "alpha",
-    "failed": [{"frame", "error"}...]}; a frame that cannot be scored is reported, the others
-    are still scored."""
+    "count", "failed": [{"frame", "error"}...]}: `frames` has every frame that was scored (pck None
+    where its target has no keypoint inside the frame or no torso), `count` how many have a PCK (what
+    the overall PCK averages), `failed` the frames that could not be scored (no or empty pose file,
+    unreadable image, a size that is not its pose's canvas), which the others do not stop."""
     from posekit.console import warn
     from posekit.images import IMAGE_SUFFIXES, load_image
     from posekit.pose.formats import keypoints_json_name, read_openpose_json
@@ -266,7 +291,10 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
             people = read_openpose_json(pose_file, size=(w, h))
             if not people:
                 raise PosekitError(f"{pose_file}: no person in the file")
-            target = people[0] if people[0].size == (w, h) else people[0].resized(w, h)
+            target = people[0]
+            if target.size != (w, h):
+                raise PosekitError(f"{path.name}: the frame is {w}x{h}, but its target pose {pose_file.name} is "
+                                   f"on a {target.width}x{target.height} canvas; score frames at the size they were made")
             ref = None
             if reference is not None:
                 if path.stem not in refs:
@@ -285,7 +313,7 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
 
     if not images:
         raise PosekitError(f"{frames_dir}: none of its {len(paths)} images could be scored "
-                           f"(each needs {poses_dir}/<frame name>_keypoints.json)")
+                           f"(the first: {failed[0]['error']})")
     scores = pose_fidelity(images, targets, alpha=alpha, detector=detector)
     rows = []
     for name, image, target, ref, score in zip(names, images, targets, references, scores):
@@ -298,7 +326,8 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
     overall = {"pck": mean(r["pck"] for r in rows)}
     if reference is not None:
         overall.update(ssim=mean(r.get("ssim") for r in rows), mask_ssim=mean(r.get("mask_ssim") for r in rows))
-    return {"frames": rows, "overall": overall, "alpha": alpha, "count": len(rows), "failed": failed}
+    count = sum(r["pck"] is not None for r in rows)
+    return {"frames": rows, "overall": overall, "alpha": alpha, "count": count, "failed": failed}
 
 
 def format_table(report: dict) -> str:
@@ -313,6 +342,8 @@ def format_table(report: dict) -> str:
     for r in report["frames"]:
         lines.append(f"{r['frame']:<{width}}" + "".join(" " + cell(r.get(c)) for c in cols))
     lines.append(f"{'overall':<{width}}" + "".join(" " + cell(report["overall"][c]) for c in cols))
+    unmeasured = len(report["frames"]) - report["count"]
     lines.append(f"PCK@{report['alpha']:g} of the torso size over {report['count']} frames"
+                 + (f" ({unmeasured} more without a measurable target pose: -)" if unmeasured else "")
                  + (f"; {len(report['failed'])} could not be scored" if report["failed"] else ""))
     return "\n".join(lines)

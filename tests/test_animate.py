@@ -23,7 +23,7 @@ def walk_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("walk")
     proc = subprocess.run([posekit_exe(), "animate", str(FIGURE), "--poses", "walk", "--frames", "6",
                            "--out", str(out), "--columns", "3", "--fps", "8", "--format", "webp", "--json"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=1800)
     return out, proc
 
 
@@ -174,3 +174,17 @@ def test_animate_gan_frames_and_poses_in_the_models_frame(run_posekit, tmp_path)
     assert pose.size == (64, 128)
     x0, y0, x1, y1 = pose.bbox()
     assert 0 <= x0 and x1 <= 64 and 0 <= y0 and y1 <= 128 and y1 - y0 > 80  # the person fills the frame
+
+
+def test_a_rerun_leaves_no_stale_outputs_and_keeps_the_users_files(run_posekit, tmp_path):
+    out = tmp_path / "out"
+    (out / "frames").mkdir(parents=True)
+    for i in range(8):  # a longer run's frames, and a WebP this run does not ask for
+        (out / "frames" / f"frame_{i:03d}.png").write_bytes(b"old")
+    (out / "animation.webp").write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", out, "--no-evaluate")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frames", "notes.txt", "poses", "sheet.json", "sheet.png"]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
+    assert (out / "notes.txt").read_text() == "mine"

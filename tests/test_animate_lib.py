@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -59,3 +61,55 @@ def test_a_shorter_rerun_leaves_no_frames_of_the_longer_one(tmp_path):
         write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * n, [pose] * n, fps=12, columns=None, tag="t")
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
     assert len(list((tmp_path / "poses").glob("frame_*"))) == 4
+
+
+def snapshot(out):
+    return {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def previous_run(out):
+    """An out folder holding a longer run with a WebP, and files of the user's."""
+    for name in ("frames", "poses"):
+        (out / name).mkdir(parents=True)
+        for i in range(5):
+            (out / name / f"frame_{i:03d}.png").write_bytes(b"old")
+    for name in ("sheet.png", "sheet.json", "animation.gif", "animation.webp"):
+        (out / name).write_bytes(b"old")
+    (out / "notes.txt").write_text("mine")
+    (out / "frames" / "reference.jpg").write_text("mine too")
+    return snapshot(out)
+
+
+def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
+    from posekit.animate import write_outputs
+
+    before = previous_run(tmp_path)
+    pose = Pose.empty(16, 16)
+    write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["animation.gif", "frames", "notes.txt", "poses",
+                                                          "sheet.json", "sheet.png"]  # no webp, no staging left
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png", "reference.jpg"]
+    assert sorted(p.name for p in (tmp_path / "poses").iterdir()) == [
+        "frame_000.png", "frame_000_keypoints.json", "frame_001.png", "frame_001_keypoints.json"]
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "frames" / "reference.jpg").read_text() == "mine too"
+    assert (tmp_path / "sheet.png").read_bytes() != before[Path("sheet.png")]  # this run's
+
+
+def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatch):
+    import posekit.sheet
+    from posekit.animate import write_outputs
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C while the GIF is being written, after frames and sheet
+
+    monkeypatch.setattr(posekit.sheet, "write_animation", broken)
+    pose = Pose.empty(16, 16)
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 2
+    before = previous_run(tmp_path / "out")
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(tmp_path / "out", frames, [pose] * 2, fps=12, columns=None, tag="t")
+    assert snapshot(tmp_path / "out") == before and not list((tmp_path / "out").glob(".*"))
+    # into a folder that did not exist: nothing is left at all
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(tmp_path / "new", frames, [pose] * 2, fps=12, columns=None, tag="t")
+    assert not (tmp_path / "new").exists()

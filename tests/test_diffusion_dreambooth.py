@@ -135,6 +135,17 @@ def test_bad_input_is_named(sd, instances, tmp_path):
     assert not any((tmp_path / n).exists() for n in ("o1", "o2", "o3", "o4"))  # nothing half-made
 
 
+def test_a_run_that_fails_to_start_leaves_no_config(instances, tmp_path, run_posekit):
+    """A base model that does not load fails after the flags were parsed: no OUT/config.json (a
+    later run would take it for a run to --resume and compare its settings against)."""
+    (tmp_path / "not_a_model").mkdir()
+    out = tmp_path / "run"
+    proc = run_posekit("dreambooth", "--instance-dir", instances, "--instance-prompt", PROMPT, "--out", out,
+                       "--model", tmp_path / "not_a_model", "--resolution", "32", "--device", "cpu")
+    assert proc.returncode in (1, 2) and "not_a_model" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (out / "config.json").exists()
+
+
 def test_prompts_without_the_instance_token_warn(capsys):
     from posekit.methods.diffusion.dreambooth import Example, warn_about_prompts
 
@@ -197,3 +208,16 @@ def test_captions_override_the_prompt_and_unreadable_ones_are_named(tmp_path, as
     (tmp_path / "b.txt").write_bytes(b"\xff\xfe not utf-8 \xc3")
     with pytest.raises(PosekitError, match=r"b\.txt: cannot read this caption"):
         load_examples(tmp_path, "a photo of sks person", 64, "--instance-dir")
+
+
+def test_lora_with_the_text_encoder_trains_and_loads(sd, instances, tmp_path):
+    """`--lora --train-text-encoder`: the text encoder's adapters are trained and saved beside the
+    UNet's in one diffusers LoRA file, which --lora loads (this crashed with a ValueError when the
+    installed transformers wanted a newer peft than the one allowed)."""
+    from safetensors.torch import load_file
+
+    result = train(sd, instances, tmp_path / "lora_te", lora=True, train_text_encoder=True, steps=2,
+                   learning_rate=1e-2)
+    keys = list(load_file(result))
+    assert any(k.startswith("text_encoder.") for k in keys) and any(k.startswith("unet.") for k in keys)
+    assert np.abs(sample(sd) - sample(sd, lora=str(result))).max() > 1e-4

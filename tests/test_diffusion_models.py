@@ -108,3 +108,44 @@ def test_devices():
             resolve_device("cuda")
     with pytest.raises(UsageError, match="--device"):
         resolve_device("toaster")
+
+
+ATTN = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"  # 16 wide in the tiny UNet
+
+
+@pytest.mark.parametrize("weights, words", [
+    # diffusers' own LoRA layout, made for a wider model (as an SDXL LoRA is for SD 1.5)
+    ({f"unet.{ATTN}.lora_A.weight": torch.zeros(4, 40), f"unet.{ATTN}.lora_B.weight": torch.zeros(40, 4)},
+     rf"{ATTN}.lora_A is \[4, 40\] in the LoRA, \[4, 16\] in the model"),
+    ({"text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(4, 40),
+      "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(32, 4)},
+     "text encoder weights have other shapes"),
+    ({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4, 4)}, "cannot load it"),  # not a LoRA
+])
+def test_a_lora_that_does_not_fit_is_one_line_naming_the_flag(tiny, tmp_path, weights, words):
+    from safetensors.torch import save_file
+
+    from posekit.errors import ModelNotFoundError
+    from posekit.methods.diffusion.models import load_pipeline
+
+    sd, _ = tiny
+    save_file(weights, tmp_path / "lora.safetensors")
+    with pytest.raises(ModelNotFoundError, match=words) as e:
+        load_pipeline(str(sd), controlnet=None, lora=str(tmp_path / "lora.safetensors"), device="cpu")
+    assert str(e.value).startswith(f"--lora {tmp_path / 'lora.safetensors'}: ") and "\n" not in str(e.value)
+
+
+def test_cli_with_a_lora_of_another_model(tiny, tmp_path, run_posekit):
+    from safetensors.torch import save_file
+
+    from conftest import REPO
+
+    sd, _ = tiny
+    save_file({f"unet.{ATTN}.lora_A.weight": torch.zeros(4, 40), f"unet.{ATTN}.lora_B.weight": torch.zeros(40, 4)},
+              tmp_path / "lora.safetensors")
+    figure = REPO / "examples" / "figure_keypoints.json"
+    r = run_posekit("transfer", REPO / "examples" / "figure.png", "--source-pose", figure, "--pose", figure,
+                    "--method", "diffusion", "--model", sd, "--controlnet", "none",
+                    "--lora", tmp_path / "lora.safetensors", "--device", "cpu", "--out", tmp_path / "o.png")
+    assert r.returncode == 1 and not (tmp_path / "o.png").exists()
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--lora" in r.stderr and "does not fit" in r.stderr

@@ -86,3 +86,32 @@ def test_evaluate_with_no_matching_poses_is_an_error(frames_and_poses, run_posek
     proc = run_posekit("evaluate", frames_and_poses / "frames", "--poses", tmp_path, "--json")
     assert proc.returncode == 1 and proc.stdout == ""
     assert "none of its 4 images could be scored" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_evaluate_names_frames_of_another_size_and_counts_what_it_scored(frames_and_poses, run_posekit, tmp_path):
+    """A frame whose size is not its pose's canvas is reported, not silently rescaled; a target with
+    nothing inside the frame scores '-'; count, frames, failed and the table agree."""
+    from posekit.animate import format_table
+
+    out = frames_and_poses
+    frames, poses = tmp_path / "frames", tmp_path / "poses"
+    shutil.copytree(out / "frames", frames)
+    shutil.copytree(out / "poses", poses)
+    with Image.open(frames / "frame_001.png") as im:
+        im.resize((192, 256)).save(frames / "frame_001.png")
+    gone = read_openpose_json(poses / "frame_002_keypoints.json")[0]
+    write_openpose_json([gone.translate(2000, 0)], poses / "frame_002_keypoints.json")  # all outside the frame
+
+    proc = run_posekit("evaluate", frames, "--poses", poses, "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["failed"] == [{"frame": "frame_001.png", "error": report["failed"][0]["error"]}]
+    assert all(s in report["failed"][0]["error"] for s in ("frame_001.png", "192x256", "384x512"))
+    assert "192x256" in proc.stderr and "Traceback" not in proc.stderr
+    assert [(r["frame"], r["pck"] is None) for r in report["frames"]] == [
+        ("frame_000.png", False), ("frame_002.png", True), ("frame_003.png", False)]
+    assert report["count"] == 2
+    scored = [r["pck"] for r in report["frames"] if r["pck"] is not None]
+    assert report["overall"]["pck"] == pytest.approx(np.mean(scored))
+    assert format_table(report).splitlines()[-1] == (
+        "PCK@0.5 of the torso size over 2 frames (1 more without a measurable target pose: -); 1 could not be scored")

@@ -59,19 +59,21 @@ def test_body25_file_is_read_as_coco18(tmp_path):
     assert list(BODY25_TO_COCO18) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
 
 
-def test_canvas_from_file_keys_then_size_then_image_beside_then_keypoints(tmp_path):
+def test_canvas_from_file_keys_then_image_beside_then_size_then_keypoints(tmp_path):
     from PIL import Image
 
-    flat = person(200, 100, missing=()).to_openpose()
-    doc = {"people": [{"pose_keypoints_2d": flat}]}
+    pose = person(200, 100, missing=())
+    doc = {"people": [{"pose_keypoints_2d": pose.to_openpose()}]}
     path = tmp_path / "shot_keypoints.json"
     path.write_text(json.dumps(doc))
     inferred = read_openpose_json(path)[0]
     xy = inferred.keypoints[:, :2]
     assert inferred.width > xy[:, 0].max() and inferred.height > xy[:, 1].max()
-    assert read_openpose_json(path, size=(640, 480))[0].size == (640, 480)
-    Image.new("RGB", (222, 111)).save(tmp_path / "shot.jpg")
+    given = read_openpose_json(path, size=(640, 480))[0]
+    assert given.size == (640, 480) and np.array_equal(given.keypoints.ravel(), np.float32(pose.to_openpose()))
+    Image.new("RGB", (222, 111)).save(tmp_path / "shot.jpg")  # the image the keypoints were made from
     assert read_openpose_json(path)[0].size == (222, 111)
+    assert read_openpose_json(path, size=(640, 480))[0].size == (222, 111)
     path.write_text(json.dumps({**doc, "canvas_width": 512, "canvas_height": 768}))
     assert read_openpose_json(path, size=(640, 480))[0].size == (512, 768)
 

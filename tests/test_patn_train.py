@@ -26,7 +26,7 @@ def posekit_cmd(*args) -> list[str]:
     return [posekit_exe(), *map(str, args)]
 
 
-TINY = ["--dataset", "synthetic", "--image-size", "32x16", "--ngf", "4", "--blocks", "1", "--batch-size", "2",
+TINY = ["--dataset", "synthetic", "--size", "16x32", "--ngf", "4", "--blocks", "1", "--batch-size", "2",
         "--workers", "0", "--eval-pairs", "4"]
 
 
@@ -112,7 +112,7 @@ def test_vgg_weights_from_a_file_are_used(tiny_run):
     lines = [json.loads(l) for l in open(tiny_run / "log.jsonl")]
     assert lines[-1]["perceptual"] > 0
     config = json.loads((tiny_run / "config.json").read_text())
-    assert config["perceptual_weight"] == PRESETS["synthetic"].lambda_perceptual and config["generator"]["height"] == 32
+    assert config["perceptual_weight"] == PRESETS["synthetic"].lambda_perceptual and (config["generator"]["width"], config["generator"]["height"]) == (16, 32)  # --size WxH
 
 
 def test_missing_vgg_weights_stop_at_once_with_what_to_do(run_posekit, tmp_path):
@@ -186,7 +186,7 @@ def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):
     assert r.returncode == 2 and "deepfashion, market1501, synthetic" in r.stderr
     r = run_posekit("train-gan", "--dataset", "deepfashion", "--out", tmp_path / "b", "--perceptual-weight", "0")
     assert r.returncode == 2 and "--data-root" in r.stderr and "Traceback" not in r.stderr
-    r = run_posekit("train-gan", "--dataset", "synthetic", "--image-size", "30x16", "--out", tmp_path / "c")
+    r = run_posekit("train-gan", "--dataset", "synthetic", "--size", "16x30", "--out", tmp_path / "c")
     assert r.returncode == 2 and "multiples of 4" in r.stderr
 
 

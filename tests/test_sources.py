@@ -37,6 +37,7 @@ def test_openpose_json_folder_round_trip_in_natural_order(tmp_path):
     for i, pose in enumerate(clip):  # f_2 must come before f_10
         write_openpose_json([pose], tmp_path / f"f_{i}_keypoints.json")
     (tmp_path / "notes.txt").write_text("not a pose")
+    (tmp_path / "sheet.json").write_text('{"frames": {}, "meta": {}}')  # an animate folder's sprite sheet data
     back = load_poses(str(tmp_path))
     assert len(back) == 10 and back[0].size == (256, 256)
     assert np.allclose(stack(back), stack(clip), atol=1e-2)
@@ -124,6 +125,30 @@ def test_photo_and_video_sources_detect_the_person(tmp_path, astronaut):
     assert np.allclose(load_poses(str(photo))[0]["neck"], necks[0], atol=6)
 
 
+def test_pose_files_without_a_canvas_keep_their_pixels_on_the_photo(tmp_path):
+    """Standard OpenPose JSON states no canvas: its keypoints are pixels of the photo they go with,
+    kept exactly (not re-fitted from a canvas guessed from their extent); a stated canvas is fitted."""
+    from conftest import REPO
+    from posekit.animate import animate
+
+    pose = motion("jump", 1, 300, 400)[0].translate(30, 40)  # an extent no guess reproduces
+    (tmp_path / "plain").mkdir()
+    for name in ("plain/f_0.json", "plain.json"):
+        (tmp_path / name).write_text(json.dumps({"version": 1.3, "people": [{"pose_keypoints_2d": pose.to_openpose()}]}))
+    exact = np.float32(pose.to_openpose()).reshape(18, 3)
+    for source in ("plain", "plain.json"):
+        (got,) = load_poses(str(tmp_path / source), canvas=(384, 512))
+        assert got.size == (384, 512) and np.array_equal(got.keypoints, exact)
+        assert load_poses(str(tmp_path / source))[0].size != (384, 512)  # no photo: inferred
+    write_openpose_json([pose], tmp_path / "stated.json")  # canvas 300x400: fitted by the caller
+    assert load_poses(str(tmp_path / "stated.json"), canvas=(384, 512))[0].size == (300, 400)
+
+    summary = animate(REPO / "examples" / "figure.png", str(tmp_path / "plain"), tmp_path / "out",
+                      retarget=False, evaluate=False, formats=())
+    written = read_openpose_json(tmp_path / "out" / "poses" / "frame_000_keypoints.json")[0]
+    assert summary["size"] == [384, 512] and np.allclose(written.keypoints, exact, atol=1e-3)
+
+
 def test_source_pose_from_json_or_detection(tmp_path, astronaut):
     half = Pose(motion("idle", 1)[0].keypoints * np.float32([0.5, 0.5, 1.0]), 256, 256)
     write_openpose_json([half], tmp_path / "src.json")
@@ -144,7 +169,8 @@ def test_cli_poses_list(run_posekit):
     names = [line.split()[0] for line in r.stdout.splitlines()]
     assert {"walk", "run", "jump", "idle", "wave"} <= set(names)
     r = run_posekit("poses", "list", "--json")
-    assert {json.loads(line)["name"] for line in r.stdout.splitlines()} == set(names)
+    motions = json.loads(r.stdout)  # one JSON document, not JSON lines
+    assert [m["name"] for m in motions] == names and all(m["frames"] > 0 for m in motions)
 
 
 def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path):

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from posekit.commands import method_flags as flags
+from posekit.checks import FPS, check_out, finite, parse_size
 
 
 def animate(
@@ -17,7 +18,7 @@ def animate(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion."),
     frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Resample the clip to N frames."),
-    fps: float = typer.Option(12.0, "--fps", help="Playback speed (GIF, sheet.json durations)."),
+    fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed, 0.1 to 120 (GIF, sheet.json durations; a GIF shows at most 50)."),
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="Frames per row of sheet.png (default: one row up to 8 frames)."),
     size: Optional[str] = typer.Option(None, "--size", help="Frame size WxH (frames are scaled to fit and padded)."),
     retarget: bool = typer.Option(True, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
@@ -51,11 +52,13 @@ def animate(
     from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
-    from posekit.animate import animate as run, parse_size
+    from posekit.animate import animate as run
     from posekit.methods import method_options
     from posekit.methods import METHODS
     from posekit.errors import UsageError
 
+    check_out(out)
+    frame_size = parse_size(size)
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     if method == "warp":
@@ -71,7 +74,7 @@ def animate(
         given.update(sheet=True, columns=columns)
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
     summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
-                  size=parse_size(size), retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
+                  size=frame_size, retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
                   device=device, evaluate=evaluate, options=method_options(method, given),
                   status=lambda stage: info(f"{stage}..."))
     if as_json:
@@ -90,7 +93,7 @@ def evaluate(
     frames_dir: Path = typer.Argument(..., help="Folder of generated frames (e.g. OUT/frames)."),
     poses: Path = typer.Option(..., "--poses", "-p", help="Folder of the target poses: <frame stem>_keypoints.json (e.g. OUT/poses)."),
     reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Folder of ground-truth images with the frames' names: adds SSIM and mask-SSIM."),
-    alpha: float = typer.Option(0.5, "--alpha", min=0.0, help="PCK threshold as a fraction of the torso size."),
+    alpha: float = typer.Option(0.5, "--alpha", callback=finite(0.01, 10.0), help="PCK threshold, 0.01 to 10, as a fraction of the torso size."),
     as_json: bool = typer.Option(False, "--json", help="Print per-frame and overall scores as one JSON object on stdout."),
 ):
     """Score generated frames: pose fidelity (PCK vs the target poses) and, with --reference, SSIM.

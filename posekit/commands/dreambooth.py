@@ -7,6 +7,9 @@ from typing import Optional
 
 import typer
 
+from posekit.checks import LEARNING_RATE, LOSS_WEIGHT, check_out, finite
+from posekit.device import check_device
+
 
 def dreambooth(
     instance_dir: Path = typer.Option(..., "--instance-dir", help="Folder of images of the subject (any size; NAME.txt beside an image overrides its prompt)."),
@@ -18,13 +21,13 @@ def dreambooth(
     with_prior_preservation: bool = typer.Option(False, "--with-prior-preservation", help="Also train on class images of the base model (keeps the class from drifting)."),
     class_dir: Optional[Path] = typer.Option(None, "--class-dir", help="Class images; generated with the base model when it holds fewer than --num-class-images."),
     num_class_images: int = typer.Option(100, "--num-class-images", min=1, help="Class images to use (and generate when missing)."),
-    prior_loss_weight: float = typer.Option(1.0, "--prior-loss-weight", min=0.0, help="Weight of the class images' loss."),
+    prior_loss_weight: float = typer.Option(1.0, "--prior-loss-weight", callback=finite(*LOSS_WEIGHT), help="Weight of the class images' loss."),
     lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (peft) instead of the whole UNet."),
     rank: int = typer.Option(4, "--rank", min=1, help="LoRA rank."),
     train_text_encoder: bool = typer.Option(False, "--train-text-encoder", help="Train the text encoder too."),
     resolution: int = typer.Option(512, "--resolution", min=8, help="Training size (images are fitted whole and padded to a square)."),
     steps: int = typer.Option(800, "--steps", min=1, help="Optimizer steps."),
-    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", help="Default 1e-4 with --lora, else 5e-6 (2e-6 with --train-text-encoder)."),
+    learning_rate: Optional[float] = typer.Option(None, "--learning-rate", "--lr", callback=finite(*LEARNING_RATE), help="Default 1e-4 with --lora, else 5e-6 (2e-6 with --train-text-encoder)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Instance images per step and process."),
     gradient_accumulation: int = typer.Option(1, "--gradient-accumulation", min=1, help="Micro-batches per optimizer step."),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Trade compute for memory."),
@@ -36,12 +39,13 @@ def dreambooth(
     validation_prompt: Optional[str] = typer.Option(None, "--validation-prompt", help="Sample this prompt into OUT/validation/ during training."),
     validation_steps: int = typer.Option(100, "--validation-steps", min=1, help="Steps between validation samples."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu (several GPUs: run under `accelerate launch`)."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu (several GPUs: run under `accelerate launch`)."),
 ):
     """Fine-tune Stable Diffusion on a few images of one subject or style (DreamBooth)."""
     from posekit.console import quiet_libraries
     from posekit.errors import UsageError
 
+    check_out(out)
     quiet_libraries()
     if mixed_precision not in ("no", "fp16", "bf16"):
         raise UsageError(f"--mixed-precision {mixed_precision!r}: choose no, fp16 or bf16")

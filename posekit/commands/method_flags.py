@@ -6,10 +6,12 @@ Use as defaults: `checkpoint: Optional[str] = CHECKPOINT`. Which method takes wh
 
 from __future__ import annotations
 
-
 import typer
 
-DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda[:N].")
+from posekit.checks import finite
+from posekit.device import check_device
+
+DEVICE = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps.")
 SOURCE_POSE = typer.Option(None, "--source-pose", help="OpenPose JSON of the photo's pose (else detected).")
 # warp
 BACKGROUND = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb.")
@@ -24,8 +26,8 @@ CONTROLNET = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet
 LORA = typer.Option(None, "--lora", help="[diffusion] LoRA weights file or folder.")
 PROMPT = typer.Option("", "--prompt", help="[diffusion] Text prompt.")
 NEGATIVE_PROMPT = typer.Option("", "--negative-prompt", help="[diffusion] Negative prompt.")
-STRENGTH = typer.Option(0.75, "--strength", min=0.0, max=1.0, help="[diffusion] img2img strength.")
+STRENGTH = typer.Option(0.75, "--strength", callback=finite(0.0, 1.0), help="[diffusion] img2img strength (0 to 1).")
 STEPS = typer.Option(30, "--steps", min=1, help="[diffusion] Denoising steps.")
-GUIDANCE = typer.Option(7.5, "--guidance", help="[diffusion] Classifier-free guidance scale.")
-CONTROLNET_SCALE = typer.Option(1.0, "--controlnet-scale", help="[diffusion] ControlNet conditioning scale.")
+GUIDANCE = typer.Option(7.5, "--guidance", callback=finite(0.0, 50.0), help="[diffusion] Classifier-free guidance scale (0 to 50).")
+CONTROLNET_SCALE = typer.Option(1.0, "--controlnet-scale", callback=finite(0.0, 5.0), help="[diffusion] ControlNet conditioning scale (0 to 5).")
 INIT = typer.Option("source", "--init", help="[diffusion] img2img start: source | warp.")

@@ -8,13 +8,14 @@ from typing import Optional
 import typer
 
 from posekit.commands import method_flags as flags
+from posekit.checks import check_out
 
 
 def transfer(
     source: Path = typer.Argument(..., help="Photo of the person to move."),
     pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable."),
     out: Path = typer.Option(..., "--out", "-o", help="Output image (one target) or folder (several targets)."),
-    method: str = typer.Option("diffusion", "--method", "-m", help="warp | gan | diffusion."),
+    method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion."),
     source_pose: Optional[Path] = flags.SOURCE_POSE,
     device: str = flags.DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same image)."),
@@ -42,6 +43,8 @@ def transfer(
     from posekit.errors import UsageError
     from posekit.images import load_image, save_image
 
+    one_file = bool(out.suffix) and not out.is_dir()  # else a folder of 000.png, 001.png, ...
+    check_out(out, file=one_file)
     quiet_libraries()
     from posekit.methods import load_method, method_options
     from posekit.pose.sources import load_poses, source_pose_of
@@ -51,16 +54,16 @@ def transfer(
     h, w = image.shape[:2]
     targets = []
     for p in pose:
-        targets += [t.fitted(w, h) for t in load_poses(p, device=device)]
+        targets += [t.fitted(w, h) for t in load_poses(p, device=device, canvas=(w, h))]  # no canvas: photo pixels
     if not targets:
         raise UsageError("--pose: no target poses found")
-    if len(targets) > 1 and out.suffix:
+    if len(targets) > 1 and one_file:
         raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
 
     given = dict(locals())
     frames = load_method(method, image, src_pose, **method_options(method, given))(targets)
 
-    paths = [out] if len(targets) == 1 and out.suffix else [out / f"{i:03d}.png" for i in range(len(frames))]
+    paths = [out] if len(targets) == 1 and one_file else [out / f"{i:03d}.png" for i in range(len(frames))]
     for frame, path in zip(frames, paths):
         save_image(frame, path)
     info(f"wrote {paths[0] if len(paths) == 1 else f'{len(paths)} images to {out}'}")

@@ -40,10 +40,11 @@ def keypoints_json_name(stem: str) -> str:
 def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = None) -> list[Pose]:
     """Read every person of an OpenPose keypoint JSON file as COCO-18 Poses.
 
-    The canvas is, in order of preference: the file's canvas_width/canvas_height, `size=(w, h)`,
-    the size of an image with the same stem beside the file (`photo.jpg` for
-    `photo_keypoints.json`), or else inferred from the keypoints (their extent plus a margin).
-    Coordinates that are all within 0..1 are taken as normalised to the canvas.
+    The canvas is, in order of preference: the file's canvas_width/canvas_height, the size of an
+    image with the same stem beside the file (`photo.jpg` for `photo_keypoints.json`: the image
+    the keypoints were made from), `size=(w, h)` (the image the caller knows they belong to; the
+    coordinates are kept as they are), or else inferred from the keypoints (their extent plus a
+    margin). Coordinates that are all within 0..1 are taken as normalised to the canvas.
     """
     path = Path(path)
     data = _load_json(path)
@@ -100,8 +101,6 @@ def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[
     w, h = data.get("canvas_width"), data.get("canvas_height")
     if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
         return int(w), int(h)
-    if size is not None:
-        return int(size[0]), int(size[1])
     image = _image_beside(path)
     if image is not None:
         from PIL import Image
@@ -111,6 +110,8 @@ def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[
                 return im.size
         except OSError:
             pass
+    if size is not None:
+        return int(size[0]), int(size[1])
     return _inferred_canvas(arrays)
 
 

@@ -9,7 +9,8 @@
 - a video: the pose detected in every frame, or parsed back when the video shows rendered
   skeletons (as DWPose / Animate Anyone style pipelines write them);
 - a folder of any of those files, read in natural order (frame_2 before frame_10): keypoint
-  JSON files if it has any, else its images (each one a skeleton or a photo).
+  JSON files if it has any (only the `*_keypoints.json` ones when it has those), else its
+  images (each one a skeleton or a photo).
 One frame holds one person: the largest one in that file or image. Frames where nobody is found
 are skipped with a warning. Every pose keeps its own canvas (the file's or the image's size).
 
@@ -34,9 +35,12 @@ _DETECT_BATCH = 16
 
 
 def load_poses(source: str, frames: int | None = None, device: str = "auto",
-               size: tuple[int, int] | None = None) -> list[Pose]:
+               size: tuple[int, int] | None = None, canvas: tuple[int, int] | None = None) -> list[Pose]:
     """The clip that `source` names (see the module docstring), resampled to `frames` if given.
-    `size=(w, h)` is the canvas for built-in motions (default 512 x 512)."""
+    `size=(w, h)` is the canvas for built-in motions (default 512 x 512). `canvas=(w, h)` is the
+    canvas of OpenPose files that state none (and have no image beside them): standard OpenPose
+    JSON is in the pixels of the photo it goes with, so `transfer`/`animate` pass the photo's size
+    and its coordinates are kept exactly; without it the canvas is inferred from the keypoints."""
     from posekit.pose.motions import MOTIONS, motion
 
     if frames is not None and frames < 1:
@@ -49,13 +53,13 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
     path = Path(source)
     if not path.exists():
         raise PosekitError(f"{source}: not a built-in motion ({', '.join(MOTIONS)}), nor an existing file or folder")
-    clip = _from_folder(path, device) if path.is_dir() else _from_file(path, device)
+    clip = _from_folder(path, device, canvas) if path.is_dir() else _from_file(path, device, canvas)
     if not clip:
         raise PosekitError(f"{source}: no person found in any frame")
     return resample(clip, frames) if frames is not None else clip
 
 
-def _from_file(path: Path, device: str) -> list[Pose]:
+def _from_file(path: Path, device: str, canvas=None) -> list[Pose]:
     from posekit.pose.formats import read_jsonl, read_openpose_json
 
     suffix = path.suffix.lower()
@@ -64,7 +68,7 @@ def _from_file(path: Path, device: str) -> list[Pose]:
         clip = [_largest(r["poses"]) for r in records if not r.get("error")]
         return _present(clip, [r.get("path", f"line {i + 1}") for i, r in enumerate(records) if not r.get("error")], path)
     if suffix == ".json":
-        return _present([_largest(read_openpose_json(path))], [path.name], path)
+        return _present([_largest(read_openpose_json(path, size=canvas))], [path.name], path)
     if suffix in VIDEO_SUFFIXES:
         return _from_video(path, device)
     if suffix in IMAGE_SUFFIXES:
@@ -73,13 +77,14 @@ def _from_file(path: Path, device: str) -> list[Pose]:
                        "from extract-pose, a skeleton image, a photo, a video or a folder of them)")
 
 
-def _from_folder(folder: Path, device: str) -> list[Pose]:
+def _from_folder(folder: Path, device: str, canvas=None) -> list[Pose]:
     from posekit.pose.formats import read_openpose_json
 
     files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key)
     jsons = [p for p in files if p.suffix.lower() == ".json"]
+    jsons = [p for p in jsons if p.name.endswith("_keypoints.json")] or jsons  # not a sheet.json beside them
     if jsons:
-        return _present([_largest(read_openpose_json(p)) for p in jsons], [p.name for p in jsons], folder)
+        return _present([_largest(read_openpose_json(p, size=canvas)) for p in jsons], [p.name for p in jsons], folder)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
         return _present(_from_images(images, device), [p.name for p in images], folder)

@@ -274,9 +274,6 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
     if main:
         warn_about_prompts(instance_prompt, class_prompt if with_prior_preservation else None, validation_prompt,
                            instances)
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(config, out / "config.json")
 
     # the base model once: its components are what we train, its scheduler samples validations
     base = load_pipeline(model, model_config, controlnet=None, img2img=False, device=accelerator.device,
@@ -347,6 +344,9 @@ def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAU
         elif main:
             warn(f"--resume: no checkpoint in {out}; starting from step 0")
 
+    if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(config, out / "config.json")
     total_batch = batch_size * accelerator.num_processes * gradient_accumulation
     say(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
          f"{steps} steps of {total_batch} ({'LoRA rank ' + str(rank) if lora else 'full fine-tune'}, lr {lr:g}) "

@@ -17,12 +17,13 @@ processor on torch 2), everything else in float32 (CPU half precision is slow an
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
 
 from posekit.device import resolve_device
-from posekit.errors import ModelNotFoundError
+from posekit.errors import ModelNotFoundError, PosekitError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
@@ -170,4 +171,21 @@ def add_lora(pipe, lora: str) -> None:
         load = lambda name, **kw: pipe.load_lora_weights(str(path.parent), weight_name=path.name, **kw)  # noqa: E731
     else:
         load = pipe.load_lora_weights
-    from_hub_or_path(load, lora, "--lora")
+    try:
+        from_hub_or_path(load, lora, "--lora")
+    except (PosekitError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as e:  # diffusers, peft and transformers raise a zoo for a LoRA of another model
+        raise ModelNotFoundError(f"--lora {lora}: does not fit this model ({_lora_mismatch(e)}); "
+                                 "pass a LoRA trained for this --model (an SD 1.x LoRA for SD 1.x)") from None
+
+
+def _lora_mismatch(e: Exception) -> str:
+    """The first shape that differs, from torch's load_state_dict message, when it says so."""
+    m = re.search(r"size mismatch for (\S+?)(?:\.default\w*)?\.weight: copying a param with shape torch.Size"
+                  r"\((\[.*?\])\) from checkpoint, the shape in current model is torch.Size\((\[.*?\])\)", str(e))
+    if m:
+        return f"{m[1]} is {m[2]} in the LoRA, {m[3]} in the model"
+    if "mismatched_sizes" in str(e):  # transformers (the text encoder) only prints its report
+        return "its text encoder weights have other shapes"
+    return f"{type(e).__name__}: {_first_line(e)}"

@@ -205,7 +205,7 @@ def datasets(name: str, data_root: str | Path | None, height: int, width: int, s
     if (height, width) != (p.height, p.width):
         from posekit.errors import UsageError
 
-        raise UsageError(f"--image-size {height}x{width}: the {name} layout is {p.height}x{p.width}")
+        raise UsageError(f"--size {width}x{height}: the {name} layout is {p.width}x{p.height}")
     train, test = PairDataset(data_root, "train", p), PairDataset(data_root, "test", p)
     held_out = torch.utils.data.Subset(test, range(min(eval_pairs, len(test))))
     return train, held_out

@@ -309,7 +309,7 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
     c = config.resolved()
     p = preset(c.dataset)
     if c.image_height % 4 or c.image_width % 4:
-        raise UsageError(f"--image-size {c.image_height}x{c.image_width}: both sides must be multiples of 4")
+        raise UsageError(f"--size {c.image_width}x{c.image_height}: both sides must be multiples of 4")
     try:
         accelerator = Accelerator(mixed_precision=c.mixed_precision)
     except ValueError as e:

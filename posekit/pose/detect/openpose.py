@@ -110,8 +110,8 @@ def weights_path(model: str | None) -> Path:
     except Exception as e:  # offline, unknown repo, no such file: all mean the same to the user
         raise ModelNotFoundError(
             f"--model {model}: cannot get {WEIGHTS_NAME} from the Hugging Face hub "
-            f"({type(e).__name__}); download it (huggingface-cli download {model} {WEIGHTS_NAME}) "
-            "and pass --model PATH") from None
+            f"({type(e).__name__}); download it (hf download {model} {WEIGHTS_NAME} --local-dir DIR) "
+            "and pass --model DIR") from None
 
 
 class OpenPoseDetector:

@@ -1,0 +1,141 @@
+"""Flags every command shares the checks of: float ranges, --device, --out, --size. A bad value is
+one line naming the flag, exit status 2, before anything is written or loaded."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import typing
+
+import pytest
+import typer
+
+from conftest import REPO
+from posekit.cli import app
+from posekit.checks import check_finite, check_out, parse_size
+from posekit.device import check_device
+from posekit.errors import UsageError
+
+FIGURE = REPO / "examples" / "figure.png"
+
+
+def options(pick):
+    """(command words, option name) of every option of every command of the CLI for which
+    pick(annotation, option names) holds."""
+    def commands(typer_app, words):
+        for c in typer_app.registered_commands:
+            yield [*words, c.name or c.callback.__name__.replace("_", "-")], c.callback
+        for g in typer_app.registered_groups:
+            yield from commands(g.typer_instance, [*words, g.name])
+
+    found = []
+    for words, fn in commands(app, []):
+        hints = typing.get_type_hints(fn)
+        for name, param in inspect.signature(fn).parameters.items():
+            if isinstance(param.default, typer.models.OptionInfo) and pick(hints[name], param.default.param_decls):
+                found.append((words, param.default.param_decls[0]))
+    return found
+
+
+def assert_usage_error(proc, flag, cwd):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr and ".tmp" not in proc.stderr
+    assert list(cwd.iterdir()) == []  # nothing written
+
+
+FLOATS = options(lambda annotation, names: annotation in (float, typing.Optional[float]))
+
+
+def test_the_float_flags_are_all_found():
+    found = {(" ".join(words), flag) for words, flag in FLOATS}
+    assert {("animate", "--fps"), ("animate", "--guidance"), ("transfer", "--controlnet-scale"),
+            ("evaluate", "--alpha"), ("train-gan", "--lr"), ("dreambooth", "--learning-rate"),
+            ("prepare-dataset", "--test-fraction"), ("poses show", "--fps")} <= found
+
+
+@pytest.mark.parametrize("words, flag", FLOATS, ids=[" ".join(w) + " " + f for w, f in FLOATS])
+def test_every_float_flag_refuses_nan(run_posekit, tmp_path, words, flag):
+    assert_usage_error(run_posekit(*words, flag, "nan", cwd=tmp_path), flag, tmp_path)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e-9", "1000"])
+def test_animate_fps_refuses_what_no_writer_can_play(run_posekit, tmp_path, value):
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--out", "o", "--fps", value, cwd=tmp_path)
+    assert_usage_error(proc, "--fps", tmp_path)
+
+
+def test_check_finite_keeps_values_in_range():
+    assert check_finite(12.0, "--fps", 0.1, 120) == 12.0 and check_finite(0.0, "--x", 0.0) == 0.0
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(UsageError, match="^--x "):
+            check_finite(bad, "--x", 0.0, 1.0)
+
+
+DEVICES = options(lambda annotation, names: "--device" in names)
+
+
+def test_device_check():
+    for ok in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+        assert check_device(ok) == ok
+    for bad in ("foo", "cuda:", "cuda:x", "CPU", "gpu"):
+        with pytest.raises(UsageError, match="^--device"):
+            check_device(bad)
+
+
+@pytest.mark.parametrize("words, flag", DEVICES, ids=[" ".join(w) for w, _ in DEVICES])
+def test_every_device_flag_is_checked_when_parsed(run_posekit, tmp_path, words, flag):
+    """--method warp never resolves a device, so nothing later would notice a typo."""
+    assert_usage_error(run_posekit(*words, "--device", "cuda:x", cwd=tmp_path), "--device", tmp_path)
+
+
+@pytest.mark.parametrize("args", [
+    ["animate", FIGURE, "--poses", "walk"],
+    ["transfer", FIGURE, "--pose", "walk"],
+    ["train-gan", "--dataset", "synthetic"],
+    ["prepare-dataset", ".", "--dataset", "market1501"],
+    ["dreambooth", "--instance-dir", ".", "--instance-prompt", "sks"],
+], ids=lambda a: a[0])
+@pytest.mark.parametrize("out", ["taken", "taken/run", "taken/x.png"])
+def test_every_out_is_checked_before_the_work(run_posekit, tmp_path, args, out):
+    """A file where a folder is needed, or a file on the way: one line naming --out (not the
+    name of a temporary file), and nothing loaded, detected or written."""
+    (tmp_path / "taken").write_text("mine")
+    proc = run_posekit(*args, "--out", out, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and f"--out {out}: " in proc.stderr, proc.stderr
+    assert ".tmp" not in proc.stderr and "Traceback" not in proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"] and (tmp_path / "taken").read_text() == "mine"
+
+
+def test_check_out(tmp_path, monkeypatch):
+    (tmp_path / "file.png").write_text("x")
+    assert check_out(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert check_out(tmp_path / "file.png", file=True) == tmp_path / "file.png"
+    with pytest.raises(UsageError, match="is a folder"):
+        check_out(tmp_path, file=True)
+    with pytest.raises(UsageError, match="is a file"):
+        check_out(tmp_path / "file.png")
+    with pytest.raises(UsageError, match="^--checkpoint-dir .*file.png is a file"):
+        check_out(tmp_path / "file.png" / "a" / "b.png", flag="--checkpoint-dir", file=True)
+    # a read-only folder (faked: root may write anywhere)
+    monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(tmp_path))
+    with pytest.raises(UsageError, match="permission denied"):
+        check_out(tmp_path / "new" / "deeper")
+
+
+def test_one_size_parser_is_width_by_height():
+    assert parse_size("32x64") == (32, 64) and parse_size(None) is None
+    assert parse_size("16X32", multiple=4) == (16, 32)
+    with pytest.raises(UsageError, match="^--size '30x16': both sides must be multiples of 4"):
+        parse_size("30x16", multiple=4)
+    with pytest.raises(UsageError, match="^--image '4x8'"):
+        parse_size("4x8", flag="--image")
+
+
+def test_transfer_defaults_to_warp_offline(run_posekit, tmp_path):
+    """No model download: the default method needs none (HF_HUB_OFFLINE=1 here)."""
+    proc = run_posekit("transfer", FIGURE, "--pose", "wave", "--out", tmp_path / "moved")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "moved").glob("*.png"))) > 1
