@@ -1,8 +1,8 @@
 """Seconds per frame of `posekit animate`, by method, and where the time goes.
 
-Runs the whole pipeline (posekit.animate.animate: detection, retargeting, the method, writing
-frames/poses/sheet/GIF, pose-fidelity evaluation) on the examples the repo ships, and prints one
-table: per run, seconds per frame and each stage's share of the total.
+Runs the whole pipeline (posekit.pipeline.animate: the source photo and its pose, the target poses,
+retargeting, the method, writing frames/poses/sheet/GIF, pose-fidelity evaluation) on the examples
+the repo ships, and prints one table: per run, seconds per frame and each stage's share of the total.
 
     python benchmarks/bench_animate.py                    # warp + diffusion on the tiny model
     python benchmarks/bench_animate.py --sd15             # + SD 1.5 + ControlNet at 512 px (GPU, hub)
@@ -23,14 +23,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-STAGES = ("detection", "retargeting", "method", "writing", "evaluation")
+STAGES = ("source", "targets", "retargeting", "method", "writing", "evaluation")
 
 
 def runs(args, tmp: Path):
+    from posekit.methods.diffusion.method import DiffusionOptions
+    from posekit.methods.warp.method import WarpOptions
+
     fig, astro = REPO / "examples" / "figure.png", REPO / "examples" / "astronaut.png"
     yield "warp  figure 384x512 walk", dict(photo=fig, poses="walk", method="warp")
     yield "warp  astronaut 512x512 wave", dict(photo=astro, poses="wave", method="warp")
-    yield "warp  astronaut transparent", dict(photo=astro, poses="wave", method="warp", options=dict(background="transparent"))
+    yield "warp  astronaut transparent", dict(photo=astro, poses="wave", method="warp",
+                                              options=WarpOptions(background="transparent"))
     if not args.no_diffusion:
         from tiny_sd import make_tiny_controlnet, make_tiny_sd
 
@@ -43,15 +47,19 @@ def runs(args, tmp: Path):
         kw = dict(photo=small, poses="walk", method="diffusion", source_pose=REPO / "examples" / "figure_keypoints.json",
                   threads=1)
         opts = dict(model=str(sd), controlnet=str(cn), steps=10, strength=1.0, seed=0, device="cpu")
-        yield "diffusion tiny 192x256, per frame", dict(**kw, options=opts)
-        yield "diffusion tiny 192x256, --init warp", dict(**kw, options={**opts, "init": "warp"})
-        yield "diffusion tiny 192x256, --sheet", dict(**kw, options={**opts, "sheet": True})
+        yield "diffusion tiny 192x256, per frame", dict(**kw, options=DiffusionOptions(**opts))
+        yield "diffusion tiny 192x256, --init warp", dict(**kw, options=DiffusionOptions(**opts, init="warp"))
+        yield "diffusion tiny 192x256, --sheet", dict(**kw, options=DiffusionOptions(**opts, sheet=True))
     if args.sd15:
         opts = dict(steps=30, strength=0.75, seed=0, prompt="a photo of a person", device="auto")
-        yield "diffusion SD 1.5 + ControlNet 512 px", dict(photo=astro, poses="wave", method="diffusion", options=opts)
-        yield "diffusion SD 1.5 --sheet", dict(photo=astro, poses="wave", method="diffusion", options={**opts, "sheet": True})
+        yield "diffusion SD 1.5 + ControlNet 512 px", dict(photo=astro, poses="wave", method="diffusion",
+                                                         options=DiffusionOptions(**opts))
+        yield "diffusion SD 1.5 --sheet", dict(photo=astro, poses="wave", method="diffusion",
+                                             options=DiffusionOptions(**opts, sheet=True))
     if args.gan_checkpoint:
-        yield "gan (PATN)", dict(photo=fig, poses="walk", method="gan", options=dict(checkpoint=args.gan_checkpoint))
+        from posekit.methods.patn.method import PatnOptions
+
+        yield "gan (PATN)", dict(photo=fig, poses="walk", method="gan", options=PatnOptions(checkpoint=args.gan_checkpoint))
 
 
 def main():
@@ -70,7 +78,7 @@ def main():
     quiet_libraries()
     import torch
 
-    from posekit.animate import animate
+    from posekit.pipeline import animate
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch threads "
           f"{torch.get_num_threads()}, GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")

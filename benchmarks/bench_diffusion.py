@@ -54,10 +54,10 @@ def child_dreambooth(args) -> None:
 
     db.diffusion_loss = timed_loss
     with tempfile.TemporaryDirectory() as tmp:
-        db.train_dreambooth(args.instances, "a photo of sks person", Path(tmp) / "run", model=args.model,
-                            lora=args.lora, gradient_checkpointing=args.gc, resolution=args.resolution,
-                            steps=args.steps, checkpointing_steps=0, mixed_precision=args.mixed_precision,
-                            device="auto")
+        config = db.DreamBoothConfig(str(args.instances), "a photo of sks person", model=args.model, lora=args.lora,
+                                     gradient_checkpointing=args.gc, resolution=args.resolution, steps=args.steps,
+                                     checkpointing_steps=0, mixed_precision=args.mixed_precision, device="auto")
+        db.train_dreambooth(config, Path(tmp) / "run")
     step = statistics.median(np.diff(times[1:])) if len(times) > 2 else float("nan")
     out = {"s_per_step": step, "peak_rss_mb": rss_mb("VmHWM"), "train_rss_mb": rss_mb("VmHWM") - base["rss"]}
     if torch.cuda.is_available():
@@ -87,7 +87,7 @@ def bench_dreambooth(args, instances: Path) -> None:
 def bench_transfer(args) -> None:
     import torch
 
-    from posekit.methods.diffusion.transfer import DiffusionMethod
+    from posekit.methods.diffusion.method import DiffusionMethod, DiffusionOptions
     from posekit.pose.motions import motion
 
     size = args.transfer_size
@@ -97,8 +97,8 @@ def bench_transfer(args) -> None:
     print(f"\nTransfer, {size}x{size}, {args.transfer_steps} steps x strength 0.75, 4 frames")
     print(f"{'configuration':<34}{'s/image':>10}{'denoise it/s':>14}")
     for controlnet, sheet in ((None, False), (args.controlnet, False), (args.controlnet, True)):
-        m = DiffusionMethod(photo, clip[0], model=args.model, controlnet=controlnet or "none",
-                            steps=args.transfer_steps, strength=0.75, prompt="a photo of sks person", sheet=sheet)
+        m = DiffusionMethod(photo, clip[0], DiffusionOptions(model=args.model, controlnet=controlnet or "none",
+                            steps=args.transfer_steps, strength=0.75, prompt="a photo of sks person", sheet=sheet))
         m(clip[:1])  # warm-up
         if torch.cuda.is_available():
             torch.cuda.synchronize()

@@ -82,13 +82,14 @@ def curve(run: Path) -> list[tuple[int, dict]]:
 
     from posekit.methods.patn.data import datasets
     from posekit.methods.patn.model import load_generator_state
-    from posekit.methods.patn.train import checkpoints, evaluate
+    from posekit.methods.patn.train import evaluate
+    from posekit.training import checkpoints
 
     _, held_out = datasets("synthetic", None, 64, 32, eval_pairs=64)
     rows = []
-    for folder in checkpoints(run):
+    for step, folder in checkpoints(run):
         net = load_generator_state(load_file(str(folder / "netG.safetensors")))
-        rows.append((int(folder.name[5:]), evaluate(net, held_out, torch.device("cpu"))[0]))
+        rows.append((step, evaluate(net, held_out, torch.device("cpu"))[0]))
     return rows
 
 

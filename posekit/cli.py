@@ -13,7 +13,7 @@ import sys
 import typer
 
 from posekit import __version__
-from posekit.commands import animate, dreambooth, extract, gan, poses, transfer
+from posekit.commands import animate, dreambooth, evaluate, extract, gan, poses, transfer
 
 app = typer.Typer(
     name="posekit",
@@ -42,7 +42,7 @@ app.command("extract-pose")(extract.extract_pose)
 app.add_typer(poses.app, name="poses")
 app.command("animate")(animate.animate)
 app.command("transfer")(transfer.transfer)
-app.command("evaluate")(animate.evaluate)
+app.command("evaluate")(evaluate.evaluate)
 app.command("prepare-dataset")(gan.prepare_dataset)
 app.command("train-gan")(gan.train_gan)
 app.command("dreambooth")(dreambooth.dreambooth)

@@ -134,7 +134,7 @@ def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) ->
 
 
 def written_by_posekit(path: str | os.PathLike) -> bool:
-    """Whether `path` is a skeleton image that `extract-pose --out` or `poses show --out` wrote:
+    """Whether `path` is a skeleton image that posekit wrote (extract-pose, poses show, animate):
     <stem>_pose.png beside <stem>_keypoints.json."""
     from posekit.pose.formats import keypoints_json_name
 

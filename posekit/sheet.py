@@ -22,13 +22,13 @@ from posekit.images import atomic_path, save_image, to_rgb, write_json
 ANIMATION_FORMATS = ("gif", "webp", "mp4")
 
 
-def grid(n: int, columns: int | None = None) -> tuple[int, int]:
-    """(columns, rows) for n frames: `columns` if given, else one row up to 8 frames, else a
-    near-square grid."""
+def grid(n: int, columns: int | None = None, one_row_up_to: int = 8) -> tuple[int, int]:
+    """(columns, rows) for n frames: `columns` if given, else one row up to `one_row_up_to`
+    frames, else a near-square grid."""
     if n < 1:
         raise PosekitError("no frames to lay out")
     if columns is None:
-        columns = n if n <= 8 else math.ceil(math.sqrt(n))
+        columns = n if n <= one_row_up_to else math.ceil(math.sqrt(n))
     columns = max(1, min(int(columns), n))
     return columns, math.ceil(n / columns)
 

@@ -33,12 +33,12 @@ def test_animate_writes_every_output(walk_run):
     assert "Traceback" not in proc.stderr
     summary = json.loads(proc.stdout)  # stdout carries exactly one JSON object
     assert summary["frames"] == 6 and summary["size"] == [384, 512] and summary["method"] == "warp"
-    assert set(summary["seconds"]) == {"detection", "retargeting", "method", "writing", "evaluation"}
+    assert set(summary["seconds"]) == {"source", "targets", "retargeting", "method", "writing", "evaluation"}
     frames = sorted((out / "frames").glob("*.png"))
     assert [f.name for f in frames] == [f"frame_{i:03d}.png" for i in range(6)]
     for i in range(6):
         assert (out / "poses" / f"frame_{i:03d}_keypoints.json").is_file()
-        assert Image.open(out / "poses" / f"frame_{i:03d}.png").size == (384, 512)
+        assert Image.open(out / "poses" / f"frame_{i:03d}_pose.png").size == (384, 512)
     # sheet.png: 3 columns x 2 rows of 384x512 frames, the frames themselves
     sheet = np.asarray(Image.open(out / "sheet.png"))
     assert sheet.shape == (1024, 1152, 4)

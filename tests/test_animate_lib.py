@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posekit.animate import clip_name, in_frame, letterbox, parse_size
-from posekit.methods import method_options
+from posekit.checks import parse_size
 from posekit.errors import UsageError
+from posekit.pipeline import clip_name, letterbox
 from posekit.pose.pose import Pose
 
 
@@ -31,7 +31,7 @@ def test_in_frame_drops_points_off_the_canvas():
     xy = np.tile([10.0, 10.0], (18, 1))
     xy[3] = (-5, 10)
     xy[4] = (10, 120)
-    kept = in_frame(Pose.from_xy(xy, 100, 100))
+    kept = Pose.from_xy(xy, 100, 100).in_frame()
     assert len(kept) == 16 and not kept.visible[3] and not kept.visible[4]
 
 
@@ -46,15 +46,8 @@ def test_parse_size_and_clip_names(tmp_path):
     assert clip_name("moves.jsonl") == "moves"
 
 
-def test_method_options_pick_each_methods_flags():
-    flags = dict(background="#ffffff", seed=3, device="cpu", steps=4, checkpoint="run", sheet=True, columns=2)
-    assert method_options("warp", flags) == {"background": "#ffffff", "seed": 3}
-    assert method_options("gan", flags) == {"checkpoint": "run", "device": "cpu"}
-    assert method_options("diffusion", flags) == {"seed": 3, "device": "cpu", "steps": 4, "sheet": True, "columns": 2}
-
-
 def test_a_shorter_rerun_leaves_no_frames_of_the_longer_one(tmp_path):
-    from posekit.animate import write_outputs
+    from posekit.pipeline import write_outputs
 
     pose = Pose.empty(16, 16)
     for n in (5, 2):
@@ -81,7 +74,7 @@ def previous_run(out):
 
 
 def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
-    from posekit.animate import write_outputs
+    from posekit.pipeline import write_outputs
 
     before = previous_run(tmp_path)
     pose = Pose.empty(16, 16)
@@ -90,14 +83,14 @@ def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
                                                           "sheet.json", "sheet.png"]  # no webp, no staging left
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png", "reference.jpg"]
     assert sorted(p.name for p in (tmp_path / "poses").iterdir()) == [
-        "frame_000.png", "frame_000_keypoints.json", "frame_001.png", "frame_001_keypoints.json"]
+        "frame_000_keypoints.json", "frame_000_pose.png", "frame_001_keypoints.json", "frame_001_pose.png"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "frames" / "reference.jpg").read_text() == "mine too"
     assert (tmp_path / "sheet.png").read_bytes() != before[Path("sheet.png")]  # this run's
 
 
 def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatch):
     import posekit.sheet
-    from posekit.animate import write_outputs
+    from posekit.pipeline import write_outputs
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C while the GIF is being written, after frames and sheet

@@ -131,14 +131,14 @@ def test_openpose_batches_and_returns_pixel_poses(openpose, astronaut, blazepose
     assert sys.modules["mediapipe"] is mediapipe
     body_lib, _, _ = import_controlnet_aux_openpose()
     seen = []
-    replayed = openpose._body
+    group = openpose._aux.group
 
-    def recording(bgr):
-        result = replayed(bgr)
+    def recording(bgr, output):
+        result = group(bgr, output)
         seen.append((bgr, result))
         return result
 
-    monkeypatch.setattr(openpose, "_body", recording)
+    monkeypatch.setattr(openpose._aux, "group", recording)
     # tall narrow crops: the network sees 184 px rows, so narrow images keep it quick on a CPU
     images = [np.ascontiguousarray(astronaut[:, 150:278]), np.ascontiguousarray(astronaut[:, 280:400])]
     found = openpose.detect(images)
@@ -204,3 +204,86 @@ def test_unknown_detector_is_a_usage_error():
     assert DETECTORS == ("blazepose", "openpose")
     with pytest.raises(UsageError, match="blazepose, openpose"):
         load_detector("yolo")
+
+
+def test_every_detector_has_the_one_interface(blazepose, openpose):
+    from posekit.pose.detect import Detector
+
+    with load_detector("skeleton") as skeleton:
+        for detector in (blazepose, openpose, skeleton):
+            assert isinstance(detector, Detector)
+            assert callable(detector.detect) and callable(detector.close)
+
+
+def test_skeleton_detector_reads_rendered_skeletons_largest_first():
+    from posekit.pose.detect.skeleton import parse_skeleton
+    from posekit.pose.motions import motion
+    from posekit.pose.render import draw_skeleton
+
+    pose = motion("idle", 1, 512, 512)[0]
+    big, small = pose.scale(0.7, about=(60, 256)), pose.scale(0.4, about=(460, 256))
+    two = draw_skeleton([small, big])
+    with load_detector("skeleton", max_people=2) as detector:
+        found = detector.detect([draw_skeleton(pose), two, np.zeros((64, 64), np.uint8)])
+    assert [len(people) for people in found] == [1, 2, 0]  # a gray image holds no skeleton
+    for got, want in zip(found[1], (big, small)):
+        assert np.abs(got.keypoints[want.visible, :2] - want.keypoints[want.visible, :2]).max() < 2
+    (one,) = load_detector("skeleton").detect([two])[0]  # max_people 1: the largest
+    assert one.allclose(parse_skeleton(two)[0])
+
+
+def test_largest_first_drops_empty_poses():
+    from posekit.pose.detect import largest, largest_first
+
+    xy = np.full((18, 2), np.nan, np.float32)
+    xy[:3] = [(10, 10), (30, 40), (20, 50)]
+    wide = Pose.from_xy(xy, 100, 100)
+    narrow = wide.scale(0.5, about=(20, 30))
+    empty = Pose.empty(100, 100)
+    assert largest_first([narrow, empty, wide]) == [wide, narrow]
+    assert largest([empty]) is None and largest([narrow, wide]) is wide
+
+
+def test_lazy_detector_is_built_on_first_detect(monkeypatch):
+    import posekit.pose.detect as detect
+
+    lazy = load_detector("skeleton", lazy=True)
+    built = []
+    real = detect.load_detector
+    monkeypatch.setattr(detect, "load_detector", lambda *a, **k: built.append(a) or real(*a, **k))
+    assert built == []
+    blank = np.zeros((32, 32, 3), np.uint8)
+    assert lazy.detect([blank]) == [[]] and lazy.detect([blank, blank]) == [[], []]
+    assert len(built) == 1
+    lazy.close()
+
+
+def test_controlnet_aux_without_the_internals_is_one_line(monkeypatch):
+    """The adapter checks what it uses of controlnet_aux and names the installed version."""
+    from types import SimpleNamespace
+
+    import posekit.pose.detect.openpose as op
+
+    assert op.CONTROLNET_AUX_VERSIONS == ("0.0.9", "0.0.10")
+    monkeypatch.setattr(op, "_controlnet_aux_version", lambda: "0.0.11")
+    monkeypatch.setattr(op, "_openpose_modules", lambda: (SimpleNamespace(Body=object), None, SimpleNamespace(transfer=None)))
+    with pytest.raises(ModelNotFoundError) as error:
+        op.import_controlnet_aux_openpose()
+    message = str(error.value)
+    assert message.startswith("controlnet_aux 0.0.11: has no open_pose.model.bodypose_model, "
+                              "open_pose.util.smart_resize_k, open_pose.util.padRightDownCorner;")
+    assert message.endswith("pip install 'controlnet-aux>=0.0.9,<=0.0.10'") and "\n" not in message
+
+    def moved():
+        raise ImportError("No module named 'controlnet_aux.open_pose'\nsecond line")
+
+    monkeypatch.setattr(op, "_controlnet_aux_version", lambda: "0.0.10")
+    monkeypatch.setattr(op, "_openpose_modules", moved)
+    with pytest.raises(ModelNotFoundError) as error:
+        op.import_controlnet_aux_openpose()
+    assert str(error.value) == ("controlnet_aux 0.0.10: cannot import its OpenPose modules (ImportError: No module "
+                                "named 'controlnet_aux.open_pose'); posekit's openpose detector uses its internals "
+                                "as of 0.0.9 to 0.0.10: reinstall it")
+    monkeypatch.undo()
+    body, model, util = op.import_controlnet_aux_openpose()  # the installed one has all it needs
+    assert body.Body and model.bodypose_model and util.transfer

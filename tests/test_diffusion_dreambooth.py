@@ -38,11 +38,11 @@ def instances(tmp_path_factory, astronaut):
     return d
 
 
-def train(sd, instances, out, **kw):
-    from posekit.methods.diffusion.dreambooth import train_dreambooth
+def train(sd, instances, out, resume=False, **kw):
+    from posekit.methods.diffusion.dreambooth import DreamBoothConfig, train_dreambooth
 
     options = dict(model=str(sd), resolution=32, steps=2, checkpointing_steps=0, device="cpu", class_steps=2)
-    return train_dreambooth(instances, PROMPT, out, **{**options, **kw})
+    return train_dreambooth(DreamBoothConfig(instances, PROMPT, **{**options, **kw}), out, resume=resume)
 
 
 def sample(model, lora=None, seed=0) -> np.ndarray:
@@ -99,9 +99,14 @@ def test_full_finetune_with_prior_preservation_chains_as_model(sd, instances, tm
 
 
 def test_resume_continues_exactly_where_the_checkpoint_left_off(sd, instances, tmp_path):
+    import json
     import shutil
+    from dataclasses import asdict
 
     from safetensors.torch import load_file
+
+    from posekit.errors import UsageError
+    from posekit.methods.diffusion.dreambooth import DreamBoothConfig
 
     whole = train(sd, instances, tmp_path / "whole", steps=4, checkpointing_steps=2, learning_rate=1e-3)
     assert sorted(p.name for p in whole.glob("checkpoint-*")) == ["checkpoint-2"]
@@ -114,6 +119,65 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(sd, instances, t
     assert all(torch.equal(a[k], b[k]) for k in a)
     first = load_file(sd / "unet" / "diffusion_pytorch_model.safetensors")
     assert not all(torch.equal(a[k], first[k]) for k in a)  # and training did move the weights
+    # config.json is the resolved config; a resume may go on longer, but not with another setting
+    saved = json.loads((whole / "config.json").read_text())
+    assert saved == asdict(DreamBoothConfig(str(instances), PROMPT, model=str(sd), resolution=32, steps=4,
+                                            checkpointing_steps=2, learning_rate=1e-3, device="cpu", class_steps=2))
+    with pytest.raises(UsageError, match=r"^--resume: .* was trained with --learning-rate 0\.001, not 0\.01; "):
+        train(sd, instances, cut, steps=6, checkpointing_steps=2, learning_rate=1e-2, resume=True)
+
+
+def test_dreambooth_loss_weights_the_class_half_by_the_prior_loss_weight():
+    from posekit.methods.diffusion.dreambooth import dreambooth_loss
+
+    pred = torch.zeros(4, 4, 2, 2)
+    target = torch.cat([torch.full((2, 4, 2, 2), 1.0), torch.full((2, 4, 2, 2), 2.0)])  # instances, classes
+    assert dreambooth_loss(pred, target, 0.5).item() == pytest.approx(1 + 0.5 * 4)
+    assert dreambooth_loss(pred, target, 0.0).item() == pytest.approx(1)
+    assert dreambooth_loss(pred, target, 3.0).item() == pytest.approx(1 + 3 * 4)
+    assert dreambooth_loss(pred, target).item() == pytest.approx((1 + 4) / 2)  # no prior preservation: one mean
+
+
+def test_prior_loss_weight_reaches_the_update(sd, instances, tmp_path, astronaut):
+    """With --prior-loss-weight 0 the class images cannot change the weights (two different class
+    folders train to identical weights); with 1 they do."""
+    from safetensors.torch import load_file
+
+    folders = []
+    for name, image in (("gray", np.full((64, 64, 3), 128, np.uint8)), ("astronaut", astronaut)):
+        folders.append(tmp_path / name)
+        folders[-1].mkdir()
+        for k in range(2):
+            Image.fromarray(np.ascontiguousarray(np.rot90(image, k))).save(folders[-1] / f"class-{k}.png")
+
+    def unet_after(weight, class_dir):
+        out = train(sd, instances, tmp_path / f"{class_dir.name}-{weight}", steps=1, learning_rate=1e-2,
+                    class_prompt="a photo of a person", with_prior_preservation=True, class_dir=class_dir,
+                    num_class_images=2, prior_loss_weight=weight)
+        return load_file(out / "unet" / "diffusion_pytorch_model.safetensors")
+
+    a, b = unet_after(0.0, folders[0]), unet_after(0.0, folders[1])
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c, d = unet_after(1.0, folders[0]), unet_after(1.0, folders[1])
+    assert not all(torch.equal(c[k], d[k]) for k in c)
+
+
+def test_every_dreambooth_flag_is_a_config_field_with_its_default():
+    """The CLI fills DreamBoothConfig from its parameters by name: a flag renamed on one side only,
+    or a default changed on one side only, fails here."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from posekit.commands.dreambooth import dreambooth
+    from posekit.methods.diffusion.dreambooth import DreamBoothConfig
+
+    flags = {name: p.default for name, p in inspect.signature(dreambooth).parameters.items()}
+    config = {f.name: f.default for f in fields(DreamBoothConfig)}
+    assert set(flags) - {"out", "resume"} == set(config) - {"class_steps"}
+    for name, option in flags.items():
+        if name in config and config[name] is not MISSING:
+            assert option.default == config[name], name
+            assert option.param_decls[0] == "--" + name.replace("_", "-"), name
 
 
 def test_bad_input_is_named(sd, instances, tmp_path):
@@ -159,7 +223,7 @@ def test_prompts_without_the_instance_token_warn(capsys):
 
 
 def test_cli_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(sd, instances, tmp_path, run_posekit):
-    from posekit.methods.diffusion.dreambooth import checkpoints
+    from posekit.training import checkpoints
 
     out = tmp_path / "killed"
     args = ["dreambooth", "--instance-dir", instances, "--instance-prompt", PROMPT, "--out", out, "--model", sd,

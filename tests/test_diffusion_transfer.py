@@ -30,12 +30,12 @@ def clip():
 
 
 def method(tiny, photo, pose, **kw):
-    from posekit.methods.diffusion.transfer import DiffusionMethod
+    from posekit.methods.diffusion.method import DiffusionMethod, DiffusionOptions
 
     sd, cn = tiny
     options = dict(model=str(sd), controlnet=str(cn), steps=4, strength=0.5, prompt="a photo of sks person",
                    device="cpu")
-    return DiffusionMethod(photo, pose, **{**options, **kw})
+    return DiffusionMethod(photo, pose, DiffusionOptions(**{**options, **kw}))
 
 
 def test_frames_have_the_source_size_rounded_to_8_and_same_seed_same_image(tiny, small_photo, clip):
@@ -65,7 +65,8 @@ def test_controlnet_none_is_plain_img2img_from_the_source(tiny, small_photo, cli
 
 
 def test_sheet_mode_generates_one_canvas_and_cuts_it(tiny, small_photo, clip):
-    m = method(tiny, small_photo, clip[0], sheet=True, columns=3, sheet_side=256)
+    m = method(tiny, small_photo, clip[0], sheet=True, columns=3)
+    m.sheet_side = 256
     seen = []
     real = m._generate
     m._generate = lambda init, skeleton, step: seen.append((init.shape, skeleton.copy())) or real(init, skeleton, step)

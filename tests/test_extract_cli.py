@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from posekit.pose.formats import read_openpose_json, read_patn_annotations
-from posekit.pose.render import parse_skeleton
+from posekit.pose.detect.skeleton import parse_skeleton
 
 NOSE = (225, 126)  # hand-labelled on the astronaut
 

@@ -32,7 +32,8 @@ def options(pick):
     for words, fn in commands(app, []):
         hints = typing.get_type_hints(fn)
         for name, param in inspect.signature(fn).parameters.items():
-            if isinstance(param.default, typer.models.OptionInfo) and pick(hints[name], param.default.param_decls):
+            hint = hints.get(name, param.annotation)  # the shared method flags are typed in the signature
+            if isinstance(param.default, typer.models.OptionInfo) and pick(hint, param.default.param_decls):
                 found.append((words, param.default.param_decls[0]))
     return found
 
@@ -139,3 +140,48 @@ def test_transfer_defaults_to_warp_offline(run_posekit, tmp_path):
     proc = run_posekit("transfer", FIGURE, "--pose", "wave", "--out", tmp_path / "moved")
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "moved").glob("*.png"))) > 1
+
+
+def method_flags(command: str) -> dict:
+    """Python name -> typer OptionInfo of every option of `command` (read from the app itself)."""
+    fn = next(c.callback for c in app.registered_commands if c.name == command)
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+            if isinstance(p.default, typer.models.OptionInfo)}
+
+
+@pytest.mark.parametrize("command", ["animate", "transfer"])
+def test_every_option_field_is_a_flag_and_every_method_flag_a_field(command):
+    """A renamed option fails here: each field of each method's options is a flag of the command,
+    spelt after the field (batch_size -> --batch-size), and each flag whose help says [method] is
+    a field of that method's options."""
+    from dataclasses import fields
+
+    from posekit.methods import METHODS, method_class
+
+    flags = method_flags(command)
+    for method in METHODS:
+        names = {f.name for f in fields(method_class(method).Options)}
+        assert names <= set(flags), (method, names - set(flags))
+        assert all(flags[n].param_decls[0] == "--" + n.replace("_", "-") for n in names)
+        tagged = {n for n, option in flags.items() if (option.help or "").startswith(f"[{method}]")}
+        assert tagged and tagged <= names, (method, tagged - names)
+
+
+def test_options_for_fills_the_methods_options_from_the_flags():
+    from posekit.commands.method_flags import options_for
+    from posekit.methods.diffusion.method import DiffusionOptions
+    from posekit.methods.patn.method import PatnOptions
+    from posekit.methods.warp.method import WarpOptions
+
+    given = {name: option.default for name, option in method_flags("animate").items()}
+    given.update(background="#ffffff", seed=3, device="cpu", steps=4, checkpoint="run", columns=2)
+    assert options_for("warp", given) == WarpOptions(background="#ffffff", seed=3)
+    assert options_for("gan", given) == PatnOptions(checkpoint="run", device="cpu")
+    sheet = options_for("diffusion", {**given, "sheet": True})
+    assert isinstance(sheet, DiffusionOptions) and (sheet.seed, sheet.device, sheet.steps, sheet.sheet, sheet.columns) == (3, "cpu", 4, True, 2)
+    with pytest.raises(UsageError, match="--sheet"):
+        options_for("warp", {**given, "sheet": True})
+    with pytest.raises(UsageError, match="--background"):
+        options_for("warp", {**given, "background": "blue"})
+    with pytest.raises(UsageError, match="--method"):
+        options_for("magic", given)

@@ -37,9 +37,9 @@ def test_bad_files_are_one_line_errors_naming_them(tmp_path):
 def test_unwritable_output_is_one_line(run_posekit, tmp_path):
     (tmp_path / "afile").write_text("")
     proc = run_posekit("poses", "show", "walk", "--frames", "2", "--out", tmp_path / "afile" / "sub")
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].startswith("posekit: error: ") and "Traceback" not in proc.stderr
-    assert "afile" in proc.stderr
+    assert proc.returncode == 2  # checked before any work, as a usage error
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("posekit: error: --out ") and "afile" in proc.stderr
 
 
 def test_unreadable_videos_are_one_line_errors(tmp_path):

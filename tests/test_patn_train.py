@@ -46,7 +46,7 @@ def test_training_learns_on_held_out_figures(tmp_path):
     assert final["l1"] < 0.8 * ten["l1"], (final, ten)
     assert final["ssim"] > ten["ssim"] + 0.08, (final, ten)
     assert final["ssim_source_baseline"] == pytest.approx(ten["ssim_source_baseline"])  # same held-out pairs
-    strip = tmp_path / "run" / "samples" / "iter_000150.png"
+    strip = tmp_path / "run" / "samples" / "step-000150.png"
     from PIL import Image
 
     assert Image.open(strip).size == (4 * 16, 4 * 32)   # source | target pose | generated | target
@@ -55,23 +55,25 @@ def test_training_learns_on_held_out_figures(tmp_path):
 
 
 def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
+    from posekit.training import checkpoints
+
     run = tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **THREADS}
     proc = subprocess.Popen(posekit_cmd("train-gan", *TINY, "--iters", "100000", "--checkpoint-every", "3",
                                         "--perceptual-weight", "0", "--out", run),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 180
-    while time.time() < deadline and len(list((run / "checkpoints").glob("iter_*"))) < 2:
+    while time.time() < deadline and len(checkpoints(run)) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    done = sorted(int(p.name[5:]) for p in (run / "checkpoints").glob("iter_*"))
-    assert done and done[-1] % 3 == 0
+    done = [step for step, _ in checkpoints(run)]
+    assert done and done[-1] % 3 == 0 and len(done) <= 2  # the newest two are kept
     last = done[-1]
     for name in ("netG", "netD_PP", "netD_PB"):
-        assert (run / "checkpoints" / f"iter_{last:06d}" / f"{name}.safetensors").is_file()
+        assert (run / f"checkpoint-{last}" / f"{name}.safetensors").is_file()
 
     r = run_posekit("train-gan", *TINY, "--iters", last + 4, "--checkpoint-every", "3", "--perceptual-weight", "0",
                     "--out", run, "--resume", env=THREADS)
@@ -80,11 +82,45 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["iteration"] == last + 4 and set(metrics) >= {"ssim", "ssim_source_baseline", "l1", "l1_source_baseline"}
     assert json.loads(r.stdout.strip().splitlines()[-1])["iteration"] == last + 4
-    assert (run / "checkpoints" / f"iter_{last + 4:06d}").is_dir()
-    assert not list((run / "checkpoints").glob(".tmp-*"))
+    assert (run / f"checkpoint-{last + 4}").is_dir()
+    assert not list(run.glob(".checkpoint-*"))
     # a run folder with checkpoints is not overwritten by accident
     r = run_posekit("train-gan", *TINY, "--iters", "2", "--out", run, "--perceptual-weight", "0", env=THREADS)
     assert r.returncode == 2 and "--resume" in r.stderr
+    # nor continued with another model: one line naming the flag and both values
+    r = run_posekit("train-gan", *TINY, "--ngf", "8", "--iters", last + 8, "--perceptual-weight", "0",
+                    "--out", run, "--resume", env=THREADS)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--ngf 4, not 8" in r.stderr, r.stderr
+
+
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
+    """A run that died right after its iteration-3 checkpoint, resumed, ends with exactly the
+    weights and metrics of the same run never interrupted: the data order, the random state
+    (dropout is on here) and the discriminators' image pools all come back."""
+    import dataclasses
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from posekit.methods.patn import data
+    from posekit.methods.patn.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    # dropout and an image pool: every iteration draws random numbers that a resume must restore
+    monkeypatch.setitem(data.PRESETS, "synthetic",
+                        dataclasses.replace(data.PRESETS["synthetic"], dropout=0.5, pool_size=2))
+    config = TrainConfig(dataset="synthetic", iters=6, batch_size=2, checkpoint_every=3, perceptual_weight=0,
+                         ngf=4, blocks=1, image_height=32, image_width=16, eval_pairs=4, workers=0)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    metrics = train(config, whole)
+    shutil.copytree(whole / "checkpoint-3", cut / "checkpoint-3")
+    shutil.copy(whole / "config.json", cut / "config.json")
+    assert train(config, cut, resume=True) == metrics
+    for name in ("netG.safetensors", "checkpoint-6/netD_PP.safetensors", "checkpoint-6/netD_PB.safetensors"):
+        a, b = load_file(whole / name), load_file(cut / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    a, at_3 = load_file(whole / "netG.safetensors"), load_file(whole / "checkpoint-3" / "netG.safetensors")
+    assert not all(torch.equal(a[k], at_3[k]) for k in a)  # and the last three iterations did train
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +156,7 @@ def test_missing_vgg_weights_stop_at_once_with_what_to_do(run_posekit, tmp_path)
                     env={"TORCH_HOME": str(tmp_path / "empty_torch_cache"), **THREADS})
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "--vgg-weights" in r.stderr and "--perceptual-weight 0" in r.stderr
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not list((tmp_path / "run").glob("*checkpoint-*")) and not (tmp_path / "run" / "config.json").exists()
 
 
 def write_pose(pose, path):
@@ -144,13 +180,13 @@ def test_transfer_gan_from_a_run_folder(run_posekit, tiny_run, tmp_path):
 
 
 def test_patn_method_crops_other_sizes_and_batches(tiny_run):
-    from posekit.methods.patn.transfer import PatnMethod
+    from posekit.methods.patn.method import PatnMethod, PatnOptions
 
     big, pose, _, target = synthetic_pair(4, 1, 96, 160)           # not the model's 16x32
     canvas = np.full((200, 300, 3), 255, np.uint8)
     canvas[20:180, 50:146] = big
     src_pose, tgt_pose = pose.translate(50, 20).with_canvas(300, 200), target.translate(50, 20).with_canvas(300, 200)
-    method = PatnMethod(canvas, src_pose, checkpoint=str(tiny_run), batch_size=2)
+    method = PatnMethod(canvas, src_pose, PatnOptions(checkpoint=str(tiny_run), batch_size=2))
     framed = method.frame_pose(src_pose)
     assert framed.size == (16, 32)
     x0, y0, x1, y1 = framed.bbox()
@@ -161,7 +197,7 @@ def test_patn_method_crops_other_sizes_and_batches(tiny_run):
     assert np.array_equal(frames[0], frames[4])                      # eval mode: deterministic
     # a source of exactly the model's size keeps its frame: target keypoints are used as given
     small, small_pose, *_ = synthetic_pair(4, 2, 16, 32)
-    same = PatnMethod(small, small_pose, checkpoint=str(tiny_run / "netG.safetensors"))
+    same = PatnMethod(small, small_pose, PatnOptions(checkpoint=str(tiny_run / "netG.safetensors")))
     assert same.frame_pose(target.resized(16, 32)).allclose(target.resized(16, 32))
 
 
@@ -169,16 +205,16 @@ def test_official_pth_checkpoint_drives_transfer_with_the_market_preset(tmp_path
     from test_patn_model import official_state
 
     from posekit.errors import UsageError
-    from posekit.methods.patn.transfer import PatnMethod
+    from posekit.methods.patn.method import PatnMethod, PatnOptions
 
     torch.save(official_state(ngf=8, blocks=2, norm="batch"), tmp_path / "latest_net_netG.pth")
     img, pose, _, target = synthetic_pair(2, 0, 64, 128)
-    method = PatnMethod(img, pose, checkpoint=str(tmp_path), dataset="market1501")
+    method = PatnMethod(img, pose, PatnOptions(checkpoint=str(tmp_path), dataset="market1501"))
     assert method.config["heatmap"] == "gaussian" and (method.width, method.height) == (64, 128)
     out = method([target])
     assert out[0].shape == (128, 64, 3)
     with pytest.raises(UsageError, match="batch-norm generator"):
-        PatnMethod(img, pose, checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="deepfashion")
+        PatnMethod(img, pose, PatnOptions(checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="deepfashion"))
 
 
 def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):
@@ -194,7 +230,7 @@ def test_damaged_generators_are_one_line_errors(tiny_run, tmp_path):
     from safetensors.torch import load_file, save_file
 
     from posekit.errors import PosekitError
-    from posekit.methods.patn.transfer import load_patn
+    from posekit.methods.patn.method import load_patn
 
     state = load_file(str(tiny_run / "netG.safetensors"))
     no_sizes = tmp_path / "no_sizes.safetensors"

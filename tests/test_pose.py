@@ -44,3 +44,17 @@ def test_transforms_keep_missing_points_missing():
     assert p["neck"].tolist() == [120.0, 60.0]
     f = make_pose().fitted(200, 120)  # scale 1, centred: +50 in x
     assert f["neck"].tolist() == [100.0, 40.0]
+
+
+def test_inside_means_on_the_canvas_in_pixel_centres():
+    from posekit.pose import KEYPOINT_NAMES
+
+    edge = make_pose().translate(-40, 39)  # r_shoulder at x = 0, the hips at y = 119 = height - 1
+    assert edge.inside().tolist() == edge.visible.tolist()
+    assert edge.in_frame().allclose(edge)
+    off = make_pose().translate(-40.5, 39.5)
+    assert [KEYPOINT_NAMES[i] for i in np.flatnonzero(off.visible & ~off.inside())] == ["r_shoulder", "r_hip", "l_hip"]
+    framed = off.in_frame()
+    assert len(framed) == 2 and framed.size == off.size
+    assert framed["neck"].tolist() == off["neck"].tolist() and framed["r_hip"] is None
+    assert not Pose.empty(10, 10).inside().any()  # missing points are not inside, though at (0, 0)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from posekit.pose import INDEX, LIMBS, Pose
-from posekit.pose.render import (COLORS, LIMB_COLORS, draw_skeleton, heatmaps, is_skeleton_image,
-                                 line_size, parse_skeleton)
+from posekit.pose.detect.skeleton import is_skeleton_image, parse_skeleton
+from posekit.pose.render import COLORS, LIMB_COLORS, draw_skeleton, heatmaps, line_size
 
 # A standing figure in units of 1/512 of the canvas, around its hip centre.
 FIGURE = np.array([[0, -60], [0, -40], [-15, -40], [-20, -15], [-22, 10], [15, -40], [20, -15],

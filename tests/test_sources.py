@@ -9,6 +9,7 @@ import pytest
 from posekit.errors import PosekitError, UsageError
 from posekit.images import save_image
 from posekit.pose import INDEX, Pose
+from posekit.pose.detect import Detector
 from posekit.pose.formats import jsonl_record, read_openpose_json, write_openpose_json
 from posekit.pose.motions import motion
 from posekit.pose.render import draw_skeleton
@@ -129,7 +130,7 @@ def test_pose_files_without_a_canvas_keep_their_pixels_on_the_photo(tmp_path):
     """Standard OpenPose JSON states no canvas: its keypoints are pixels of the photo they go with,
     kept exactly (not re-fitted from a canvas guessed from their extent); a stated canvas is fitted."""
     from conftest import REPO
-    from posekit.animate import animate
+    from posekit.pipeline import animate
 
     pose = motion("jump", 1, 300, 400)[0].translate(30, 40)  # an extent no guess reproduces
     (tmp_path / "plain").mkdir()
@@ -213,3 +214,44 @@ def test_cli_poses_show_errors_are_one_line(run_posekit, tmp_path, args, code, w
     assert r.returncode == code
     assert words in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+class Recording(Detector):
+    """A stand-in photo detector: the idle pose for every image; counts images, records closing."""
+
+    def __init__(self):
+        self.images, self.closed = 0, False
+
+    def detect(self, images):
+        self.images += len(images)
+        return [[motion("idle", 1, image.shape[1], image.shape[0])[0]] for image in images]
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_runs_detector_finds_people_in_photos_only_and_stays_open(tmp_path, astronaut, monkeypatch):
+    import imageio.v3 as iio
+
+    import posekit.pose.detect.blazepose as blazepose
+
+    def no_blazepose(*args, **kwargs):
+        raise AssertionError("a detector was given: none may be built")
+
+    monkeypatch.setattr(blazepose, "BlazePoseDetector", no_blazepose)
+    detector = Recording()
+    (tmp_path / "mixed").mkdir()
+    save_image(astronaut, tmp_path / "mixed" / "a_photo.png")
+    save_image(draw_skeleton(motion("walk", 1, 256, 256)[0]), tmp_path / "mixed" / "b_skeleton.png")
+    photo, skeleton = load_poses(str(tmp_path / "mixed"), detector=detector)
+    assert detector.images == 1 and photo.size == (512, 512) and skeleton.size == (256, 256)
+    small = np.ascontiguousarray(astronaut[::4, ::4])
+    iio.imwrite(tmp_path / "clip.mp4", np.stack([small] * 3), fps=8, codec="libx264")
+    assert len(load_poses(str(tmp_path / "clip.mp4"), detector=detector)) == 3 and detector.images == 4
+    assert source_pose_of(astronaut, "astronaut.png", detector=detector).size == (512, 512)
+    assert len(load_poses("walk", frames=4, detector=detector)) == 4
+    assert detector.images == 5 and not detector.closed
+    # without one, nothing is built for sources that need no detector (skeletons, motions)
+    (tmp_path / "skeletons").mkdir()
+    save_image(draw_skeleton(motion("walk", 1, 256, 256)[0]), tmp_path / "skeletons" / "f.png")
+    assert len(load_poses(str(tmp_path / "skeletons"))) == 1 and len(load_poses("run")) > 0

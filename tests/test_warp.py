@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO
 from posekit.errors import UsageError
-from posekit.methods.warp import WarpMethod, parse_background
+from posekit.methods.warp.method import WarpMethod, WarpOptions, parse_background
 from posekit.pose.pose import INDEX, Pose
 
 FIGURE = REPO / "examples" / "figure.png"
@@ -141,10 +141,10 @@ def test_astronaut_wave_clip(astronaut, detector):
 
 def test_backgrounds(figure):
     image, pose = figure
-    clear = WarpMethod(image, pose, background="transparent")([pose])[0]
+    clear = WarpMethod(image, pose, WarpOptions(background="transparent"))([pose])[0]
     assert clear.shape == image.shape[:2] + (4,)
     assert clear[5, 5, 3] == 0 and clear[200, 192, 3] == 255  # corner vs chest
-    flat = WarpMethod(image, pose, background="#20A0ff")([pose])[0]
+    flat = WarpMethod(image, pose, WarpOptions(background="#20A0ff"))([pose])[0]
     assert flat[5, 5].tolist() == [32, 160, 255] and flat[200, 192, 0] > 150
     assert parse_background(" keep ") == "keep"
     with pytest.raises(UsageError, match="--background"):

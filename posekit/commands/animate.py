@@ -1,5 +1,4 @@
-"""`posekit animate` (photo + pose sequence -> frames, sheet, GIF, Aseprite JSON) and
-`posekit evaluate` (pose fidelity and image similarity of generated frames)."""
+"""`posekit animate`: photo + pose sequence -> frames, sprite sheet, GIF, Aseprite JSON."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from posekit.commands import method_flags as flags
 from posekit.checks import FPS, check_out, finite, parse_size
 
 
+@flags.with_method_flags
 def animate(
     photo: Path = typer.Argument(..., help="Photo of the person to animate."),
     poses: str = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl."),
@@ -28,55 +28,22 @@ def animate(
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same frames)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Measure pose fidelity of the frames (runs the detector on them)."),
-    # warp
-    background: str = flags.BACKGROUND,
-    # gan
-    checkpoint: Optional[str] = flags.CHECKPOINT,
-    dataset: Optional[str] = flags.DATASET,
-    batch_size: int = flags.BATCH_SIZE,
-    # diffusion
-    model: str = flags.MODEL,
-    model_config: Optional[Path] = flags.MODEL_CONFIG,
-    controlnet: str = flags.CONTROLNET,
-    lora: Optional[str] = flags.LORA,
-    prompt: str = flags.PROMPT,
-    negative_prompt: str = flags.NEGATIVE_PROMPT,
-    strength: float = flags.STRENGTH,
-    steps: int = flags.STEPS,
-    guidance: float = flags.GUIDANCE,
-    controlnet_scale: float = flags.CONTROLNET_SCALE,
-    init: str = flags.INIT,
-    sheet: bool = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character)."),
+    **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
     """Animate the person in PHOTO along a pose sequence: frames, sprite sheet, GIF, Aseprite JSON."""
     from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
-    from posekit.animate import animate as run
-    from posekit.methods import method_options
-    from posekit.methods import METHODS
-    from posekit.errors import UsageError
+    from posekit.pipeline import animate as run
 
     check_out(out)
     frame_size = parse_size(size)
-    if method not in METHODS:
-        raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    if method == "warp":
-        from posekit.methods.warp import parse_background
-        parse_background(background)  # a bad colour fails before any work
-    given = dict(background=background, seed=seed, checkpoint=checkpoint, dataset=dataset, device=device,
-                 batch_size=batch_size, model=model, model_config=model_config, controlnet=controlnet,
-                 lora=lora, prompt=prompt, negative_prompt=negative_prompt, strength=strength, steps=steps,
-                 guidance=guidance, controlnet_scale=controlnet_scale, init=init)
-    if sheet and method != "diffusion":
-        raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
-    if sheet:  # only passed when asked, so methods without a sheet mode are not handed it
-        given.update(sheet=True, columns=columns)
+    given = dict(method_flags, seed=seed, device=device, columns=columns)
+    options = flags.options_for(method, given)  # bad option values fail here, before any work
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
-    summary = run(photo, poses, out, method=method, frames=frames, fps=fps, columns=columns,
+    summary = run(photo, poses, out, method=method, options=options, frames=frames, fps=fps, columns=columns,
                   size=frame_size, retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
-                  device=device, evaluate=evaluate, options=method_options(method, given),
-                  status=lambda stage: info(f"{stage}..."))
+                  device=device, evaluate=evaluate, status=lambda stage: info(f"{stage}..."))
     if as_json:
         emit_json(summary)
         return
@@ -88,27 +55,3 @@ def animate(
     secs = summary["seconds"]
     info(f"{summary['seconds_total']:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()))
 
-
-def evaluate(
-    frames_dir: Path = typer.Argument(..., help="Folder of generated frames (e.g. OUT/frames)."),
-    poses: Path = typer.Option(..., "--poses", "-p", help="Folder of the target poses: <frame stem>_keypoints.json (e.g. OUT/poses)."),
-    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Folder of ground-truth images with the frames' names: adds SSIM and mask-SSIM."),
-    alpha: float = typer.Option(0.5, "--alpha", callback=finite(0.01, 10.0), help="PCK threshold, 0.01 to 10, as a fraction of the torso size."),
-    as_json: bool = typer.Option(False, "--json", help="Print per-frame and overall scores as one JSON object on stdout."),
-):
-    """Score generated frames: pose fidelity (PCK vs the target poses) and, with --reference, SSIM.
-
-    Pose fidelity: the embedded detector finds the person on each frame and PCK counts the target
-    keypoints it finds within --alpha x torso size. With --reference: SSIM and mask-SSIM."""
-    from posekit.console import emit_json, info, quiet_libraries
-
-    quiet_libraries()
-    from posekit.animate import evaluate_frames, format_table
-
-    report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
-    if as_json:
-        emit_json(report)
-    else:
-        info(format_table(report))
-    if report["failed"]:
-        raise typer.Exit(1)

@@ -35,13 +35,14 @@ def dreambooth(
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | fp16 | bf16."),
     checkpointing_steps: int = typer.Option(500, "--checkpointing-steps", min=0, help="Save the training state every K steps (0: never)."),
     keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", min=1, help="How many of the newest checkpoints to keep."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out (same settings; only --steps, --checkpointing-steps, --keep-checkpoints, --validation-prompt, --validation-steps, --gradient-checkpointing, --device and --model-config may change)."),
     validation_prompt: Optional[str] = typer.Option(None, "--validation-prompt", help="Sample this prompt into OUT/validation/ during training."),
     validation_steps: int = typer.Option(100, "--validation-steps", min=1, help="Steps between validation samples."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
     device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu (several GPUs: run under `accelerate launch`)."),
 ):
     """Fine-tune Stable Diffusion on a few images of one subject or style (DreamBooth)."""
+    flags = dict(locals())  # every parameter but --out and --resume is a DreamBoothConfig field, same name
     from posekit.console import quiet_libraries
     from posekit.errors import UsageError
 
@@ -51,15 +52,7 @@ def dreambooth(
         raise UsageError(f"--mixed-precision {mixed_precision!r}: choose no, fp16 or bf16")
     if device not in ("auto", "cpu"):
         raise UsageError(f"--device {device!r}: use auto or cpu (choose GPUs with CUDA_VISIBLE_DEVICES or accelerate launch)")
-    from posekit.methods.diffusion.dreambooth import train_dreambooth
+    from posekit.methods.diffusion.dreambooth import DreamBoothConfig, train_dreambooth
 
-    train_dreambooth(
-        instance_dir, instance_prompt, out, model=model, model_config=model_config, class_prompt=class_prompt,
-        with_prior_preservation=with_prior_preservation, class_dir=class_dir, num_class_images=num_class_images,
-        prior_loss_weight=prior_loss_weight, lora=lora, rank=rank, train_text_encoder=train_text_encoder,
-        resolution=resolution, steps=steps, learning_rate=learning_rate, batch_size=batch_size,
-        gradient_accumulation=gradient_accumulation, gradient_checkpointing=gradient_checkpointing,
-        use_8bit_adam=use_8bit_adam, mixed_precision=mixed_precision, checkpointing_steps=checkpointing_steps,
-        keep_checkpoints=keep_checkpoints, resume=resume, validation_prompt=validation_prompt,
-        validation_steps=validation_steps, seed=seed, device=device,
-    )
+    del flags["out"], flags["resume"]
+    train_dreambooth(DreamBoothConfig(**flags), out, resume=resume)

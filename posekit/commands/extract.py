@@ -52,11 +52,8 @@ def extract_pose(
     total = None if any(is_video(p) for p in paths) else len(paths)  # frames are counted as decoded
 
     protected = {p.resolve() for p in paths}  # outputs never replace an input
-    det = load_detector(detector, model=model, device=device, max_people=max_people)
-    try:
+    with load_detector(detector, model=model, device=device, max_people=max_people) as det:  # one for all inputs
         done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, jsonl, max_people, heatmaps, heatmap_kind)
-    finally:
-        det.close()
     if annotations is not None:
         from posekit.pose.formats import write_patn_annotations
 
@@ -128,9 +125,9 @@ def _report(item, image, poses, out, jsonl):
 
 def _output_paths(out: Path, stem: str, heatmaps: bool) -> list[Path]:
     """keypoints JSON, skeleton image and, with --heatmaps, the .npy maps of one input."""
-    from posekit.pose.formats import keypoints_json_name
+    from posekit.pose.formats import keypoints_json_name, skeleton_png_name
 
-    return [out / keypoints_json_name(stem), out / f"{stem}_pose.png"] + ([out / f"{stem}.npy"] if heatmaps else [])
+    return [out / keypoints_json_name(stem), out / skeleton_png_name(stem)] + ([out / f"{stem}.npy"] if heatmaps else [])
 
 
 def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | None:
@@ -139,7 +136,7 @@ def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | Non
     a re-run replaces them, but never a hand-made <stem>_keypoints.json)."""
     from posekit.images import written_by_posekit
 
-    ours = written_by_posekit(out / f"{stem}_pose.png")
+    ours = written_by_posekit(_output_paths(out, stem, False)[1])
     for path in _output_paths(out, stem, heatmaps):
         if path.resolve() in protected:
             return f"{path}: is an input; not writing over it (pass another --out folder)"
@@ -151,14 +148,13 @@ def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | Non
 def _write_outputs(out: Path, stem: str, poses, image, heatmaps, heatmap_kind):
     import numpy as np
 
-    from posekit.images import atomic_path, save_image
-    from posekit.pose.formats import write_openpose_json
-    from posekit.pose.render import draw_skeleton, heatmaps as make_heatmaps
+    from posekit.images import atomic_path
+    from posekit.pose.formats import write_pose_files
+    from posekit.pose.render import heatmaps as make_heatmaps
 
     height, width = image.shape[:2]
-    keypoints, skeleton, *maps = _output_paths(out, stem, heatmaps)
-    write_openpose_json(poses, keypoints, size=(width, height))
-    save_image(draw_skeleton(poses, width, height), skeleton)
+    write_pose_files(poses, out, stem, (width, height))
+    maps = _output_paths(out, stem, heatmaps)[2:]
     if maps:
         pose = poses[0] if poses else _empty_of(width, height)
         with atomic_path(maps[0]) as tmp:

@@ -42,7 +42,7 @@ def train_gan(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step and process (default: the dataset's official 7 / 32; synthetic 8)."),
     lr: float = typer.Option(2e-4, "--lr", callback=finite(*LEARNING_RATE), help="Adam learning rate for G and both Ds (betas 0.5, 0.999)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Save a checkpoint and a sample strip every K iterations."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (same settings; --iters, --checkpoint-every, --workers, --eval-pairs may change)."),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | fp16 | bf16."),
     perceptual_weight: Optional[float] = typer.Option(None, "--perceptual-weight", callback=finite(*LOSS_WEIGHT), help="VGG19 perceptual loss weight (default: official 1 / 10); 0 trains without VGG."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth (else the torch cache)."),
@@ -54,16 +54,14 @@ def train_gan(
     workers: int = typer.Option(2, "--workers", min=0, help="Data-loading worker processes."),
 ):
     """Train the PATN pose-transfer GAN (runs under `accelerate launch` too)."""
-    import json
-
     from posekit.console import emit_json, info, quiet_libraries
-    from posekit.errors import PosekitError, UsageError
+    from posekit.errors import UsageError
 
     w, h = parse_size(size, multiple=4) or (None, None)
     check_out(out)
     quiet_libraries()
     from posekit.methods.patn.data import PRESETS
-    from posekit.methods.patn.train import TrainConfig, latest_checkpoint, train
+    from posekit.methods.patn.train import TrainConfig, train
 
     if dataset not in PRESETS:
         raise UsageError(f"--dataset {dataset!r}: choose one of {', '.join(PRESETS)}")
@@ -74,18 +72,7 @@ def train_gan(
                          mixed_precision=mixed_precision, perceptual_weight=perceptual_weight, ngf=ngf,
                          blocks=blocks, image_height=h, image_width=w, seed=seed, eval_pairs=eval_pairs,
                          workers=workers)
-    saved = out / "config.json"
-    if resume and saved.is_file():
-        # the run's own settings win; only how long to go on and how often to save are new
-        try:
-            previous = TrainConfig.from_dict(json.loads(saved.read_text()))
-        except (ValueError, TypeError, KeyError) as e:
-            raise PosekitError(f"{saved}: damaged run config ({type(e).__name__}: {e}); "
-                               f"start a new run with another --out") from None
-        previous.iters, previous.checkpoint_every, previous.workers = iters, checkpoint_every, workers
-        config = previous
-    elif not resume and latest_checkpoint(out) is not None:
-        raise UsageError(f"--out {out}: already holds checkpoints; pass --resume to continue it, or another --out")
+    # the library decides what --resume may change (posekit.training.check_run_folder)
     metrics = train(config, out, resume=resume, vgg_weights=str(vgg_weights) if vgg_weights else None)
     if metrics:
         info(f"held-out SSIM {metrics['ssim']:.3f} (copy-source baseline {metrics['ssim_source_baseline']:.3f}), "

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from posekit.checks import FPS, finite
+from posekit.checks import FPS, check_out, finite, parse_size
 from posekit.device import check_device
 
 app = typer.Typer(help="Built-in motions and pose sequences.", no_args_is_help=True)
@@ -53,16 +53,12 @@ def show(
         raise UsageError("poses show: pass --out DIR (skeleton PNGs + keypoint JSON) and/or --jsonl")
     if gif and out is None:
         raise UsageError("--gif: needs --out DIR to write preview.gif into")
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: is a file; pass a folder")
-    from posekit.checks import parse_size
-
+    check_out(out)
     canvas = parse_size(size)
 
-    from posekit.images import save_image
-    from posekit.pose.formats import jsonl_record, keypoints_json_name, write_openpose_json
+    from posekit.pose.detect import load_detector
+    from posekit.pose.formats import jsonl_record, keypoints_json_name, skeleton_png_name, write_pose_files
     from posekit.pose.motions import MOTIONS
-    from posekit.pose.render import draw_skeleton
     from posekit.pose.sources import load_poses
 
     is_motion = source.partition(":")[0] in MOTIONS
@@ -70,48 +66,39 @@ def show(
         if not is_motion:
             raise UsageError(f"--view: only for built-in motions ({', '.join(MOTIONS)}), not {source}")
         source = f"{source.partition(':')[0]}:{view}"
-    clip = load_poses(source, frames=frames, device=device, size=canvas)
-    if canvas and not is_motion:
-        clip = [p.fitted(*canvas) for p in clip]
-    if onto is not None:
-        clip = _retargeted(clip, onto, device)
+    # one detector for the command, built only if a photo or video needs it
+    with load_detector("blazepose", device=device, lazy=True) as detector:
+        clip = load_poses(source, frames=frames, size=canvas, detector=detector)
+        if canvas and not is_motion:
+            clip = [p.fitted(*canvas) for p in clip]
+        if onto is not None:
+            clip = _retargeted(clip, onto, detector)
 
     skeletons = []
     for i, pose in enumerate(clip):
         stem = f"frame_{i:03d}"
-        png = None
         if out is not None:
-            skeletons.append(draw_skeleton(pose))
-            png = save_image(skeletons[-1], out / f"{stem}_pose.png")
-            write_openpose_json([pose], out / keypoints_json_name(stem))
+            skeletons.append(write_pose_files([pose], out, stem, pose.size))
         if jsonl:
-            record = jsonl_record(str(png) if png else stem, pose.width, pose.height, [pose])
+            record = jsonl_record(str(out / skeleton_png_name(stem)) if out is not None else stem, pose.width, pose.height, [pose])
             emit_json({**record, "frame": i})
     if gif:
         from posekit.sheet import write_gif
 
         write_gif(skeletons, out / "preview.gif", fps=fps)
     w, h = clip[0].size
-    where = f" -> {out}/ (frame_000_pose.png, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
+    where = f" -> {out}/ ({skeleton_png_name('frame_000')}, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
     info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
 
 
-def _retargeted(clip, onto: Path, device: str):
+def _retargeted(clip, onto: Path, detector):
     """The clip on the body of the person in `onto` (a photo, or an OpenPose JSON of them)."""
-    from posekit.errors import PosekitError
+    from posekit.images import load_image
     from posekit.pose.retarget import retarget
+    from posekit.pose.sources import person_in_file, source_pose_of
 
     if onto.suffix.lower() == ".json":
-        from posekit.pose.detect import largest_first
-        from posekit.pose.formats import read_openpose_json
-
-        people = largest_first(read_openpose_json(onto))
-        if not people:
-            raise PosekitError(f"--onto {onto}: no person in this keypoint file")
-        subject = people[0]
+        subject = person_in_file(onto, "--onto")
     else:
-        from posekit.images import load_image
-        from posekit.pose.sources import source_pose_of
-
-        subject = source_pose_of(load_image(onto), onto, device=device)
+        subject = source_pose_of(load_image(onto), onto, detector=detector)
     return retarget(clip, subject)

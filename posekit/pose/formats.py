@@ -36,6 +36,24 @@ def keypoints_json_name(stem: str) -> str:
     return f"{stem}_keypoints.json"
 
 
+def skeleton_png_name(stem: str) -> str:
+    """The ControlNet skeleton image posekit writes beside `keypoints_json_name(stem)`."""
+    return f"{stem}_pose.png"
+
+
+def write_pose_files(people: list[Pose], folder: str | os.PathLike, stem: str, size: tuple[int, int]) -> np.ndarray:
+    """The two files every command writes per image or frame: `<stem>_keypoints.json` (OpenPose,
+    with the canvas) and `<stem>_pose.png` (the ControlNet skeleton). Returns the skeleton."""
+    from posekit.images import save_image
+    from posekit.pose.render import draw_skeleton
+
+    folder = Path(folder)
+    write_openpose_json(people, folder / keypoints_json_name(stem), size=size)
+    skeleton = draw_skeleton(people, *size)
+    save_image(skeleton, folder / skeleton_png_name(stem))
+    return skeleton
+
+
 # -- OpenPose JSON: reading ----------------------------------------------------------------
 def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = None) -> list[Pose]:
     """Read every person of an OpenPose keypoint JSON file as COCO-18 Poses.

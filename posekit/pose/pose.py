@@ -94,6 +94,12 @@ class Pose:
     def __repr__(self) -> str:
         return f"Pose({len(self)}/18 keypoints, canvas {self.width}x{self.height})"
 
+    def inside(self) -> np.ndarray:
+        """(18,) bool: which keypoints are present and on the canvas (x from 0 to width - 1, y from
+        0 to height - 1, in pixel centres)."""
+        x, y = self.keypoints[:, 0], self.keypoints[:, 1]
+        return self.visible & (x >= 0) & (y >= 0) & (x <= self.width - 1) & (y <= self.height - 1)
+
     def bbox(self) -> tuple[float, float, float, float] | None:
         """(x0, y0, x1, y1) around the present keypoints, or None when there are none."""
         if not self.visible.any():
@@ -157,6 +163,12 @@ class Pose:
         s = min(width / self.width, height / self.height)
         dx, dy = (width - self.width * s) / 2, (height - self.height * s) / 2
         return self._moved(self.keypoints[:, :2] * s + np.float32([dx, dy]), width, height)
+
+    def in_frame(self) -> "Pose":
+        """The pose without the keypoints that fall outside its canvas (no detector can find them)."""
+        kp = self.keypoints.copy()
+        kp[~self.inside()] = 0.0
+        return Pose(kp, self.width, self.height)
 
     def with_canvas(self, width: int, height: int) -> "Pose":
         """Same positions on another canvas size (no scaling)."""

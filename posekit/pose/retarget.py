@@ -241,8 +241,7 @@ def _neck_track(xy, necks, body, subject, s, clip_height: int) -> np.ndarray:
 
 def _out_of_picture(out: np.ndarray, onto: Pose) -> np.ndarray:
     """(18,) keypoints the subject lacks that fall outside its canvas in most frames."""
-    x, y = out[..., 0], out[..., 1]
-    present = ~np.isnan(x)
-    outside = present & ((x < 0) | (y < 0) | (x > onto.width - 1) | (y > onto.height - 1))
+    present = ~np.isnan(out[..., 0])
+    outside = present & ~np.array([Pose.from_xy(xy, onto.width, onto.height).inside() for xy in out])
     mostly_outside = outside.sum(axis=0) * 2 > np.maximum(present.sum(axis=0), 1)
     return mostly_outside & ~onto.visible

@@ -13,6 +13,8 @@
   images (each one a skeleton or a photo).
 One frame holds one person: the largest one in that file or image. Frames where nobody is found
 are skipped with a warning. Every pose keeps its own canvas (the file's or the image's size).
+Skeleton images go to the "skeleton" detector, photos and video frames to the run's detector
+(`detector=`; without one, BlazePose is built when first needed and closed at the end).
 
 `resample(clip, frames)` changes the length of a clip that is not a built-in motion (motions are
 regenerated instead) by interpolating cyclically, so the resampled clip still loops.
@@ -23,24 +25,29 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from posekit.errors import PosekitError, UsageError
 from posekit.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image, read_video
+from posekit.pose.detect import Detector, largest, load_detector
 from posekit.pose.pose import Pose
 
 _DETECT_BATCH = 16
 
 
 def load_poses(source: str, frames: int | None = None, device: str = "auto",
-               size: tuple[int, int] | None = None, canvas: tuple[int, int] | None = None) -> list[Pose]:
+               size: tuple[int, int] | None = None, canvas: tuple[int, int] | None = None,
+               detector: Detector | None = None) -> list[Pose]:
     """The clip that `source` names (see the module docstring), resampled to `frames` if given.
     `size=(w, h)` is the canvas for built-in motions (default 512 x 512). `canvas=(w, h)` is the
     canvas of OpenPose files that state none (and have no image beside them): standard OpenPose
     JSON is in the pixels of the photo it goes with, so `transfer`/`animate` pass the photo's size
-    and its coordinates are kept exactly; without it the canvas is inferred from the keypoints."""
+    and its coordinates are kept exactly; without it the canvas is inferred from the keypoints.
+    `detector` finds people in photos and video frames (the run's one detector; left open);
+    without it a BlazePose one is built if a photo needs it, and closed."""
     from posekit.pose.motions import MOTIONS, motion
 
     if frames is not None and frames < 1:
@@ -53,114 +60,83 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
     path = Path(source)
     if not path.exists():
         raise PosekitError(f"{source}: not a built-in motion ({', '.join(MOTIONS)}), nor an existing file or folder")
-    clip = _from_folder(path, device, canvas) if path.is_dir() else _from_file(path, device, canvas)
+    with _given_or_own(detector, device) as detector:
+        clip = _from_folder(path, detector, canvas) if path.is_dir() else _from_file(path, detector, canvas)
     if not clip:
         raise PosekitError(f"{source}: no person found in any frame")
     return resample(clip, frames) if frames is not None else clip
 
 
-def _from_file(path: Path, device: str, canvas=None) -> list[Pose]:
+def _given_or_own(detector: Detector | None, device: str):
+    """The caller's detector (left open), or BlazePose built on first use and closed on exit."""
+    return nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
+
+
+def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
     from posekit.pose.formats import read_jsonl, read_openpose_json
 
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         records = read_jsonl(path)
-        clip = [_largest(r["poses"]) for r in records if not r.get("error")]
+        clip = [largest(r["poses"]) for r in records if not r.get("error")]
         return _present(clip, [r.get("path", f"line {i + 1}") for i, r in enumerate(records) if not r.get("error")], path)
     if suffix == ".json":
-        return _present([_largest(read_openpose_json(path, size=canvas))], [path.name], path)
+        return _present([largest(read_openpose_json(path, size=canvas))], [path.name], path)
     if suffix in VIDEO_SUFFIXES:
-        return _from_video(path, device)
+        return _from_video(path, detector)
     if suffix in IMAGE_SUFFIXES:
-        return _present(_from_images([path], device), [path.name], path)
+        return _present(_from_images([path], detector), [path.name], path)
     raise PosekitError(f"{path}: not a pose source (expected a motion name, an OpenPose .json, a .jsonl "
                        "from extract-pose, a skeleton image, a photo, a video or a folder of them)")
 
 
-def _from_folder(folder: Path, device: str, canvas=None) -> list[Pose]:
+def _from_folder(folder: Path, detector: Detector, canvas=None) -> list[Pose]:
     from posekit.pose.formats import read_openpose_json
 
     files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")), key=natural_key)
     jsons = [p for p in files if p.suffix.lower() == ".json"]
     jsons = [p for p in jsons if p.name.endswith("_keypoints.json")] or jsons  # not a sheet.json beside them
     if jsons:
-        return _present([_largest(read_openpose_json(p, size=canvas)) for p in jsons], [p.name for p in jsons], folder)
+        return _present([largest(read_openpose_json(p, size=canvas)) for p in jsons], [p.name for p in jsons], folder)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
-        return _present(_from_images(images, device), [p.name for p in images], folder)
+        return _present(_from_images(images, detector), [p.name for p in images], folder)
     raise PosekitError(f"{folder}: no OpenPose .json files or images in this folder")
 
 
-def _from_images(paths: list[Path], device: str) -> list[Pose | None]:
-    """One pose per image: skeleton images are parsed, photos go through the detector."""
-    from posekit.pose.render import is_skeleton_image, parse_skeleton
+def _reader(image: np.ndarray, detector: Detector) -> Detector:
+    """What reads the people in this image: the skeleton detector for a rendered ControlNet
+    skeleton, `detector` for a photo."""
+    from posekit.pose.detect.skeleton import is_skeleton_image
 
-    poses: list[Pose | None] = []
-    detector = None
-    try:
-        for path in paths:
-            image = load_image(path)
-            if is_skeleton_image(image):
-                poses.append(_largest(parse_skeleton(image)))
-                continue
-            if detector is None:
-                detector = _detector(device)
-            poses.append(_largest(detector.detect([image])[0]))
-    finally:
-        if detector is not None:
-            detector.close()
-    return poses
+    return load_detector("skeleton") if is_skeleton_image(image) else detector
 
 
-def _from_video(path: Path, device: str) -> list[Pose]:
-    """The largest person in every frame of a video, detected in batches; a video of rendered
-    skeletons (as pose-guided animation tools write them) is parsed back instead."""
+def _from_images(paths: list[Path], detector: Detector) -> list[Pose | None]:
+    """The largest person in each image (a skeleton parsed, a photo detected), None for nobody."""
+    return [largest(_reader(image, detector).detect([image])[0]) for image in map(load_image, paths)]
+
+
+def _from_video(path: Path, detector: Detector) -> list[Pose]:
+    """The largest person in every frame of a video, in batches; a video of rendered skeletons
+    (as pose-guided animation tools write them) is read by the skeleton detector."""
+    from itertools import chain, islice
+
     from posekit.console import progress
-    from posekit.pose.render import is_skeleton_image, parse_skeleton
 
     frames = read_video(path)
     first = next(frames, None)
     if first is None:
         raise PosekitError(f"{path}: the video has no frames")
-    if is_skeleton_image(first):
-        poses = [_largest(parse_skeleton(f)) for f in _chain(first, frames)]
-        return _present(poses, [f"frame {i}" for i in range(len(poses))], path)
-    detector = _detector(device)
+    reader = _reader(first, detector)
+    frames = chain([first], frames)
     poses: list[Pose | None] = []
-    try:
-        with progress() as bar:
-            task = bar.add_task(f"detecting poses in {path.name}", total=None, status="")
-            batch: list[np.ndarray] = []
-            for frame in _chain(first, frames):
-                batch.append(frame)
-                if len(batch) == _DETECT_BATCH:
-                    poses += [_largest(people) for people in detector.detect(batch)]
-                    bar.advance(task, len(batch))
-                    batch = []
-            if batch:
-                poses += [_largest(people) for people in detector.detect(batch)]
-                bar.advance(task, len(batch))
-    finally:
-        detector.close()
+    with progress() as bar:
+        task = bar.add_task(f"detecting poses in {path.name}", total=None, status="")
+        while batch := list(islice(frames, _DETECT_BATCH)):
+            poses += [largest(people) for people in reader.detect(batch)]
+            bar.advance(task, len(batch))
     return _present(poses, [f"frame {i}" for i in range(len(poses))], path)
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
-
-
-def _detector(device: str):
-    from posekit.pose.detect import load_detector
-
-    return load_detector("blazepose", device=device)
-
-
-def _largest(poses: list[Pose]) -> Pose | None:
-    from posekit.pose.detect import largest_first
-
-    people = largest_first(poses)
-    return people[0] if people else None
 
 
 def _present(poses: list[Pose | None], names: list[str], source: Path) -> list[Pose]:
@@ -206,23 +182,29 @@ def resample(clip: list[Pose], frames: int) -> list[Pose]:
     return out
 
 
-def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto") -> Pose:
+def person_in_file(path, flag: str, size: tuple[int, int] | None = None) -> Pose:
+    """The largest person of an OpenPose JSON file given with `flag` (an error naming both when
+    it has nobody); `size` is the canvas when the file states none."""
+    from posekit.pose.formats import read_openpose_json
+
+    pose = largest(read_openpose_json(path, size=size))
+    if pose is None:
+        raise PosekitError(f"{flag} {path}: no person in this keypoint file")
+    return pose
+
+
+def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto",
+                   detector: Detector | None = None) -> Pose:
     """The pose of the person in `image`: read from `source_pose_json` (OpenPose JSON; the
-    largest person) or detected. Put on the image's canvas (a JSON written for a resized copy
-    of the photo is scaled to it). Nobody found -> a PosekitError suggesting --source-pose."""
+    largest person) or found by `detector` (the run's one detector; left open; without it a
+    BlazePose one is built and closed). Put on the image's canvas (a JSON written for a resized
+    copy of the photo is scaled to it). Nobody found -> a PosekitError suggesting --source-pose."""
     height, width = image.shape[:2]
     if source_pose_json is not None:
-        from posekit.pose.formats import read_openpose_json
-
-        pose = _largest(read_openpose_json(source_pose_json, size=(width, height)))
-        if pose is None:
-            raise PosekitError(f"--source-pose {source_pose_json}: no person in this keypoint file")
+        pose = person_in_file(source_pose_json, "--source-pose", size=(width, height))
         return pose if pose.size == (width, height) else pose.resized(width, height)
-    detector = _detector(device)  # closed here rather than at interpreter exit
-    try:
-        pose = _largest(detector.detect([image])[0])
-    finally:
-        detector.close()
+    with _given_or_own(detector, device) as detector:
+        pose = largest(detector.detect([image])[0])
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
         raise PosekitError(f"{image_path}: no person found in the photo; pass --source-pose with an "
                            "OpenPose JSON of the person (posekit extract-pose writes one)")

@@ -1,21 +1,23 @@
 """DreamBooth: teach Stable Diffusion 1.x one subject (or one style) from a few images.
 
-    train_dreambooth("photos/", "a photo of sks person", "runs/me", lora=True, steps=400)
+    config = DreamBoothConfig("photos/", "a photo of sks person", lora=True, steps=400)
+    train_dreambooth(config, "runs/me")
 
-A readable training loop on accelerate (devices, mixed precision, several processes, save_state)
-following the recipe of diffusers' train_dreambooth.py / train_dreambooth_lora.py:
+A readable training loop on accelerate (devices, mixed precision, several processes) following
+the recipe of diffusers' train_dreambooth.py / train_dreambooth_lora.py:
 
 - the instance images are fitted whole into a square (letterboxed on their own border colour,
   never randomly cropped: a sprite sheet cell or a full-body photo must keep its feet); a `.txt`
   beside an image overrides the instance prompt for it;
 - prior preservation: class images of the base model (generated once into the class folder when
-  it holds too few) are trained on alongside, with their loss weighted by prior_loss_weight;
+  it holds too few) are trained on alongside, with their loss weighted by prior_loss_weight
+  (`dreambooth_loss`);
 - latents and (with a frozen text encoder) prompt embeddings are computed once up front: the VAE
   and text encoder then cost nothing per step;
 - full fine-tune, or LoRA (peft) on the attention projections to_q/to_k/to_v/to_out.0;
-- every `checkpointing_steps` the whole training state goes through accelerator.save_state into
-  OUT/checkpoint-<step> (written under a temporary name, then renamed: a killed run never leaves a
-  half-written checkpoint), `resume=True` continues from the newest one;
+- the run folder is posekit.training's: OUT/config.json, and every `checkpointing_steps` the
+  whole training state (accelerator.save_state) in OUT/checkpoint-<step>, written atomically;
+  `resume=True` continues from the newest one exactly where it left off (same data order, noise);
 - the result: a full pipeline folder in OUT (usable as --model again, so fine-tunes chain) or
   OUT/pytorch_lora_weights.safetensors (pipeline.load_lora_weights reads it). model_index.json /
   the LoRA file are written last, so a folder that has them is complete.
@@ -23,12 +25,12 @@ following the recipe of diffusers' train_dreambooth.py / train_dreambooth_lora.p
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -36,14 +38,60 @@ import torch.nn.functional as F
 
 from posekit.console import info, progress, warn
 from posekit.errors import PosekitError, UsageError
-from posekit.images import IMAGE_SUFFIXES, load_image, save_image, write_json
+from posekit.images import IMAGE_SUFFIXES, load_image, save_image
 from posekit.methods.diffusion.models import DEFAULT_MODEL, load_pipeline
+from posekit.training import check_run_folder, load_latest_checkpoint, save_checkpoint, shuffled, write_config
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
-# settings a resumed run must share with the run that wrote the checkpoints
-RUN_IDENTITY = ("model", "lora", "rank", "train_text_encoder", "resolution", "with_prior_preservation")
+
+
+@dataclass
+class DreamBoothConfig:
+    """What `posekit dreambooth` was asked, one field per flag; saved as OUT/config.json.
+    learning_rate None means the default for the kind of run (`default_learning_rate`)."""
+
+    instance_dir: str
+    instance_prompt: str
+    model: str = DEFAULT_MODEL
+    model_config: str | None = None
+    class_prompt: str | None = None
+    with_prior_preservation: bool = False
+    class_dir: str | None = None
+    num_class_images: int = 100
+    prior_loss_weight: float = 1.0
+    lora: bool = False
+    rank: int = 4
+    train_text_encoder: bool = False
+    resolution: int = 512
+    steps: int = 800
+    learning_rate: float | None = None
+    batch_size: int = 1
+    gradient_accumulation: int = 1
+    gradient_checkpointing: bool = False
+    use_8bit_adam: bool = False
+    mixed_precision: str = "no"
+    checkpointing_steps: int = 500
+    keep_checkpoints: int = 2
+    validation_prompt: str | None = None
+    validation_steps: int = 100
+    seed: int = 0
+    class_steps: int = 30  # sampling steps of generated class images (no flag)
+    device: str = "auto"
+
+    # how long, how often, how to sample and where: a resumed run may change these; every other
+    # field defines the model or its data and must stay what the run used
+    may_change_on_resume: ClassVar[tuple[str, ...]] = (
+        "steps", "checkpointing_steps", "keep_checkpoints", "validation_prompt", "validation_steps", "class_steps",
+        "gradient_checkpointing", "device", "model_config")
+
+    def resolved(self) -> "DreamBoothConfig":
+        """Paths as text and the learning rate filled in: what config.json records."""
+        text = lambda v: None if v is None else str(v)  # noqa: E731
+        return replace(self, instance_dir=str(self.instance_dir), model=str(self.model),
+                       model_config=text(self.model_config), class_dir=text(self.class_dir),
+                       learning_rate=self.learning_rate or default_learning_rate(self.lora, self.train_text_encoder))
 
 
 def default_learning_rate(lora: bool, train_text_encoder: bool) -> float:
@@ -159,51 +207,7 @@ def _nullcontext():
     return nullcontext()
 
 
-# -- run folder ----------------------------------------------------------------------------
-def checkpoints(out: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the complete checkpoints in a run folder, oldest first."""
-    found = []
-    for p in out.glob("checkpoint-*"):
-        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if m and p.is_dir():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def check_run_folder(out: Path, config: dict, resume: bool) -> None:
-    """Refuse to train over a finished or running model unless resuming the same run."""
-    existing = [n for n in ("model_index.json", LORA_FILE) if (out / n).exists()] + [p.name for _, p in checkpoints(out)]
-    if existing and not resume:
-        raise UsageError(f"--out {out}: already holds a run ({existing[0]}); pass --resume to continue it "
-                         "or choose another folder")
-    saved = out / "config.json"
-    if resume and saved.is_file():
-        old = json.loads(saved.read_text())
-        for key in RUN_IDENTITY:
-            if key in old and old[key] != config[key]:
-                raise UsageError(f"--resume: {out} was trained with {key}={old[key]!r}, now {config[key]!r}; "
-                                 "pass the same settings or another --out")
-
-
-def save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
-    """accelerator.save_state into a temporary folder, renamed to checkpoint-<step> when whole;
-    then only the newest `keep` checkpoints are kept."""
-    tmp = out / f".checkpoint-{step}.tmp"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        final = out / f"checkpoint-{step}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        for _, old in checkpoints(out)[:-keep] if keep > 0 else []:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
+# -- checkpoints -----------------------------------------------------------------------------
 def lora_state_hooks(accelerator, unet, text_encoder):
     """Make save_state/load_state store only the LoRA weights of the peft-wrapped models (a few
     MB instead of the whole frozen UNet in every checkpoint)."""
@@ -232,167 +236,198 @@ def lora_state_hooks(accelerator, unet, text_encoder):
 
 
 # -- training ------------------------------------------------------------------------------
-def train_dreambooth(instance_dir, instance_prompt: str, out, model: str = DEFAULT_MODEL, model_config=None,
-                     class_prompt: str | None = None, with_prior_preservation: bool = False, class_dir=None,
-                     num_class_images: int = 100, prior_loss_weight: float = 1.0, lora: bool = False, rank: int = 4,
-                     train_text_encoder: bool = False, resolution: int = 512, steps: int = 800,
-                     learning_rate: float | None = None, batch_size: int = 1, gradient_accumulation: int = 1,
-                     gradient_checkpointing: bool = False, use_8bit_adam: bool = False, mixed_precision: str = "no",
-                     checkpointing_steps: int = 500, keep_checkpoints: int = 2, resume: bool = False,
-                     validation_prompt: str | None = None, validation_steps: int = 100, seed: int = 0,
-                     class_steps: int = 30, device: str = "auto") -> Path:
-    """Fine-tune and write the model into `out`; returns the pipeline folder or the LoRA file."""
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
+def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Path:
+    """Fine-tune and write the model into `out`; returns the pipeline folder or the LoRA file.
+    With `resume`, continue the run in `out` from its newest checkpoint."""
+    from accelerate.utils import set_seed
 
-    out = Path(out)
-    instance_dir = Path(instance_dir)
-    lr = learning_rate or default_learning_rate(lora, train_text_encoder)
-    if resolution % 8:
-        raise UsageError(f"--resolution {resolution}: use a multiple of 8 (512 for SD 1.x)")
-    if with_prior_preservation and not (class_prompt and class_dir):
-        raise UsageError("--with-prior-preservation needs --class-prompt and --class-dir")
-    config = dict(model=str(model), instance_dir=str(instance_dir), instance_prompt=instance_prompt,
-                  class_prompt=class_prompt, with_prior_preservation=with_prior_preservation,
-                  class_dir=str(class_dir) if class_dir else None, num_class_images=num_class_images,
-                  prior_loss_weight=prior_loss_weight, lora=lora, rank=rank, train_text_encoder=train_text_encoder,
-                  resolution=resolution, steps=steps, learning_rate=lr, batch_size=batch_size,
-                  gradient_accumulation=gradient_accumulation, mixed_precision=mixed_precision, seed=seed)
-    check_run_folder(out, config, resume)
-    instances = load_examples(instance_dir, instance_prompt, resolution, "--instance-dir")
-
-    try:
-        accelerator = Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=gradient_accumulation,
-                                  cpu=device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
-    except (ValueError, RuntimeError) as e:
-        raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
-    if accelerator.device.type == "cpu" and accelerator.mixed_precision == "fp16":
-        raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
-    set_seed(seed)
+    out, c = Path(out), config.resolved()
+    check_options(c)
+    check_run_folder(out, c, resume, results=("model_index.json", LORA_FILE))
+    instances = load_examples(Path(c.instance_dir), c.instance_prompt, c.resolution, "--instance-dir")
+    accelerator = make_accelerator(c, out)
+    set_seed(c.seed)
     main = accelerator.is_main_process
     say = info if main else (lambda message: None)  # one voice under `accelerate launch`
     if main:
-        warn_about_prompts(instance_prompt, class_prompt if with_prior_preservation else None, validation_prompt,
-                           instances)
-
+        warn_about_prompts(c.instance_prompt, c.class_prompt if c.with_prior_preservation else None,
+                           c.validation_prompt, instances)
     # the base model once: its components are what we train, its scheduler samples validations
-    base = load_pipeline(model, model_config, controlnet=None, img2img=False, device=accelerator.device,
+    base = load_pipeline(c.model, c.model_config, controlnet=None, img2img=False, device=accelerator.device,
                          dtype=torch.float32)
-    classes: list[Example] = []
-    if with_prior_preservation:
-        if main:
-            generate_class_images(base, class_prompt, Path(class_dir), num_class_images, resolution, seed,
-                                  steps=class_steps)
-        accelerator.wait_for_everyone()
-        classes = load_examples(Path(class_dir), class_prompt, resolution, "--class-dir")[:num_class_images]
-
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
-    unet, text_encoder, vae, tokenizer = base.unet, base.text_encoder, base.vae, base.tokenizer
+    classes = class_examples(c, base, accelerator)
+    models, params, optimizer, lr_scheduler, dtype = set_up_models(c, base, accelerator)
+    unet, text_encoder = trained_modules(c, base, models, accelerator)
+    data = encode_data(c, base, models, instances, classes, accelerator.device, dtype)
     noise_scheduler = _training_scheduler(base.scheduler)
-    vae.requires_grad_(False)
-    vae.to(accelerator.device, weight_dtype)
-    unet.requires_grad_(not lora)
-    text_encoder.requires_grad_(train_text_encoder and not lora)
-    if lora:
-        from peft import LoraConfig
-
-        unet.to(accelerator.device, weight_dtype)  # frozen base in half precision, adapters in fp32
-        unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_LORA_TARGETS))
-        if train_text_encoder:
-            text_encoder.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian",
-                                                target_modules=TEXT_LORA_TARGETS))
-    if not train_text_encoder:
-        text_encoder.to(accelerator.device, weight_dtype)
-    if gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-        if train_text_encoder:
-            text_encoder.gradient_checkpointing_enable()
-
-    models = [unet] + ([text_encoder] if train_text_encoder else [])
-    if lora:
-        from diffusers.training_utils import cast_training_params
-
-        cast_training_params(models, dtype=torch.float32)
-        lora_state_hooks(accelerator, unet, text_encoder)
-    params = [p for m in models for p in m.parameters() if p.requires_grad]
-    optimizer = _optimizer(params, lr, use_8bit_adam)
-    from diffusers.optimization import get_scheduler
-
-    lr_scheduler = get_scheduler("constant", optimizer=optimizer)  # constant, no warm-up: what DreamBooth uses
-    prepared = accelerator.prepare(*models, optimizer, lr_scheduler)
-    models, optimizer, lr_scheduler = list(prepared[:len(models)]), prepared[-2], prepared[-1]
-    unet = models[0]
-    text_encoder = models[1] if train_text_encoder else text_encoder
-
-    # latents and (frozen) prompt embeddings once, up front
-    with torch.no_grad():
-        inst_latents = encode_latents(vae, [e.image for e in instances], accelerator.device, weight_dtype)
-        class_latents = encode_latents(vae, [e.image for e in classes], accelerator.device, weight_dtype)
-    encode = _prompt_encoder(tokenizer, text_encoder, train_text_encoder, accelerator.device,
-                             {e.prompt for e in instances + classes})
-
-    start = 0
-    if resume:
-        if main:  # checkpoints a killed run was still writing
-            for stale in out.glob(".checkpoint-*.tmp"):
-                shutil.rmtree(stale, ignore_errors=True)
-        found = checkpoints(out)
-        if found:
-            start, path = found[-1]
-            accelerator.load_state(str(path))
-            say(f"resuming from step {start} ({path})")
-        elif main:
-            warn(f"--resume: no checkpoint in {out}; starting from step 0")
-
+    start, last = load_latest_checkpoint(accelerator, out) if resume else (0, None)
+    if last:
+        say(f"resuming from step {start} ({last})")
+    elif resume and main:
+        warn(f"--resume: no checkpoint in {out}; starting from step 0")
     if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(config, out / "config.json")
-    total_batch = batch_size * accelerator.num_processes * gradient_accumulation
+        write_config(out, asdict(c))
     say(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
-         f"{steps} steps of {total_batch} ({'LoRA rank ' + str(rank) if lora else 'full fine-tune'}, lr {lr:g}) "
-         f"on {accelerator.device}")
+        f"{c.steps} steps of {c.batch_size * accelerator.num_processes * c.gradient_accumulation} "
+        f"({'LoRA rank ' + str(c.rank) if c.lora else 'full fine-tune'}, lr {c.learning_rate:g}) on {accelerator.device}")
+
     for m in models:
         m.train()
-    step, micro = start, start * gradient_accumulation
+    step, micro = start, start * c.gradient_accumulation
     with progress(transient=False) if main else _nullcontext() as bar:
-        task = bar.add_task("dreambooth", total=steps, completed=start, status="") if main else None
-        while step < steps:
+        task = bar.add_task("dreambooth", total=c.steps, completed=start, status="") if main else None
+        while step < c.steps:
             with accelerator.accumulate(*models):
-                idx = batch_indices(micro, batch_size, len(instances), accelerator.process_index,
-                                    accelerator.num_processes, seed)
-                latents = sample_latents(inst_latents, idx)
-                prompts = [instances[i].prompt for i in idx]
-                if classes:
-                    cidx = [i % len(classes) for i in batch_indices(micro, batch_size, len(classes),
-                                                                    accelerator.process_index, accelerator.num_processes, seed + 1)]
-                    latents = torch.cat([latents, sample_latents(class_latents, cidx)])
-                    prompts += [classes[i].prompt for i in cidx]
-                loss = diffusion_loss(unet, noise_scheduler, latents, encode(prompts), len(idx) if classes else None,
-                                      prior_loss_weight)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                lr_scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                latents, hidden = data.batch(micro, c.batch_size, accelerator.process_index,
+                                             accelerator.num_processes, c.seed)
+                loss = diffusion_loss(models[0], noise_scheduler, latents, hidden,
+                                      c.prior_loss_weight if classes else None)
+                optimize(accelerator, loss, params, optimizer, lr_scheduler)
             micro += 1
             if not accelerator.sync_gradients:
                 continue
             step += 1
             if main:
                 bar.update(task, advance=1, status=f"loss {loss.detach().item():.4f}")
-            if checkpointing_steps and step % checkpointing_steps == 0 and step < steps:
-                save_checkpoint(accelerator, out, step, keep_checkpoints)
-            if validation_prompt and validation_steps and step % validation_steps == 0 and main:
-                validate(accelerator, base, unet, text_encoder, validation_prompt, out, step, resolution, seed, weight_dtype)
+            if c.checkpointing_steps and step % c.checkpointing_steps == 0 and step < c.steps:
+                save_checkpoint(accelerator, out, step, c.keep_checkpoints)
+            if c.validation_prompt and c.validation_steps and step % c.validation_steps == 0 and main:
+                validate(c, out, step, base, unet, text_encoder, accelerator.device, dtype)
+    return finish(c, out, accelerator, base, unet, text_encoder, dtype)
 
+
+def check_options(c: DreamBoothConfig) -> None:
+    if c.resolution % 8:
+        raise UsageError(f"--resolution {c.resolution}: use a multiple of 8 (512 for SD 1.x)")
+    if c.with_prior_preservation and not (c.class_prompt and c.class_dir):
+        raise UsageError("--with-prior-preservation needs --class-prompt and --class-dir")
+
+
+def make_accelerator(c: DreamBoothConfig, out: Path):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    try:
+        accelerator = Accelerator(mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation,
+                                  cpu=c.device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"--mixed-precision {c.mixed_precision}: {e}") from None
+    if accelerator.device.type == "cpu" and accelerator.mixed_precision == "fp16":
+        raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
+    return accelerator
+
+
+def class_examples(c: DreamBoothConfig, base, accelerator) -> list[Example]:
+    """Prior preservation's class images (the main process generates the missing ones), else []."""
+    if not c.with_prior_preservation:
+        return []
+    if accelerator.is_main_process:
+        generate_class_images(base, c.class_prompt, Path(c.class_dir), c.num_class_images, c.resolution, c.seed,
+                              steps=c.class_steps)
+    accelerator.wait_for_everyone()
+    return load_examples(Path(c.class_dir), c.class_prompt, c.resolution, "--class-dir")[:c.num_class_images]
+
+
+def set_up_models(c: DreamBoothConfig, base, accelerator):
+    """Freeze what does not train, add the LoRA adapters, prepare the trained models with their
+    optimizer: (models, params, optimizer, lr_scheduler, weight_dtype). models[0] is the UNet,
+    models[1] the text encoder when it trains."""
+    from diffusers.optimization import get_scheduler
+
+    device = accelerator.device
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    unet, text_encoder = base.unet, base.text_encoder
+    base.vae.requires_grad_(False)
+    base.vae.to(device, weight_dtype)
+    unet.requires_grad_(not c.lora)
+    text_encoder.requires_grad_(c.train_text_encoder and not c.lora)
+    if c.lora:
+        from peft import LoraConfig
+
+        unet.to(device, weight_dtype)  # frozen base in half precision, adapters in fp32
+        unet.add_adapter(LoraConfig(r=c.rank, lora_alpha=c.rank, init_lora_weights="gaussian",
+                                    target_modules=UNET_LORA_TARGETS))
+        if c.train_text_encoder:
+            text_encoder.add_adapter(LoraConfig(r=c.rank, lora_alpha=c.rank, init_lora_weights="gaussian",
+                                                target_modules=TEXT_LORA_TARGETS))
+    if not c.train_text_encoder:
+        text_encoder.to(device, weight_dtype)
+    if c.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if c.train_text_encoder:
+            text_encoder.gradient_checkpointing_enable()
+    models = [unet] + ([text_encoder] if c.train_text_encoder else [])
+    if c.lora:
+        from diffusers.training_utils import cast_training_params
+
+        cast_training_params(models, dtype=torch.float32)
+        lora_state_hooks(accelerator, unet, text_encoder)
+    params = [p for m in models for p in m.parameters() if p.requires_grad]
+    optimizer = _optimizer(params, c.learning_rate, c.use_8bit_adam)
+    lr_scheduler = get_scheduler("constant", optimizer=optimizer)  # constant, no warm-up: what DreamBooth uses
+    *models, optimizer, lr_scheduler = accelerator.prepare(*models, optimizer, lr_scheduler)
+    return models, params, optimizer, lr_scheduler, weight_dtype
+
+
+def trained_modules(c: DreamBoothConfig, base, models: list, accelerator) -> tuple:
+    """(unet, text_encoder) as plain modules, for sampling and saving: the trained ones unwrapped
+    from accelerate (the same modules, updated in place as training goes on)."""
+    text_encoder = accelerator.unwrap_model(models[1]) if c.train_text_encoder else base.text_encoder
+    return accelerator.unwrap_model(models[0]), text_encoder
+
+
+@dataclass
+class TrainingData:
+    """The examples, encoded once up front: VAE latent distributions (mean, std) and a prompt
+    encoder (cached embeddings when the text encoder is frozen)."""
+
+    instances: list[Example]
+    classes: list[Example]
+    instance_latents: tuple[torch.Tensor, torch.Tensor]
+    class_latents: tuple[torch.Tensor, torch.Tensor] | None
+    encode: Callable[[list[str]], torch.Tensor]
+
+    def batch(self, micro_step: int, batch_size: int, rank: int, world: int, seed: int):
+        """(latents, prompt embeddings) of one micro-batch: its instance examples, then (prior
+        preservation) as many class examples."""
+        idx = batch_indices(micro_step, batch_size, len(self.instances), rank, world, seed)
+        latents, prompts = sample_latents(self.instance_latents, idx), [self.instances[i].prompt for i in idx]
+        if self.classes:
+            cidx = batch_indices(micro_step, batch_size, len(self.classes), rank, world, seed + 1)
+            latents = torch.cat([latents, sample_latents(self.class_latents, cidx)])
+            prompts += [self.classes[i].prompt for i in cidx]
+        return latents, self.encode(prompts)
+
+
+def encode_data(c: DreamBoothConfig, base, models: list, instances, classes, device, dtype) -> TrainingData:
+    with torch.no_grad():
+        instance_latents = encode_latents(base.vae, [e.image for e in instances], device, dtype)
+        class_latents = encode_latents(base.vae, [e.image for e in classes], device, dtype)
+    text_encoder = models[1] if c.train_text_encoder else base.text_encoder  # the prepared one trains
+    encode = _prompt_encoder(base.tokenizer, text_encoder, c.train_text_encoder, device,
+                             {e.prompt for e in instances + classes})
+    return TrainingData(instances, classes, instance_latents, class_latents, encode)
+
+
+def optimize(accelerator, loss: torch.Tensor, params: list, optimizer, lr_scheduler) -> None:
+    """Backward; the optimizer steps for real only when accelerate's accumulation completes."""
+    accelerator.backward(loss)
+    if accelerator.sync_gradients:
+        accelerator.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    lr_scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def finish(c: DreamBoothConfig, out: Path, accelerator, base, unet, text_encoder, dtype) -> Path:
+    """The last validation samples and the result: the LoRA file, or a whole pipeline folder."""
     accelerator.wait_for_everyone()
     result = None
-    if main:
-        if validation_prompt and not (validation_steps and steps % validation_steps == 0):
-            validate(accelerator, base, unet, text_encoder, validation_prompt, out, steps, resolution, seed, weight_dtype)
-        unet_, te_ = accelerator.unwrap_model(unet), accelerator.unwrap_model(text_encoder)
-        result = save_lora(out, unet_, te_ if train_text_encoder else None) if lora else save_pipeline(out, base, unet_, te_)
+    if accelerator.is_main_process:
+        if c.validation_prompt and not (c.validation_steps and c.steps % c.validation_steps == 0):
+            validate(c, out, c.steps, base, unet, text_encoder, accelerator.device, dtype)
+        result = (save_lora(out, unet, text_encoder if c.train_text_encoder else None) if c.lora
+                  else save_pipeline(out, base, unet, text_encoder))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result or out
@@ -435,16 +470,11 @@ def sample_latents(latents: tuple[torch.Tensor, torch.Tensor], idx: list[int]) -
 
 
 def batch_indices(micro_step: int, batch_size: int, n: int, rank: int, world: int, seed: int) -> list[int]:
-    """Which examples micro-batch `micro_step` of process `rank` takes: consecutive slices of a
-    stream of per-epoch shuffles, a pure function of the step, so a resumed run sees exactly the
-    data the killed one would have seen, and processes never share a slice."""
+    """Which examples micro-batch `micro_step` of process `rank` takes: consecutive slices of the
+    seeded stream of posekit.training, a pure function of the step, so a resumed run sees exactly
+    the data the killed one would have seen, and processes never share a slice."""
     start = (micro_step * world + rank) * batch_size
-    out = []
-    for pos in range(start, start + batch_size):
-        epoch, k = divmod(pos, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        out.append(int(perm[k]))
-    return out
+    return list(shuffled(n, seed, start, start + batch_size))
 
 
 def _prompt_encoder(tokenizer, text_encoder, trainable: bool, device, prompts: set[str]):
@@ -460,35 +490,43 @@ def _prompt_encoder(tokenizer, text_encoder, trainable: bool, device, prompts: s
     return lambda batch: torch.cat([cache[p] for p in batch])
 
 
-def diffusion_loss(unet, scheduler, latents, hidden, n_instance: int | None, prior_weight: float) -> torch.Tensor:
-    """The denoising loss at random timesteps; with prior preservation the batch is instance
-    examples followed by class examples, and the class half's loss is weighted separately."""
+def diffusion_loss(unet, scheduler, latents, hidden, prior_weight: float | None) -> torch.Tensor:
+    """The denoising loss at random timesteps; with prior preservation (prior_weight not None)
+    the batch is instance examples followed by as many class examples (dreambooth_loss)."""
     noise = torch.randn_like(latents)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device).long()
     noisy = scheduler.add_noise(latents, noise, t)
     target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
     pred = unet(noisy, t, hidden, return_dict=False)[0]  # under mixed precision accelerate autocasts
-    if n_instance is None:
-        return F.mse_loss(pred.float(), target.float())
-    loss = F.mse_loss(pred[:n_instance].float(), target[:n_instance].float())
-    prior = F.mse_loss(pred[n_instance:].float(), target[n_instance:].float())
-    return loss + prior_weight * prior
+    return dreambooth_loss(pred, target, prior_weight)
 
 
-def validate(accelerator, base, unet, text_encoder, prompt: str, out: Path, step: int, resolution: int, seed: int,
-             dtype, count: int = 2) -> None:
+def dreambooth_loss(pred: torch.Tensor, target: torch.Tensor, prior_weight: float | None = None) -> torch.Tensor:
+    """Mean squared error of the prediction. With prior preservation (prior_weight not None) the
+    first half of the batch is instance examples and the second half class examples; each half's
+    error is averaged on its own and the class half's is added times prior_weight, as in
+    diffusers' train_dreambooth.py."""
+    pred, target = pred.float(), target.float()
+    if prior_weight is None:
+        return F.mse_loss(pred, target)
+    pred, pred_prior = pred.chunk(2)
+    target, target_prior = target.chunk(2)
+    return F.mse_loss(pred, target) + prior_weight * F.mse_loss(pred_prior, target_prior)
+
+
+def validate(c: DreamBoothConfig, out: Path, step: int, base, unet, text_encoder, device, dtype,
+             count: int = 2) -> None:
     """Sample `count` images of the validation prompt with the weights as they are now."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(vae=base.vae, text_encoder=accelerator.unwrap_model(text_encoder),
-                                   tokenizer=base.tokenizer, unet=accelerator.unwrap_model(unet), scheduler=base.scheduler,
-                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(vae=base.vae, text_encoder=text_encoder, tokenizer=base.tokenizer, unet=unet,
+                                   scheduler=base.scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    device = accelerator.device
     autocast = torch.autocast(device.type, dtype) if dtype != torch.float32 else _nullcontext()
-    gens = [torch.Generator("cpu").manual_seed(seed + k) for k in range(count)]
+    gens = [torch.Generator("cpu").manual_seed(c.seed + k) for k in range(count)]
     with torch.inference_mode(), autocast:
-        images = pipe([prompt] * count, height=resolution, width=resolution, num_inference_steps=25,
+        images = pipe([c.validation_prompt] * count, height=c.resolution, width=c.resolution, num_inference_steps=25,
                       generator=gens, output_type="np").images
     for k, im in enumerate(images):
         save_image((np.clip(im, 0, 1) * 255).round().astype(np.uint8), out / "validation" / f"step-{step:06d}-{k}.png")

@@ -5,5 +5,5 @@
     synthetic.py  the built-in clothed-mannequin generator
     prepare.py    raw photos -> the official layout (`posekit prepare-dataset`)
     train.py      the accelerate training loop (`posekit train-gan`)
-    transfer.py   PatnMethod (`posekit transfer --method gan`)
+    method.py     PatnOptions, PatnMethod (`--method gan`); load_patn
 """

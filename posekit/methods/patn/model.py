@@ -191,10 +191,14 @@ def architecture_of(state: dict) -> dict:
     return {"ngf": int(ngf), "blocks": blocks, "norm": "batch" if _is_batch_norm(state) else "instance"}
 
 
+def without_module_prefix(state: dict) -> dict:
+    """The keys as the bare network names them: (Distributed)DataParallel saves them as `module.*`."""
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
 def clean_official_state(state: dict, norm: str) -> dict:
     """Drop what modern PyTorch rejects: the DeepFashion file's InstanceNorm running stats (saved by
-    an old PyTorch whose InstanceNorm tracked them) and any `module.` prefix of DataParallel."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    an old PyTorch whose InstanceNorm tracked them)."""
     if norm == "instance":
         state = {k: v for k, v in state.items()
                  if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
@@ -203,7 +207,7 @@ def clean_official_state(state: dict, norm: str) -> dict:
 
 def load_generator_state(state: dict) -> PATNGenerator:
     """A generator with the architecture read from `state`, loaded strictly (every key 1:1)."""
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = without_module_prefix(state)
     arch = architecture_of(state)
     state = clean_official_state(state, arch["norm"])
     net = PATNGenerator(**arch)

@@ -66,9 +66,7 @@ def framed(image: np.ndarray, pose: Pose, width: int, height: int, keep_aspect: 
     kp = pose.keypoints.copy()
     kp[:, 0] = kp[:, 0] * sx + dx
     kp[:, 1] = kp[:, 1] * sy
-    inside = (kp[:, 0] >= 0) & (kp[:, 0] <= width - 1) & (kp[:, 1] >= 0) & (kp[:, 1] <= height - 1)
-    kp[~inside] = 0.0
-    return out, Pose(kp, width, height)
+    return out, Pose(kp, width, height).in_frame()
 
 
 def has_torso(pose: Pose) -> bool:

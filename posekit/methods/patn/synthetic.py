@@ -94,8 +94,7 @@ def random_pose(rng: np.random.Generator, look: Look, width: int, height: int, c
         knee = np.deg2rad(rng.uniform(-45, 10))
         pts[f"{name}_knee"], pts[f"{name}_ankle"] = limb(pts[f"{name}_hip"], leg, knee, 0.23, 0.22)
     xy = np.array([pts[n] for n in _NAMES], np.float32)
-    inside = (xy[:, 0] >= 0) & (xy[:, 0] <= width - 1) & (xy[:, 1] >= 0) & (xy[:, 1] <= height - 1)
-    return Pose(np.column_stack([xy, inside.astype(np.float32)]), width, height)
+    return Pose(np.column_stack([xy, np.ones(len(xy), np.float32)]), width, height).in_frame()
 
 
 _NAMES = ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",

@@ -1,14 +1,16 @@
-"""Training PATN with accelerate: the authors' losses and update order, our run folder.
+"""Training PATN with accelerate: the authors' losses and update order, the shared run folder.
 
-    RUN/config.json                       what was asked (read back by --resume and by transfer)
-    RUN/checkpoints/iter_000600/          netG / netD_PP / netD_PB .safetensors, optimizers.pt, state.json
-    RUN/samples/iter_000600.png           rows of: source | target pose | generated | target
-    RUN/metrics.json                      held-out ssim, l1 and the copy-the-source baselines
-    RUN/log.jsonl                         losses, learning rate and it/s every 10 iterations
-    RUN/netG.safetensors                  the final generator, what `transfer --checkpoint RUN` loads
+    RUN/config.json                  what was asked (read back by --resume and by transfer)
+    RUN/checkpoint-600/              netG / netD_PP / netD_PB .safetensors, accelerate's optimizer,
+                                     random and image-pool states (posekit.training: atomic, fsynced)
+    RUN/samples/step-000600.png      rows of: source | target pose | generated | target
+    RUN/metrics.json                 held-out ssim, l1 and the copy-the-source baselines
+    RUN/log.jsonl                    losses, learning rate and it/s every 10 iterations
+    RUN/netG.safetensors             the final generator, what `transfer --checkpoint RUN` loads
 
-A checkpoint folder is written under a temporary name and renamed into place, so a run killed
-at any moment (even SIGKILL) leaves only whole checkpoints; `--resume` picks the newest.
+A run killed at any moment (even SIGKILL) leaves only whole checkpoints; `--resume` continues
+from the newest exactly as the uninterrupted run would have (same data order, random state and
+image pools), with the same settings but for those `TrainConfig.may_change_on_resume` lists.
 
 One step, as the authors' PATN.optimize_parameters does it:
     fake = G(P1, [BP1, BP2])
@@ -22,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import random
-import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,13 +36,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from posekit.errors import PosekitError, UsageError
-from posekit.methods.patn.data import datasets, heatmap_sigma, preset, to_uint8
+from posekit.methods.patn.data import Preset, datasets, heatmap_sigma, preset, to_uint8
 from posekit.methods.patn.model import (NUM_KEYPOINTS, PATNGenerator, ResnetDiscriminator, gan_loss,
                                         init_weights)
+from posekit.training import (DataOrder, check_run_folder,
+                              load_latest_checkpoint, save_checkpoint, write_config)
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 NETS = ("netG", "netD_PP", "netD_PB")
 LOG_EVERY = 10  # iterations between lines of RUN/log.jsonl
+KEEP_CHECKPOINTS = 2
 
 
 @dataclass
@@ -65,6 +69,11 @@ class TrainConfig:
     synthetic_size: int = 4000
     workers: int = 2
 
+    # how long to go on, how often to save, how to load and score: a resumed run may change
+    # these; every other field defines the model or its data and must stay what the run used
+    may_change_on_resume: ClassVar[tuple[str, ...]] = ("iters", "checkpoint_every", "workers", "eval_pairs")
+    flag_names: ClassVar[dict[str, str]] = {"image_height": "--size (height)", "image_width": "--size (width)"}
+
     def resolved(self) -> "TrainConfig":
         """Fill the preset's defaults in (batch size, perceptual weight, image size)."""
         p = preset(self.dataset)
@@ -74,11 +83,6 @@ class TrainConfig:
         c.image_height = c.image_height or p.height
         c.image_width = c.image_width or p.width
         return c
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def generator_config(c: TrainConfig) -> dict:
@@ -147,7 +151,8 @@ def perceptual_net(vgg_weights: str | None) -> VGGRelu12:
 # -- helpers ---------------------------------------------------------------------------------------
 class ImagePool:
     """The authors' history of fakes for the discriminators (Market: 50; 0 = off): each fake is
-    swapped, half of the time, for an older one."""
+    swapped, half of the time, for an older one. Checkpoints keep it (state_dict; under several
+    processes each has its own pool, and a checkpoint keeps the main process's)."""
 
     def __init__(self, size: int):
         self.size, self.images = size, []
@@ -163,30 +168,17 @@ class ImagePool:
                 out.append(image)
             elif random.random() > 0.5:
                 i = random.randrange(self.size)
-                out.append(self.images[i].clone())
+                out.append(self.images[i].clone().to(image.device))
                 self.images[i] = image
             else:
                 out.append(image)
         return torch.cat(out)
 
+    def state_dict(self) -> dict:
+        return {"images": [image.cpu() for image in self.images]}
 
-class IterationSampler(torch.utils.data.Sampler):
-    """Indices for iterations [start, stop) of an endless shuffled stream (epoch e is the
-    permutation seeded by (seed, e)), so a resumed run draws what the uninterrupted run would."""
-
-    def __init__(self, n: int, per_iteration: int, start: int, stop: int, seed: int):
-        self.n, self.per, self.start, self.stop, self.seed = n, per_iteration, start, stop, seed
-
-    def __len__(self):
-        return (self.stop - self.start) * self.per
-
-    def __iter__(self):
-        epoch, perm = -1, None
-        for k in range(self.start * self.per, self.stop * self.per):
-            e, j = divmod(k, self.n)
-            if e != epoch:
-                epoch, perm = e, np.random.default_rng([self.seed, e]).permutation(self.n)
-            yield int(perm[j])
+    def load_state_dict(self, state: dict) -> None:
+        self.images = list(state["images"])
 
 
 def lr_at(iteration: int, iters: int, lr: float) -> float:
@@ -202,16 +194,6 @@ def log_line(run: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def checkpoints(run: Path) -> list[Path]:
-    folder = Path(run) / "checkpoints"
-    return sorted(folder.glob("iter_[0-9]*")) if folder.is_dir() else []
-
-
-def latest_checkpoint(run: Path) -> Path | None:
-    found = checkpoints(run)
-    return found[-1] if found else None
-
-
 def save_net(net: nn.Module, path: Path, config: dict | None = None) -> None:
     from safetensors.torch import save_file
 
@@ -222,39 +204,25 @@ def save_net(net: nn.Module, path: Path, config: dict | None = None) -> None:
         save_file(state, str(tmp), metadata={"posekit_patn": json.dumps(config)} if config else None)
 
 
-def save_checkpoint(run: Path, iteration: int, nets: dict, optimizers: dict, gen_config: dict,
-                    keep: int = 2) -> Path:
-    """Write every file into a temporary folder, then rename it into place (atomic)."""
-    final = Path(run) / "checkpoints" / f"iter_{iteration:06d}"
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, net in nets.items():
-        save_net(net, tmp / f"{name}.safetensors", gen_config if name == "netG" else None)
-    torch.save({name: opt.state_dict() for name, opt in optimizers.items()}, tmp / "optimizers.pt")
-    (tmp / "state.json").write_text(json.dumps({"iteration": iteration}) + "\n")
-    for f in tmp.iterdir():  # the data must be on disk before the rename makes it visible
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in checkpoints(run)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_checkpoint(folder: Path, nets: dict, optimizers: dict) -> int:
+def checkpoint_hooks(accelerator, gen_config: dict) -> None:
+    """Make accelerator.save_state / load_state keep the nets as netG / netD_PP / netD_PB
+    .safetensors (netG with the settings transfer needs), beside accelerate's own files."""
     from safetensors.torch import load_file
 
-    try:
-        for name, net in nets.items():
-            net.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
-        states = torch.load(folder / "optimizers.pt", map_location="cpu", weights_only=True)
-        for name, opt in optimizers.items():
-            opt.load_state_dict(states[name])
-        return int(json.loads((folder / "state.json").read_text())["iteration"])
-    except Exception as e:  # damaged files raise SafetensorError, UnpicklingError, ...
-        raise PosekitError(f"{folder}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
+    def save(models, weights, folder):
+        if accelerator.is_main_process:
+            for name, model in zip(NETS, models):
+                save_net(accelerator.unwrap_model(model), Path(folder) / f"{name}.safetensors",
+                         gen_config if name == "netG" else None)
+        weights.clear()
+
+    def load(models, folder):
+        for name, model in zip(NETS, models):
+            accelerator.unwrap_model(model).load_state_dict(load_file(str(Path(folder) / f"{name}.safetensors")))
+        models.clear()
+
+    accelerator.register_save_state_pre_hook(save)
+    accelerator.register_load_state_pre_hook(load)
 
 
 def sample_strip(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
@@ -299,126 +267,143 @@ def evaluate(G: nn.Module, held_out, device, batch_size: int = 16) -> tuple[dict
 # -- the loop --------------------------------------------------------------------------------------
 def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weights: str | None = None) -> dict:
     """Train (or continue) a run; returns the held-out metrics written to RUN/metrics.json."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from posekit.console import info, progress
-    from posekit.images import save_image, write_json
+    from posekit.images import save_image
 
-    run = Path(run)
-    c = config.resolved()
+    run, c = Path(run), config.resolved()
     p = preset(c.dataset)
     if c.image_height % 4 or c.image_width % 4:
         raise UsageError(f"--size {c.image_width}x{c.image_height}: both sides must be multiples of 4")
-    try:
-        accelerator = Accelerator(mixed_precision=c.mixed_precision)
-    except ValueError as e:
-        raise UsageError(f"--mixed-precision {c.mixed_precision}: {e}") from None
+    check_run_folder(run, c, resume, results=("netG.safetensors",))
+    accelerator = make_accelerator(c.mixed_precision)
     main = accelerator.is_main_process
-    gen_config = generator_config(c)
+    say = info if main else (lambda message: None)  # one voice under `accelerate launch`
     # data first: a wrong --data-root fails before any network is built
     train_set, held_out = datasets(c.dataset, c.data_root, c.image_height, c.image_width, c.seed,
                                    c.synthetic_size, c.eval_pairs)
-
     set_seed(c.seed)  # the same seed gives the same initial nets
-    G = init_weights(PATNGenerator(c.ngf, c.blocks, p.norm, p.dropout))
-    # the discriminators follow --ngf too, so small runs shrink every net (official: 64 each)
-    D_PP = init_weights(ResnetDiscriminator(6, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
-    D_PB = init_weights(ResnetDiscriminator(3 + NUM_KEYPOINTS, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
+    nets, optimizers, pools = build_nets(c, p, accelerator)
     vgg = perceptual_net(vgg_weights).to(accelerator.device) if c.perceptual_weight > 0 else None
-    betas = (0.5, 0.999)
-    opt_G, opt_PP, opt_PB = (torch.optim.Adam(n.parameters(), lr=c.lr, betas=betas) for n in (G, D_PP, D_PB))
-    nets = {"netG": G, "netD_PP": D_PP, "netD_PB": D_PB}
-    optimizers = {"netG": opt_G, "netD_PP": opt_PP, "netD_PB": opt_PB}
-
-    start = 0
+    start, last = load_latest_checkpoint(accelerator, run) if resume else (0, None)
     if resume:
-        last = latest_checkpoint(run)
-        if last is None:
-            if main:
-                info(f"{run}: no checkpoint yet; starting from iteration 0")
-        else:
-            start = load_checkpoint(last, nets, optimizers)
-            if main:
-                info(f"resuming {run} from iteration {start} ({last.name})")
-    if start >= c.iters and main:
-        info(f"{run}: already at iteration {start} of --iters {c.iters}; evaluating only")
-    set_seed(c.seed + start)
-    if main:
-        for stale in (run / "checkpoints").glob(".tmp-*"):  # left by a run killed while saving
-            shutil.rmtree(stale, ignore_errors=True)
-        write_json({**asdict(c), "generator": gen_config, "processes": accelerator.num_processes},
-                   run / "config.json")
-
-    stop = max(start, c.iters)
-    sampler = IterationSampler(len(train_set), c.batch_size * accelerator.num_processes, start, stop, c.seed)
-    loader = torch.utils.data.DataLoader(train_set, batch_size=c.batch_size, sampler=sampler, drop_last=True,
-                                         num_workers=c.workers, persistent_workers=False)
-    G, D_PP, D_PB, opt_G, opt_PP, opt_PB, loader = accelerator.prepare(G, D_PP, D_PB, opt_G, opt_PP, opt_PB, loader)
-    pool_PP, pool_PB = ImagePool(p.pool_size), ImagePool(p.pool_size)
-    l1 = nn.L1Loss()
-
-    def d_loss(D, real, fake, pool):
-        fake = pool.query(fake.detach())
-        return 0.5 * p.lambda_gan * (gan_loss(D(real), True, p.lsgan) + gan_loss(D(fake), False, p.lsgan))
+        say(f"resuming {run} from iteration {start} ({last.name})" if last
+            else f"{run}: no checkpoint yet; starting from iteration 0")
+    if start >= c.iters:
+        say(f"{run}: already at iteration {start} of --iters {c.iters}; evaluating only")
+    if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
+        write_config(run, {**asdict(c), "generator": generator_config(c), "processes": accelerator.num_processes})
+    loader = accelerator.prepare(data_loader(train_set, c, start, accelerator.num_processes))
 
     bar = progress(transient=False) if main else contextlib.nullcontext()
     with bar:
         task = bar.add_task("train-gan", total=c.iters, completed=start, status="") if main else None
-        tick, it = time.perf_counter(), start
+        tick = time.perf_counter()
         for it, batch in enumerate(loader, start=start):
-            for opt in (opt_G, opt_PP, opt_PB):
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(it, c.iters, c.lr)
-            P1, BP1, P2, BP2 = batch["P1"], batch["BP1"], batch["P2"], batch["BP2"]
-            with accelerator.autocast():
-                fake = G(P1, BP1, BP2)
-                loss_l1 = l1(fake.float(), P2) * p.lambda_l1
-                loss_perc = (F.l1_loss(vgg(fake).float(), vgg(P2).float().detach()) * c.perceptual_weight
-                             if vgg is not None else torch.zeros((), device=fake.device))
-                loss_gan = (gan_loss(D_PB(torch.cat([fake, BP2], 1)), True, p.lsgan)
-                            + gan_loss(D_PP(torch.cat([fake, P1], 1)), True, p.lsgan)) * p.lambda_gan / 2
-                loss_G = loss_l1 + loss_perc + loss_gan
-            opt_G.zero_grad(set_to_none=True)
-            accelerator.backward(loss_G)
-            opt_G.step()
-            with accelerator.autocast():
-                loss_PP = d_loss(D_PP, torch.cat([P2, P1], 1), torch.cat([fake, P1], 1), pool_PP)
-            opt_PP.zero_grad(set_to_none=True)
-            accelerator.backward(loss_PP)
-            opt_PP.step()
-            with accelerator.autocast():
-                loss_PB = d_loss(D_PB, torch.cat([P2, BP2], 1), torch.cat([fake, BP2], 1), pool_PB)
-            opt_PB.zero_grad(set_to_none=True)
-            accelerator.backward(loss_PB)
-            opt_PB.step()
-
+            losses, fake = train_step(batch, it, c, p, nets, optimizers, pools, vgg, accelerator)
             done = it + 1
             if main:
+                values = {k: v.item() for k, v in losses.items()}
                 rate = (done - start) / max(1e-9, time.perf_counter() - tick)
-                losses = {"L1": loss_l1.item(), "perceptual": loss_perc.item(), "G_GAN": loss_gan.item(),
-                          "D_PP": loss_PP.item(), "D_PB": loss_PB.item()}
-                bar.update(task, completed=done, status=" ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                bar.update(task, completed=done, status=" ".join(f"{k} {v:.3f}" for k, v in values.items())
                            + f" {rate:.2f} it/s")
                 if done % LOG_EVERY == 0 or done == c.iters:
-                    log_line(run, {"iteration": done, **losses, "lr": lr_at(it, c.iters, c.lr), "it_per_s": rate})
+                    log_line(run, {"iteration": done, **values, "lr": lr_at(it, c.iters, c.lr), "it_per_s": rate})
             if done % c.checkpoint_every == 0 or done == c.iters:
-                accelerator.wait_for_everyone()
+                save_checkpoint(accelerator, run, done, KEEP_CHECKPOINTS)
                 if main:
-                    unwrapped = {k: accelerator.unwrap_model(v) for k, v in
-                                 (("netG", G), ("netD_PP", D_PP), ("netD_PB", D_PB))}
-                    save_checkpoint(run, done, unwrapped, optimizers, gen_config)
-                    save_image(sample_strip(batch, fake.float()), run / "samples" / f"iter_{done:06d}.png")
-                accelerator.wait_for_everyone()
+                    save_image(sample_strip(batch, fake.float()), run / "samples" / f"step-{done:06d}.png")
+    return finish(run, c, nets["netG"], held_out, accelerator, start)
+
+
+def make_accelerator(mixed_precision: str):
+    from accelerate import Accelerator
+
+    try:
+        return Accelerator(mixed_precision=mixed_precision)
+    except ValueError as e:
+        raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
+
+
+def build_nets(c: TrainConfig, p: Preset, accelerator) -> tuple[dict, dict, dict]:
+    """G, D_PP and D_PB with their Adam optimizers, prepared by accelerate, and the
+    discriminators' image pools: everything a checkpoint saves and --resume restores."""
+    G = init_weights(PATNGenerator(c.ngf, c.blocks, p.norm, p.dropout))
+    # the discriminators follow --ngf too, so small runs shrink every net (official: 64 each)
+    D_PP = init_weights(ResnetDiscriminator(6, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
+    D_PB = init_weights(ResnetDiscriminator(3 + NUM_KEYPOINTS, c.ngf, 3, p.norm, sigmoid=not p.lsgan))
+    adam = [torch.optim.Adam(net.parameters(), lr=c.lr, betas=(0.5, 0.999)) for net in (G, D_PP, D_PB)]
+    prepared = accelerator.prepare(G, D_PP, D_PB, *adam)
+    pools = {"netD_PP": ImagePool(p.pool_size), "netD_PB": ImagePool(p.pool_size)}
+    accelerator.register_for_checkpointing(*pools.values())
+    checkpoint_hooks(accelerator, generator_config(c))
+    return dict(zip(NETS, prepared[:3])), dict(zip(NETS, prepared[3:])), pools
+
+
+def data_loader(train_set, c: TrainConfig, start: int, processes: int):
+    """Batches for iterations [start, iters) at their positions of the seeded stream
+    (posekit.training.DataOrder). The loader draws its worker seeds from a generator of its own,
+    so creating it leaves the global random state (restored by --resume) untouched."""
+    per = c.batch_size * processes
+    order = DataOrder(len(train_set), c.seed, start * per, max(start, c.iters) * per)
+    return torch.utils.data.DataLoader(train_set, batch_size=c.batch_size, sampler=order, drop_last=True,
+                                       num_workers=c.workers, persistent_workers=False,
+                                       generator=torch.Generator().manual_seed(c.seed))
+
+
+def train_step(batch: dict, it: int, c: TrainConfig, p: Preset, nets: dict, optimizers: dict, pools: dict,
+               vgg: nn.Module | None, accelerator) -> tuple[dict, torch.Tensor]:
+    """One iteration: G, then D_PP, then D_PB, each its own backward and Adam step; returns the
+    (detached) losses and the generated batch."""
+    G, D_PP, D_PB = (nets[name] for name in NETS)
+    for opt in optimizers.values():
+        for group in opt.param_groups:
+            group["lr"] = lr_at(it, c.iters, c.lr)
+    P1, BP1, P2, BP2 = batch["P1"], batch["BP1"], batch["P2"], batch["BP2"]
+    with accelerator.autocast():
+        fake = G(P1, BP1, BP2)
+        loss_l1 = F.l1_loss(fake.float(), P2) * p.lambda_l1
+        loss_perc = (F.l1_loss(vgg(fake).float(), vgg(P2).float().detach()) * c.perceptual_weight
+                     if vgg is not None else torch.zeros((), device=fake.device))
+        loss_gan = (gan_loss(D_PB(torch.cat([fake, BP2], 1)), True, p.lsgan)
+                    + gan_loss(D_PP(torch.cat([fake, P1], 1)), True, p.lsgan)) * p.lambda_gan / 2
+    update(accelerator, optimizers["netG"], loss_l1 + loss_perc + loss_gan)
+    with accelerator.autocast():
+        loss_PP = d_loss(D_PP, torch.cat([P2, P1], 1), torch.cat([fake, P1], 1), pools["netD_PP"], p)
+    update(accelerator, optimizers["netD_PP"], loss_PP)
+    with accelerator.autocast():
+        loss_PB = d_loss(D_PB, torch.cat([P2, BP2], 1), torch.cat([fake, BP2], 1), pools["netD_PB"], p)
+    update(accelerator, optimizers["netD_PB"], loss_PB)
+    losses = {"L1": loss_l1, "perceptual": loss_perc, "G_GAN": loss_gan, "D_PP": loss_PP, "D_PB": loss_PB}
+    return {k: v.detach() for k, v in losses.items()}, fake
+
+
+def d_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, pool: ImagePool, p: Preset) -> torch.Tensor:
+    """A discriminator's loss: real pairs as real, detached (pooled) fakes as fake."""
+    fake = pool.query(fake.detach())
+    return 0.5 * p.lambda_gan * (gan_loss(D(real), True, p.lsgan) + gan_loss(D(fake), False, p.lsgan))
+
+
+def update(accelerator, optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    accelerator.backward(loss)
+    optimizer.step()
+
+
+def finish(run: Path, c: TrainConfig, G: nn.Module, held_out, accelerator, start: int) -> dict:
+    """Score the held-out pairs into metrics.json, draw them into samples/held_out.png and write
+    the final RUN/netG.safetensors; the metrics (empty on other processes than the main one)."""
+    from posekit.images import save_image, write_json
 
     metrics = {}
-    if main:
+    if accelerator.is_main_process:
         netG = accelerator.unwrap_model(G)
-        metrics, first, first_fake = evaluate(netG, held_out, accelerator.device)
-        metrics = {**metrics, "iteration": max(start, c.iters), "held_out_pairs": len(held_out)}
+        scores, first, first_fake = evaluate(netG, held_out, accelerator.device)
+        metrics = {**scores, "iteration": max(start, c.iters), "held_out_pairs": len(held_out)}
         write_json(metrics, run / "metrics.json")
         save_image(sample_strip(first, first_fake, rows=8), run / "samples" / "held_out.png")
-        save_net(netG, run / "netG.safetensors", gen_config)
+        save_net(netG, run / "netG.safetensors", generator_config(c))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics

@@ -1,9 +1,9 @@
 """The puppet rig: body parts as shapes around the skeleton, and the transform each part takes.
 
 A part is a set of bones (keypoint index pairs) plus a thickness relative to the shoulder width.
-The same description serves twice: in the source pose it decides which pixels belong to which part
-(`part_labels`), in a target pose it gives the weights that blend neighbouring parts smoothly
-(`part_distances`). Transforms are 2x3 affine matrices mapping source pixels to target pixels.
+The warp method labels the source pixels by the nearest part (`part_segments`, `segment_distance`,
+`torso_polygon`) and moves each part by its own transform (`part_transforms`): 2x3 affine matrices
+mapping source pixels to target pixels.
 """
 
 from __future__ import annotations

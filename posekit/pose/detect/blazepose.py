@@ -8,12 +8,13 @@ Its left/right are the person's own sides, as in OpenPose.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Sequence
 
 import numpy as np
 
 from posekit.console import silence_fd
 from posekit.errors import ModelNotFoundError
-from posekit.pose.detect import largest_first
+from posekit.pose.detect import Detector, largest_first
 from posekit.pose.pose import NUM_KEYPOINTS, Pose
 
 # COCO-18 index -> BlazePose landmark index; the neck (1) is made from the shoulders 11 and 12.
@@ -25,7 +26,7 @@ def bundle_path() -> str:
     return str(resources.files("posekit") / "assets" / "blazepose_full.task")
 
 
-class BlazePoseDetector:
+class BlazePoseDetector(Detector):
     def __init__(self, model: str | None = None, max_people: int = 1):
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
@@ -42,7 +43,7 @@ class BlazePoseDetector:
             raise ModelNotFoundError(f"--model {path}: cannot load it as a MediaPipe pose landmarker bundle "
                                      f"({e}); pass a .task file, or leave --model out for the embedded one") from None
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Pose]]:
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Pose]]:
         from posekit.images import to_rgb
 
         return [self._detect_one(to_rgb(img)) for img in images]  # gray/RGBA/float -> RGB uint8
@@ -63,12 +64,6 @@ class BlazePoseDetector:
             except RuntimeError:
                 pass  # the interpreter is shutting down and took MediaPipe's thread pool
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
 
 def coco18(landmarks, width: int, height: int) -> Pose:
     """33 normalised BlazePose landmarks -> a COCO-18 Pose in pixels. Points BlazePose is not
@@ -81,6 +76,5 @@ def coco18(landmarks, width: int, height: int) -> Pose:
             kp[i] = lm[j]
     kp[1, :2] = (lm[11, :2] + lm[12, :2]) / 2
     kp[1, 2] = min(lm[11, 2], lm[12, 2])
-    outside = (kp[:, 0] < 0) | (kp[:, 0] > width - 1) | (kp[:, 1] < 0) | (kp[:, 1] > height - 1)
-    kp[(kp[:, 2] < MIN_VISIBILITY) | outside] = 0.0
-    return Pose(kp, width, height)
+    kp[kp[:, 2] < MIN_VISIBILITY] = 0.0
+    return Pose(kp, width, height).in_frame()

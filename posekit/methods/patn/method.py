@@ -1,4 +1,7 @@
-"""`transfer --method gan`: move the person of one photo into target poses with a PATN generator.
+"""`--method gan`: move the person of one photo into target poses with a PATN generator.
+
+    method = PatnMethod(photo, pose, PatnOptions(checkpoint="runs/patn"))
+    frames = method(target_poses)
 
 Frames: the generator works at a fixed size (DeepFashion 256x176, Market 128x64, or what a run
 was trained at). A source of exactly that size is used as it is and target keypoints stay in its
@@ -14,6 +17,7 @@ authors' latest_net_netG.pth (architecture read from the keys; preprocessing fro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ import torch
 
 from posekit.device import resolve_device
 from posekit.errors import PosekitError, UsageError
+from posekit.methods import long_side_at_most
 from posekit.pose.pose import Pose
 
 CROP_MARGIN = 0.12  # extra room around the keypoints' box (heads and feet reach past their points)
@@ -86,7 +91,7 @@ def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
                          "or the authors' latest_net_netG.pth")
     path = Path(checkpoint)
     if path.is_dir():
-        from posekit.methods.patn.train import latest_checkpoint
+        from posekit.training import latest_checkpoint
 
         last = latest_checkpoint(path)
         for candidate in (path / "netG.safetensors", last / "netG.safetensors" if last else None,
@@ -129,16 +134,28 @@ def cropped_image(image: np.ndarray, box, width: int, height: int) -> np.ndarray
     return cv2.warpAffine(image, affine, (width, height), flags=interp, borderMode=cv2.BORDER_REPLICATE)
 
 
+@dataclass(frozen=True)
+class PatnOptions:
+    """What `--method gan` takes from the command line."""
+
+    checkpoint: str | None = None  # a train-gan run folder, a netG .safetensors or an official .pth
+    dataset: str | None = None  # the preprocessing preset of official weights: deepfashion | market1501
+    device: str = "auto"
+    batch_size: int = 8  # targets per forward pass
+
+
 class PatnMethod:
     """PATN pose transfer: one source, many target poses, batched."""
 
-    def __init__(self, source_image: np.ndarray, source_pose: Pose, checkpoint=None, dataset=None,
-                 device: str = "auto", batch_size: int = 8, **_ignored):
+    Options = PatnOptions
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: PatnOptions | None = None):
         from posekit.methods.patn.data import heatmap_tensor, image_tensor
 
-        self.device = resolve_device(device)
-        self.batch_size = max(1, int(batch_size))
-        net, self.config = load_patn(checkpoint, dataset)
+        options = options or PatnOptions()
+        self.device = resolve_device(options.device)
+        self.batch_size = max(1, int(options.batch_size))
+        net, self.config = load_patn(options.checkpoint, options.dataset)
         self.net = net.to(self.device).eval()  # eval: no dropout, batch norm on its running stats
         self.width, self.height = int(self.config["width"]), int(self.config["height"])
         h, w = source_image.shape[:2]
@@ -153,6 +170,11 @@ class PatnMethod:
         self.source_maps = heatmap_tensor(self._maps(self.frame_pose(source_pose)))[None].to(self.device)
         with torch.no_grad():
             self.source_code = self.net.encode(self.source)  # once per clip, not per target
+
+    @staticmethod
+    def working_size(width: int, height: int) -> tuple[int, int]:
+        """The size the photo is scaled to before the crop: a long side of at most 1024 px."""
+        return long_side_at_most(width, height, 1024)
 
     def _maps(self, pose: Pose) -> np.ndarray:
         from posekit.pose.render import heatmaps

@@ -1,6 +1,6 @@
 """Pose transfer with Stable Diffusion: img2img from the source photo, steered by ControlNet.
 
-    method = DiffusionMethod(photo, photo_pose, model=..., controlnet=..., prompt="a photo of sks person")
+    method = DiffusionMethod(photo, photo_pose, DiffusionOptions(model=..., prompt="a photo of sks person"))
     frames = method(target_poses)
 
 Each target pose is drawn as a ControlNet OpenPose skeleton; the source photo (or, with
@@ -12,23 +12,27 @@ same image.
 sheet=True is the seed paper's figure-6 trick: all skeletons laid out on one canvas (and the init
 images tiled the same way), generated in one pass and cut back into frames, so the character
 comes out the same in every frame because it is one image. The sheet is kept within
-`sheet_side` pixels a side (SD 1.x degrades far beyond its training size), and each cell is
-resized back to the frame size.
+`SHEET_SIDE` pixels a side (the `sheet_side` attribute; SD 1.x degrades far beyond its training
+size), and each cell is resized back to the frame size.
 
 Output frames have the source's size rounded to a multiple of 8 (the VAE's stride).
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from posekit.errors import UsageError
+from posekit.methods import long_side_at_most
 from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, load_pipeline
 from posekit.pose.pose import Pose
+from posekit.sheet import grid
 
 INITS = ("source", "warp")
+SHEET_SIDE = 1024  # the --sheet canvas's long side: SD 1.x degrades far beyond its training size
 
 
 def round8(n: float) -> int:
@@ -36,46 +40,65 @@ def round8(n: float) -> int:
     return max(8, int(round(n / 8.0)) * 8)
 
 
-def grid(n: int, columns: int | None = None) -> tuple[int, int]:
-    """(columns, rows) of a sheet holding n cells: square-ish unless columns is given."""
-    cols = max(1, min(n, columns or math.ceil(math.sqrt(n))))
-    return cols, math.ceil(n / cols)
+@dataclass(frozen=True)
+class DiffusionOptions:
+    """What `--method diffusion` takes from the command line."""
+
+    model: str = DEFAULT_MODEL  # hub id, diffusers folder, or a .safetensors/.ckpt file
+    model_config: str | Path | None = None  # diffusers config folder for a single-file model
+    controlnet: str | None = DEFAULT_CONTROLNET  # hub id, folder, or "none"
+    lora: str | None = None
+    prompt: str = ""
+    negative_prompt: str = ""
+    strength: float = 0.75  # how far img2img noises the init image (0 to 1)
+    steps: int = 30
+    guidance: float = 7.5
+    controlnet_scale: float = 1.0
+    seed: int = 0  # the same for every frame: same noise, so frames differ only by pose
+    init: str = "source"  # img2img start: source | warp
+    device: str = "auto"
+    sheet: bool = False  # all frames in one pass on one canvas
+    columns: int | None = None  # cells per row of that canvas (default: square-ish)
+
+    def __post_init__(self):  # fail before any model is loaded
+        if self.init not in INITS:
+            raise UsageError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
+        if int(self.steps * self.strength) < 1:
+            raise UsageError(f"--strength {self.strength} with --steps {self.steps} leaves no denoising step; "
+                             "raise --strength or --steps")
 
 
 class DiffusionMethod:
-    def __init__(self, source_image: np.ndarray, source_pose: Pose, model: str = DEFAULT_MODEL,
-                 model_config=None, controlnet: str | None = DEFAULT_CONTROLNET, lora: str | None = None,
-                 prompt: str = "", negative_prompt: str = "", strength: float = 0.75, steps: int = 30,
-                 guidance: float = 7.5, controlnet_scale: float = 1.0, seed: int = 0, init: str = "source",
-                 device: str = "auto", sheet: bool = False, columns: int | None = None, sheet_side: int = 1024):
-        if init not in INITS:
-            raise UsageError(f"--init {init!r}: choose one of {', '.join(INITS)}")
-        if int(steps * strength) < 1:
-            raise UsageError(f"--strength {strength} with --steps {steps} leaves no denoising step; "
-                             "raise --strength or --steps")
+    Options = DiffusionOptions
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: DiffusionOptions | None = None):
+        o = options or DiffusionOptions()
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
         self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
-        if max(self.size) > 1024 and not sheet:
+        if max(self.size) > 1024 and not o.sheet:
             from posekit.console import warn
 
             warn(f"the source is {self.size[0]}x{self.size[1]}: SD 1.x works best near 512 px and slows "
                  "with the square of the size; resize the photo for faster, cleaner results")
-        self.prompt, self.negative_prompt = prompt, negative_prompt
-        self.strength, self.steps, self.guidance = strength, steps, guidance
-        self.controlnet_scale, self.seed = controlnet_scale, seed
-        self.sheet, self.columns, self.sheet_side = sheet, columns, sheet_side
-        self.warp = self._warp_method() if init == "warp" else None
-        self.pipe = load_pipeline(model, model_config, controlnet, lora, device)
+        self.prompt, self.negative_prompt = o.prompt, o.negative_prompt
+        self.strength, self.steps, self.guidance = o.strength, o.steps, o.guidance
+        self.controlnet_scale, self.seed = o.controlnet_scale, o.seed
+        self.sheet, self.columns, self.sheet_side = o.sheet, o.columns, SHEET_SIDE
+        self.warp = self._warp_method() if o.init == "warp" else None
+        self.pipe = load_pipeline(o.model, o.model_config, o.controlnet, o.lora, o.device)
         self.controlled = hasattr(self.pipe, "controlnet")
         self.embeds = self._prompt_embeds()
 
+    @staticmethod
+    def working_size(width: int, height: int) -> tuple[int, int]:
+        """The size the photo is scaled to before the method: a long side of at most 1024 px."""
+        return long_side_at_most(width, height, 1024)
+
     def _warp_method(self):
-        try:
-            from posekit.methods.warp import WarpMethod
-        except ImportError:
-            raise UsageError("--init warp needs the warp method, which this installation lacks; use --init source") from None
-        return WarpMethod(self.source, self.source_pose, seed=self.seed)
+        from posekit.methods.warp.method import WarpMethod, WarpOptions
+
+        return WarpMethod(self.source, self.source_pose, WarpOptions(seed=self.seed))
 
     def _prompt_embeds(self) -> dict:
         """Encode the prompts once for the whole clip (the text encoder is then idle)."""
@@ -137,7 +160,7 @@ class DiffusionMethod:
         """Tile inits and skeletons on one canvas, generate once, cut into frames. Skeletons are
         drawn per cell so their stick width suits the cell, as in the single-frame case."""
         w, h = self.size
-        cols, rows = grid(len(poses), self.columns)
+        cols, rows = grid(len(poses), self.columns, one_row_up_to=1)  # a square-ish canvas
         s = min(1.0, self.sheet_side / max(cols * w, rows * h))
         cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within sheet_side
         if min(cw, ch) < 128:

@@ -1,0 +1,35 @@
+"""`posekit evaluate`: pose fidelity and image similarity of generated frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from posekit.checks import finite
+
+
+def evaluate(
+    frames_dir: Path = typer.Argument(..., help="Folder of generated frames (e.g. OUT/frames)."),
+    poses: Path = typer.Option(..., "--poses", "-p", help="Folder of the target poses: <frame stem>_keypoints.json (e.g. OUT/poses)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Folder of ground-truth images with the frames' names: adds SSIM and mask-SSIM."),
+    alpha: float = typer.Option(0.5, "--alpha", callback=finite(0.01, 10.0), help="PCK threshold, 0.01 to 10, as a fraction of the torso size."),
+    as_json: bool = typer.Option(False, "--json", help="Print per-frame and overall scores as one JSON object on stdout."),
+):
+    """Score generated frames: pose fidelity (PCK vs the target poses) and, with --reference, SSIM.
+
+    Pose fidelity: the embedded detector finds the person on each frame and PCK counts the target
+    keypoints it finds within --alpha x torso size. With --reference: SSIM and mask-SSIM."""
+    from posekit.console import emit_json, info, quiet_libraries
+
+    quiet_libraries()
+    from posekit.evaluate import evaluate_frames, format_table
+
+    report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
+    if as_json:
+        emit_json(report)
+    else:
+        info(format_table(report))
+    if report["failed"]:
+        raise typer.Exit(1)

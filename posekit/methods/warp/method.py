@@ -1,0 +1,245 @@
+"""The warp method: a classical puppet warp of the photo, CPU only, no weights.
+
+In the spirit of Meta's Animated Drawings, for a photo:
+1. cut the person out (GrabCut seeded from the skeleton; `segment.py`),
+2. cut the body into parts along the limbs (each pixel goes to the nearest part; `rig.py`),
+3. fill the hole the person leaves in the background (inpainting), or make it transparent or a
+   flat colour,
+4. per target pose, move each part with the transform its bone takes from the source pose to the
+   target pose and draw the parts back to front (legs, torso, head, arms). The parts of one limb
+   are warped together with weights that blend their transforms smoothly across the knee or
+   elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
+
+Steps 1-3 run once per clip in the constructor; each frame is a handful of `cv2.remap` calls.
+
+    method = WarpMethod(photo, pose, WarpOptions(background="keep"))
+    frames = method(target_poses)   # RGB uint8 (RGBA with background="transparent")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from posekit.errors import UsageError
+from posekit.methods import long_side_at_most
+from posekit.methods.warp.rig import LAYERS, PART_INDEX, PARTS, Shapes, invert, part_transforms
+from posekit.methods.warp.segment import person_mask
+from posekit.pose.pose import INDEX, Pose
+
+BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
+INPAINT_SIZE = 192  # long side the background is inpainted at: the fill is soft anyway, and fast
+
+
+def parse_background(background: str) -> str | tuple[int, int, int]:
+    """'keep' | 'transparent' | '#rrggbb' -> 'keep', 'transparent' or an RGB tuple."""
+    b = background.strip().lower()
+    if b in ("keep", "transparent"):
+        return b
+    if b.startswith("#") and len(b) == 7:
+        try:
+            return tuple(int(b[i:i + 2], 16) for i in (1, 3, 5))
+        except ValueError:
+            pass
+    raise UsageError(f"--background {background!r}: use keep, transparent or a colour like #20a0ff")
+
+
+def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Fill `hole` (uint8, 1 = fill) from the surroundings. OpenCV-contrib's frequency-selective
+    reconstruction continues stripes and edges into the hole (a flag behind the person stays a
+    flag); plain OpenCV's Telea smears the border colours inwards."""
+    import cv2
+
+    if hasattr(cv2, "xphoto") and hasattr(cv2.xphoto, "INPAINT_FSR_FAST"):
+        out = np.zeros_like(image)
+        cv2.xphoto.inpaint(image, (1 - hole).astype(np.uint8), out, cv2.xphoto.INPAINT_FSR_FAST)
+        return out
+    return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
+
+
+@dataclass(frozen=True)
+class WarpOptions:
+    """What `--method warp` takes from the command line."""
+
+    background: str = "keep"  # keep | transparent | #rrggbb: what fills the place the person leaves
+    seed: int = 0  # GrabCut's random start
+
+    def __post_init__(self):
+        parse_background(self.background)  # a bad colour fails before any work
+
+
+class WarpMethod:
+    """Puppet-warp one person photo into target poses (see the module docstring). `mask`: the
+    person's (H, W) alpha in 0..1 when it is known already (else GrabCut finds it)."""
+
+    Options = WarpOptions
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: WarpOptions | None = None,
+                 *, mask: np.ndarray | None = None):
+        options = options or WarpOptions()
+        self.image = np.ascontiguousarray(source_image[:, :, :3])
+        h, w = self.image.shape[:2]
+        self.pose = source_pose.fitted(w, h)
+        self.background = parse_background(options.background)
+        self.alpha = person_mask(self.image, self.pose, seed=options.seed) if mask is None else np.float32(mask)
+        self.shapes = Shapes.of(self.pose)
+        self.labels, self.layer_labels = self._part_labels()
+        self.plate = self._background_plate()
+        # each layer's own source alpha: its parts, plus a cap of the neighbouring parts around
+        # the joints it shares with them (so a limb that swings away leaves no hole behind it)
+        self.rgba = [np.dstack([self.image, self._layer_alpha(layer)]) for layer in LAYERS]
+
+    # -- set-up (once per clip) ---------------------------------------------------------
+    def _part_labels(self) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """(H, W) index of the part each source pixel belongs to (the nearest part, limbs cut
+        square at the knee and elbow), and per limb layer the same choice among its own parts
+        only (which of them a pixel borrowed from a neighbouring layer moves with)."""
+        h, w = self.alpha.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        d = self.shapes.distances(xx, yy, cut_joints=True)
+        per_layer = []
+        for layer in LAYERS:
+            ids = np.array([PART_INDEX[n] for n in layer])
+            per_layer.append(ids[d[ids].argmin(axis=0)].astype(np.uint8) if len(ids) > 1 else None)
+        return d.argmin(axis=0).astype(np.uint8), per_layer
+
+    def _layer_alpha(self, layer: tuple[str, ...]) -> np.ndarray:
+        import cv2
+
+        ids = [PART_INDEX[n] for n in layer]
+        own = np.isin(self.labels, ids)
+        if layer == ("torso",):
+            # The torso keeps a cap around its joints (shoulders, hips, neck): the half-disc on
+            # its own side, which the limb covered and leaves bare when it swings away. The
+            # other half is the limb (a sleeve's top): kept, it would float beside the arm.
+            xy = self.pose.xy
+            h, w = own.shape
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            r = max(0.25 * self.shapes.scale, 2.0)
+            centre = self.shapes.torso.mean(axis=0) if self.shapes.torso is not None else None
+            for name in ("r_shoulder", "l_shoulder", "r_hip", "l_hip", "neck"):
+                p = xy[INDEX[name]]
+                if np.isnan(p).any():
+                    continue
+                dx, dy = xx - p[0], yy - p[1]
+                cap = dx * dx + dy * dy < r * r
+                if centre is not None and np.linalg.norm(centre - p) > 1:
+                    u = (centre - p) / np.linalg.norm(centre - p)
+                    cap &= dx * u[0] + dy * u[1] > -0.2 * r
+                own |= cap
+        # overlap the neighbouring layers by a few pixels: two half-transparent edges meeting at
+        # a part boundary would let the background show through as a seam
+        # (a limb grows into the torso only: bits of the other leg or arm would come along)
+        grow = max(3, int(0.04 * self.shapes.scale))
+        own = cv2.dilate(own.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2)) > 0
+        if layer != ("torso",):
+            own &= np.isin(self.labels, ids + [PART_INDEX["torso"]])
+        return (own * self.alpha * 255).round().astype(np.uint8)
+
+    def _background_plate(self) -> np.ndarray:
+        """The frame behind the person: the photo with the person inpainted away, transparent,
+        or a flat colour."""
+        import cv2
+
+        h, w = self.alpha.shape
+        if self.background == "transparent":
+            return np.zeros((h, w, 4), np.uint8)
+        if isinstance(self.background, tuple):
+            return np.broadcast_to(np.uint8(self.background), (h, w, 3)).copy()
+        hole = cv2.dilate((self.alpha > 0.05).astype(np.uint8), np.ones((9, 9), np.uint8))
+        s = min(1.0, INPAINT_SIZE / max(h, w))
+        size = (max(round(w * s), 1), max(round(h * s), 1))
+        small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
+        small_hole = cv2.dilate(cv2.resize(hole, size, interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
+        filled = inpaint(small, small_hole)
+        filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
+        return np.where(hole[:, :, None] > 0, filled, self.image)
+
+    # -- per frame ------------------------------------------------------------------------
+    @staticmethod
+    def working_size(width: int, height: int) -> tuple[int, int]:
+        """The size the photo is scaled to before the warp: a long side of at most 1024 px."""
+        return long_side_at_most(width, height, 1024)
+
+    def frame_pose(self, pose: Pose) -> Pose:
+        """Frames are drawn on the photo's canvas, so a target pose keeps its coordinates."""
+        h, w = self.alpha.shape
+        return pose.fitted(w, h)
+
+    def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
+        return [self.frame(t) for t in targets]
+
+    def frame(self, target: Pose) -> np.ndarray:
+        """The person moved into `target` (a pose on the photo's canvas)."""
+        h, w = self.alpha.shape
+        tf = part_transforms(self.pose.xy, self.frame_pose(target).xy)
+        moved = self.shapes.moved(tf)
+        colour = self.plate[:, :, :3].astype(np.float32)
+        alpha = self.plate[:, :, 3].astype(np.float32) / 255 if self.plate.shape[2] == 4 else np.ones((h, w), np.float32)
+        for layer, rgba, labels in zip(LAYERS, self.rgba, self.layer_labels):
+            ids = [PART_INDEX[n] for n in layer]
+            box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
+            if box is None:
+                continue
+            x0, y0, x1, y1 = box
+            warped = self._warp_layer(rgba, labels, ids, tf, moved, box)
+            a = warped[:, :, 3:4].astype(np.float32) / 255
+            colour[y0:y1, x0:x1] = warped[:, :, :3] * a + colour[y0:y1, x0:x1] * (1 - a)
+            alpha[y0:y1, x0:x1] = a[:, :, 0] + alpha[y0:y1, x0:x1] * (1 - a[:, :, 0])
+        rgb = np.clip(colour, 0, 255).round().astype(np.uint8)
+        if self.background != "transparent":
+            return rgb
+        return np.dstack([rgb, (alpha * 255).round().astype(np.uint8)])
+
+    def _layer_box(self, layer_alpha: np.ndarray, transforms: list[np.ndarray]):
+        """Where the layer can land in the frame: its source box carried by each of its parts'
+        transforms (clipped to the frame), or None when the layer is empty."""
+        import cv2
+
+        x, y, bw, bh = cv2.boundingRect((layer_alpha > 0).astype(np.uint8))
+        if bw == 0 or bh == 0:
+            return None
+        corners = np.float64([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]])
+        pts = np.vstack([corners @ m[:, :2].T + m[:, 2] for m in transforms])
+        h, w = layer_alpha.shape
+        x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - 2, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + 2, 0, [w, h])
+        return None if x1 <= x0 or y1 <= y0 else (int(x0), int(y0), int(x1), int(y1))
+
+    def _warp_layer(self, rgba, labels, ids, tf, moved: Shapes, box) -> np.ndarray:
+        """Sample the layer for every pixel of `box`: each output pixel p reads the source at
+        sum_k w_k(p) * inverse(T_k)(p), the weights w_k falling off with p's distance to part k
+        where the target pose put it."""
+        import cv2
+
+        x0, y0, x1, y1 = box
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        inv = [invert(tf[i]) for i in ids]
+        maps = [((m[0, 0] * xx + m[0, 1] * yy + m[0, 2]).astype(np.float32),
+                 (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]).astype(np.float32)) for m in inv]
+        if len(ids) == 1:
+            return cv2.remap(rgba, *maps[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        d = moved.distances(xx, yy, ids)
+        d = np.where(np.isfinite(d), d, 1e6)
+        weights = np.exp(-(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2))
+        # A part only pulls on the pixels it owns: those its own inverse transform reads from
+        # its own source region, or from the round cap of the joint it shares with its
+        # neighbour. Without this, past a bent elbow (as far from the upper arm as from the
+        # forearm) the upper arm's transform, read on, shows a ghost of the forearm; with the cap,
+        # the outside of the bend is filled like a puppet's round joint.
+        joint = self.pose.xy[PARTS[ids[0]].bones[0][1]]  # the elbow or knee
+        cap = PARTS[ids[0]].thickness * self.shapes.scale
+        for n, k in enumerate(ids):
+            lab = cv2.remap(labels, *maps[n], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+            owned = lab == k
+            if not np.isnan(joint).any():
+                owned |= np.hypot(maps[n][0] - joint[0], maps[n][1] - joint[1]) < cap
+            weights[n] *= owned
+        total = weights.sum(axis=0)
+        weights /= np.maximum(total, 1e-6)
+        mx = sum(w * m[0] for w, m in zip(weights, maps)).astype(np.float32)
+        my = sum(w * m[1] for w, m in zip(weights, maps)).astype(np.float32)
+        out = cv2.remap(rgba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        out[:, :, 3] = np.where(total > 1e-6, out[:, :, 3], 0)
+        return out

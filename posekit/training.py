@@ -1,0 +1,212 @@
+"""The run folder every trainer shares (`train-gan`, `dreambooth`): one layout, one resume policy.
+
+    RUN/config.json              what was asked (`dataclasses.asdict` of the trainer's config),
+                                 written atomically once the set-up worked
+    RUN/checkpoint-<step>/       the whole training state after that step: accelerator.save_state
+                                 (optimizers, scaler, random states of every process, registered
+                                 objects) plus the weights the trainer's save hook writes
+    RUN/.checkpoint-<step>.tmp   a checkpoint being written; removed when found later
+
+The policies, the same for every trainer:
+- A folder that holds checkpoints or a finished result is not trained over without --resume.
+- --resume continues from the newest checkpoint. The saved config must agree with the new one
+  on every field except those the config class lists in `may_change_on_resume` (how long to
+  train, how often to save, where to run): what defines the model and its data cannot change
+  under a run, and the first difference is one line naming the flag and both values.
+- A checkpoint is written into a temporary folder, every file and the folder are fsynced, then
+  it is renamed into place (and the run folder fsynced): a run killed at any moment, even by a
+  power cut, leaves only whole checkpoints. The newest `keep` are kept.
+- Data order: position k of the endless stream of examples is fixed by (seed, k) (epoch e is the
+  permutation of range(n) seeded by (seed, e)), so a resumed run draws exactly what the
+  uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from posekit.errors import PosekitError, UsageError
+
+CONFIG = "config.json"
+
+
+# -- the run folder ------------------------------------------------------------------------
+def checkpoints(run: str | Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the whole checkpoints of a run, oldest first."""
+    run = Path(run)
+    if not run.is_dir():
+        return []
+    found = []
+    for path in run.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if m and path.is_dir():
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(run: str | Path) -> Path | None:
+    found = checkpoints(run)
+    return found[-1][1] if found else None
+
+
+def flag_of(config, name: str) -> str:
+    """The CLI flag that sets a config field (`--name-with-dashes` unless the class says)."""
+    return getattr(config, "flag_names", {}).get(name, "--" + name.replace("_", "-"))
+
+
+def check_run_folder(run: str | Path, config, resume: bool, results: tuple[str, ...] = ()) -> None:
+    """Refuse to train over a run (its checkpoints, or one of the `results` files a finished run
+    leaves) unless resuming it; when resuming, the saved config.json must agree with `config` (a
+    dataclass) on every field but its class's `may_change_on_resume`."""
+    run = Path(run)
+    existing = [n for n in results if (run / n).exists()] + [p.name for _, p in checkpoints(run)]
+    if existing and not resume:
+        raise UsageError(f"--out {run}: already holds a run ({existing[0]}); pass --resume to continue it "
+                         "or choose another folder")
+    if not resume or not (run / CONFIG).is_file():
+        return
+    saved = read_config(run)
+    new = json.loads(json.dumps(dataclasses.asdict(config)))  # compare as JSON, as it was saved
+    for name, value in new.items():
+        if name in type(config).may_change_on_resume or name not in saved or saved[name] == value:
+            continue
+        flag = flag_of(config, name)
+        raise UsageError(f"--resume: {run} was trained with {flag} {saved[name]!r}, not {value!r}; "
+                         f"pass the same {flag} or choose another --out")
+
+
+def read_config(run: str | Path) -> dict:
+    path = Path(run) / CONFIG
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise PosekitError(f"{path}: damaged run config ({type(e).__name__}: {e}); "
+                           "start a new run with another --out") from None
+    return saved
+
+
+def write_config(run: str | Path, config: dict) -> Path:
+    """RUN/config.json, atomically and durably (temporary file, fsync, rename, fsync the folder)."""
+    from posekit.images import atomic_path
+
+    path = Path(run) / CONFIG
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(config, indent=2) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    fsync_folder(path.parent)
+    return path
+
+
+# -- checkpoints -----------------------------------------------------------------------------
+def save_checkpoint(accelerator, run: str | Path, step: int, keep: int) -> Path:
+    """accelerator.save_state into RUN/.checkpoint-<step>.tmp, made durable, renamed to
+    RUN/checkpoint-<step>; then only the newest `keep` checkpoints are kept. Every process calls
+    it (each saves its own random state); only the main one renames and deletes."""
+    run = Path(run)
+    final, tmp = run / f"checkpoint-{step}", run / f".checkpoint-{step}.tmp"
+    main = accelerator.is_main_process
+    if main:
+        remove_stale(run)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if main:
+        fsync_tree(tmp)  # the data must be on disk before the rename makes it visible
+        if final.exists():  # the same step saved again (a resumed run re-saving it)
+            discard(final)
+        os.replace(tmp, final)
+        fsync_folder(run)
+        for _, old in checkpoints(run)[:-keep] if keep > 0 else []:
+            discard(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_latest_checkpoint(accelerator, run: str | Path) -> tuple[int, Path | None]:
+    """Restore the newest checkpoint of a run into the prepared objects (accelerator.load_state:
+    the trainer's load hook, optimizers, random states); (its step, its folder), or (0, None)."""
+    run = Path(run)
+    if accelerator.is_main_process:
+        remove_stale(run)  # checkpoints a killed run was still writing
+    accelerator.wait_for_everyone()
+    found = checkpoints(run)
+    if not found:
+        return 0, None
+    step, path = found[-1]
+    try:
+        accelerator.load_state(str(path))
+    except Exception as e:  # missing or damaged files: SafetensorError, UnpicklingError, KeyError...
+        raise PosekitError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
+    return step, path
+
+
+def remove_stale(run: Path) -> None:
+    for stale in Path(run).glob(".checkpoint-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def discard(folder: Path) -> None:
+    """Remove a checkpoint: renamed away first, so a kill mid-delete leaves no half checkpoint."""
+    trash = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file under `folder`, then every folder (so their entries are durable too)."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        fsync_folder(root)
+
+
+def fsync_folder(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- data order ------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def shuffled(n: int, seed: int, start: int, stop: int) -> Iterator[int]:
+    """Example indices at positions [start, stop) of the endless stream of shuffles of range(n)
+    (epoch e is the permutation seeded by (seed, e)): a pure function of the position."""
+    for k in range(start, stop):
+        epoch, j = divmod(k, n)
+        yield int(_permutation(n, seed, epoch)[j])
+
+
+class DataOrder:
+    """Positions [start, stop) of that stream as a DataLoader sampler: a run resumed at step s
+    starts at position s x examples per step and sees what the uninterrupted run would."""
+
+    def __init__(self, n: int, seed: int, start: int, stop: int):
+        self.n, self.seed, self.start, self.stop = n, seed, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[int]:
+        return shuffled(self.n, self.seed, self.start, self.stop)

@@ -1,0 +1,129 @@
+"""posekit.training, the run folder both trainers share: the resume policy, atomic and durable
+checkpoints, rotation, the newest checkpoint, and a data order that survives a resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+
+from posekit import training
+from posekit.errors import PosekitError, UsageError
+
+
+@dataclasses.dataclass
+class Config:
+    width: int = 8
+    data: str = "a"
+    iters: int = 10
+
+    may_change_on_resume: ClassVar[tuple[str, ...]] = ("iters",)
+    flag_names: ClassVar[dict[str, str]] = {"width": "--size"}
+
+
+def test_data_order_is_a_pure_function_of_the_position():
+    full = list(training.shuffled(5, 7, 0, 23))
+    assert all(sorted(full[e * 5:(e + 1) * 5]) == list(range(5)) for e in range(4))  # every epoch: each once
+    assert full[:5] != full[5:10]  # shuffled afresh every epoch
+    assert list(training.shuffled(5, 7, 12, 23)) == full[12:]  # a resumed run draws the same tail
+    order = training.DataOrder(5, 7, 12, 23)
+    assert len(order) == 11 and list(order) == full[12:]
+    assert list(training.shuffled(5, 8, 0, 23)) != full  # another seed, another order
+
+
+def test_a_run_is_not_trained_over_without_resume(tmp_path):
+    run = tmp_path / "run"
+    training.check_run_folder(run, Config(), resume=False)  # no folder yet
+    (run / "checkpoint-4").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"^--out .*run: already holds a run \(checkpoint-4\); pass --resume"):
+        training.check_run_folder(run, Config(), resume=False)
+    (run / "checkpoint-4").rmdir()
+    (run / "result.bin").write_text("done")
+    with pytest.raises(UsageError, match=r"\(result\.bin\)"):
+        training.check_run_folder(run, Config(), resume=False, results=("result.bin",))
+    training.check_run_folder(run, Config(), resume=True, results=("result.bin",))  # no config.json: nothing to compare
+
+
+def test_resume_may_change_how_long_but_not_what_is_trained(tmp_path):
+    training.write_config(tmp_path, {**dataclasses.asdict(Config()), "written_by_the_trainer": 1})
+    training.check_run_folder(tmp_path, Config(iters=99), resume=True)
+    with pytest.raises(UsageError) as e:
+        training.check_run_folder(tmp_path, Config(width=16, data="b"), resume=True)
+    assert str(e.value) == (f"--resume: {tmp_path} was trained with --size 8, not 16; "
+                            "pass the same --size or choose another --out")
+    with pytest.raises(UsageError, match=r"with --data 'a', not 'b'; pass the same --data"):
+        training.check_run_folder(tmp_path, Config(data="b"), resume=True)
+    training.check_run_folder(tmp_path, Config(data="b"), resume=False)  # a fresh run does not read it
+    training.write_config(tmp_path, {"iters": 3})  # written before `width` existed: not compared
+    training.check_run_folder(tmp_path, Config(width=16), resume=True)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(PosekitError, match=r"config\.json: damaged run config"):
+        training.check_run_folder(tmp_path, Config(), resume=True)
+
+
+@pytest.fixture
+def fsynced(monkeypatch):
+    """The paths os.fsync was called on (Linux: read back from /proc/self/fd)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd")
+    paths, real = [], os.fsync
+
+    def fsync(fd):
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return paths
+
+
+def test_config_is_written_atomically_and_durably(tmp_path, fsynced):
+    run = tmp_path.resolve() / "run"
+    training.write_config(run, {"width": 8})
+    assert training.read_config(run) == {"width": 8}
+    assert [p.name for p in run.iterdir()] == ["config.json"]  # no temporary file left
+    assert str(run) in fsynced and any(Path(p).parent == run and p.endswith(".tmp.json") for p in fsynced)
+
+
+def test_checkpoints_are_whole_durable_rotated_and_restored(tmp_path, fsynced):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()
+    net = torch.nn.Linear(3, 2)
+    net, opt = accelerator.prepare(net, torch.optim.SGD(net.parameters(), lr=0.1))
+    run = tmp_path.resolve() / "run"
+    for step in (2, 4, 6):
+        with torch.no_grad():
+            net.weight.fill_(step)
+        saved = training.save_checkpoint(accelerator, run, step, keep=2)
+    after_save = torch.rand(4)
+    assert saved == run / "checkpoint-6" == training.latest_checkpoint(run)
+    assert [step for step, _ in training.checkpoints(run)] == [4, 6]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint-4", "checkpoint-6"]  # no temporary left
+    # every file and the folder were fsynced under the temporary name, before the rename
+    tmp = str(run / ".checkpoint-6.tmp")
+    files = {tmp + "/" + p.name for p in saved.iterdir()}
+    assert files and files <= set(fsynced) and tmp in fsynced and str(run) in fsynced
+
+    with torch.no_grad():
+        net.weight.zero_()
+    assert training.load_latest_checkpoint(accelerator, run) == (6, saved)
+    assert (net.weight == 6).all() and torch.equal(torch.rand(4), after_save)  # weights and random state
+
+    def disk_full(models, weights, folder):
+        raise OSError("No space left on device")
+
+    accelerator.register_save_state_pre_hook(disk_full)
+    with pytest.raises(OSError):
+        training.save_checkpoint(accelerator, run, 8, keep=2)
+    assert [step for step, _ in training.checkpoints(run)] == [4, 6]  # the failed one never appears
+    assert training.load_latest_checkpoint(accelerator, run)[0] == 6
+    assert not list(run.glob(".checkpoint-*"))  # what the failed save left is cleared on resume
+
+    (saved / "optimizer.bin").unlink()
+    with pytest.raises(PosekitError, match=r"checkpoint-6: cannot resume from this checkpoint"):
+        training.load_latest_checkpoint(accelerator, run)
+    assert training.load_latest_checkpoint(accelerator, tmp_path / "empty") == (0, None)
