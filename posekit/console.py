@@ -74,10 +74,21 @@ def keep_terminal_for_posekit() -> None:
     at the file named by POSEKIT_LIBRARY_LOG for someone debugging a library."""
     if getattr(err, "_posekit_owns_terminal", False):
         return
-    sys.stderr.flush()
-    terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+    if sys.stderr is not None:  # None when started with stderr closed (`2>&-`)
+        sys.stderr.flush()
+    try:
+        own = os.dup(2)
+    except OSError:  # no stderr to keep: posekit's messages go nowhere, like everyone else's
+        own = os.open(os.devnull, os.O_WRONLY)
+    terminal = os.fdopen(own, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
                          errors="backslashreplace")
-    sink = os.open(os.environ.get("POSEKIT_LIBRARY_LOG") or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.environ.get("POSEKIT_LIBRARY_LOG")
+    try:
+        sink = os.open(log or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as e:
+        sink = os.open(os.devnull, os.O_WRONLY)
+        print(f"posekit: warning: POSEKIT_LIBRARY_LOG={log}: cannot write there ({e.strerror}); "
+              "library output is discarded", file=terminal)
     os.dup2(sink, 2)
     os.close(sink)
     err.file = terminal

@@ -126,9 +126,10 @@ def save_checkpoint(accelerator, run: str | Path, step: int, keep: int) -> Path:
     accelerator.wait_for_everyone()
     if main:
         fsync_tree(tmp)  # the data must be on disk before the rename makes it visible
-        if final.exists():  # the same step saved again (a resumed run re-saving it)
-            discard(final)
-        os.replace(tmp, final)
+        if final.exists():  # this step is on disk already: keep that one, never a moment without it
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
         fsync_folder(run)
         for _, old in checkpoints(run)[:-keep] if keep > 0 else []:
             discard(old)
@@ -140,6 +141,10 @@ def load_latest_checkpoint(accelerator, run: str | Path) -> tuple[int, Path | No
     """Restore the newest checkpoint of a run into the prepared objects (accelerator.load_state:
     the trainer's load hook, optimizers, random states); (its step, its folder), or (0, None)."""
     run = Path(run)
+    saved = read_config(run).get("processes") if (run / CONFIG).is_file() else None
+    if saved is not None and saved != accelerator.num_processes:  # every process reads it: none hangs
+        raise UsageError(f"--resume: {run} was trained with {saved} processes, not {accelerator.num_processes}; "
+                         f"resume it with the same number (accelerate launch --num_processes {saved})")
     if accelerator.is_main_process:
         remove_stale(run)  # checkpoints a killed run was still writing
     accelerator.wait_for_everyone()

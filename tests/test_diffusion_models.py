@@ -148,4 +148,4 @@ def test_cli_with_a_lora_of_another_model(tiny, tmp_path, run_posekit):
                     "--method", "diffusion", "--model", sd, "--controlnet", "none",
                     "--lora", tmp_path / "lora.safetensors", "--device", "cpu", "--out", tmp_path / "o.png")
     assert r.returncode == 1 and not (tmp_path / "o.png").exists()
-    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--lora" in r.stderr and "does not fit" in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--lora" in r.stderr and "cannot load it into this model" in r.stderr

@@ -127,3 +127,24 @@ def test_checkpoints_are_whole_durable_rotated_and_restored(tmp_path, fsynced):
     with pytest.raises(PosekitError, match=r"checkpoint-6: cannot resume from this checkpoint"):
         training.load_latest_checkpoint(accelerator, run)
     assert training.load_latest_checkpoint(accelerator, tmp_path / "empty") == (0, None)
+
+
+def test_resume_needs_the_same_number_of_processes_and_a_saved_step_stays(tmp_path):
+    """Each process resumes its own data slice and random state: a run saved by 2 processes is
+    refused in one line by 1 (on every process, so none waits for the others). Saving a step that
+    is on disk already keeps the one on disk."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator()
+    net = accelerator.prepare(torch.nn.Linear(3, 2))
+    run = tmp_path / "run"
+    first = training.save_checkpoint(accelerator, run, 2, keep=2)
+    stamp = {p.name: p.stat().st_mtime_ns for p in first.iterdir()}
+    assert training.save_checkpoint(accelerator, run, 2, keep=2) == first
+    assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == stamp and not list(run.glob(".checkpoint-*"))
+    training.write_config(run, {"seed": 0, "processes": 2})
+    with pytest.raises(UsageError, match=r"^--resume: .* was trained with 2 processes, not 1; .*--num_processes 2\)$"):
+        training.load_latest_checkpoint(accelerator, run)
+    training.write_config(run, {"seed": 0, "processes": 1})
+    assert training.load_latest_checkpoint(accelerator, run) == (2, first)
+    del net

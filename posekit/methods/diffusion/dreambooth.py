@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -185,7 +186,7 @@ def generate_class_images(pipe, prompt: str, folder: Path, count: int, resolutio
         return
     info(f"generating {count - have} class images of {prompt!r} into {folder}")
     device = pipe.device
-    autocast = torch.autocast("cuda", torch.float16) if device.type == "cuda" else _nullcontext()
+    autocast = torch.autocast("cuda", torch.float16) if device.type == "cuda" else nullcontext()
     with progress() as p:
         task = p.add_task("class images", total=count - have, status="")
         i = have
@@ -199,12 +200,6 @@ def generate_class_images(pipe, prompt: str, folder: Path, count: int, resolutio
                 save_image((np.clip(im, 0, 1) * 255).round().astype(np.uint8), folder / f"class-{i + k:05d}.png")
             i += n
             p.advance(task, n)
-
-
-def _nullcontext():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 # -- checkpoints -----------------------------------------------------------------------------
@@ -266,7 +261,7 @@ def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Pat
     elif resume and main:
         warn(f"--resume: no checkpoint in {out}; starting from step 0")
     if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
-        write_config(out, asdict(c))
+        write_config(out, {**asdict(c), "processes": accelerator.num_processes})
     say(f"dreambooth: {len(instances)} instance images{f', {len(classes)} class images' if classes else ''}, "
         f"{c.steps} steps of {c.batch_size * accelerator.num_processes * c.gradient_accumulation} "
         f"({'LoRA rank ' + str(c.rank) if c.lora else 'full fine-tune'}, lr {c.learning_rate:g}) on {accelerator.device}")
@@ -274,7 +269,7 @@ def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Pat
     for m in models:
         m.train()
     step, micro = start, start * c.gradient_accumulation
-    with progress(transient=False) if main else _nullcontext() as bar:
+    with progress(transient=False) if main else nullcontext() as bar:
         task = bar.add_task("dreambooth", total=c.steps, completed=start, status="") if main else None
         while step < c.steps:
             with accelerator.accumulate(*models):
@@ -523,7 +518,7 @@ def validate(c: DreamBoothConfig, out: Path, step: int, base, unet, text_encoder
                                    scheduler=base.scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
-    autocast = torch.autocast(device.type, dtype) if dtype != torch.float32 else _nullcontext()
+    autocast = torch.autocast(device.type, dtype) if dtype != torch.float32 else nullcontext()
     gens = [torch.Generator("cpu").manual_seed(c.seed + k) for k in range(count)]
     with torch.inference_mode(), autocast:
         images = pipe([c.validation_prompt] * count, height=c.resolution, width=c.resolution, num_inference_steps=25,

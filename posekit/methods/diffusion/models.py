@@ -176,8 +176,8 @@ def add_lora(pipe, lora: str) -> None:
     except (PosekitError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # diffusers, peft and transformers raise a zoo for a LoRA of another model
-        raise ModelNotFoundError(f"--lora {lora}: does not fit this model ({_lora_mismatch(e)}); "
-                                 "pass a LoRA trained for this --model (an SD 1.x LoRA for SD 1.x)") from None
+        raise ModelNotFoundError(f"--lora {lora}: cannot load it into this model ({_lora_mismatch(e)}); "
+                                 "pass a LoRA file trained for this --model (an SD 1.x LoRA for SD 1.x)") from None
 
 
 def _lora_mismatch(e: Exception) -> str:
