@@ -45,6 +45,7 @@ app.command("transfer")(transfer.transfer)
 app.command("evaluate")(evaluate.evaluate)
 app.command("prepare-dataset")(gan.prepare_dataset)
 app.command("train-gan")(gan.train_gan)
+app.command("evaluate-gan")(gan.evaluate_gan)
 app.command("dreambooth")(dreambooth.dreambooth)
 
 
@@ -63,7 +64,8 @@ def main() -> None:
         # like every other error (Typer would draw a multi-line box), with exit status 2.
         code = app(standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
-    except getattr(click.exceptions, "NoArgsIsHelpError", ()):  # the help was shown already (click >= 8.2)
+    except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # `posekit`, `posekit poses` (click >= 8.2)
+        print(e.ctx.get_help())
         sys.exit(2)
     except click.exceptions.UsageError as e:
         where = e.ctx.command_path if e.ctx else "posekit"

@@ -11,7 +11,7 @@ def test_version_and_help(run_posekit):
     proc = run_posekit("--help")
     assert proc.returncode == 0
     for command in ("extract-pose", "poses", "animate", "transfer", "evaluate", "prepare-dataset",
-                    "train-gan", "dreambooth"):
+                    "train-gan", "evaluate-gan", "dreambooth"):
         assert command in proc.stdout
 
 

@@ -22,8 +22,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # purpose: a new kind of message must be added here, and a library's line never matches.
 OWN_LINES = [re.compile(p) for p in (
     r"posekit: (warning|error): .+",
-    r"[a-z][a-z0-9 ,:()-]*\.\.\.",                       # stage lines: "retargeting..."
-    r"wrote .+",
+    r"((reading|detecting) the source pose|loading the target poses|retargeting|writing|evaluating pose fidelity"
+    r"|(warp|gan|diffusion): [\w ,:]*\d+ frames)\.\.\.",  # the pipeline's stage lines
+    r"wrote (\d+ frames \(.+\) to .+|\d+ images to .+|\S+\.png)",
     r"pose fidelity \(PCK@[\d.]+ torso, .+\): [\d.]+",
     r"\d+\.\d s: [a-z]+ [\d.]+ s(, [a-z]+ [\d.]+ s)*",    # timings
     r"\d+ of \d+ inputs processed; .+",
@@ -133,3 +134,17 @@ assert detect_person(image) is not None  # the shared one, closed at exit
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_no_arguments_shows_the_help_and_odd_terminals_are_handled(run_posekit, tmp_path):
+    bare = run_posekit()
+    assert bare.returncode == 2 and bare.stdout.startswith("Usage: posekit") and "animate" in bare.stdout
+    group = run_posekit("poses")
+    assert group.returncode == 2 and "show" in group.stdout and group.stderr == ""
+    # a log file that cannot be written: a warning, then the command runs
+    r = run_posekit("poses", "list", env={"POSEKIT_LIBRARY_LOG": str(tmp_path / "no" / "such" / "dir" / "log")})
+    assert r.returncode == 0 and "walk" in r.stdout
+    assert r.stderr.startswith("posekit: warning: POSEKIT_LIBRARY_LOG=") and r.stderr.count("\n") == 1
+    # started with stderr closed (`2>&-`)
+    closed = subprocess.run(f"'{posekit_exe()}' poses list 2>&-", shell=True, capture_output=True, text=True, timeout=600)
+    assert closed.returncode == 0 and "walk" in closed.stdout

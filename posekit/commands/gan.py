@@ -75,6 +75,66 @@ def train_gan(
     # the library decides what --resume may change (posekit.training.check_run_folder)
     metrics = train(config, out, resume=resume, vgg_weights=str(vgg_weights) if vgg_weights else None)
     if metrics:
-        info(f"held-out SSIM {metrics['ssim']:.3f} (copy-source baseline {metrics['ssim_source_baseline']:.3f}), "
-             f"L1 {metrics['l1']:.4f} (baseline {metrics['l1_source_baseline']:.4f}); wrote {out}")
+        from posekit.methods.patn.evaluate import CHEAP, print_table
+
+        baseline = {key: metrics[f"{key}_source_baseline"] for key in CHEAP}
+        print_table([("posekit", metrics), ("copy the source", baseline)], dataset,
+                    f"{metrics['held_out_pairs']} held-out pairs")
+        info(f"wrote {out}")
         emit_json({"run": str(out), **metrics})
+
+
+def evaluate_gan(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A train-gan run folder, a netG .safetensors, or the authors' latest_net_netG.pth."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="deepfashion | market1501 | synthetic: needed only for the authors' .pth (else read from the checkpoint)."),
+    data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root in the official layout (test pairs, and train/ for FID); not for synthetic."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Score only the first N test pairs (0: all; synthetic: 500)."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per forward pass."),
+    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps."),
+    detector: str = typer.Option("blazepose", "--detector", help="Keypoint detector for PCKh: blazepose | openpose (the papers used OpenPose)."),
+    pckh: bool = typer.Option(True, "--pckh/--no-pckh", help="PCKh@0.5 of the keypoints detected on the generated images."),
+    lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="LPIPS (AlexNet, v0.1)."),
+    fid: bool = typer.Option(True, "--fid/--no-fid", help="FID against the training images."),
+    inception_score: bool = typer.Option(False, "--is", help="Also the Inception Score (10 splits)."),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="torchvision alexnet-owt-7be5be79.pth (else the torch cache or a download)."),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-05-6726825d.pth (torch-fidelity) or pytorch-fid's pt_inception-2015-12-05-6726825d.pth."),
+    fid_reference: int = typer.Option(0, "--fid-reference", min=0, help="Use the first N training images as FID reference (0: all)."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for <from>___<to>_vis.png (source | pose | target | pose | generated), what the authors' getMetrics scripts read."),
+    json_out: bool = typer.Option(False, "--json", help="Print the scores as one JSON line on stdout."),
+):
+    """Score a PATN generator on a dataset's test pairs: SSIM (both protocols), mask-SSIM, PCKh, LPIPS, FID, IS."""
+    from posekit.console import emit_json, info, progress, quiet_libraries
+
+    check_out(save_images, "--save-images")
+    quiet_libraries()
+    from posekit.device import resolve_device
+    from posekit.errors import UsageError
+    from posekit.methods.patn.data import preset
+    from posekit.methods.patn.evaluate import (Backbones, evaluate_generator, evaluation_set, print_table,
+                                               protocol)
+    from posekit.methods.patn.method import load_patn
+    from posekit.pose.detect import DETECTORS, load_detector
+
+    if dataset is not None:
+        preset(dataset)  # a usage error naming --dataset
+    if detector not in DETECTORS:
+        raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+    dev = resolve_device(device)
+    G, config = load_patn(checkpoint, dataset)
+    data = evaluation_set(config, data_root, limit)
+    backbones = Backbones.load(lpips, fid or inception_score, lpips_weights, inception_weights)
+    found = load_detector(detector, device=device) if pckh else None
+    try:
+        with progress() as bar:
+            task = bar.add_task("evaluate-gan", total=len(data.pairs), status="")
+            report = evaluate_generator(G, data, dev, backbones, found, with_fid=fid, with_is=inception_score,
+                                        reference_limit=fid_reference, batch_size=batch_size, save_dir=save_images,
+                                        on_batch=lambda n: bar.update(task, advance=n))
+    finally:
+        if found is not None:
+            found.close()
+    how = protocol(report, detector)
+    print_table([("posekit", report)], config["dataset"], f"{report['pairs']} test pairs of {config['dataset']}")
+    info(how)
+    if json_out:
+        emit_json({"checkpoint": str(checkpoint), "dataset": config["dataset"], **report, "protocol": how})

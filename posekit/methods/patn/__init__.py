@@ -6,4 +6,5 @@
     prepare.py    raw photos -> the official layout (`posekit prepare-dataset`)
     train.py      the accelerate training loop (`posekit train-gan`)
     method.py     PatnOptions, PatnMethod (`--method gan`); load_patn
+    evaluate.py   the papers' evaluation table (`posekit evaluate-gan`)
 """

@@ -4,7 +4,7 @@
     RUN/checkpoint-600/              netG / netD_PP / netD_PB .safetensors, accelerate's optimizer,
                                      random and image-pool states (posekit.training: atomic, fsynced)
     RUN/samples/step-000600.png      rows of: source | target pose | generated | target
-    RUN/metrics.json                 held-out ssim, l1 and the copy-the-source baselines
+    RUN/metrics.json                 held-out ssim, ssim_padded, mask_ssim, l1 and the copy-the-source baselines
     RUN/log.jsonl                    losses, learning rate and it/s every 10 iterations
     RUN/netG.safetensors             the final generator, what `transfer --checkpoint RUN` loads
 
@@ -110,29 +110,34 @@ class VGGRelu12(nn.Module):
         return self.features(((x + 1) / 2 - self.mean) / self.std)
 
 
+def hub_weights(path: str | Path | None, url: str, flag: str, what: str, instead: str = "") -> dict:
+    """A torchvision-style state_dict (loaded with weights_only=True): from the file the user
+    passed with `flag`, else the torch hub cache, else a download; offline, one line naming the
+    file to fetch and the flag (`instead`: what else the user may do)."""
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise PosekitError(f"{flag} {path}: no such file")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise PosekitError(f"{flag} {path}: not a PyTorch state_dict ({type(e).__name__})") from None
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    try:
+        # torch.hub announces downloads on stdout (our data channel) in some versions
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=False, weights_only=True)
+    except Exception:
+        raise PosekitError(
+            f"{what} are not in the torch cache ({cached}) and cannot be downloaded; pass {flag} PATH "
+            f"to {cached.name} (from {url}){instead}") from None
+
+
 def vgg_state(vgg_weights: str | None) -> dict:
     """The first two conv layers of torchvision's ImageNet VGG19: from --vgg-weights, the torch
     hub cache, or a download; never silently random."""
-    if vgg_weights:
-        path = Path(vgg_weights)
-        if not path.is_file():
-            raise PosekitError(f"--vgg-weights {path}: no such file")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise PosekitError(f"--vgg-weights {path}: not a PyTorch state_dict ({type(e).__name__})") from None
-    else:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_URL).name
-        try:
-            # torch.hub announces downloads on stdout (our data channel) in some versions
-            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-                state = torch.hub.load_state_dict_from_url(VGG19_URL, map_location="cpu", progress=False,
-                                                           weights_only=True)
-        except Exception:
-            raise PosekitError(
-                f"VGG19 ImageNet weights (for the perceptual loss) are not in the torch cache ({cached}) "
-                f"and cannot be downloaded; pass --vgg-weights PATH to torchvision's {cached.name}, "
-                f"or train without the perceptual loss with --perceptual-weight 0") from None
+    state = hub_weights(vgg_weights, VGG19_URL, "--vgg-weights", "VGG19 ImageNet weights (for the perceptual loss)",
+                        ", or train without the perceptual loss with --perceptual-weight 0")
     state = {k.removeprefix("features."): v for k, v in state.items()}
     try:
         return {"features.0.weight": state["0.weight"], "features.0.bias": state["0.bias"],
@@ -242,26 +247,33 @@ def sample_strip(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
 # -- held-out evaluation ---------------------------------------------------------------------------
 @torch.no_grad()
 def evaluate(G: nn.Module, held_out, device, batch_size: int = 16) -> tuple[dict, dict, torch.Tensor]:
-    """Held-out SSIM / L1 of G's output and of the copy-the-source baseline, vs the target."""
-    from posekit.metrics import ssim
+    """Held-out scores of G's output and of the copy-the-source baseline (`*_source_baseline`)
+    vs the target: the evaluation table's columns that need no network (ssim, ssim_padded,
+    mask_ssim, l1; posekit.methods.patn.evaluate.cheap_scores)."""
+    from posekit.methods.patn.evaluate import CHEAP, cheap_scores
+    from posekit.pose.pose import Pose
 
     loader = torch.utils.data.DataLoader(held_out, batch_size=batch_size, shuffle=False)
     was_training = G.training
     G.eval()
-    scores = {"ssim": [], "ssim_source_baseline": [], "l1": [], "l1_source_baseline": []}
+    ours, baseline = [], []
     first = first_fake = None
     for batch in loader:
         fake = G(batch["P1"].to(device), batch["BP1"].to(device), batch["BP2"].to(device)).float().cpu()
         if first is None:
             first, first_fake = batch, fake
         gen, src, tgt = to_uint8(fake), to_uint8(batch["P1"]), to_uint8(batch["P2"])
-        for g, s, t in zip(gen, src, tgt):
-            scores["ssim"].append(ssim(g, t))
-            scores["ssim_source_baseline"].append(ssim(s, t))
-            scores["l1"].append(float(np.abs(g.astype(np.float32) - t).mean() / 255))
-            scores["l1_source_baseline"].append(float(np.abs(s.astype(np.float32) - t).mean() / 255))
+        h, w = gen.shape[1:3]
+        for g, s, t, k in zip(gen, src, tgt, batch["K2"]):
+            pose = Pose(k.numpy(), w, h)
+            ours.append(cheap_scores(g, t, pose))
+            baseline.append(cheap_scores(s, t, pose))
     G.train(was_training)
-    return {k: float(np.mean(v)) for k, v in scores.items()}, first, first_fake
+    scores = {}
+    for key in CHEAP:
+        scores[key] = float(np.mean([r[key] for r in ours]))
+        scores[f"{key}_source_baseline"] = float(np.mean([r[key] for r in baseline]))
+    return scores, first, first_fake
 
 
 # -- the loop --------------------------------------------------------------------------------------
