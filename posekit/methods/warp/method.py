@@ -1,14 +1,18 @@
 """The warp method: a classical puppet warp of the photo, CPU only, no weights.
 
 In the spirit of Meta's Animated Drawings, for a photo:
-1. cut the person out (GrabCut seeded from the skeleton; `segment.py`),
+1. cut the person out (BlazePose's learned person mask, picked and kept by the skeleton, with
+   GrabCut seeded from the skeleton as the fallback; `segment.py`),
 2. cut the body into parts along the limbs (each pixel goes to the nearest part; `rig.py`),
-3. fill the hole the person leaves in the background (inpainting), or make it transparent or a
-   flat colour,
+3. fill the hole the person leaves in the background (inpainting plus the photo's own grain;
+   `plate.py`), or make it transparent or a flat colour,
 4. per target pose, move each part with the transform its bone takes from the source pose to the
    target pose and draw the parts back to front (legs, torso, head, arms). The parts of one limb
    are warped together with weights that blend their transforms smoothly across the knee or
    elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
+5. one camera for the whole clip (`camera.py`): one scale and offset, chosen in `__call__` from
+   all the targets, that keeps the clip's figure inside the frame (a body the photo cuts stays
+   cut at the frame's edge); `frame_pose` gives the targets in those frame pixels.
 
 Steps 1-3 run once per clip in the constructor; each frame is a handful of `cv2.remap` calls.
 
@@ -24,12 +28,13 @@ import numpy as np
 
 from posekit.errors import UsageError
 from posekit.methods import long_side_at_most
+from posekit.methods.warp.camera import Camera, Outline, clip_camera
+from posekit.methods.warp.plate import average_fill, background_plate
 from posekit.methods.warp.rig import LAYERS, PART_INDEX, PARTS, Shapes, invert, part_transforms
 from posekit.methods.warp.segment import person_mask
 from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
-INPAINT_SIZE = 192  # long side the background is inpainted at: the fill is soft anyway, and fast
 
 
 def parse_background(background: str) -> str | tuple[int, int, int]:
@@ -45,19 +50,6 @@ def parse_background(background: str) -> str | tuple[int, int, int]:
     raise UsageError(f"--background {background!r}: use keep, transparent or a colour like #20a0ff")
 
 
-def inpaint(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Fill `hole` (uint8, 1 = fill) from the surroundings. OpenCV-contrib's frequency-selective
-    reconstruction continues stripes and edges into the hole (a flag behind the person stays a
-    flag); plain OpenCV's Telea smears the border colours inwards."""
-    import cv2
-
-    if hasattr(cv2, "xphoto") and hasattr(cv2.xphoto, "INPAINT_FSR_FAST"):
-        out = np.zeros_like(image)
-        cv2.xphoto.inpaint(image, (1 - hole).astype(np.uint8), out, cv2.xphoto.INPAINT_FSR_FAST)
-        return out
-    return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
-
-
 @dataclass(frozen=True)
 class WarpOptions:
     """What `--method warp` takes from the command line."""
@@ -71,12 +63,18 @@ class WarpOptions:
 
 class WarpMethod:
     """Puppet-warp one person photo into target poses (see the module docstring). `mask`: the
-    person's (H, W) alpha in 0..1 when it is known already (else GrabCut finds it)."""
+    person's (H, W) alpha in 0..1 when it is known already (else `segment.person_mask` asks
+    BlazePose for it)."""
 
     Options = WarpOptions
 
+    @staticmethod
+    def load(options: WarpOptions | None = None):
+        """Nothing to load: the warp has no network (the interface every method shares)."""
+        return None
+
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: WarpOptions | None = None,
-                 *, mask: np.ndarray | None = None):
+                 models=None, *, mask: np.ndarray | None = None):
         options = options or WarpOptions()
         self.image = np.ascontiguousarray(source_image[:, :, :3])
         h, w = self.image.shape[:2]
@@ -89,6 +87,11 @@ class WarpMethod:
         # each layer's own source alpha: its parts, plus a cap of the neighbouring parts around
         # the joints it shares with them (so a limb that swings away leaves no hole behind it)
         self.rgba = [np.dstack([self.image, self._layer_alpha(layer)]) for layer in LAYERS]
+        torso = LAYERS.index(("torso",))
+        self.rgba[torso] = self._torso_under_limbs(self.rgba[torso])
+        self.outline = Outline.of(self.alpha, self.labels, len(PARTS))
+        self.camera, self.viewed_plate = Camera(), self.plate  # set per clip by __call__ (or fit_camera)
+        self.camera_fixed = False
 
     # -- set-up (once per clip) ---------------------------------------------------------
     def _part_labels(self) -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -137,24 +140,39 @@ class WarpMethod:
             own &= np.isin(self.labels, ids + [PART_INDEX["torso"]])
         return (own * self.alpha * 255).round().astype(np.uint8)
 
-    def _background_plate(self) -> np.ndarray:
-        """The frame behind the person: the photo with the person inpainted away, transparent,
-        or a flat colour."""
+    def _torso_under_limbs(self, rgba: np.ndarray) -> np.ndarray:
+        """The torso layer completed under what covers it in the photo (an arm across the chest):
+        the person's pixels in (and just around) the torso quad that belong to another part are filled from the
+        torso's own pixels (a smooth average of them, never the background) and made opaque, so
+        a limb that moves away uncovers the body's texture, not a hole."""
         import cv2
 
+        if self.shapes.torso is None:
+            return rgba
+        quad = np.zeros(self.labels.shape, np.uint8)
+        cv2.fillPoly(quad, [np.round(self.shapes.torso).astype(np.int32)], 1)
+        grow = max(1, round(0.5 * PARTS[0].thickness * self.shapes.scale))  # clothes reach past the joints
+        quad = cv2.dilate(quad, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+        own = self.labels == PART_INDEX["torso"]
+        covered = (quad > 0) & ~own & (self.alpha > 0.5)
+        known = own & (self.alpha > 0.9)
+        if not covered.any() or not known.any():
+            return rgba
+        fill = average_fill(self.image, (~known).astype(np.uint8))
+        out = rgba.copy()
+        out[covered, :3] = fill[covered]
+        out[covered, 3] = np.maximum(out[covered, 3], (self.alpha[covered] * 255).round().astype(np.uint8))
+        return out
+
+    def _background_plate(self) -> np.ndarray:
+        """The frame behind the person: the photo with the person removed (`plate.py`),
+        transparent, or a flat colour."""
         h, w = self.alpha.shape
         if self.background == "transparent":
             return np.zeros((h, w, 4), np.uint8)
         if isinstance(self.background, tuple):
             return np.broadcast_to(np.uint8(self.background), (h, w, 3)).copy()
-        hole = cv2.dilate((self.alpha > 0.05).astype(np.uint8), np.ones((9, 9), np.uint8))
-        s = min(1.0, INPAINT_SIZE / max(h, w))
-        size = (max(round(w * s), 1), max(round(h * s), 1))
-        small = cv2.resize(self.image, size, interpolation=cv2.INTER_AREA)
-        small_hole = cv2.dilate(cv2.resize(hole, size, interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
-        filled = inpaint(small, small_hole)
-        filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC)
-        return np.where(hole[:, :, None] > 0, filled, self.image)
+        return background_plate(self.image, self.alpha)
 
     # -- per frame ------------------------------------------------------------------------
     @staticmethod
@@ -163,20 +181,44 @@ class WarpMethod:
         return long_side_at_most(width, height, 1024)
 
     def frame_pose(self, pose: Pose) -> Pose:
-        """Frames are drawn on the photo's canvas, so a target pose keeps its coordinates."""
+        """A target pose (on the photo's canvas) in the frame's pixels: through the camera the
+        last clip given to `__call__` chose (the photo's own view before that)."""
         h, w = self.alpha.shape
-        return pose.fitted(w, h)
+        return self.camera.pose(pose.fitted(w, h))
 
     def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
+        """The frames of a clip, all through one camera (see the module docstring): the clip's
+        own, or the one `fit_camera` fixed."""
+        if not self.camera_fixed:
+            self._choose_camera(targets)
         return [self.frame(t) for t in targets]
 
-    def frame(self, target: Pose) -> np.ndarray:
-        """The person moved into `target` (a pose on the photo's canvas)."""
+    def fit_camera(self, targets: list[Pose]) -> None:
+        """Fix one camera for all these targets (every clip of one sheet, so the character keeps
+        one size and place across them); later calls keep it instead of choosing their own."""
+        self._choose_camera(targets)
+        self.camera_fixed = True
+
+    def _choose_camera(self, targets: list[Pose]) -> None:
         h, w = self.alpha.shape
-        tf = part_transforms(self.pose.xy, self.frame_pose(target).xy)
+        self.camera = clip_camera(self.outline, [self._transforms(t) for t in targets], w, h)
+        self.viewed_plate = self._viewed_plate()
+
+    def _transforms(self, target: Pose) -> list[np.ndarray]:
+        """Each part's 2x3 transform from the photo to `target` on the photo's canvas."""
+        h, w = self.alpha.shape
+        return part_transforms(self.pose.xy, target.fitted(w, h).xy)
+
+    def frame(self, target: Pose) -> np.ndarray:
+        """The person moved into `target` (a pose on the photo's canvas), seen through the camera."""
+        h, w = self.alpha.shape
+        c = self.camera.matrix()
+        tf = [np.column_stack([c[:, :2] @ m[:, :2], c[:, :2] @ m[:, 2] + c[:, 2]]) for m in self._transforms(target)]
         moved = self.shapes.moved(tf)
-        colour = self.plate[:, :, :3].astype(np.float32)
-        alpha = self.plate[:, :, 3].astype(np.float32) / 255 if self.plate.shape[2] == 4 else np.ones((h, w), np.float32)
+        moved.scale *= self.camera.scale
+        plate = self.viewed_plate
+        colour = plate[:, :, :3].astype(np.float32)
+        alpha = plate[:, :, 3].astype(np.float32) / 255 if plate.shape[2] == 4 else np.ones((h, w), np.float32)
         for layer, rgba, labels in zip(LAYERS, self.rgba, self.layer_labels):
             ids = [PART_INDEX[n] for n in layer]
             box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
@@ -191,6 +233,16 @@ class WarpMethod:
         if self.background != "transparent":
             return rgb
         return np.dstack([rgb, (alpha * 255).round().astype(np.uint8)])
+
+    def _viewed_plate(self) -> np.ndarray:
+        """The background plate through the camera (the photo mirrored where it looks past its edge)."""
+        import cv2
+
+        if self.camera.is_identity() or self.background == "transparent" or isinstance(self.background, tuple):
+            return self.plate
+        h, w = self.plate.shape[:2]
+        return cv2.warpAffine(self.plate, self.camera.matrix(), (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REFLECT)
 
     def _layer_box(self, layer_alpha: np.ndarray, transforms: list[np.ndarray]):
         """Where the layer can land in the frame: its source box carried by each of its parts'

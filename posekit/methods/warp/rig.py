@@ -68,7 +68,8 @@ def body_scale(pose: Pose) -> float:
 
 def completed(pose: Pose, scale: float) -> np.ndarray:
     """(18, 2) keypoints with missing hips guessed below the shoulders (an upper-body photo still
-    has a torso reaching down out of the frame); other missing points stay NaN."""
+    has a torso reaching down out of the frame) and missing knees below the hips (a portrait cut
+    at the thighs: they are thighs, not the nearest forearm); other missing points stay NaN."""
     xy = pose.xy
     rs, ls = xy[INDEX["r_shoulder"]], xy[INDEX["l_shoulder"]]
     if not (np.isnan(rs).any() or np.isnan(ls).any()):
@@ -80,6 +81,9 @@ def completed(pose: Pose, scale: float) -> np.ndarray:
         for hip, sho in (("r_hip", rs), ("l_hip", ls)):
             if np.isnan(xy[INDEX[hip]]).any():
                 xy[INDEX[hip]] = sho + down + (ls - rs) * (0.15 if hip == "r_hip" else -0.15)
+        for hip, knee in (("r_hip", "r_knee"), ("l_hip", "l_knee")):
+            if np.isnan(xy[INDEX[knee]]).any() and not np.isnan(xy[INDEX[hip]]).any():
+                xy[INDEX[knee]] = xy[INDEX[hip]] + down / 1.8 * 1.3
     return xy
 
 
@@ -140,8 +144,9 @@ class Shapes:
 
     def distances(self, xx: np.ndarray, yy: np.ndarray, parts=None, cut_joints: bool = False) -> np.ndarray:
         """(len(parts), *xx.shape) distance of each pixel to each part, in part thicknesses (inf
-        where the part has no bone). Inside the torso quad the torso's distance is at most 0.6, so
-        that a limb lying over the torso keeps the pixels right around its bone.
+        where the part has no bone). Inside the torso quad the torso's distance is the distance to
+        the quad's edges or the neck, at most 0.75: a limb lying across the chest keeps its whole
+        width there, while the limbs and head that join the torso there do not take its corners.
 
         cut_joints: the upper limb ends at the knee or elbow and the lower limb starts there (a
         clean cut square to the bone), so that no sliver of one lies past the joint in the other."""
@@ -164,7 +169,12 @@ class Shapes:
                 inside = np.zeros(xx.shape, np.uint8)
                 x0, y0 = float(xx.flat[0]), float(yy.flat[0])
                 cv2.fillPoly(inside, [np.round(self.torso - (x0, y0)).astype(np.int32)], 1)
-                out[n] = np.where(inside > 0, np.minimum(out[n], 0.6), out[n])
+                quad = self.torso
+                edges = [segment_distance(xx, yy, quad[i], quad[(i + 1) % 4]) for i in range(4)]
+                # + the neck: the first torso bone starts there (else at a corner, on the edges)
+                edges = np.minimum.reduce(edges + [segment_distance(xx, yy, a, a) for a, _ in self.segments[k][:1]])
+                edges = edges / (PARTS[k].thickness * self.scale)
+                out[n] = np.where(inside > 0, np.minimum(edges, 0.75), out[n])
         return out
 
 

@@ -2,7 +2,8 @@
 
 The model bundle ships inside the package (see posekit/assets/blazepose_full.PROVENANCE.md).
 BlazePose finds 33 landmarks; COCO-18 takes 17 of them plus a neck at the shoulders' midpoint.
-Its left/right are the person's own sides, as in OpenPose.
+Its left/right are the person's own sides, as in OpenPose. The same model also segments each
+person it finds: `detect_with_masks` gives each Pose with its (H, W) soft mask.
 """
 
 from __future__ import annotations
@@ -29,35 +30,57 @@ def bundle_path() -> str:
 class BlazePoseDetector(Detector):
     def __init__(self, model: str | None = None, max_people: int = 1):
         import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
 
         self._mp = mp
-        path = model or bundle_path()
+        self._path, self._people = model or bundle_path(), max(1, int(max_people))
+        self._landmarker = self._create(masks=False)
+        self._masker = None  # the landmarker that also segments, built on first use
+
+    def _create(self, masks: bool):
+        from mediapipe.tasks.python import BaseOptions, vision
+
         options = vision.PoseLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=path),
-            running_mode=vision.RunningMode.IMAGE, num_poses=max(1, int(max_people)))
+            base_options=BaseOptions(model_asset_path=self._path), running_mode=vision.RunningMode.IMAGE,
+            num_poses=self._people, output_segmentation_masks=masks)
         try:
             with silence_fd():  # TFLite/absl write their start-up chatter straight to fd 2
-                self._landmarker = vision.PoseLandmarker.create_from_options(options)
+                return vision.PoseLandmarker.create_from_options(options)
         except (RuntimeError, ValueError, OSError) as e:
-            raise ModelNotFoundError(f"--model {path}: cannot load it as a MediaPipe pose landmarker bundle "
+            raise ModelNotFoundError(f"--model {self._path}: cannot load it as a MediaPipe pose landmarker bundle "
                                      f"({e}); pass a .task file, or leave --model out for the embedded one") from None
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Pose]]:
         from posekit.images import to_rgb
 
-        return [self._detect_one(to_rgb(img)) for img in images]  # gray/RGBA/float -> RGB uint8
+        # gray/RGBA/float -> RGB uint8
+        return [[pose for pose, _ in self._detect_one(to_rgb(img), masks=False)] for img in images]
 
-    def _detect_one(self, image: np.ndarray) -> list[Pose]:
+    def detect_with_masks(self, images: Sequence[np.ndarray]) -> list[list[tuple[Pose, np.ndarray]]]:
+        """Per image, its people largest first, each as (Pose, its (H, W) float32 mask in 0..1: the
+        model's person segmentation)."""
+        from posekit.images import to_rgb
+
+        if self._masker is None:
+            self._masker = self._create(masks=True)
+        return [self._detect_one(to_rgb(img), masks=True) for img in images]
+
+    def _detect_one(self, image: np.ndarray, masks: bool) -> list[tuple[Pose, np.ndarray | None]]:
         height, width = image.shape[:2]
         mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=image)
         with silence_fd():  # the graph logs calculator warnings on its first run
-            result = self._landmarker.detect(mp_image)
-        return largest_first([coco18(landmarks, width, height) for landmarks in result.pose_landmarks])
+            result = (self._masker if masks else self._landmarker).detect(mp_image)
+        poses = [coco18(landmarks, width, height) for landmarks in result.pose_landmarks]
+        found = [np.squeeze(m.numpy_view()).astype(np.float32) for m in result.segmentation_masks or []]
+        pairs = list(zip(poses, found)) if masks else [(p, None) for p in poses]
+        order = {id(p): i for i, p in enumerate(largest_first(poses))}
+        return sorted((pair for pair in pairs if id(pair[0]) in order), key=lambda pair: order[id(pair[0])])
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            landmarker, self._landmarker = self._landmarker, None
+        for name in ("_landmarker", "_masker"):
+            landmarker = getattr(self, name, None)
+            if landmarker is None:
+                continue
+            setattr(self, name, None)
             try:
                 with silence_fd():  # MediaPipe >= 1.2.3 logs "DestroyAccelerator" as it closes
                     landmarker.close()  # explicitly: left to __del__ it prints a TypeError at exit

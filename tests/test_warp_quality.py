@@ -1,0 +1,146 @@
+"""How clean the warp method's sprites are, measured on composites with a known true mask: the
+drawn figure over real scikit-image photos, whole and cut above the knees (tests/warp_cases.py).
+Thresholds are what held on all of them (benchmarks/RESULTS.md, "warp: clean sprites")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posekit.methods.warp.camera import Camera, Outline, clip_camera
+from posekit.methods.warp.method import WarpMethod, WarpOptions
+from warp_cases import holes, make_case, measure, pieces
+
+PHOTOS = ("coffee", "chelsea", "rocket", "immunohistochemistry")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from posekit.pose.detect import load_detector
+
+    d = load_detector("blazepose", max_people=4)
+    yield d
+    d.close()
+
+
+@pytest.mark.parametrize("portrait", [False, True], ids=["full", "portrait"])
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_clean_sprites(photo, portrait, detector):
+    case = make_case(photo, portrait)
+    method = WarpMethod(case.image, case.pose, WarpOptions(background="transparent"))
+    assert method.frame_pose(case.pose).allclose(case.pose)  # before a clip: the photo's own view
+    for motion in ("wave", "jump"):
+        r = measure(case, motion, method=method, detector=detector)
+        assert r["background_kept"] < 0.10 and r["missed"] < 0.02, r  # GrabCut: up to 0.19 / 0.18
+        assert r["pieces"] <= 0.005, r
+        assert r["holes"] <= 0.01, r  # in the body's core; the rest are gaps between an arm and the body
+        assert r["border_px"] == 0 and r["cut_kept"], r  # GrabCut, no camera: 93-124 px in jump
+        assert r["pck_mean"] >= 0.9 and r["pck"] >= 0.75, r
+        assert r["drift"] <= 12 / 255, r
+
+
+def test_learned_mask_follows_the_skeleton(detector):
+    """The mask is the skeleton's person's: a skeleton where nobody stands gets GrabCut's instead."""
+    from posekit.methods.warp.segment import learned_mask, person_mask
+
+    case = make_case("coffee")
+    mask = learned_mask(case.image, case.pose, detector)
+    truth = case.truth > 0.5
+    assert ((mask > 0.5) & truth).sum() / ((mask > 0.5) | truth).sum() > 0.93
+    soft = ((mask > 0.02) & (mask < 0.98)).sum() / truth.sum()
+    assert 0.01 < soft < 0.15, soft  # an anti-aliased rim, not a hard cut or a blur
+    assert learned_mask(case.image, case.pose.translate(-150, 0), detector) is None
+    fallback = person_mask(case.image, case.pose.translate(-150, 0), detector=detector)
+    assert fallback.shape == mask.shape
+
+
+def test_detect_with_masks(astronaut, detector):
+    (pose, mask), = detector.detect_with_masks([astronaut])[0]
+    assert mask.shape == astronaut.shape[:2] and mask.dtype == np.float32
+    assert pose.allclose(detector.detect([astronaut])[0][0])
+    x, y = np.round(pose["neck"][:2]).astype(int)
+    assert mask[y + 20, x] > 0.9 and mask[10, 500] < 0.1  # chest vs the top-right corner
+
+
+def test_one_camera_per_clip():
+    """A figure that would leave the photo is zoomed out and moved once for the whole clip; a clip
+    that fits keeps the photo's view."""
+    alpha = np.zeros((100, 80), np.float32)
+    alpha[20:80, 30:50] = 1
+    outline = Outline.of(alpha, np.zeros((100, 80), np.uint8), 1)
+    still = [np.float64([[1, 0, 0], [0, 1, 0]])]
+    assert clip_camera(outline, [still], 80, 100).is_identity()
+    up = [np.float64([[1, 0, 0], [0, 1, -40]])]  # jumps 40 px: its head would leave the frame
+    cam = clip_camera(outline, [still, up], 80, 100)
+    assert cam.scale < 1
+    frame = cam.matrix()
+    for tf in (still, up):
+        corners = np.float64([[30, 49], [20, 79]])  # the figure's first and last pixel centres
+        ys = (frame[:, :2] @ tf[0][:, :2] @ corners + (frame[:, :2] @ tf[0][:, 2] + frame[:, 2])[:, None])[1]
+        assert ys.min() >= 2.9 and ys.max() <= 99 - 2.9  # inside, with a margin of 4% of 80 px
+    cut = alpha.copy()
+    cut[20:, 30:50] = 1  # the body reaches the bottom edge: the cut stays there
+    cam = clip_camera(Outline.of(cut, np.zeros((100, 80), np.uint8), 1), [still, up], 80, 100)
+    assert abs((99 - 40 - cam.y0) * cam.scale - 99) < 1.0
+    assert Camera(0.5, 10, 20).pose(make_case("coffee").pose).xy[1, 1] == pytest.approx((118 - 20) * 0.5)
+
+
+def test_metrics_measure():
+    """The measurements see what they should: a stray piece, a hole."""
+    a = np.zeros((50, 50), np.float32)
+    a[10:40, 10:40] = 1
+    assert pieces(a) == 0 and holes(a) == 0
+    a[20:25, 20:25] = 0
+    a[45:47, 45:47] = 1
+    assert holes(a) == pytest.approx(25 / (900 - 25 + 4)) and pieces(a) == pytest.approx(4 / (900 - 25 + 4))
+
+
+@pytest.mark.parametrize("portrait", [False, True], ids=["full", "portrait"])
+@pytest.mark.parametrize("photo", ["coffee", "chelsea", "immunohistochemistry"])
+def test_background_plate_keeps_the_grain(photo, portrait):
+    """Where the person stood, the plate has about the backdrop's fine texture (the 192-px fill
+    alone, scaled up: 0.10-0.77 of it here), no specks, and colours near the true backdrop's."""
+    from warp_cases import plate_quality
+
+    case = make_case(photo, portrait)
+    plate = WarpMethod(case.image, case.pose, WarpOptions(background="keep")).plate
+    q = plate_quality(case, plate)
+    assert 0.6 < q["texture"] < 1.3 and q["specks"] < 0.001 and q["fill_error"] < 0.16, q
+
+
+def test_fit_camera_keeps_one_camera_across_clips():
+    """A sheet's clips share the camera fitted to all of them: the standing pose lands on the same
+    pixels in a clip that stays put as in one that jumps out of the photo."""
+    from warp_cases import clip
+
+    case = make_case("rocket")
+    jump, wave = clip(case, "jump"), clip(case, "wave")
+    method = WarpMethod(case.image, case.pose, WarpOptions(background="transparent"))
+    method(wave)
+    own = method.camera
+    method.fit_camera(jump + wave)
+    assert method.camera != own and method.camera.scale < 1  # the jump needs room the wave does not
+    fitted = method.camera
+    method(wave)
+    assert method.camera == fitted
+    assert method.frame_pose(wave[0]).allclose(fitted.pose(wave[0]))
+
+
+@pytest.mark.parametrize("photo", ["coffee", "rocket"])
+def test_arm_across_the_chest_uncovers_the_shirt(photo):
+    """The figure holds its left forearm across its chest; lowered, the forearm goes with its own
+    pixels and the chest where it lay is the shirt (filled from the torso, never the backdrop).
+    Before: a quarter of that band was see-through and none of it was red."""
+    import cv2
+
+    from warp_cases import figure_pose
+
+    case = make_case(photo, arm_across=True)
+    method = WarpMethod(case.image, case.pose, WarpOptions(background="transparent"))
+    frame = method([figure_pose()])[0]
+    assert method.camera.is_identity()
+    band = np.zeros(frame.shape[:2], np.uint8)
+    cv2.line(band, (216, 196), (176, 204), 1, 12)  # where the forearm lay, inside the shirt
+    rgba = frame[band > 0].astype(float)
+    red = (rgba[:, 0] > 120) & (rgba[:, 0] > 2 * rgba[:, 2])
+    assert (rgba[:, 3] > 127).mean() == 1.0 and red.mean() > 0.8, ((rgba[:, 3] > 127).mean(), red.mean())
