@@ -17,12 +17,20 @@ Then the outputs: `animate` writes frames/, poses/ (the targets in frame pixels:
 skeleton PNGs), sheet.png + sheet.json (Aseprite json-hash), animation.gif (+ webp/mp4) and
 measures pose fidelity (posekit.evaluate); `transfer` writes one image per target.
 
+A character: several clips (`poses` a list or "idle,walk,run,jump"), `mirror`, `pixel_art`. The
+method is built once for the photo and run per clip; each clip becomes a sheet Strip, mirrored
+twins are added, all are cut to one cell around the figure (posekit.sheet.layout), and the one
+layout gives sheet.png, sheet.json, the `exports` (EXPORTS) and a preview per clip in
+animations/. `animate_batch` runs `animate` for many photos (OUT/<stem>/ each, one detector),
+split across processes under `accelerate launch`.
+
 One person detector serves a whole run (the source photo, photo and video clips, pose fidelity);
 it is built on first use, so a run with a --source-pose JSON and a motion never loads it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,48 +41,139 @@ from posekit.checks import FPS, check_finite
 from posekit.errors import PosekitError, UsageError
 
 # what animate writes into its --out folder, and all it ever replaces or removes there
-OUTPUT_FILES = ("sheet.png", "sheet.json", "animation.gif", "animation.webp", "animation.mp4")
-OUTPUT_FOLDERS = ("frames", "poses")  # of these, only the frame_* files
+EXPORTS = {"array": "sheet_array.json", "godot": "sheet.tres", "atlas": "atlas.json"}  # --export: file
+MANIFEST = ".posekit-outputs.json"  # what the last run wrote into its --out: all a re-run may remove
+ONCE = ("jump",)  # the built-in motions a game plays once (their tag does not loop)
 
 
 def _silent(stage: str) -> None:
     pass
 
 
-def animate(photo: str | Path, poses: str, out: str | Path, method: str = "warp", options=None,
-            frames: int | None = None, fps: float = 12.0, columns: int | None = None,
+def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: str = "warp", options=None,
+            frames: int | list[int] | None = None, fps: float = 12.0, columns: int | None = None,
             size: tuple[int, int] | None = None, retarget: bool = True, source_pose: str | Path | None = None,
-            formats=("gif",), device: str = "auto", evaluate: bool = True, status=_silent) -> dict:
-    """Animate the person in `photo` along the clip `poses` into the folder `out` (see the module
-    docstring); returns the summary the CLI prints.
+            formats=("gif",), device: str = "auto", evaluate: bool = True, mirror: bool = False,
+            trim: bool = False, exports=(), pixel_art: int | None = None, outline: bool = False,
+            detector=None, models=None, status=_silent) -> dict:
+    """Animate the person in `photo` along the clips `poses` (one source, a list, or a comma
+    separated string) into the folder `out` (see the module docstring); returns the summary the
+    CLI prints. `frames`: one count for every clip or one per clip (None: each motion's own).
 
     `options`: the method's options (`method_class(method).Options`; None: its defaults).
+    `detector`: a person detector to use (and leave open); None: one is built when first needed.
+    `models`: the method's networks, loaded once for a batch (`Method.load`); None: loaded here.
     `status(stage)` is called as each stage starts (the CLI shows it as a progress line)."""
-    from posekit.evaluate import mean, pose_fidelity
+    from contextlib import nullcontext
+
     from posekit.pose.detect import load_detector
 
-    formats = animation_formats(formats)
+    sources = clip_sources(poses)
+    counts = frame_counts(frames, len(sources))
+    formats, exports = animation_formats(formats), export_formats(exports)
     check_finite(fps, "--fps", *FPS)
+    check_pixel_art(pixel_art, outline)
+    character = len(sources) > 1 or mirror or pixel_art is not None
     timer = Timer()
-    with load_detector("blazepose", device=device, lazy=True) as detector:
-        image, pose, clip = prepare(photo, [str(poses)], method, timer, detector, frames=frames, retarget=retarget,
-                                    source_pose=source_pose, device=device, status=status)
-        images, frame_poses = generate(method, options, image, pose, clip, timer, status)
-        if size is not None:
-            images = [letterbox(f, *size) for f in images]
-            frame_poses = [p.fitted(*size) for p in frame_poses]
-        status("writing")
-        with timer("writing"):
-            files = write_outputs(Path(out), images, frame_poses, fps=fps, columns=columns,
-                                  tag=clip_name(str(poses)), formats=formats)
-        fidelity = None
-        if evaluate:
-            status("evaluating pose fidelity")
-            with timer("evaluation"):
-                fidelity = mean(pose_fidelity(images, frame_poses, detector=detector))
-    fh, fw = images[0].shape[:2]
-    return {"out": str(out), "method": method, "frames": len(images), "fps": fps, "size": [fw, fh],
+    given = nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
+    with given as detector:
+        image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
+                                             device=device, status=status)
+        names = tag_names(sources) if character else [clip_name(str(sources[0]))]
+        clips = [(name, prepare_targets([src], image, pose, canvas, timer, detector, frames=n, retarget=retarget,
+                                        device=device, status=status), is_looping(src))
+                 for name, src, n in zip(names, sources, counts)]
+        strips = generate_strips(method, options, image, pose, clips, timer, status, retargeted=retarget,
+                                 models=models)
+        if size is not None and not character:
+            from posekit.sheet.layout import scaled
+
+            strips = [scaled(s, size) for s in strips]
+        fidelity = measure_fidelity(strips, detector, timer, status) if evaluate else None
+    status("writing")
+    with timer("writing"):
+        if character:
+            strips = character_strips(strips, size, mirror, pixel_art, outline)
+        files = write_strips(Path(out), strips, fps=fps, columns=columns, formats=formats, trim=trim,
+                             exports=exports)
+    fh, fw = strips[0].frames[0].shape[:2]
+    return {"out": str(out), "method": method, "frames": sum(len(s.frames) for s in strips), "fps": fps,
+            "size": [fw, fh], "clips": [{"name": s.name, "frames": len(s.frames), "loop": s.loop} for s in strips],
             "files": files, "pose_fidelity": fidelity, **timer.summary()}
+
+
+def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", status=_silent, report=_silent,
+                  **options) -> list[dict]:
+    """`animate` each photo into out/<photo stem>/ with one detector for all of them. A photo that
+    fails (nobody in it, unreadable) is reported with `report(message)` and the others go on.
+    Under `accelerate launch` the photos are split across the processes (each photo done by one
+    of them) and every process returns the results of all. Returns one dict per photo, in input
+    order: {"photo", "out", ...animate's summary} or {"photo", "error"}."""
+    from posekit.methods import method_class
+    from posekit.pose.detect import load_detector
+
+    check_stems(photos)
+    state = launched_state(device)
+    rank = state.process_index if state is not None else 0
+    mine = photos
+    if state is not None:
+        with state.split_between_processes(list(photos)) as part:
+            mine = list(part)
+    results = []
+    # the method's networks, once for all the photos (a model that does not load stops the batch)
+    models = method_class(options.get("method", "warp")).load(options.get("options")) if mine else None
+    with load_detector("blazepose", device=device, lazy=True) as detector:
+        for photo in mine:
+            try:
+                summary = animate(photo, out=Path(out) / Path(photo).stem, device=device, detector=detector,
+                                  models=models,
+                                  status=lambda stage, name=Path(photo).name: status(f"{name}: {stage}"), **options)
+                results.append({"photo": str(photo), "process": rank, **summary})
+            except UsageError:
+                raise  # a flag, not the photo: the same for every photo
+            except PosekitError as e:
+                report(str(e))
+                results.append({"photo": str(photo), "process": rank, "out": str(Path(out) / Path(photo).stem),
+                                "error": str(e)})
+    if state is not None:
+        from accelerate.utils import gather_object
+
+        results = gather_object(results)
+    return results
+
+
+def check_stems(photos: list[Path]) -> None:
+    """Each photo gets OUT/<stem>/: two photos with one stem would overwrite each other."""
+    seen: dict[str, Path] = {}
+    for photo in photos:
+        stem = Path(photo).stem
+        if stem in seen:
+            raise UsageError(f"{seen[stem]} and {photo}: both would write into OUT/{stem}/; rename one")
+        seen[stem] = Path(photo)
+
+
+def launched_state(device: str = "auto"):
+    """accelerate's PartialState when this process is one of several that `accelerate launch`
+    started (it sets WORLD_SIZE), else None (nothing of accelerate is imported). Without a GPU
+    (or with --device cpu) the processes talk over gloo on the CPU."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=device == "cpu" or not torch.cuda.is_available())
+
+
+def measure_fidelity(strips: list, detector, timer: "Timer", status=_silent) -> float | None:
+    """Mean pose fidelity of every frame the method made (posekit.evaluate)."""
+    from posekit.evaluate import mean, pose_fidelity
+
+    status("evaluating pose fidelity")
+    with timer("evaluation"):
+        return mean(pose_fidelity([f for s in strips for f in s.frames], [p for s in strips for p in s.poses],
+                                  detector=detector))
 
 
 def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str = "warp", options=None,
@@ -88,6 +187,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
 
     out = Path(out)
     one_file = names_a_file(out)
+    _never_over_an_input(out, one_file, [photo, source_pose, *poses])
     timer = Timer()
     with load_detector("blazepose", device=device, lazy=True) as detector:
         image, pose, targets = prepare(photo, poses, method, timer, detector, retarget=retarget,
@@ -105,6 +205,15 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
             **timer.summary()}
 
 
+def _never_over_an_input(out: Path, one_file: bool, inputs: list) -> None:
+    """transfer writes `out` (one file) or out/NNN.png: a usage error when that is an input."""
+    for given in inputs:
+        path = Path(given).resolve() if given is not None and Path(given).is_file() else None
+        if path is not None and (path == out.resolve() if one_file else
+                                 path.parent == out.resolve() and re.fullmatch(r"\d{3,}\.png", path.name)):
+            raise UsageError(f"--out {out}: would write over the input {given}; choose another --out")
+
+
 def names_a_file(out: Path) -> bool:
     """Whether transfer's --out is one image (a name with a suffix that is not a folder)."""
     return bool(out.suffix) and not out.is_dir()
@@ -116,9 +225,20 @@ def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", 
             device: str = "auto", status=_silent):
     """Stages 1-3: (the photo at the method's working size, the person's pose on it, the target
     poses on its canvas, retargeted onto the person if asked)."""
+    image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose, device=device,
+                                         status=status)
+    clip = prepare_targets(sources, image, pose, canvas, timer, detector, frames=frames, retarget=retarget,
+                           device=device, status=status)
+    return image, pose, clip
+
+
+def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, source_pose=None,
+                   device: str = "auto", status=_silent):
+    """Stage 1: (the photo at the method's working size, the person's pose on it, the photo's
+    own size, which pose files that state no canvas are in)."""
     from posekit.images import load_image
     from posekit.methods import method_class
-    from posekit.pose.sources import load_poses, source_pose_of
+    from posekit.pose.sources import source_pose_of
 
     working_size = method_class(method).working_size  # an unknown --method fails before any work
     status("reading the source pose" if source_pose is not None else "detecting the source pose")
@@ -128,9 +248,18 @@ def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", 
         image = working_image(full, working_size(full.shape[1], full.shape[0]))
         h, w = image.shape[:2]
         pose = pose.resized(w, h) if image is not full else pose
+    return image, pose, (full.shape[1], full.shape[0])
+
+
+def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[int, int], timer: "Timer",
+                    detector, *, frames: int | None = None, retarget: bool = True, device: str = "auto",
+                    status=_silent) -> list:
+    """Stages 2-3: the poses of `sources` on the image's canvas, retargeted onto `pose` if asked."""
+    from posekit.pose.sources import load_poses
+
+    h, w = image.shape[:2]
     status("loading the target poses")
     with timer("targets"):
-        canvas = (full.shape[1], full.shape[0])  # of pose files that state none: photo pixels
         clip = [t.fitted(w, h) for source in sources
                 for t in load_poses(source, frames=frames, device=device, canvas=canvas, detector=detector)]
     if not clip:
@@ -141,20 +270,46 @@ def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", 
             from posekit.pose.retarget import retarget as retarget_clip
 
             clip = retarget_clip(clip, pose)
-    return image, pose, clip
+    return clip
 
 
-def generate(method: str, options, image: np.ndarray, pose, targets: list, timer: "Timer", status=_silent):
-    """Stage 4: the method built once, run on all targets: (frames, each target in its frame's pixels)."""
+def built_method(method: str, options, image: np.ndarray, pose, models=None):
+    """`--method method` for this photo; `models`: what `Method.load(options)` loaded for a batch."""
     from posekit.methods import method_class
 
     cls = method_class(method)
     if options is not None and not isinstance(options, cls.Options):
         raise TypeError(f"--method {method} takes {cls.Options.__name__}, not {type(options).__name__}")
+    return cls(image, pose, options, models)
+
+
+def generate(method: str, options, image: np.ndarray, pose, targets: list, timer: "Timer", status=_silent):
+    """Stage 4: the method built once, run on all targets: (frames, each target in its frame's pixels)."""
     status(f"{method}: {len(targets)} frames")
     with timer("method"):
-        m = cls(image, pose, options)
+        m = built_method(method, options, image, pose)
         return m(targets), [m.frame_pose(t) for t in targets]
+
+
+def generate_strips(method: str, options, image: np.ndarray, pose, clips: list, timer: "Timer", status=_silent,
+                    retargeted: bool = True, models=None):
+    """Stage 4 for a character: the method built once (the source segmented or encoded once), run
+    on each clip (name, targets, loop) in turn: a sheet Strip per clip, standing on the photo's
+    floor when the clips were retargeted onto it."""
+    from posekit.sheet import Strip
+
+    with timer("method"):
+        m = built_method(method, options, image, pose, models)
+        if hasattr(m, "fit_camera"):  # warp: one camera for every clip of the sheet (one size, one floor)
+            m.fit_camera([t for _, targets, _ in clips for t in targets])
+    ankles = [a[1] for a in (m.frame_pose(pose)[k] for k in ("r_ankle", "l_ankle")) if a is not None]
+    ground = float(max(ankles)) if ankles and retargeted else None  # the photo's floor
+    strips = []
+    for name, targets, loop in clips:
+        status(f"{method}: {name}, {len(targets)} frames" if len(clips) > 1 else f"{method}: {len(targets)} frames")
+        with timer("method"):
+            strips.append(Strip(name, m(targets), [m.frame_pose(t) for t in targets], loop, ground))
+    return strips
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -186,6 +341,74 @@ def animation_formats(formats) -> tuple[str, ...]:
         if f not in ANIMATION_FORMATS:
             raise UsageError(f"--format {f!r}: choose from {', '.join(ANIMATION_FORMATS)}")
     return formats
+
+
+def clip_sources(poses: str | list[str]) -> list[str]:
+    """--poses values (repeatable, each comma separated) -> one pose source per clip."""
+    given = [poses] if isinstance(poses, (str, Path)) else list(poses)
+    sources = [part.strip() for p in given for part in str(p).split(",") if part.strip()]
+    if not sources:
+        raise UsageError("--poses: name at least one motion or pose file")
+    return sources
+
+
+def frame_counts(frames: int | list[int] | None, clips: int) -> list[int | None]:
+    """--frames: nothing (each motion's own count), one count for every clip, or one per clip."""
+    given = [] if frames is None else [frames] if isinstance(frames, int) else list(frames)
+    if len(given) > 1 and len(given) != clips:
+        raise UsageError(f"--frames: {len(given)} counts for {clips} clips; give one, or one per clip")
+    for n in given:
+        if n < 1:
+            raise UsageError(f"--frames {n}: need at least 1 frame")
+    return given * clips if len(given) == 1 else given or [None] * clips
+
+
+def export_formats(exports) -> tuple[str, ...]:
+    """--export values (repeatable, comma separated), checked, each once."""
+    exports = tuple(dict.fromkeys(e.strip().lower() for x in exports for e in str(x).split(",") if e.strip()))
+    for e in exports:
+        if e not in EXPORTS:
+            raise UsageError(f"--export {e!r}: choose from {', '.join(EXPORTS)}")
+    return exports
+
+
+def check_pixel_art(colours: int | None, outline: bool) -> None:
+    if colours is not None and not 2 <= colours <= 256:
+        raise UsageError(f"--pixel-art {colours}: the palette takes 2 to 256 colours")
+    if outline and colours is None:
+        raise UsageError("--outline draws around pixel-art sprites; use it with --pixel-art N")
+
+
+def tag_names(sources: list[str]) -> list[str]:
+    """A distinct, file-safe tag per clip: the motion name or the file's stem ('walk:side' ->
+    'walk_side'; a second 'walk' -> 'walk_2')."""
+    names = []
+    for source in sources:
+        base = re.sub(r"[^\w-]+", "_", clip_name(source)).strip("_") or "clip"
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def is_looping(source: str) -> bool:
+    return str(source).partition(":")[0] not in ONCE
+
+
+def character_strips(strips: list, size: tuple[int, int] | None, mirror: bool, pixel_art: int | None,
+                     outline: bool) -> list:
+    """A character's animations as the sheet shows them: with their left-facing twins (`mirror`),
+    all cut to one cell around the figure (the feet on one line), scaled to `size` or pixel art."""
+    from posekit.sheet.layout import cropped, mirrored, scaled
+    from posekit.sheet.pixelart import pixelate
+
+    if mirror:
+        strips = [twin for s in strips for twin in mirrored(s)]
+    strips = cropped(strips)
+    if pixel_art is not None:
+        return pixelate(strips, pixel_art, size, outline)
+    return [scaled(s, size) for s in strips] if size is not None else strips
 
 
 def clip_name(source: str) -> str:
@@ -224,54 +447,126 @@ def letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 # -- animate's outputs ---------------------------------------------------------------------------
 def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, columns: int | None,
                   tag: str, formats=("gif",)) -> dict:
-    """frames/, poses/, sheet.png, sheet.json and the animations; returns their paths.
+    """One clip's frames/, poses/, sheet.png, sheet.json and animations (see `write_strips`)."""
+    from posekit.sheet import Strip
+
+    return write_strips(Path(out), [Strip(tag, list(images), list(poses))], fps, columns, formats)
+
+
+def write_strips(out: Path, strips: list, fps: float, columns: int | None, formats=("gif",), trim: bool = False,
+                 exports=()) -> dict:
+    """frames/ and poses/ (frame_NNN for one animation, <tag>_NNN for several), sheet.png and
+    sheet.json (Aseprite, one frameTag per animation), the `exports` (EXPORTS) and the previews
+    (animation.gif for one animation, animations/<tag>.gif for several); returns their paths.
 
     All of it is written into a hidden folder inside `out` and moved into place at the end
     (`staged_outputs`), so a failure or Ctrl-C leaves the previous result (or nothing)."""
-    from posekit.images import save_image
+    from posekit import sheet
+    from posekit.images import save_image, write_json, write_text
     from posekit.pose.formats import write_pose_files
-    from posekit.sheet import write_animation, write_sheet
+    from posekit.sheet.atlas import atlas_data
+    from posekit.sheet.godot import sprite_frames
 
-    out = Path(out)
-    digits = max(3, len(str(len(images) - 1)))
+    one = len(strips) == 1
+    plan = sheet.layout(strips, columns, trim)
     with staged_outputs(out) as stage:
-        for i, (frame, pose) in enumerate(zip(images, poses)):
-            stem = f"frame_{i:0{digits}d}"
-            save_image(frame, stage / "frames" / f"{stem}.png")
-            write_pose_files([pose] if len(pose) else [], stage / "poses", stem, pose.size)
-        write_sheet(images, stage / "sheet.png", stage / "sheet.json", columns=columns, fps=fps, tag=tag)
+        for s in strips:
+            digits = max(3, len(str(len(s.frames) - 1)))
+            for i, (frame, pose) in enumerate(zip(s.frames, s.poses)):
+                stem = f"{'frame' if one else s.name}_{i:0{digits}d}"
+                save_image(frame, stage / "frames" / f"{stem}.png")
+                write_pose_files([pose] if len(pose) else [], stage / "poses", stem, pose.size)
+        save_image(sheet.render(strips, plan), stage / "sheet.png")
+        write_json(sheet.aseprite_data(plan, fps), stage / "sheet.json")
+        writers = {"array": lambda: sheet.aseprite_data(plan, fps, array=True), "atlas": lambda: atlas_data(plan),
+                   "godot": lambda: sprite_frames(plan, fps)}
+        for e in exports:
+            data = writers[e]()
+            (write_text if isinstance(data, str) else write_json)(data, stage / EXPORTS[e])
         for f in formats:
-            write_animation(images, stage / f"animation.{f}", fps=fps)
+            for s in strips:
+                sheet.write_animation(s.frames, stage / preview_name(s.name, f, one), fps=fps)
     return {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(out / "sheet.png"),
-            "sheet_json": str(out / "sheet.json"), **{f: str(out / f"animation.{f}") for f in formats}}
+            "sheet_json": str(out / "sheet.json"), **{e: str(out / EXPORTS[e]) for e in exports},
+            **{f: str(out / preview_name(strips[0].name, f, True)) for f in formats if one},
+            **({"animations": str(out / "animations")} if not one else {})}
+
+
+def preview_name(tag: str, fmt: str, one: bool) -> str:
+    return f"animation.{fmt}" if one else f"animations/{tag}.{fmt}"
 
 
 @contextmanager
 def staged_outputs(out: Path):
     """Yield an empty hidden folder inside `out` to write a run's outputs into. When the block
-    ends well they replace the previous run's: each file is moved onto its name, and the
-    previous outputs this run did not write again (a longer run's frames, an animation.webp not
-    asked for this time) are removed; other files in `out` are left alone. When it fails, `out`
-    is as it was (and not left behind empty if this made it)."""
-    import os
+    ends well they replace the previous run's: each file is moved onto its name (with Ctrl-C held
+    back meanwhile), and the files the previous run wrote (its MANIFEST) that this one did not
+    write again (a longer run's frames, an animation.webp not asked for this time) are removed;
+    other files in `out` are never touched. When the block fails, `out` is as it was (and not
+    left behind empty if this made it)."""
     import shutil
     import tempfile
 
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".posekit-*/"):  # left by a run that was killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
     stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
     try:
         yield stage
-        new = {p.relative_to(stage) for p in stage.rglob("*") if p.is_file()}
-        for folder in OUTPUT_FOLDERS:
-            (out / folder).mkdir(exist_ok=True)
-        for rel in sorted(new):
-            os.replace(stage / rel, out / rel)
-        previous = [out / f for f in OUTPUT_FILES] + [p for d in OUTPUT_FOLDERS for p in (out / d).glob("frame_*")]
-        for p in previous:
-            if p.relative_to(out) not in new and (p.is_file() or p.is_symlink()):
-                p.unlink()
+        _move_outputs(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if made and not any(out.iterdir()):
             out.rmdir()
+
+
+def _move_outputs(stage: Path, out: Path) -> None:
+    import json
+    import os
+    import signal
+
+    from posekit.images import write_json
+
+    new = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+    for rel in new:  # a folder where a file goes would stop the moves half-way: check them all first
+        if blocker := _in_the_way(out, rel):
+            raise PosekitError(f"--out {out}: {blocker} is in the way of an output; move it or choose another --out")
+    try:
+        previous = json.loads((out / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        previous = []
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _main_thread() else None
+    try:
+        for rel in new:
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out / rel)
+        for name in set(previous) - {str(rel) for rel in new}:
+            old = out / name
+            if out in old.resolve().parents and (old.is_file() or old.is_symlink()):
+                old.unlink()
+                if old.parent != out and not any(old.parent.iterdir()):
+                    old.parent.rmdir()
+        write_json({"files": [str(rel) for rel in new]}, out / MANIFEST)
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _in_the_way(out: Path, rel: Path) -> Path | None:
+    """A folder where the file out/rel goes, or a file where one of its folders goes."""
+    target = out / rel
+    if target.is_dir():
+        return target
+    for parent in target.parents:
+        if parent == out:
+            return None
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -178,13 +178,14 @@ def test_animate_gan_frames_and_poses_in_the_models_frame(run_posekit, tmp_path)
 
 def test_a_rerun_leaves_no_stale_outputs_and_keeps_the_users_files(run_posekit, tmp_path):
     out = tmp_path / "out"
-    (out / "frames").mkdir(parents=True)
-    for i in range(8):  # a longer run's frames, and a WebP this run does not ask for
-        (out / "frames" / f"frame_{i:03d}.png").write_bytes(b"old")
-    (out / "animation.webp").write_bytes(b"old")
+    # a longer run with a WebP this run does not ask for
+    longer = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "4", "-f", "webp", "--out", out, "--no-evaluate")
+    assert longer.returncode == 0, longer.stderr
     (out / "notes.txt").write_text("mine")
+    (out / "frames" / "frame_0001.png").write_text("mine: frames from ffmpeg")
     proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", out, "--no-evaluate")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["animation.gif", "frames", "notes.txt", "poses", "sheet.json", "sheet.png"]
-    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "animation.gif", "frames", "notes.txt", "poses", "sheet.json", "sheet.png"]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000.png", "frame_0001.png", "frame_001.png"]
     assert (out / "notes.txt").read_text() == "mine"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from posekit.checks import parse_size
-from posekit.errors import UsageError
+from conftest import REPO
+from posekit.errors import PosekitError, UsageError
 from posekit.pipeline import clip_name, letterbox
 from posekit.pose.pose import Pose
 
@@ -61,15 +64,19 @@ def snapshot(out):
 
 
 def previous_run(out):
-    """An out folder holding a longer run with a WebP, and files of the user's."""
-    for name in ("frames", "poses"):
-        (out / name).mkdir(parents=True)
-        for i in range(5):
-            (out / name / f"frame_{i:03d}.png").write_bytes(b"old")
-    for name in ("sheet.png", "sheet.json", "animation.gif", "animation.webp"):
+    """An out folder holding a longer run with a WebP (and the manifest of what it wrote), and
+    files of the user's, one of them named like a frame."""
+    from posekit.pipeline import MANIFEST
+
+    written = [f"{name}/frame_{i:03d}.png" for name in ("frames", "poses") for i in range(5)]
+    written += ["sheet.png", "sheet.json", "animation.gif", "animation.webp"]
+    for name in written:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(b"old")
+    (out / MANIFEST).write_text(json.dumps({"files": written}))
     (out / "notes.txt").write_text("mine")
     (out / "frames" / "reference.jpg").write_text("mine too")
+    (out / "frames" / "frame_0001.png").write_text("mine, from ffmpeg")
     return snapshot(out)
 
 
@@ -79,12 +86,14 @@ def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
     before = previous_run(tmp_path)
     pose = Pose.empty(16, 16)
     write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * 2, [pose] * 2, fps=12, columns=None, tag="t")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["animation.gif", "frames", "notes.txt", "poses",
-                                                          "sheet.json", "sheet.png"]  # no webp, no staging left
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png", "reference.jpg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".posekit-outputs.json", "animation.gif", "frames", "notes.txt",
+                                                          "poses", "sheet.json", "sheet.png"]  # no webp, no staging left
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_0001.png", "frame_001.png",
+                                                                       "reference.jpg"]
     assert sorted(p.name for p in (tmp_path / "poses").iterdir()) == [
         "frame_000_keypoints.json", "frame_000_pose.png", "frame_001_keypoints.json", "frame_001_pose.png"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "frames" / "reference.jpg").read_text() == "mine too"
+    assert (tmp_path / "frames" / "frame_0001.png").read_text() == "mine, from ffmpeg"  # not in the manifest
     assert (tmp_path / "sheet.png").read_bytes() != before[Path("sheet.png")]  # this run's
 
 
@@ -101,8 +110,47 @@ def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatc
     before = previous_run(tmp_path / "out")
     with pytest.raises(KeyboardInterrupt):
         write_outputs(tmp_path / "out", frames, [pose] * 2, fps=12, columns=None, tag="t")
-    assert snapshot(tmp_path / "out") == before and not list((tmp_path / "out").glob(".*"))
+    assert snapshot(tmp_path / "out") == before and not list((tmp_path / "out").glob(".posekit-*/"))
     # into a folder that did not exist: nothing is left at all
     with pytest.raises(KeyboardInterrupt):
         write_outputs(tmp_path / "new", frames, [pose] * 2, fps=12, columns=None, tag="t")
     assert not (tmp_path / "new").exists()
+
+
+def test_clip_sources_frame_counts_and_tag_names():
+    from posekit.pipeline import clip_sources, export_formats, frame_counts, is_looping, tag_names
+
+    assert clip_sources(["idle,walk", " run ", "jump"]) == ["idle", "walk", "run", "jump"]
+    assert clip_sources("walk") == ["walk"]
+    with pytest.raises(UsageError, match="--poses"):
+        clip_sources([","])
+    assert frame_counts(None, 3) == [None] * 3 and frame_counts(8, 2) == [8, 8] and frame_counts([8], 2) == [8, 8]
+    assert frame_counts([4, 6], 2) == [4, 6]
+    for bad in ([4, 6], [0]):
+        with pytest.raises(UsageError, match="--frames"):
+            frame_counts(bad, 3)
+    assert tag_names(["walk", "walk:side", "walk", "moves.jsonl"]) == ["walk", "walk_side", "walk_2", "moves"]
+    assert export_formats(["godot,ATLAS", "godot"]) == ("godot", "atlas")
+    with pytest.raises(UsageError, match="--export 'unity'"):
+        export_formats(["unity"])
+    assert not is_looping("jump") and not is_looping("jump:side") and is_looping("walk")
+
+
+def test_an_output_is_never_written_over_an_input_or_a_folder(tmp_path, run_posekit):
+    from posekit.pipeline import write_outputs
+
+    photo = tmp_path / "me.png"
+    shutil.copy(REPO / "examples" / "figure.png", photo)
+    before = photo.read_bytes()
+    proc = run_posekit("transfer", photo, "--pose", "walk", "--out", photo)
+    assert proc.returncode == 2 and "--out" in proc.stderr and "input" in proc.stderr and photo.read_bytes() == before
+    (tmp_path / "set").mkdir()
+    shutil.copy(photo, tmp_path / "set" / "000.png")
+    proc = run_posekit("transfer", tmp_path / "set" / "000.png", "--pose", "walk", "--out", tmp_path / "set")
+    assert proc.returncode == 2 and "would write over the input" in proc.stderr
+    # a folder where an output file goes: one line, and nothing of the new run is moved in
+    out = tmp_path / "run"
+    (out / "sheet.png").mkdir(parents=True)
+    with pytest.raises(PosekitError, match=r"sheet.png is in the way"):
+        write_outputs(out, [np.zeros((16, 16, 3), np.uint8)], [Pose.empty(16, 16)], fps=12, columns=None, tag="t")
+    assert sorted(p.name for p in out.iterdir()) == ["sheet.png"]

@@ -113,3 +113,22 @@ def test_mp4_has_every_frame(tmp_path):
 def test_unknown_animation_format(tmp_path):
     with pytest.raises(PosekitError, match="unknown animation format"):
         write_animation(frames_rgb(2), tmp_path / "a.avi")
+
+
+def test_gif_of_few_colours_keeps_them_exactly(tmp_path):
+    """Pixel art: a GIF of frames with few colours shows exactly those colours, pixel for pixel
+    (no colour of the palette's padding, no opaque pixel turned transparent)."""
+    colours = np.array([(0, 0, 0), (255, 0, 0), (12, 200, 7)], np.uint8)
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(3):
+        f = np.zeros((20, 24, 4), np.uint8)
+        f[:, :, :3] = colours[rng.integers(0, 3, (20, 24))]
+        f[:, :, 3] = np.where(rng.random((20, 24)) < 0.3, 0, 255)
+        frames.append(f)
+    gif = Image.open(write_animation(frames, tmp_path / "p.gif"))
+    for f, g in zip(frames, ImageSequence.Iterator(gif)):
+        rgba = np.asarray(g.convert("RGBA"))
+        opaque = f[:, :, 3] == 255
+        assert np.array_equal(rgba[:, :, 3] == 255, opaque)
+        assert np.array_equal(rgba[opaque][:, :3], f[opaque][:, :3])

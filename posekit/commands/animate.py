@@ -1,4 +1,5 @@
-"""`posekit animate`: photo + pose sequence -> frames, sprite sheet, GIF, Aseprite JSON."""
+"""`posekit animate`: photo + pose sequences -> frames, a sprite sheet (one clip, or a character:
+several clips, both directions, pixel art), GIF previews, Aseprite JSON and engine files."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ import typer
 
 from posekit.commands import method_flags as flags
 from posekit.checks import FPS, check_out, finite, parse_size
+from posekit.errors import UsageError
 
 
 @flags.with_method_flags
 def animate(
-    photo: Path = typer.Argument(..., help="Photo of the person to animate."),
-    poses: str = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl."),
+    photo: list[str] = typer.Argument(..., help="Photo of the person to animate; or several photos, a folder of them, or - (paths on stdin): each into OUT/<photo stem>/."),
+    poses: list[str] = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave; walk:side for a view), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl. Several clips (comma separated or repeated) make a character sheet, a frameTag each."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Resample the clip to N frames."),
+    frames: list[int] = typer.Option([], "--frames", "-n", min=1, help="Resample each clip to N frames (default: each motion's own); repeat once per clip for a count each."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed, 0.1 to 120 (GIF, sheet.json durations; a GIF shows at most 50)."),
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="Frames per row of sheet.png (default: one row up to 8 frames)."),
     size: Optional[str] = typer.Option(None, "--size", help="Frame size WxH (frames are scaled to fit and padded)."),
@@ -26,32 +28,91 @@ def animate(
     source_pose: Optional[Path] = flags.SOURCE_POSE,
     device: str = flags.DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same frames)."),
+    mirror: bool = typer.Option(False, "--mirror", help="Add each clip's left-facing twin (walk_right / walk_left tags)."),
+    trim: bool = typer.Option(False, "--trim", help="Pack each frame's non-transparent box only (spriteSourceSize / sourceSize say where it sat)."),
+    export: list[str] = typer.Option([], "--export", "-e", help="Also write engine files: array (sheet_array.json, Aseprite json-array), godot (sheet.tres, Godot 4 SpriteFrames), atlas (atlas.json, Phaser/PixiJS). Repeatable or comma separated."),
+    pixel_art: Optional[int] = typer.Option(None, "--pixel-art", help="Pixel art: cells scaled down (to --size, else 64 px tall) with one palette of at most N colours (2 to 256) for every frame, hard alpha."),
+    outline: bool = typer.Option(False, "--outline", help="With --pixel-art and --background transparent: a 1-pixel outline around the figure."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Measure pose fidelity of the frames (runs the detector on them)."),
     **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
-    """Animate the person in PHOTO along a pose sequence: frames, sprite sheet, GIF, Aseprite JSON."""
+    """Animate the person in PHOTO along pose sequences: frames, sprite sheet, GIF, Aseprite JSON."""
     from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
-    from posekit.pipeline import animate as run
+    from posekit import pipeline
 
     check_out(out)
     frame_size = parse_size(size)
+    if outline and method_flags["background"] != "transparent":
+        raise UsageError("--outline draws around a transparent sprite; add --background transparent (--method warp)")
     given = dict(method_flags, seed=seed, device=device, columns=columns)
     options = flags.options_for(method, given)  # bad option values fail here, before any work
+    batch = photo_batch(photo, source_pose)
+    common = dict(poses=poses, method=method, options=options, frames=frames or None, fps=fps, columns=columns,
+                  size=frame_size, retarget=retarget, formats=("gif", *fmt), device=device, evaluate=evaluate,
+                  mirror=mirror, trim=trim, exports=export, pixel_art=pixel_art, outline=outline)
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
-    summary = run(photo, poses, out, method=method, options=options, frames=frames, fps=fps, columns=columns,
-                  size=frame_size, retarget=retarget, source_pose=source_pose, formats=("gif", *fmt),
-                  device=device, evaluate=evaluate, status=lambda stage: info(f"{stage}..."))
-    if as_json:
-        emit_json(summary)
+    status = lambda stage: info(f"{stage}...")  # noqa: E731
+    if batch is None:
+        summary = pipeline.animate(photo[0], out=out, source_pose=source_pose, status=status, **common)
+        emit_json(summary) if as_json else report(summary, out, method)
         return
-    fid = summary["pose_fidelity"]
-    info(f"wrote {summary['frames']} frames ({summary['size'][0]}x{summary['size'][1]}, {method}) to {out}: "
-         f"frames/, poses/, sheet.png, sheet.json, " + ", ".join(f"animation.{f}" for f in ("gif", *fmt) if f in summary["files"]))
+    from posekit.console import error
+
+    results = pipeline.animate_batch(batch, out, status=status, report=error, **common)
+    state = pipeline.launched_state(device)
+    if state is None or state.is_main_process:  # one summary for all processes
+        batch_summary(results, out, as_json)
+    if state is not None:
+        state.wait_for_everyone()  # a process that exits early would have the launcher stop the rest
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+def photo_batch(photos: list[str], source_pose) -> list[Path] | None:
+    """The photos of a batch (several paths, a folder, or "-"), or None for one photo file."""
+    from posekit.images import IMAGE_SUFFIXES, expand_paths
+
+    if len(photos) == 1 and photos[0] != "-" and not Path(photos[0]).is_dir():
+        return None
+    if source_pose is not None:
+        raise UsageError("--source-pose is the pose of one photo; leave it out for a batch (each photo's is detected)")
+    batch = expand_paths(photos, suffixes=IMAGE_SUFFIXES)
+    if not batch:
+        raise UsageError(f"{' '.join(photos)}: no photos found ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return batch
+
+
+def report(summary: dict, out: Path, method: str) -> None:
+    """One run's lines for people: what was written where, pose fidelity, seconds per stage."""
+    from posekit.console import info
+
+    fid, clips = summary["pose_fidelity"], summary["clips"]
+    written = [Path(p).name for k, p in summary["files"].items() if k not in ("frames", "poses", "sheet", "sheet_json")]
+    info(f"wrote {summary['frames']} frames ({summary['size'][0]}x{summary['size'][1]}, {method}"
+         + (f", {len(clips)} animations: {', '.join(c['name'] for c in clips)}" if len(clips) > 1 else "")
+         + f") to {out}: frames/, poses/, sheet.png, sheet.json, " + ", ".join(
+             p + ("/" if p == "animations" else "") for p in written))
     if fid is not None:
         info(f"pose fidelity (PCK@0.5 torso, detector on the frames vs the target poses): {fid:.2f}")
     secs = summary["seconds"]
     info(f"{summary['seconds_total']:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()))
 
+
+def batch_summary(results: list[dict], out: Path, as_json: bool) -> None:
+    """--json: one object per photo (JSON lines); else a line per photo and the totals."""
+    from posekit.console import emit_json, info
+
+    if as_json:
+        for r in results:
+            emit_json(r)
+        return
+    for r in results:
+        if "error" not in r:
+            info(f"{r['photo']}: {r['frames']} frames -> {r['out']} ({r['seconds_total']:.1f} s)")
+    failed = sum("error" in r for r in results)
+    seconds = sum(r.get("seconds_total", 0.0) for r in results)
+    info(f"animated {len(results) - failed} of {len(results)} photos into {out}"
+         + (f" ({failed} failed)" if failed else "") + f", {seconds:.1f} s")

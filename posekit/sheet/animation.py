@@ -1,86 +1,22 @@
-"""Frames -> the files animators and game engines read.
-
-- `sprite_sheet(frames, columns)`: one RGBA image, frames on a grid left to right, top to bottom
-  (empty cells transparent), and each frame's rectangle on it.
-- `aseprite_json(...)`: the sheet's data in Aseprite's "json-hash" format, which Phaser's
-  `load.aseprite` and the Godot Aseprite importers read: frame keys "0".."N-1", durations in ms,
-  one frameTags entry named after the clip, meta.size = the sheet.
-- `write_gif` (loops forever), `write_webp` (animated, loops forever), `write_mp4` (H.264).
+"""Frames -> animations: `write_gif` (loops forever, one palette for all frames), `write_webp`
+(animated, lossless, loops forever), `write_mp4` (H.264); `write_animation` picks by suffix.
 Everything is written atomically (a killed run never leaves a half-written file).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from posekit.errors import PosekitError
-from posekit.images import atomic_path, save_image, to_rgb, write_json
+from posekit.images import atomic_path, to_rgb
 
 ANIMATION_FORMATS = ("gif", "webp", "mp4")
 
 
-def grid(n: int, columns: int | None = None, one_row_up_to: int = 8) -> tuple[int, int]:
-    """(columns, rows) for n frames: `columns` if given, else one row up to `one_row_up_to`
-    frames, else a near-square grid."""
-    if n < 1:
-        raise PosekitError("no frames to lay out")
-    if columns is None:
-        columns = n if n <= one_row_up_to else math.ceil(math.sqrt(n))
-    columns = max(1, min(int(columns), n))
-    return columns, math.ceil(n / columns)
-
-
 def as_rgba(frame: np.ndarray) -> np.ndarray:
     return to_rgb(frame, keep_alpha=True)
-
-
-def sprite_sheet(frames: list[np.ndarray], columns: int | None = None) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """(sheet RGBA uint8, [(x, y, w, h) of each frame]). All frames must have one size."""
-    sizes = {f.shape[:2] for f in frames}
-    if len(sizes) != 1:
-        raise PosekitError(f"frames differ in size ({sorted(sizes)}); resize them to one size first")
-    h, w = sizes.pop()
-    cols, rows = grid(len(frames), columns)
-    sheet = np.zeros((rows * h, cols * w, 4), np.uint8)
-    rects = []
-    for i, frame in enumerate(frames):
-        x, y = (i % cols) * w, (i // cols) * h
-        sheet[y:y + h, x:x + w] = as_rgba(frame)
-        rects.append((x, y, w, h))
-    return sheet, rects
-
-
-def aseprite_json(rects: list[tuple[int, int, int, int]], sheet_size: tuple[int, int], fps: float,
-                  tag: str = "animation", image: str = "sheet.png", direction: str = "forward") -> dict:
-    """Aseprite json-hash data for a sheet whose frames sit at `rects` (sheet_size = (w, h))."""
-    from posekit import __version__
-
-    duration = max(1, round(1000.0 / fps))
-    frames = {
-        str(i): {"frame": {"x": x, "y": y, "w": w, "h": h}, "rotated": False, "trimmed": False,
-                 "spriteSourceSize": {"x": 0, "y": 0, "w": w, "h": h}, "sourceSize": {"w": w, "h": h},
-                 "duration": duration}
-        for i, (x, y, w, h) in enumerate(rects)
-    }
-    meta = {"app": "posekit", "version": __version__, "image": image, "format": "RGBA8888",
-            "size": {"w": int(sheet_size[0]), "h": int(sheet_size[1])}, "scale": "1",
-            "frameTags": [{"name": tag, "from": 0, "to": len(rects) - 1, "direction": direction}],
-            "layers": [], "slices": []}
-    return {"frames": frames, "meta": meta}
-
-
-def write_sheet(frames: list[np.ndarray], png: str | Path, json_path: str | Path | None = None,
-                columns: int | None = None, fps: float = 12, tag: str = "animation") -> tuple[Path, Path | None]:
-    """Write sheet.png (and its Aseprite JSON beside it when json_path is given)."""
-    sheet, rects = sprite_sheet(frames, columns)
-    png = save_image(sheet, png)
-    if json_path is not None:
-        data = aseprite_json(rects, (sheet.shape[1], sheet.shape[0]), fps, tag, image=Path(png).name)
-        json_path = write_json(data, json_path)
-    return png, json_path
 
 
 def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
@@ -111,15 +47,32 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Pa
 
 
 def shared_palette(frames: list[np.ndarray], colours: int = 256):
-    """One palette image for all frames, from a mosaic of (subsampled) frames."""
+    """One palette image for all frames, from a mosaic of (subsampled) frames; when the frames
+    hold no more than `colours` colours (pixel art), exactly those colours."""
     from PIL import Image
 
     step = max(1, int(np.sqrt(sum(f.shape[0] * f.shape[1] for f in frames) / 250_000)))
     mosaic = np.concatenate([f[::step, ::step].reshape(-1, 3) for f in frames])[None]
+    if len(unique_colours([mosaic])) <= colours:  # few colours in the sample: maybe exactly these
+        exact = unique_colours(frames)
+        if len(exact) <= colours:
+            # the unused entries get a colour no pixel has, so no pixel maps to them (index 255 included)
+            codes = set((exact @ np.int64([65536, 256, 1])).tolist())
+            spare = next(c for c in range(257) if c not in codes)
+            pad = np.repeat([[0, spare >> 8, spare & 255]], 256 - len(exact), axis=0)
+            pal = Image.new("P", (1, 1))
+            pal.putpalette(np.concatenate([exact, pad]).astype(np.uint8).reshape(-1).tolist())
+            return pal
     pal = Image.fromarray(np.ascontiguousarray(mosaic)).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
     entries = pal.getpalette()[: colours * 3]
     pal.putpalette(entries + [0] * (768 - len(entries)))  # index 255 stays free for transparency
     return pal
+
+
+def unique_colours(frames: list[np.ndarray]) -> np.ndarray:
+    """(k, 3) the distinct RGB colours of the frames."""
+    packed = np.unique(np.concatenate([f.reshape(-1, 3).astype(np.int32) @ np.int32([65536, 256, 1]) for f in frames]))
+    return np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1)
 
 
 def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:

@@ -71,7 +71,14 @@ class DiffusionOptions:
 class DiffusionMethod:
     Options = DiffusionOptions
 
-    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: DiffusionOptions | None = None):
+    @staticmethod
+    def load(options: DiffusionOptions | None = None):
+        """The pipeline (UNet, ControlNet, VAE, text encoder, LoRA): what a batch of photos shares."""
+        o = options or DiffusionOptions()
+        return load_pipeline(o.model, o.model_config, o.controlnet, o.lora, o.device)
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: DiffusionOptions | None = None,
+                 models=None):
         o = options or DiffusionOptions()
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
@@ -86,7 +93,7 @@ class DiffusionMethod:
         self.controlnet_scale, self.seed = o.controlnet_scale, o.seed
         self.sheet, self.columns, self.sheet_side = o.sheet, o.columns, SHEET_SIDE
         self.warp = self._warp_method() if o.init == "warp" else None
-        self.pipe = load_pipeline(o.model, o.model_config, o.controlnet, o.lora, o.device)
+        self.pipe = models if models is not None else self.load(o)
         self.controlled = hasattr(self.pipe, "controlnet")
         self.embeds = self._prompt_embeds()
 

@@ -149,14 +149,21 @@ class PatnMethod:
 
     Options = PatnOptions
 
-    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: PatnOptions | None = None):
+    @staticmethod
+    def load(options: PatnOptions | None = None):
+        """The generator on its device and its config: what a batch of photos shares."""
+        options = options or PatnOptions()
+        net, config = load_patn(options.checkpoint, options.dataset)
+        return net.to(resolve_device(options.device)).eval(), config  # eval: no dropout, running BN stats
+
+    def __init__(self, source_image: np.ndarray, source_pose: Pose, options: PatnOptions | None = None,
+                 models=None):
         from posekit.methods.patn.data import heatmap_tensor, image_tensor
 
         options = options or PatnOptions()
         self.device = resolve_device(options.device)
         self.batch_size = max(1, int(options.batch_size))
-        net, self.config = load_patn(options.checkpoint, options.dataset)
-        self.net = net.to(self.device).eval()  # eval: no dropout, batch norm on its running stats
+        self.net, self.config = models if models is not None else self.load(options)
         self.width, self.height = int(self.config["width"]), int(self.config["height"])
         h, w = source_image.shape[:2]
         if (w, h) == (self.width, self.height):

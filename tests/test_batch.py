@@ -1,0 +1,127 @@
+"""`posekit animate` on many photos: OUT/<stem>/ each, one failing photo named while the rest
+finish (exit 1), a summary; under `accelerate launch` the photos split across processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO
+
+FIGURE = REPO / "examples" / "figure.png"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Three small photos: two of the figure, one of a wall (nobody in it)."""
+    folder = tmp_path_factory.mktemp("photos")
+    small = Image.open(FIGURE).convert("RGB").resize((192, 256))
+    small.save(folder / "anna.png")
+    small.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "bert.jpg")
+    Image.fromarray(np.full((128, 128, 3), 200, np.uint8)).save(folder / "wall.png")
+    return folder
+
+
+ARGS = ["--poses", "walk,idle", "--frames", "2", "--no-evaluate"]
+
+
+def check_results(lines, out):
+    results = {Path(r["photo"]).name: r for r in map(json.loads, lines)}
+    assert len(lines) == 3 and sorted(results) == ["anna.png", "bert.jpg", "wall.png"]
+    assert "no person found" in results["wall.png"]["error"] and not (out / "wall").exists()
+    for stem in ("anna", "bert"):
+        r = results[f"{stem}.png" if stem == "anna" else f"{stem}.jpg"]
+        assert Path(r["out"]) == out / stem and [c["name"] for c in r["clips"]] == ["walk", "idle"]
+        sheet = Image.open(out / stem / "sheet.png")
+        data = json.loads((out / stem / "sheet.json").read_text())
+        assert data["meta"]["size"] == {"w": sheet.size[0], "h": sheet.size[1]} and len(data["frames"]) == 4
+        assert sorted(p.name for p in (out / stem / "animations").iterdir()) == ["idle.gif", "walk.gif"]
+    return results
+
+
+def test_a_folder_of_photos(run_posekit, photos, tmp_path):
+    out = tmp_path / "out"
+    proc = run_posekit("animate", photos, *ARGS, "--out", out, "--json")
+    assert proc.returncode == 1, proc.stderr
+    check_results(proc.stdout.splitlines(), out)
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "wall.png: no person found" in errors[0] and "Traceback" not in proc.stderr
+
+
+def test_paths_on_stdin_and_the_summary(run_posekit, photos, tmp_path):
+    out = tmp_path / "out"
+    paths = "\n".join(str(photos / n) for n in ("bert.jpg", "anna.png")) + "\n"
+    proc = run_posekit("animate", "-", *ARGS, "--out", out, input=paths)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and "animated 2 of 2 photos into" in proc.stderr.splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["anna", "bert"]
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--source-pose", REPO / "examples" / "figure_keypoints.json"], "--source-pose"),
+    (["--export", "nope"], "--export"),
+])
+def test_batch_usage_errors(run_posekit, photos, tmp_path, args, flag):
+    proc = run_posekit("animate", photos, *ARGS, "--out", tmp_path / "o", *args)
+    assert proc.returncode == 2 and flag in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_two_photos_one_stem(run_posekit, photos, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(photos / "anna.png", other / "anna.jpg")
+    proc = run_posekit("animate", photos / "anna.png", other / "anna.jpg", *ARGS, "--out", tmp_path / "o")
+    assert proc.returncode == 2 and "OUT/anna/" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_accelerate_launch_splits_the_photos(photos, tmp_path):
+    """Two CPU processes: each photo done by exactly one of them, one summary for all."""
+    import socket
+
+    out = tmp_path / "out"
+    with socket.socket() as free:  # a port nobody else's launch is using
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    accelerate = Path(sys.executable).parent / "accelerate"
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+           "-m", "posekit", "animate", str(photos), *ARGS, "--out", str(out), "--json"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode != 0  # the wall failed; accelerate passes the failure on
+    results = check_results(proc.stdout.splitlines(), out)  # printed once, by the main process
+    assert {r["process"] for r in results.values()} == {0, 1}
+    assert proc.stderr.count("detecting the source pose") == 3  # nothing done twice
+
+
+def test_the_method_is_loaded_once_for_all_photos(photos, tmp_path, monkeypatch):
+    """A batch with --method gan reads the generator from disk once, not once per photo."""
+    import torch
+
+    from posekit.methods.patn import method as patn
+    from posekit.methods.patn.train import TrainConfig, train
+    from posekit.pipeline import animate_batch
+
+    torch.set_num_threads(1)
+    run = tmp_path / "gan"
+    train(TrainConfig(dataset="synthetic", iters=1, batch_size=2, checkpoint_every=1, perceptual_weight=0, ngf=4,
+                      blocks=1, image_height=32, image_width=16, eval_pairs=2, workers=0), run)
+    loads = []
+    real = patn.load_patn
+    monkeypatch.setattr(patn, "load_patn", lambda *a, **k: loads.append(a) or real(*a, **k))
+    two = [photos / "anna.png", photos / "bert.jpg"]
+    results = animate_batch(two, tmp_path / "out", device="cpu", method="gan", poses="walk", frames=2, evaluate=False,
+                            options=patn.PatnOptions(checkpoint=str(run), device="cpu"))
+    assert len(loads) == 1
+    assert [r.get("error") for r in results] == [None, None]
+    assert all((tmp_path / "out" / stem / "sheet.png").is_file() for stem in ("anna", "bert"))

@@ -1,0 +1,318 @@
+"""Character sheets: several clips, both directions, trim, pivots, engine files, pixel art.
+Every file written is read back and checked against the sheet PNG and the format's rules."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from conftest import REPO
+from posekit.pose.pose import Pose
+from posekit.sheet import Strip, aseprite_data, layout, render
+from posekit.sheet.atlas import atlas_data
+from posekit.sheet.godot import sprite_frames
+from posekit.sheet.layout import cropped, mirrored
+from posekit.sheet.pixelart import pixelate
+
+FIGURE = REPO / "examples" / "figure.png"
+CLIPS = ["idle", "walk", "run", "jump"]
+TAGS = [f"{c}_{d}" for c in CLIPS for d in ("right", "left")]
+
+
+# -- readers: each file checked against its format's rules -----------------------------------------
+def read_tres(text: str, texture_size: tuple[int, int]) -> dict:
+    """Parse a Godot 4 SpriteFrames .tres (text format 3) strictly enough to catch what Godot
+    refuses: the header, one Texture2D ext_resource, AtlasTextures whose atlas is it and whose
+    regions lie inside the texture, and [resource] animations whose textures all exist.
+    Returns {animation name: (frames as (x, y, w, h, margin), loop, speed)}."""
+    sections = re.split(r"\n(?=\[)", text.strip())
+    header = re.fullmatch(r'\[gd_resource type="SpriteFrames" load_steps=(\d+) format=3\]\s*', sections[0])
+    assert header, sections[0]
+    ext = re.fullmatch(r'\[ext_resource type="Texture2D" path="([^"]+)" id="([^"]+)"\]\s*', sections[1])
+    assert ext, sections[1]
+    subs = {}
+    for section in sections[2:-1]:
+        head, *props = section.strip().splitlines()
+        sub_id = re.fullmatch(r'\[sub_resource type="AtlasTexture" id="([^"]+)"\]', head).group(1)
+        values = dict(line.split(" = ", 1) for line in props)
+        assert values.pop("atlas") == f'ExtResource("{ext.group(2)}")'
+        x, y, w, h = map(float, re.fullmatch(r"Rect2\(([^)]*)\)", values.pop("region")).group(1).split(","))
+        assert 0 <= x and 0 <= y and w > 0 and h > 0
+        assert x + w <= texture_size[0] and y + h <= texture_size[1]
+        margin = tuple(map(float, re.fullmatch(r"Rect2\(([^)]*)\)", values.pop("margin")).group(1).split(","))) \
+            if "margin" in values else (0, 0, 0, 0)
+        assert not values, values  # nothing else
+        subs[sub_id] = (x, y, w, h, margin)
+    assert int(header.group(1)) == len(subs) + 2  # the resources + the resource itself
+    assert sections[-1].startswith("[resource]\nanimations = [")
+    value = sections[-1].split(" = ", 1)[1]
+    as_json = re.sub(r'SubResource\("([^"]+)"\)', r'"\1"', value).replace('&"', '"')
+    animations = {}
+    for a in json.loads(as_json):
+        assert set(a) == {"frames", "loop", "name", "speed"} and a["speed"] > 0
+        assert all(set(f) == {"duration", "texture"} and f["duration"] > 0 for f in a["frames"])
+        animations[a["name"]] = ([subs[f["texture"]] for f in a["frames"]], a["loop"], a["speed"])
+    return animations
+
+
+def check_frames_in_sheet(frames: list[dict], sheet: np.ndarray, cells: dict) -> None:
+    """Each frame's rectangle inside the sheet, its trim consistent, and its pixels those of the
+    untrimmed cell (`cells`: index -> the frame image written to frames/)."""
+    for i, f in enumerate(frames):
+        r, s, src = f["frame"], f["spriteSourceSize"], f["sourceSize"]
+        assert r["x"] + r["w"] <= sheet.shape[1] and r["y"] + r["h"] <= sheet.shape[0]
+        assert (r["w"], r["h"]) == (s["w"], s["h"]) and s["x"] + s["w"] <= src["w"] and s["y"] + s["h"] <= src["h"]
+        assert f["trimmed"] == ((s["w"], s["h"]) != (src["w"], src["h"]))
+        if i in cells:
+            cell = cells[i]
+            assert cell.shape[:2] == (src["h"], src["w"])
+            part = sheet[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"]]
+            assert np.array_equal(part, cell[s["y"]:s["y"] + s["h"], s["x"]:s["x"] + s["w"]])
+            outside = cell[:, :, 3].copy()
+            outside[s["y"]:s["y"] + s["h"], s["x"]:s["x"] + s["w"]] = 0
+            assert outside.max() == 0  # trimming dropped only transparent pixels
+
+
+# -- the library, on small synthetic strips ---------------------------------------------------------
+def figure_strip(name, n, x=20, h=60, w=40, feet=50, loop=True):
+    """n RGBA frames of a w x h cell with a box 'figure' standing on y=feet, and its poses."""
+    frames, poses = [], []
+    for i in range(n):
+        f = np.zeros((h, w, 4), np.uint8)
+        f[10 + i:feet + 1, x - 5:x + 5 + i] = (200, 40 + 30 * i, 90, 255)
+        frames.append(f)
+        xy = np.tile([float(x), 30.0], (18, 1))
+        xy[10] = (x - 3, feet)  # r_ankle
+        xy[13] = (x + 3, feet - 2 * i)  # l_ankle, lifted
+        xy[8], xy[11] = (x - 2, 35), (x + 2, 35)  # hips
+        poses.append(Pose.from_xy(xy, w, h))
+    return Strip(name, frames, poses, loop)
+
+
+def test_layout_rows_tags_and_pivots():
+    strips = [figure_strip("walk", 3), figure_strip("jump", 5, loop=False)]
+    plan = layout(strips)
+    assert plan.size == (5 * 40, 2 * 60)  # each strip one row, as wide as the longest
+    assert [(t.name, t.start, t.end, t.loop) for t in plan.tags] == [("walk", 0, 2, True), ("jump", 3, 7, False)]
+    assert plan.frames[3].rect == (0, 60, 40, 60)
+    assert {f.pivot for f in plan.frames} == {(20.0, 50.0)}  # under the hips, on the lowest ankle
+    data = aseprite_data(plan, fps=10)
+    assert data["meta"]["frameTags"][1] == {"name": "jump", "from": 3, "to": 7, "direction": "forward", "repeat": "1"}
+    assert data["frames"]["0"]["pivot"] == {"x": 0.5, "y": round(50 / 60, 4)}
+    keys = data["meta"]["slices"][0]["keys"]
+    assert len(keys) == 8 and keys[7] == {"frame": 7, "bounds": {"x": 0, "y": 0, "w": 40, "h": 60},
+                                          "pivot": {"x": 20, "y": 50}}
+    assert layout(strips, columns=2).size == (80, 5 * 60)  # wrapped: 2 + 3 rows
+
+
+def test_trim_packs_opaque_boxes_and_keeps_their_place():
+    strips = [figure_strip("idle", 4)]
+    plan = layout(strips, trim=True)
+    sheet = render(strips, plan)
+    assert plan.size[1] == 41 and plan.size[0] == sum(10 + i for i in range(4))
+    data = aseprite_data(plan, fps=12)
+    check_frames_in_sheet(list(data["frames"].values()), sheet, dict(enumerate(strips[0].frames)))
+    assert data["frames"]["2"]["spriteSourceSize"] == {"x": 15, "y": 12, "w": 12, "h": 39}
+    assert data["frames"]["2"]["trimmed"] is True
+
+
+def test_mirror_and_crop_keep_the_feet_on_one_line():
+    walk = figure_strip("walk", 3, x=12, w=60)
+    twins = mirrored(walk)
+    assert [t.name for t in twins] == ["walk_right", "walk_left"]
+    assert np.array_equal(twins[1].frames[0], walk.frames[0][:, ::-1])
+    assert twins[1].poses[0]["l_ankle"][0] == pytest.approx(60 - 1 - walk.poses[0]["r_ankle"][0])
+    cells = cropped(twins + [figure_strip("idle", 2, x=30, w=60)])
+    sizes = {f.shape for s in cells for f in s.frames}
+    assert len(sizes) == 1  # one cell for every clip and direction
+    h, w = sizes.pop()[:2]
+    assert w < 60 and h <= 60
+    plan = layout(cells)
+    assert len({f.pivot[1] for f in plan.frames}) == 1  # the ground line, the same in every frame
+    for s in cells:  # and that is where the feet are
+        for f, p in zip(s.frames, s.poses):
+            assert np.nonzero(f[:, :, 3])[0].max() == pytest.approx(plan.frames[0].pivot[1])
+            assert max(p["r_ankle"][1], p["l_ankle"][1]) == pytest.approx(plan.frames[0].pivot[1])
+
+
+def test_godot_and_atlas_agree_with_the_aseprite_json():
+    strips = [figure_strip("walk", 3), figure_strip("jump", 2, loop=False)]
+    plan = layout(strips, trim=True)
+    godot = read_tres(sprite_frames(plan, fps=8), plan.size)
+    assert list(godot) == ["walk", "jump"] and godot["walk"][1:] == (True, 8.0) and godot["jump"][1] is False
+    aseprite = aseprite_data(plan, fps=8, array=True)["frames"]
+    atlas = atlas_data(plan)
+    assert atlas["animations"] == {"walk": ["walk_000", "walk_001", "walk_002"], "jump": ["jump_000", "jump_001"]}
+    flat = godot["walk"][0] + godot["jump"][0]
+    for (x, y, w, h, margin), a, key in zip(flat, aseprite, [k for v in atlas["animations"].values() for k in v]):
+        r, s, src = a["frame"], a["spriteSourceSize"], a["sourceSize"]
+        assert (x, y, w, h) == (r["x"], r["y"], r["w"], r["h"])
+        assert margin == (s["x"], s["y"], src["w"] - s["w"], src["h"] - s["h"])  # Godot pads back to the cell
+        assert {k: atlas["frames"][key][k] for k in ("frame", "spriteSourceSize", "sourceSize", "pivot")} == \
+            {k: a[k] for k in ("frame", "spriteSourceSize", "sourceSize", "pivot")}
+    assert aseprite[0]["filename"] == "0" and atlas["meta"]["size"] == {"w": plan.size[0], "h": plan.size[1]}
+
+
+def test_pixel_art_one_palette_hard_alpha_outline():
+    strips = [figure_strip("walk", 3), figure_strip("run", 3, x=18)]
+    for s in strips:  # smooth gradients: far more than 6 colours to start with
+        for f in s.frames:
+            f[:, :, 1] = np.linspace(0, 255, f.shape[1], dtype=np.uint8)[None]
+    art = pixelate(strips, colours=6, size=(20, 30), outline=True)
+    frames = [f for s in art for f in s.frames]
+    assert {f.shape for f in frames} == {(30, 20, 4)}
+    assert set(np.unique(np.stack(frames)[..., 3])) <= {0, 255}
+    colours = {tuple(c) for f in frames for c in f[f[:, :, 3] > 0][:, :3]}
+    assert 2 <= len(colours) <= 6
+    dark = min(colours, key=lambda c: sum(map(int, c)))
+    for f, src in zip(frames, [f for s in strips for f in s.frames]):
+        solid = f[:, :, 3] > 0
+        edge = solid & ~np.pad(solid, 1)[2:, 1:-1] | solid & ~np.pad(solid, 1)[:-2, 1:-1]
+        assert all(tuple(c) == dark for c in f[edge][:, :3])  # the outline
+    assert art[0].poses[0].size == (20, 30)
+
+
+# -- the command, end to end ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def character(tmp_path_factory):
+    """One character run: 4 clips, both directions, trimmed, every engine file."""
+    from conftest import posekit_exe
+    import subprocess
+
+    out = tmp_path_factory.mktemp("character")
+    proc = subprocess.run([posekit_exe(), "animate", str(FIGURE), "--poses", "idle,walk", "--poses", "run,jump",
+                           "--frames", "3", "--mirror", "--trim", "--background", "transparent", "--export",
+                           "array,godot", "--export", "atlas", "--fps", "10", "--out", str(out), "--no-evaluate",
+                           "--json"], capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr
+    return out, json.loads(proc.stdout)
+
+
+def written_frames(out, tags, n):
+    return {i * n + j: np.asarray(Image.open(out / "frames" / f"{tag}_{j:03d}.png"))
+            for i, tag in enumerate(tags) for j in range(n)}
+
+
+def test_character_sheet_aseprite_hash_and_array(character):
+    out, summary = character
+    assert [c["name"] for c in summary["clips"]] == TAGS and summary["frames"] == 24
+    assert summary["clips"][-1]["loop"] is False and summary["clips"][0]["loop"] is True
+    sheet = np.asarray(Image.open(out / "sheet.png"))
+    data = json.loads((out / "sheet.json").read_text())
+    array = json.loads((out / "sheet_array.json").read_text())
+    assert data["meta"]["size"] == {"w": sheet.shape[1], "h": sheet.shape[0]} == array["meta"]["size"]
+    assert [(t["name"], t["from"], t["to"]) for t in data["meta"]["frameTags"]] == \
+        [(tag, 3 * i, 3 * i + 2) for i, tag in enumerate(TAGS)]
+    assert list(data["frames"]) == [str(i) for i in range(24)]
+    assert [f.pop("filename") for f in array["frames"]] == list(data["frames"])
+    assert array["frames"] == list(data["frames"].values()) and array["meta"] == data["meta"]
+    check_frames_in_sheet(list(data["frames"].values()), sheet, written_frames(out, TAGS, 3))
+    assert {f["duration"] for f in data["frames"].values()} == {100}
+    assert len({(f["sourceSize"]["w"], f["sourceSize"]["h"]) for f in data["frames"].values()}) == 1
+    assert summary["size"] == [data["frames"]["0"]["sourceSize"]["w"], data["frames"]["0"]["sourceSize"]["h"]]
+
+
+def test_character_feet_on_one_pivot_line(character):
+    """The pivot's y is one line in every frame of every clip and direction, and that is where
+    the feet are: the ankles of every grounded pose written are on it."""
+    from posekit.pose.formats import read_openpose_json
+
+    out, summary = character
+    data = json.loads((out / "sheet.json").read_text())
+    w, h = summary["size"]
+    pivots = [(f["pivot"]["x"] * w, f["pivot"]["y"] * h) for f in data["frames"].values()]
+    assert max(p[1] for p in pivots) - min(p[1] for p in pivots) < 0.01
+    ground = pivots[0][1]
+    assert 0.8 * h < ground < h
+    for tag in ("idle_right", "idle_left", "walk_right", "walk_left"):
+        for j in range(3):
+            pose = read_openpose_json(out / "poses" / f"{tag}_{j:03d}_keypoints.json")[0]
+            assert pose.size == (w, h)
+            assert abs(max(pose["r_ankle"][1], pose["l_ankle"][1]) - ground) < 3
+    x_right = [p[0] for p in pivots[:3]]  # idle_right
+    x_left = [p[0] for p in pivots[3:6]]  # its twin
+    assert np.allclose(x_left, [w - 1 - x for x in x_right], atol=0.05 * w)
+
+
+def test_character_godot_resource_and_atlas(character):
+    out, _ = character
+    sheet = Image.open(out / "sheet.png")
+    godot = read_tres((out / "sheet.tres").read_text(), sheet.size)
+    assert list(godot) == TAGS
+    assert all(speed == 10.0 and len(frames) == 3 for frames, _, speed in godot.values())
+    assert [loop for _, loop, _ in godot.values()] == [True] * 6 + [False] * 2
+    assert '[ext_resource type="Texture2D" path="sheet.png"' in (out / "sheet.tres").read_text()
+    atlas = json.loads((out / "atlas.json").read_text())
+    assert list(atlas["animations"]) == TAGS and len(atlas["frames"]) == 24
+    assert atlas["meta"]["image"] == "sheet.png" and atlas["meta"]["size"] == {"w": sheet.size[0], "h": sheet.size[1]}
+    aseprite = json.loads((out / "sheet.json").read_text())["frames"]
+    for i, key in enumerate(k for v in atlas["animations"].values() for k in v):
+        assert atlas["frames"][key]["frame"] == aseprite[str(i)]["frame"]
+        assert 0 <= atlas["frames"][key]["pivot"]["x"] <= 1 and 0 <= atlas["frames"][key]["pivot"]["y"] <= 1
+
+
+def test_character_gif_per_clip(character):
+    out, _ = character
+    assert sorted(p.name for p in (out / "animations").iterdir()) == sorted(f"{t}.gif" for t in TAGS)
+    frames = written_frames(out, ["walk_left"], 3)
+    gif = Image.open(out / "animations" / "walk_left.gif")
+    assert gif.n_frames == 3 and gif.info["loop"] == 0
+    for j, g in enumerate(ImageSequence.Iterator(gif)):
+        rgba = np.asarray(g.convert("RGBA"))
+        assert rgba.shape == frames[j].shape
+        assert np.array_equal(rgba[:, :, 3] > 0, frames[j][:, :, 3] >= 128)
+
+
+def test_pixel_art_character_one_palette_in_sheet_and_gifs(run_posekit, tmp_path):
+    out = tmp_path / "pixel"
+    proc = run_posekit("animate", FIGURE, "--poses", "walk,jump", "--frames", "2", "--frames", "3", "--mirror",
+                       "--pixel-art", "12", "--outline", "--background", "transparent", "--out", out,
+                       "--no-evaluate", "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["size"][1] == 64 and [c["frames"] for c in summary["clips"]] == [2, 2, 3, 3]
+    sheet = np.asarray(Image.open(out / "sheet.png"))
+    assert set(np.unique(sheet[:, :, 3])) == {0, 255}
+    palette = {tuple(c) for c in sheet[sheet[:, :, 3] > 0][:, :3]}
+    assert 4 <= len(palette) <= 12
+    for tag in ("walk_right", "walk_left", "jump_right", "jump_left"):
+        for g in ImageSequence.Iterator(Image.open(out / "animations" / f"{tag}.gif")):
+            rgba = np.asarray(g.convert("RGBA"))
+            assert {tuple(c) for c in rgba[rgba[:, :, 3] > 0][:, :3]} <= palette  # no colour of its own
+
+
+def test_frames_per_clip_and_a_single_rerun_cleans_up(run_posekit, tmp_path):
+    out = tmp_path / "o"
+    proc = run_posekit("animate", FIGURE, "--poses", "walk:side", "-p", "walk", "--frames", "2", "--frames", "4",
+                       "--out", out, "--no-evaluate")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 animations: walk_side, walk" in proc.stderr
+    tags = json.loads((out / "sheet.json").read_text())["meta"]["frameTags"]
+    assert [(t["name"], t["from"], t["to"]) for t in tags] == [("walk_side", 0, 1), ("walk", 2, 5)]
+    cell = np.asarray(Image.open(out / "frames" / "walk_side_000.png")).shape
+    assert cell == np.asarray(Image.open(out / "frames" / "walk_003.png")).shape and cell[:2] != (512, 384)
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", out, "--no-evaluate")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "animation.gif", "frames", "poses", "sheet.json", "sheet.png"]
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--poses", "run", "--frames", "2", "--frames", "3", "--frames", "4"], "--frames"),
+    (["--export", "unity"], "--export"),
+    (["--pixel-art", "1"], "--pixel-art"),
+    (["--outline"], "--outline"),
+    (["--pixel-art", "8", "--outline"], "--outline"),  # frames with a background have no outline to draw
+])
+def test_character_usage_errors(run_posekit, tmp_path, args, flag):
+    out = tmp_path / "x"
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--out", out, *args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
