@@ -115,13 +115,14 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
     check_stems(photos)
     state = launched_state(device)
     rank = state.process_index if state is not None else 0
+    # the method's networks, once for all the photos, on every process (one that does not load
+    # stops them all alike)
+    models = method_class(options.get("method", "warp")).load(options.get("options"))
     mine = photos
     if state is not None:
         with state.split_between_processes(list(photos)) as part:
             mine = list(part)
-    results = []
-    # the method's networks, once for all the photos (a model that does not load stops the batch)
-    models = method_class(options.get("method", "warp")).load(options.get("options")) if mine else None
+    results, usage = [], None
     with load_detector("blazepose", device=device, lazy=True) as detector:
         for photo in mine:
             try:
@@ -129,16 +130,20 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
                                   models=models,
                                   status=lambda stage, name=Path(photo).name: status(f"{name}: {stage}"), **options)
                 results.append({"photo": str(photo), "process": rank, **summary})
-            except UsageError:
-                raise  # a flag, not the photo: the same for every photo
+            except UsageError as e:  # a flag, not the photo: the same for every photo
+                usage = e
+                break
             except PosekitError as e:
                 report(str(e))
                 results.append({"photo": str(photo), "process": rank, "out": str(Path(out) / Path(photo).stem),
                                 "error": str(e)})
-    if state is not None:
+    if state is not None:  # every process gathers, also one without photos or with a usage error
         from accelerate.utils import gather_object
 
-        results = gather_object(results)
+        results, usages = gather_object(results), gather_object([str(usage)] if usage else [])
+        usage = UsageError(usages[0]) if usages else None
+    if usage is not None:
+        raise usage
     return results
 
 
@@ -536,14 +541,17 @@ def _move_outputs(stage: Path, out: Path) -> None:
         previous = json.loads((out / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         previous = []
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _main_thread() else None
+    can_hold = _main_thread() and hasattr(signal, "pthread_sigmask")  # not on Windows
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if can_hold else None
     try:
         for rel in new:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out / rel)
+        root = out.resolve()
         for name in set(previous) - {str(rel) for rel in new}:
             old = out / name
-            if out in old.resolve().parents and (old.is_file() or old.is_symlink()):
+            inside = old.parent.resolve() == root or root in old.parent.resolve().parents  # never outside --out
+            if inside and (old.is_file() or old.is_symlink()):
                 old.unlink()
                 if old.parent != out and not any(old.parent.iterdir()):
                     old.parent.rmdir()

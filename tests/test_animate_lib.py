@@ -154,3 +154,14 @@ def test_an_output_is_never_written_over_an_input_or_a_folder(tmp_path, run_pose
     with pytest.raises(PosekitError, match=r"sheet.png is in the way"):
         write_outputs(out, [np.zeros((16, 16, 3), np.uint8)], [Pose.empty(16, 16)], fps=12, columns=None, tag="t")
     assert sorted(p.name for p in out.iterdir()) == ["sheet.png"]
+
+
+def test_a_rerun_into_a_relative_out_removes_the_last_runs_extra_frames(tmp_path, monkeypatch):
+    from posekit.pipeline import write_outputs
+
+    monkeypatch.chdir(tmp_path)
+    pose, frame = Pose.empty(16, 16), np.zeros((16, 16, 3), np.uint8)
+    write_outputs(Path("rel"), [frame] * 4, [pose] * 4, fps=12, columns=None, tag="t", formats=("gif", "webp"))
+    write_outputs(Path("rel"), [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    assert sorted(p.name for p in (tmp_path / "rel" / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
+    assert not (tmp_path / "rel" / "animation.webp").exists()

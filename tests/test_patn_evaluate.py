@@ -230,3 +230,19 @@ def test_train_gan_ends_with_the_tables_cheap_columns(run_posekit, tmp_path):
     report = json.loads(r.stdout)
     for key in ("ssim", "ssim_padded", "mask_ssim", "l1"):
         assert report[key] == pytest.approx(metrics[key]), key
+
+
+def test_pckh_pools_keypoints_over_pairs_and_fid_needs_two_images():
+    """The authors' PCKh divides all correct keypoints by all target keypoints once; FID of one
+    image has no covariance and is a usage error, not a LinAlgError."""
+    import numpy as np
+    import torch
+
+    from posekit.errors import UsageError
+    from posekit.methods.patn.evaluate import fid, pooled
+
+    measured = np.array([True, True, False])
+    assert pooled([1.0, 0.0, float("nan")], [2, 8, 5], measured) == pytest.approx(0.2)  # mean would be 0.5
+    assert pooled([float("nan")], [3], np.array([False])) is None
+    with pytest.raises(UsageError, match="FID needs at least 2"):
+        fid(torch.rand(1, 8), torch.rand(5, 8))

@@ -29,9 +29,14 @@ def palette_of(pixels: np.ndarray, colours: int) -> np.ndarray:
 
 
 def nearest(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Each (n, 3) pixel replaced by its nearest palette colour."""
-    d = ((pixels[:, None, :].astype(np.int32) - palette[None].astype(np.int32)) ** 2).sum(-1)
-    return palette[d.argmin(1)]
+    """Each (n, 3) pixel replaced by its nearest palette colour (in chunks: n x colours distances
+    at once would take gigabytes for a big frame and 256 colours)."""
+    pal = palette[None].astype(np.int32)
+    index = np.empty(len(pixels), np.int64)
+    for start in range(0, len(pixels), 16384):
+        d = ((pixels[start:start + 16384, None, :].astype(np.int32) - pal) ** 2).sum(-1)
+        index[start:start + 16384] = d.argmin(1)
+    return palette[index]
 
 
 def outlined(frame: np.ndarray, colour: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from posekit.errors import PosekitError
+from posekit.errors import PosekitError, UsageError
 from posekit.pose.pose import Pose
 
 PAD = 40  # px of white on each side in the authors' DeepFashion SSIM/IS scripts
@@ -191,6 +191,15 @@ def pckh_scores(generated: list[np.ndarray], targets: list[Pose], detector) -> l
     return [pckh(people[0] if people else Pose.empty(t.width, t.height), t) for people, t in zip(found, targets)]
 
 
+def pooled(scores: list[float], present: list[int], measured: np.ndarray) -> float | None:
+    """Correct keypoints over all target keypoints of the measured pairs, as the authors' PCKh
+    script counts them (not the mean of per-pair fractions, which overweights sparse poses)."""
+    if not measured.any():
+        return None
+    n = np.asarray(present, np.float64)[measured]
+    return float((np.asarray(scores)[measured] * n).sum() / n.sum())
+
+
 def as_tensor(images: np.ndarray, device) -> torch.Tensor:
     """(B, H, W, 3) uint8 -> (B, 3, H, W) uint8 on device."""
     return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
@@ -211,6 +220,10 @@ def inception_features(net, images: np.ndarray, device) -> tuple[torch.Tensor, t
 
 def fid(generated: torch.Tensor, reference: torch.Tensor) -> float:
     from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    if min(len(generated), len(reference)) < 2:  # a covariance needs two images at least
+        raise UsageError(f"FID needs at least 2 generated and 2 reference images, not {len(generated)} and "
+                         f"{len(reference)}; raise --limit / --fid-reference or pass --no-fid")
 
     out = fid_statistics_to_metric(fid_features_to_statistics(generated), fid_features_to_statistics(reference),
                                    verbose=False)
@@ -261,7 +274,7 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
     G = G.to(device).eval()
     backbones = (backbones or Backbones()).to(device)
     loader = torch.utils.data.DataLoader(data.pairs, batch_size=batch_size, shuffle=False)
-    rows, pck, pck_targets, lp, pools, logits = [], [], [], [], [], []
+    rows, pck, pck_targets, present, lp, pools, logits = [], [], [], [], [], [], []
     start = 0
     for batch in loader:
         fake = G(batch["P1"].to(device), batch["BP1"].to(device), batch["BP2"].to(device))
@@ -273,6 +286,7 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
         if detector is not None:
             pck += pckh_scores(list(gen), targets, detector)
             pck_targets += pckh_scores(list(tgt), targets, detector)
+            present += [int(t.visible.sum()) for t in targets]
         if backbones.lpips is not None:
             lp += lpips_scores(backbones.lpips, gen, tgt, device)
         if backbones.inception is not None:
@@ -291,8 +305,7 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
     report["pairs"] = len(rows)
     if detector is not None:
         measured = np.isfinite(pck)
-        report.update(pckh=float(np.mean(np.asarray(pck)[measured])) if measured.any() else None,
-                      pckh_targets=float(np.mean(np.asarray(pck_targets)[measured])) if measured.any() else None,
+        report.update(pckh=pooled(pck, present, measured), pckh_targets=pooled(pck_targets, present, measured),
                       pckh_pairs=int(measured.sum()))
     if backbones.lpips is not None:
         report["lpips"] = float(np.mean(lp))
