@@ -84,6 +84,19 @@ def train_gan(
         emit_json({"run": str(out), **metrics})
 
 
+def synthetic_stream(checkpoint) -> dict:
+    """The seed and size of the synthetic data a train-gan run was trained on (its config.json),
+    so evaluate-gan scores the held-out figures train-gan scored; {} for anything else."""
+    from pathlib import Path
+
+    from posekit.training import CONFIG, read_config
+
+    if checkpoint is None or not (Path(checkpoint) / CONFIG).is_file():
+        return {}
+    run = read_config(checkpoint)
+    return {k: run[k] for k in ("seed", "synthetic_size") if isinstance(run.get(k), int)}
+
+
 def evaluate_gan(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A train-gan run folder, a netG .safetensors, or the authors' latest_net_netG.pth."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="deepfashion | market1501 | synthetic: needed only for the authors' .pth (else read from the checkpoint)."),
@@ -121,7 +134,7 @@ def evaluate_gan(
         raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
     dev = resolve_device(device)
     G, config = load_patn(checkpoint, dataset)
-    data = evaluation_set(config, data_root, limit)
+    data = evaluation_set(config, data_root, limit, **synthetic_stream(checkpoint))
     backbones = Backbones.load(lpips, fid or inception_score, lpips_weights, inception_weights)
     found = load_detector(detector, device=device) if pckh else None
     try:

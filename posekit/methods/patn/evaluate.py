@@ -142,14 +142,16 @@ class EvaluationSet:
     reference_size: int
 
 
-def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, seed: int = 0) -> EvaluationSet:
+def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, seed: int = 0,
+                   synthetic_size: int = 4000) -> EvaluationSet:
     """The official test pairs of the generator's dataset (the first `limit`, 0 = all), or for
-    `synthetic` the held-out figures train-gan scores (seeded stream, never trained on)."""
+    `synthetic` the held-out figures train-gan scores (the run's `seed` and `synthetic_size`:
+    a seeded stream it never trained on)."""
     from posekit.methods.patn.data import datasets
 
     name, height, width = config["dataset"], int(config["height"]), int(config["width"])
     pairs = limit or (SYNTHETIC_TEST_PAIRS if name == "synthetic" else 10 ** 9)
-    train, test = datasets(name, data_root, height, width, seed=seed, eval_pairs=pairs)
+    train, test = datasets(name, data_root, height, width, seed=seed, synthetic_size=synthetic_size, eval_pairs=pairs)
     if name == "synthetic":
         names = [(f"synthetic-{i:05d}-a.png", f"synthetic-{i:05d}-b.png") for i in range(len(test))]
 
