@@ -123,7 +123,7 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
         with state.split_between_processes(list(photos)) as part:
             mine = list(part)
     results, usage = [], None
-    with load_detector("blazepose", device=device, lazy=True) as detector:
+    with load_detector("blazepose", device=device, lazy=True) as detector, closing_models(models):
         for photo in mine:
             try:
                 summary = animate(photo, out=Path(out) / Path(photo).stem, device=device, detector=detector,
@@ -145,6 +145,16 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
     if usage is not None:
         raise usage
     return results
+
+
+@contextmanager
+def closing_models(models):
+    """Close what `Method.load` opened (the warp's segmenter) when the batch ends."""
+    try:
+        yield models
+    finally:
+        if hasattr(models, "close"):
+            models.close()
 
 
 def check_stems(photos: list[Path]) -> None:

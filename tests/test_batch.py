@@ -125,3 +125,17 @@ def test_the_method_is_loaded_once_for_all_photos(photos, tmp_path, monkeypatch)
     assert len(loads) == 1
     assert [r.get("error") for r in results] == [None, None]
     assert all((tmp_path / "out" / stem / "sheet.png").is_file() for stem in ("anna", "bert"))
+
+
+def test_the_warp_segmenter_is_built_once_for_all_photos(photos, tmp_path, monkeypatch):
+    """The warp's person segmenter (about 0.7 s to build) serves every photo of a batch and is
+    closed at the end."""
+    from posekit.methods.warp import segment
+    from posekit.pipeline import animate_batch
+
+    built, real = [], segment.segmenter
+    monkeypatch.setattr(segment, "segmenter", lambda: built.append(real()) or built[-1])
+    two = [photos / "anna.png", photos / "bert.jpg"]
+    results = animate_batch(two, tmp_path / "out", device="cpu", poses="walk", frames=2, evaluate=False)
+    assert [r.get("error") for r in results] == [None, None]
+    assert len(built) == 1 and built[0]._landmarker is None  # one, and closed

@@ -70,8 +70,11 @@ class WarpMethod:
 
     @staticmethod
     def load(options: WarpOptions | None = None):
-        """Nothing to load: the warp has no network (the interface every method shares)."""
-        return None
+        """The person segmenter (BlazePose with its segmentation output), shared by a batch of
+        photos: building it costs about 0.7 s. The caller closes it."""
+        from posekit.methods.warp.segment import segmenter
+
+        return segmenter()
 
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: WarpOptions | None = None,
                  models=None, *, mask: np.ndarray | None = None):
@@ -80,7 +83,8 @@ class WarpMethod:
         h, w = self.image.shape[:2]
         self.pose = source_pose.fitted(w, h)
         self.background = parse_background(options.background)
-        self.alpha = person_mask(self.image, self.pose, seed=options.seed) if mask is None else np.float32(mask)
+        self.alpha = (person_mask(self.image, self.pose, seed=options.seed, detector=models) if mask is None
+                      else np.float32(mask))
         self.shapes = Shapes.of(self.pose)
         self.labels, self.layer_labels = self._part_labels()
         self.plate = self._background_plate()

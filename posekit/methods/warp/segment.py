@@ -32,13 +32,18 @@ def person_mask(image: np.ndarray, pose: Pose, seed: int = 0, detector=None) -> 
     return learned if learned is not None else grabcut_mask(image, pose, seed)
 
 
-def learned_mask(image: np.ndarray, pose: Pose, detector=None) -> np.ndarray | None:
-    """The learned mask of the person whose skeleton is `pose`, refined; None when BlazePose finds
-    no such person."""
+def segmenter():
+    """BlazePose asked for several people (the skeleton picks ours) and their masks."""
     from posekit.pose.detect.blazepose import BlazePoseDetector
 
+    return BlazePoseDetector(max_people=4)
+
+
+def learned_mask(image: np.ndarray, pose: Pose, detector=None) -> np.ndarray | None:
+    """The learned mask of the person whose skeleton is `pose`, refined; None when BlazePose finds
+    no such person. `detector`: a `segmenter()` to use (else one is built for this call)."""
     own = detector is None
-    detector = BlazePoseDetector(max_people=4) if own else detector
+    detector = segmenter() if own else detector
     try:
         people = detector.detect_with_masks([image[:, :, :3]])[0]
     finally:
