@@ -18,7 +18,7 @@ def animate(
     photo: list[str] = typer.Argument(..., help="Photo of the person to animate; or several photos, a folder of them, or - (paths on stdin): each into OUT/<photo stem>/."),
     poses: list[str] = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave; walk:side for a view), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl. Several clips (comma separated or repeated) make a character sheet, a frameTag each."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion."),
+    method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion | animatediff | wan."),
     frames: list[int] = typer.Option([], "--frames", "-n", min=1, help="Resample each clip to N frames (default: each motion's own); repeat once per clip for a count each."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed, 0.1 to 120 (GIF, sheet.json durations; a GIF shows at most 50)."),
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="Frames per row of sheet.png (default: one row up to 8 frames)."),

@@ -28,29 +28,48 @@ BACKGROUND = typer.Option("keep", "--background", help="[warp] keep | transparen
 CHECKPOINT = typer.Option(None, "--checkpoint", help="[gan] Run folder of train-gan, our .safetensors, or an official latest_net_netG.pth.")
 DATASET = typer.Option(None, "--dataset", help="[gan] Preset for official weights: deepfashion | market1501.")
 BATCH_SIZE = typer.Option(8, "--batch-size", min=1, help="[gan] Targets per forward pass.")
-# diffusion
-MODEL = typer.Option("stable-diffusion-v1-5/stable-diffusion-v1-5", "--model", help="[diffusion] Hub id, diffusers folder, or .safetensors/.ckpt file.")
-MODEL_CONFIG = typer.Option(None, "--model-config", help="[diffusion] Diffusers config folder for a single-file --model (offline).")
-CONTROLNET = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion] Hub id, folder, or 'none'.")
-LORA = typer.Option(None, "--lora", help="[diffusion] LoRA weights file or folder.")
-PROMPT = typer.Option("", "--prompt", help="[diffusion] Text prompt.")
-NEGATIVE_PROMPT = typer.Option("", "--negative-prompt", help="[diffusion] Negative prompt.")
-STRENGTH = typer.Option(0.75, "--strength", callback=finite(0.0, 1.0), help="[diffusion] img2img strength (0 to 1).")
-STEPS = typer.Option(30, "--steps", min=1, help="[diffusion] Denoising steps.")
-GUIDANCE = typer.Option(7.5, "--guidance", callback=finite(0.0, 50.0), help="[diffusion] Classifier-free guidance scale (0 to 50).")
-CONTROLNET_SCALE = typer.Option(1.0, "--controlnet-scale", callback=finite(0.0, 5.0), help="[diffusion] ControlNet conditioning scale (0 to 5).")
-INIT = typer.Option("source", "--init", help="[diffusion] img2img start: source | warp.")
+# diffusion, animatediff, wan: a flag left unset (None) takes the chosen method's own default
+MODEL = typer.Option(None, "--model", help="[diffusion, animatediff, wan] Hub id, diffusers folder, or .safetensors/.ckpt file (default: stable-diffusion-v1-5/stable-diffusion-v1-5; wan: Wan-AI/Wan2.2-Animate-14B-Diffusers).")
+MODEL_CONFIG = typer.Option(None, "--model-config", help="[diffusion, animatediff] Diffusers config folder for a single-file --model (offline).")
+CONTROLNET = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion, animatediff] Hub id, folder, or 'none'.")
+LORA = typer.Option(None, "--lora", help="[diffusion, animatediff] LoRA weights file or folder.")
+PROMPT = typer.Option("", "--prompt", help="[diffusion, animatediff, wan] Text prompt.")
+NEGATIVE_PROMPT = typer.Option("", "--negative-prompt", help="[diffusion, animatediff, wan] Negative prompt.")
+STRENGTH = typer.Option(None, "--strength", callback=finite(0.0, 1.0), help="[diffusion, animatediff] img2img strength, 0 to 1 (default 0.75; animatediff: 0.6 with --init warp).")
+STEPS = typer.Option(None, "--steps", min=1, help="[diffusion, animatediff, wan] Denoising steps (default 20; with --lcm 6).")
+GUIDANCE = typer.Option(None, "--guidance", callback=finite(0.0, 50.0), help="[diffusion, animatediff, wan] Classifier-free guidance scale, 0 to 50 (default 7.5; with --lcm 1.5; wan 1.0).")
+CONTROLNET_SCALE = typer.Option(1.0, "--controlnet-scale", callback=finite(0.0, 5.0), help="[diffusion, animatediff] ControlNet conditioning scale (0 to 5).")
+INIT = typer.Option(None, "--init", help="[diffusion] img2img start: warp (default) | source. [animatediff] none (default) | warp (video-to-video).")
 SHEET = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character).")
+SCHEDULER = typer.Option(None, "--scheduler", help="[diffusion, animatediff] unipc (default) | dpm++ | ddim | euler-a | model (the folder's own); --lcm uses lcm.")
+OFFLOAD = typer.Option("none", "--offload", help="[diffusion, animatediff, wan] GPU memory saving: none | model (CPU offload per model) | sequential (slowest, least memory) | group (wan).")
+SAFETY_CHECKER = typer.Option(False, "--safety-checker", help="[diffusion, animatediff] Run the model's safety checker on every frame (downloads it; flagged frames come out black, with a warning).")
+IP_ADAPTER = typer.Option(None, "--ip-adapter", help="[diffusion, animatediff] Keep the person's identity: h94/IP-Adapter (ip-adapter-plus_sd15 + its image encoder), a folder or a .safetensors/.bin file.")
+IP_ADAPTER_SCALE = typer.Option(0.6, "--ip-adapter-scale", callback=finite(0.0, 2.0), help="[diffusion, animatediff] How strongly the IP-Adapter image steers the frames (0 to 2).")
+LCM = typer.Option(False, "--lcm", help="[diffusion, animatediff] Few steps: LCM-LoRA for SD 1.5 (animatediff: AnimateLCM).")
+# animatediff
+MOTION_ADAPTER = typer.Option(None, "--motion-adapter", help="[animatediff] Motion module: hub id or folder (default guoyww/animatediff-motion-adapter-v1-5-3; with --lcm wangfuyun/AnimateLCM).")
+CONTEXT = typer.Option(16, "--context", min=2, help="[animatediff] Frames the motion module sees at once; longer clips use overlapping windows.")
+CONTEXT_OVERLAP = typer.Option(4, "--context-overlap", min=0, help="[animatediff] Frames shared by neighbouring windows.")
+# wan
+CHARACTER = typer.Option("cutout", "--character", help="[wan] The character image: cutout (the person on white) | photo (with its background).")
+SEGMENT_FRAMES = typer.Option(77, "--segment-frames", min=5, help="[wan] Frames per generated segment (4k+1); longer clips are generated segment by segment.")
+PREV_FRAMES = typer.Option(1, "--prev-frames", min=1, help="[wan] Frames of the previous segment that condition the next (1 or 5).")
 
 
 # (parameter name, type, flag) of every method's own flags, in the order --help lists them
 METHOD_FLAGS = [
     ("background", str, BACKGROUND),
     ("checkpoint", Optional[str], CHECKPOINT), ("dataset", Optional[str], DATASET), ("batch_size", int, BATCH_SIZE),
-    ("model", str, MODEL), ("model_config", Optional[Path], MODEL_CONFIG), ("controlnet", str, CONTROLNET),
+    ("model", Optional[str], MODEL), ("model_config", Optional[Path], MODEL_CONFIG), ("controlnet", str, CONTROLNET),
     ("lora", Optional[str], LORA), ("prompt", str, PROMPT), ("negative_prompt", str, NEGATIVE_PROMPT),
-    ("strength", float, STRENGTH), ("steps", int, STEPS), ("guidance", float, GUIDANCE),
-    ("controlnet_scale", float, CONTROLNET_SCALE), ("init", str, INIT), ("sheet", bool, SHEET),
+    ("strength", Optional[float], STRENGTH), ("steps", Optional[int], STEPS), ("guidance", Optional[float], GUIDANCE),
+    ("controlnet_scale", float, CONTROLNET_SCALE), ("init", Optional[str], INIT), ("sheet", bool, SHEET),
+    ("scheduler", Optional[str], SCHEDULER), ("offload", str, OFFLOAD), ("safety_checker", bool, SAFETY_CHECKER),
+    ("ip_adapter", Optional[str], IP_ADAPTER), ("ip_adapter_scale", float, IP_ADAPTER_SCALE), ("lcm", bool, LCM),
+    ("motion_adapter", Optional[str], MOTION_ADAPTER), ("context", int, CONTEXT),
+    ("context_overlap", int, CONTEXT_OVERLAP),
+    ("character", str, CHARACTER), ("segment_frames", int, SEGMENT_FRAMES), ("prev_frames", int, PREV_FRAMES),
 ]
 
 
@@ -68,7 +87,8 @@ def with_method_flags(command):
 def options_for(method: str, flags: dict):
     """The options of `--method method` (its dataclass) from the command's flags (name -> value),
     one field at a time: a field without a flag is a KeyError here. The flags of other methods are
-    left unused, as before, except --sheet, which only diffusion has."""
+    left unused, as before, except --sheet, which only diffusion has. A flag left unset (None)
+    gives the field the method's own default (--steps is 20 for diffusion, 20 for wan...)."""
     from dataclasses import fields
 
     from posekit.errors import UsageError
@@ -78,4 +98,4 @@ def options_for(method: str, flags: dict):
     names = [f.name for f in fields(options)]
     if flags["sheet"] and "sheet" not in names:
         raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
-    return options(**{name: flags[name] for name in names})
+    return options(**{name: flags[name] for name in names if flags[name] is not None})

@@ -16,7 +16,7 @@ def transfer(
     source: Path = typer.Argument(..., help="Photo of the person to move."),
     pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable."),
     out: Path = typer.Option(..., "--out", "-o", help="Output image (one target) or folder (several targets)."),
-    method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion."),
+    method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion | animatediff | wan."),
     retarget: bool = typer.Option(False, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
     source_pose: Optional[Path] = flags.SOURCE_POSE,
     device: str = flags.DEVICE,

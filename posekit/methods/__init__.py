@@ -17,7 +17,7 @@ their flags, field by field (posekit.commands.method_flags).
 
 from __future__ import annotations
 
-METHODS = ("warp", "gan", "diffusion")
+METHODS = ("warp", "gan", "diffusion", "animatediff", "wan")
 
 
 def method_class(name: str):
@@ -34,6 +34,14 @@ def method_class(name: str):
         from posekit.methods.diffusion.method import DiffusionMethod
 
         return DiffusionMethod
+    if name == "animatediff":
+        from posekit.methods.animatediff.method import AnimateDiffMethod
+
+        return AnimateDiffMethod
+    if name == "wan":
+        from posekit.methods.wan.method import WanMethod
+
+        return WanMethod
     from posekit.errors import UsageError
 
     raise UsageError(f"--method {name!r}: choose one of {', '.join(METHODS)}")

@@ -51,14 +51,20 @@ class DiffusionOptions:
     prompt: str = ""
     negative_prompt: str = ""
     strength: float = 0.75  # how far img2img noises the init image (0 to 1)
-    steps: int = 30
+    steps: int = 20
     guidance: float = 7.5
     controlnet_scale: float = 1.0
     seed: int = 0  # the same for every frame: same noise, so frames differ only by pose
-    init: str = "source"  # img2img start: source | warp
+    init: str = "warp"  # img2img start: warp | source
     device: str = "auto"
     sheet: bool = False  # all frames in one pass on one canvas
     columns: int | None = None  # cells per row of that canvas (default: square-ish)
+    scheduler: str = "unipc"  # unipc | dpm++ | ddim | euler-a | model
+    offload: str = "none"  # none | model | sequential
+    safety_checker: bool = False
+    ip_adapter: str | None = None  # hub id, folder or file of an SD 1.5 IP-Adapter
+    ip_adapter_scale: float = 0.6
+    lcm: bool = False
 
     def __post_init__(self):  # fail before any model is loaded
         if self.init not in INITS:
