@@ -84,7 +84,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
                                         device=device, status=status), is_looping(src))
                  for name, src, n in zip(names, sources, counts)]
         strips = generate_strips(method, options, image, pose, clips, timer, status, retargeted=retarget,
-                                 models=models)
+                                 models=models, sources=sources, detector=detector)
         if size is not None and not character:
             from posekit.sheet.layout import scaled
 
@@ -307,10 +307,11 @@ def generate(method: str, options, image: np.ndarray, pose, targets: list, timer
 
 
 def generate_strips(method: str, options, image: np.ndarray, pose, clips: list, timer: "Timer", status=_silent,
-                    retargeted: bool = True, models=None):
+                    retargeted: bool = True, models=None, sources: list | None = None, detector=None):
     """Stage 4 for a character: the method built once (the source segmented or encoded once), run
     on each clip (name, targets, loop) in turn: a sheet Strip per clip, standing on the photo's
-    floor when the clips were retargeted onto it."""
+    floor when the clips were retargeted onto it. `sources`: where each clip's poses came from
+    (a driving video gives wan its faces, found by `detector`)."""
     from posekit.sheet import Strip
 
     with timer("method"):
@@ -320,11 +321,27 @@ def generate_strips(method: str, options, image: np.ndarray, pose, clips: list, 
     ankles = [a[1] for a in (m.frame_pose(pose)[k] for k in ("r_ankle", "l_ankle")) if a is not None]
     ground = float(max(ankles)) if ankles and retargeted else None  # the photo's floor
     strips = []
-    for name, targets, loop in clips:
+    for (name, targets, loop), source in zip(clips, sources or [None] * len(clips)):
         status(f"{method}: {name}, {len(targets)} frames" if len(clips) > 1 else f"{method}: {len(targets)} frames")
         with timer("method"):
-            strips.append(Strip(name, m(targets), [m.frame_pose(t) for t in targets], loop, ground))
+            frames = m(targets, **clip_keywords(m, targets, loop, source, detector))
+            strips.append(Strip(name, frames, [m.frame_pose(t) for t in targets], loop, ground))
     return strips
+
+
+def clip_keywords(method, targets: list, loop: bool, source, detector) -> dict:
+    """What a method may take besides the targets, by the names its __call__ declares:
+    `loop` (animatediff, wan close cyclic clips themselves: the last frame flows into the first)
+    and `faces` (wan: the driving video's face crops, when the poses come from a video)."""
+    import inspect
+
+    from posekit.images import is_video
+
+    takes = inspect.signature(method.__call__).parameters
+    keywords = {"loop": loop} if "loop" in takes else {}
+    if "faces" in takes and source is not None and detector is not None and is_video(str(source)):
+        keywords["faces"] = method.driving_faces(source, len(targets), detector)
+    return keywords
 
 
 # -- pieces ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OWN_LINES = [re.compile(p) for p in (
     r"posekit: (warning|error): .+",
     r"((reading|detecting) the source pose|loading the target poses|retargeting|writing|evaluating pose fidelity"
-    r"|(warp|gan|diffusion): [\w ,:]*\d+ frames)\.\.\.",  # the pipeline's stage lines
+    r"|(warp|gan|diffusion|animatediff|wan): [\w ,:]*\d+ frames)\.\.\.",  # the pipeline's stage lines
     r"wrote (\d+ frames \(.+\) to .+|\d+ images to .+|\S+\.png)",
     r"pose fidelity \(PCK@[\d.]+ torso, .+\): [\d.]+",
     r"\d+\.\d s: [a-z]+ [\d.]+ s(, [a-z]+ [\d.]+ s)*",    # timings

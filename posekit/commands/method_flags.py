@@ -29,7 +29,7 @@ CHECKPOINT = typer.Option(None, "--checkpoint", help="[gan] Run folder of train-
 DATASET = typer.Option(None, "--dataset", help="[gan] Preset for official weights: deepfashion | market1501.")
 BATCH_SIZE = typer.Option(8, "--batch-size", min=1, help="[gan] Targets per forward pass.")
 # diffusion, animatediff, wan: a flag left unset (None) takes the chosen method's own default
-MODEL = typer.Option(None, "--model", help="[diffusion, animatediff, wan] Hub id, diffusers folder, or .safetensors/.ckpt file (default: stable-diffusion-v1-5/stable-diffusion-v1-5; wan: Wan-AI/Wan2.2-Animate-14B-Diffusers).")
+MODEL = typer.Option(None, "--model", help="[diffusion, animatediff, wan] Hub id, diffusers folder, or (SD) a .safetensors/.ckpt file (default: stable-diffusion-v1-5/stable-diffusion-v1-5; wan: Wan-AI/Wan2.2-Animate-14B-Diffusers).")
 MODEL_CONFIG = typer.Option(None, "--model-config", help="[diffusion, animatediff] Diffusers config folder for a single-file --model (offline).")
 CONTROLNET = typer.Option("lllyasviel/control_v11p_sd15_openpose", "--controlnet", help="[diffusion, animatediff] Hub id, folder, or 'none'.")
 LORA = typer.Option(None, "--lora", help="[diffusion, animatediff] LoRA weights file or folder.")
@@ -42,7 +42,7 @@ CONTROLNET_SCALE = typer.Option(1.0, "--controlnet-scale", callback=finite(0.0, 
 INIT = typer.Option(None, "--init", help="[diffusion] img2img start: warp (default) | source. [animatediff] none (default) | warp (video-to-video).")
 SHEET = typer.Option(False, "--sheet", help="[diffusion] Generate all frames in one pass on one canvas (consistent character).")
 SCHEDULER = typer.Option(None, "--scheduler", help="[diffusion, animatediff] unipc (default) | dpm++ | ddim | euler-a | model (the folder's own); --lcm uses lcm.")
-OFFLOAD = typer.Option("none", "--offload", help="[diffusion, animatediff, wan] GPU memory saving: none | model (CPU offload per model) | sequential (slowest, least memory) | group (wan).")
+OFFLOAD = typer.Option("none", "--offload", help="[diffusion, animatediff, wan] GPU memory saving: none | model (CPU offload per model) | sequential (diffusion, animatediff: slowest, least memory) | group (wan: blocks streamed from CPU memory).")
 SAFETY_CHECKER = typer.Option(False, "--safety-checker", help="[diffusion, animatediff] Run the model's safety checker on every frame (downloads it; flagged frames come out black, with a warning).")
 IP_ADAPTER = typer.Option(None, "--ip-adapter", help="[diffusion, animatediff] Keep the person's identity: h94/IP-Adapter (ip-adapter-plus_sd15 + its image encoder), a folder or a .safetensors/.bin file.")
 IP_ADAPTER_SCALE = typer.Option(0.6, "--ip-adapter-scale", callback=finite(0.0, 2.0), help="[diffusion, animatediff] How strongly the IP-Adapter image steers the frames (0 to 2).")

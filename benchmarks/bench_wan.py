@@ -1,0 +1,207 @@
+"""Wan2.2-Animate-14B: seconds per denoising step and peak GPU memory, without the weights.
+
+    python benchmarks/bench_wan.py                 # a CUDA GPU: the full-size transformer, random bf16 weights
+    python benchmarks/bench_wan.py --tiny          # the tests' tiny transformer on the CPU (a smoke test)
+
+The transformer is built from the published configuration (FULL_CONFIG below) on the meta
+device, then given random bfloat16 weights on the GPU (no 69 GB download, no time spent on a
+CPU initialisation), with diffusers' float32 modules (`_keep_in_fp32_modules`) in float32 as
+`from_pretrained` keeps them. One denoising step of WanAnimatePipeline with guidance 1 (its
+default: no classifier-free guidance) is one transformer forward pass over a segment: the noisy
+latents next to the reference image latents (36 channels, one latent frame more than the
+segment), the pose latents, 512 text tokens, 257 CLIP image tokens and the segment's 512 x 512
+face crops. Each case is timed as the median of `--repeats` passes after one warm-up pass.
+
+Cases: one 77-frame segment (the pipeline's default) at 480p (832 x 480) and 720p (1280 x 720),
+each with every model on the GPU (offload none) and with group offloading (the transformer's
+blocks streamed from pinned CPU memory one at a time, the next copied on a CUDA stream while the
+current one runs: posekit's --offload group); and a 16-frame sprite cycle at 480p, which posekit
+generates as one 21-frame segment (16 frames + 4 to close the loop, rounded up to 4k + 1).
+The sprite estimate is 20 steps of that, plus the VAE (not timed here: seconds at most).
+
+It prints one JSON line per case and a summary with the card's name. The 16-frame sprite at 480p
+is meant to take under a minute on an H100.
+
+Where FULL_CONFIG comes from: diffusers' scripts/convert_wan_to_diffusers.py, its
+"Wan-Animate-14B" entry (the script that wrote the hub folder Wan-AI/Wan2.2-Animate-14B-
+Diffusers), whose transformer/config.json (diffusers 0.36.0.dev0) holds the same values plus the
+defaults written out: latent_channels 16, motion_encoder_batch_size 8,
+motion_encoder_channel_sizes null (diffusers' WAN_ANIMATE_MOTION_ENCODER_CHANNEL_SIZES). The
+original Wan config (Wan2.2 wan/configs/wan_animate_14B.py, and the original checkpoint's
+config.json) says the same in its own names: dim 5120 (= 40 heads x 128), ffn_dim 13824,
+freq_dim 256, in_dim 36, out_dim 16, num_heads 40, num_layers 40, text_dim 4096, text_len 512,
+patch_size (1, 2, 2), qk_norm, cross_attn_norm, eps 1e-6, motion_encoder_dim 512.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+FULL_CONFIG = {
+    "patch_size": (1, 2, 2),
+    "num_attention_heads": 40,
+    "attention_head_dim": 128,
+    "in_channels": 36,
+    "latent_channels": 16,
+    "out_channels": 16,
+    "text_dim": 4096,
+    "freq_dim": 256,
+    "ffn_dim": 13824,
+    "num_layers": 40,
+    "cross_attn_norm": True,
+    "qk_norm": "rms_norm_across_heads",
+    "eps": 1e-06,
+    "image_dim": 1280,
+    "added_kv_proj_dim": 5120,
+    "rope_max_seq_len": 1024,
+    "pos_embed_seq_len": None,
+    "motion_encoder_size": 512,
+    "motion_style_dim": 512,
+    "motion_dim": 20,
+    "motion_encoder_dim": 512,
+    "face_encoder_hidden_dim": 1024,
+    "face_encoder_num_heads": 4,
+    "inject_face_latents_blocks": 5,
+    "motion_encoder_batch_size": 8,
+}
+TEXT_TOKENS, IMAGE_TOKENS = 512, 257  # UMT5 max_sequence_length; CLIP ViT-H/14 at 224 px: 16 x 16 + 1
+VAE_STRIDE, VAE_TIME = 8, 4
+
+
+def build(config: dict, device, dtype):
+    """The transformer from `config` with random weights on `device`: its parameters built on the
+    meta device (no memory, no time), then allocated on `device` in `dtype` (diffusers' float32
+    modules in float32) and filled with N(0, 0.02); its buffers (rotary tables, blur kernels) are
+    computed as usual and moved there."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import WanAnimateTransformer3DModel
+
+    with init_empty_weights(include_buffers=False):
+        model = WanAnimateTransformer3DModel.from_config(config)
+    keep = model._keep_in_fp32_modules or []
+    g = torch.Generator(device).manual_seed(0)
+    for module_name, module in model.named_modules():
+        for name, p in list(module._parameters.items()):
+            if p is None:  # a bias=False slot
+                continue
+            fp32 = any(k in f"{module_name}.{name}".split(".") for k in keep)
+            real = torch.empty(p.shape, dtype=torch.float32 if fp32 else dtype, device=device)
+            module._parameters[name] = torch.nn.Parameter(real.normal_(0.0, 0.02, generator=g), requires_grad=False)
+        for name, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[name] = b.to(device)
+    return model.eval()
+
+
+def inputs(config: dict, frames: int, width: int, height: int, device, dtype) -> dict:
+    """One denoising step's transformer inputs for a segment of `frames` frames."""
+    import torch
+
+    g = torch.Generator(device).manual_seed(0)
+    t = (frames - 1) // VAE_TIME + 1  # latent frames of the segment
+    h, w = height // VAE_STRIDE, width // VAE_STRIDE
+    z = config["latent_channels"]
+    face = config["motion_encoder_size"]
+    randn = lambda *shape: torch.randn(*shape, generator=g, device=device, dtype=dtype)  # noqa: E731
+    return dict(
+        hidden_states=randn(1, config["in_channels"], t + 1, h, w),  # noisy latents + reference (36 ch)
+        timestep=torch.tensor([500], device=device),
+        encoder_hidden_states=randn(1, TEXT_TOKENS, config["text_dim"]),
+        encoder_hidden_states_image=randn(1, IMAGE_TOKENS, config["image_dim"]),
+        pose_hidden_states=randn(1, z, t, h, w),
+        face_pixel_values=randn(1, 3, frames, face, face).clamp(-1, 1),
+        return_dict=False,
+    )
+
+
+def time_case(model, config, frames, width, height, device, dtype, repeats) -> dict:
+    import torch
+
+    x = inputs(config, frames, width, height, device, dtype)
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    seconds = []
+    with torch.inference_mode():
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            model(**x)
+            if cuda:
+                torch.cuda.synchronize()
+            if i:  # the first pass warms up (kernels, allocator, offload hooks)
+                seconds.append(time.perf_counter() - start)
+    peak = round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None  # the CPU: not measured
+    del x
+    return {"frames": frames, "size": f"{width}x{height}", "s_per_step": round(statistics.median(seconds), 3),
+            "peak_gib": peak}
+
+
+def group_offload(model, device):
+    """posekit's --offload group on the transformer: weights in pinned CPU memory, one block at a
+    time on the device, the next one copied on a side stream (CUDA only)."""
+    import torch
+
+    model.to("cpu")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    model.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
+                               num_blocks_per_group=1, use_stream=device.type == "cuda")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="the tests' tiny transformer on the CPU (smoke test)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per case (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps, for the sprite estimate")
+    parser.add_argument("--no-offload-cases", action="store_true", help="skip the group offloading cases")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if args.tiny:
+        from tiny_wan import _transformer
+
+        config = {k: v for k, v in _transformer().config.items() if not k.startswith("_")}
+        device, dtype = torch.device("cpu"), torch.float32
+        model = build(config, device, dtype)
+        torch.set_num_threads(1)
+        cases = [("segment", 9, 48, 32), ("sprite", 21, 32, 32)]
+        card = "cpu"
+    else:
+        if not torch.cuda.is_available():
+            sys.exit("bench_wan.py: no CUDA GPU here; run it on a GPU, or with --tiny on the CPU")
+        device, dtype, config = torch.device("cuda"), torch.bfloat16, dict(FULL_CONFIG)
+        model = build(config, device, dtype)
+        cases = [("segment", 77, 832, 480), ("segment", 77, 1280, 720), ("sprite", 21, 832, 480)]
+        card = torch.cuda.get_device_name(device)
+    params = sum(p.numel() for p in model.parameters())
+    results = []
+    for offload in ("none",) if args.no_offload_cases else ("none", "group"):
+        if offload == "group":
+            group_offload(model, device)
+        for name, frames, width, height in cases:
+            try:
+                r = time_case(model, config, frames, width, height, device, dtype, args.repeats)
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                r = {"frames": frames, "size": f"{width}x{height}", "s_per_step": None, "peak_gib": "out of memory"}
+            r.update(case=name, offload=offload, card=card)
+            if name == "sprite" and r["s_per_step"] is not None:
+                r["sprite_16_frames_s"] = round(args.steps * r["s_per_step"], 1)
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    print(json.dumps({"card": card, "transformer_params_billion": round(params / 1e9, 2),
+                      "dtype": str(dtype).replace("torch.", ""), "cases": len(results)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
