@@ -455,7 +455,8 @@ def working_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
+    smaller = size[0] * size[1] < image.shape[0] * image.shape[1]  # diffusion scales small photos up to 512
+    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
 
 
 def letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:

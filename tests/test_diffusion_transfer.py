@@ -33,8 +33,9 @@ def method(tiny, photo, pose, **kw):
     from posekit.methods.diffusion.method import DiffusionMethod, DiffusionOptions
 
     sd, cn = tiny
+    # init source unless a test asks for the warp: the tests here are about SD, not the warp
     options = dict(model=str(sd), controlnet=str(cn), steps=4, strength=0.5, prompt="a photo of sks person",
-                   device="cpu")
+                   device="cpu", init="source")
     return DiffusionMethod(photo, pose, DiffusionOptions(**{**options, **kw}))
 
 
@@ -66,10 +67,12 @@ def test_controlnet_none_is_plain_img2img_from_the_source(tiny, small_photo, cli
 
 def test_sheet_mode_generates_one_canvas_and_cuts_it(tiny, small_photo, clip):
     m = method(tiny, small_photo, clip[0], sheet=True, columns=3)
+    assert (m.sheet_short, m.sheet_side) == (512, 768)  # SD 1.5's bounds, for the whole canvas
     m.sheet_side = 256
     seen = []
     real = m._generate
-    m._generate = lambda init, skeleton, step: seen.append((init.shape, skeleton.copy())) or real(init, skeleton, step)
+    m._generate = lambda init, skeleton, step, name: seen.append((init.shape, skeleton.copy())) or real(
+        init, skeleton, step, name)
     frames = m(clip)
     assert len(seen) == 1  # one pass for the whole clip
     (shape, skeleton), = seen
@@ -81,11 +84,44 @@ def test_sheet_mode_generates_one_canvas_and_cuts_it(tiny, small_photo, clip):
     assert [f.shape for f in frames] == [(88, 104, 3)] * 4
 
 
-def test_init_warp_starts_from_the_warped_source(tiny, small_photo, clip):
+def test_sheet_canvas_is_sd_sized_and_small_cells_warn(tiny, small_photo, clip, capsys):
+    """The whole canvas at SD 1.5's scale: 512 px on its short side, at most 768 on its long one."""
+    m = method(tiny, small_photo, clip[0], sheet=True, steps=1, strength=1.0)
+    seen = []
+    real = m._generate
+    m._generate = lambda init, skeleton, step, name: seen.append(init.shape) or real(init, skeleton, step, name)
+    m(clip[:2])  # 2 cells of 104x88 side by side: 208x88, scaled up until the long side is 768
+    assert seen == [(320, 768, 3)] and "warning" not in capsys.readouterr().err
+    many = [clip[i % 4] for i in range(16)]  # 4x4 cells: 416x352 brought to 512 px high, 144x128 each
+    m(many)
+    assert seen[-1] == (512, 576, 3) and "warning" not in capsys.readouterr().err
+    m.columns = 16
+    m(many)  # one row of 16: 48 px cells, too small for SD
+    assert seen[-1][1] <= 768 and "too small for SD to draw a person" in capsys.readouterr().err
+
+
+def test_init_warp_is_the_default_and_starts_from_the_warped_source(tiny, small_photo, clip):
+    from posekit.methods.diffusion.method import DiffusionOptions
+
+    assert DiffusionOptions().init == "warp"
     m = method(tiny, small_photo, clip[0], init="warp", strength=0.25)
+    assert m.warp is not None
     frames = m(clip[1:3])
     assert [f.shape for f in frames] == [(88, 104, 3)] * 2
     assert not np.array_equal(frames[0], method(tiny, small_photo, clip[0], strength=0.25)(clip[1:2])[0])
+
+
+def test_init_warp_falls_back_to_the_source_without_a_torso(tiny, small_photo, clip, capsys):
+    """The warp needs the photo's torso; a pose without shoulders gets init source, with one warning."""
+    from posekit.pose.pose import Pose
+
+    kp = clip[0].keypoints.copy()
+    kp[[2, 5, 8, 11], 2] = 0.0  # no shoulders, no hips: no torso to warp
+    no_torso = Pose(kp, *clip[0].size)
+    m = method(tiny, small_photo, no_torso, init="warp", strength=0.5)
+    err = capsys.readouterr().err
+    assert m.warp is None and err.count("warning") == 1 and "--init warp" in err and "--init source" in err
+    np.testing.assert_array_equal(m(clip[1:2])[0], method(tiny, small_photo, no_torso)(clip[1:2])[0])
 
 
 def test_bad_options_are_usage_errors(tiny, small_photo, clip):
@@ -100,6 +136,9 @@ def test_bad_options_are_usage_errors(tiny, small_photo, clip):
 def test_cli_transfer_diffusion(tiny, small_photo, clip, tmp_path, run_posekit):
     from posekit.pose.formats import write_openpose_json
 
+    from posekit.methods.diffusion.method import DiffusionMethod
+    from posekit.pipeline import working_image
+
     sd, cn = tiny
     photo = tmp_path / "me.png"
     Image.fromarray(small_photo).save(photo)
@@ -107,14 +146,17 @@ def test_cli_transfer_diffusion(tiny, small_photo, clip, tmp_path, run_posekit):
     write_openpose_json([clip[2]], tmp_path / "target.json")
     args = ["transfer", photo, "--source-pose", tmp_path / "me_keypoints.json", "--pose", tmp_path / "target.json",
             "--method", "diffusion", "--model", sd, "--controlnet", cn, "--steps", "2", "--strength", "1.0",
-            "--prompt", "a photo of sks person", "--device", "cpu"]
+            "--prompt", "a photo of sks person", "--device", "cpu", "--init", "source"]
     r = run_posekit(*args, "--out", tmp_path / "a.png", env={"OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""  # stdout is for data only
     a = np.asarray(Image.open(tmp_path / "a.png"))
-    assert a.shape == (88, 104, 3)
-    # the command gives what the library gives for the same seed
-    b = method(tiny, small_photo, clip[0], steps=2, strength=1.0)(clip[2:3])[0]
+    # the 101x90 photo is brought to SD 1.5's size first: 512 px on the short side
+    size = DiffusionMethod.working_size(101, 90)
+    assert size == (576, 512) and a.shape == (512, 576, 3)
+    # the command gives what the library gives for the same seed, on the photo at that size
+    b = method(tiny, working_image(small_photo, size), clip[0].resized(*size), steps=2, strength=1.0)(
+        [clip[2].fitted(*size)])[0]
     assert np.array_equal(a, b)
 
 

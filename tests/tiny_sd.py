@@ -184,3 +184,131 @@ def make_tiny_single_file(pipeline_folder, path) -> Path:
     path = Path(path)
     save_file({k: v.contiguous() for k, v in state.items()}, path)
     return path
+
+
+# -- what issue 10 adds on top: fp16 variant, IP-Adapter Plus, LCM-LoRA, safety checker ---------
+IMAGE_ENCODER_SIZE = 32  # the tiny CLIP vision tower's input (the real ViT-H/14 takes 224)
+
+
+def add_fp16_variant(pipeline_folder) -> Path:
+    """Write the `variant="fp16"` files (model.fp16.safetensors...) next to a make_tiny_sd
+    folder's own, as the SD 1.5 repository has them. Their UNet's conv_in is doubled, so a test
+    can tell which files were loaded."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(pipeline_folder)
+    with torch.no_grad():
+        pipe.unet.conv_in.weight.mul_(2.0)
+    pipe.to(torch.float16).save_pretrained(pipeline_folder, variant="fp16")
+    return Path(pipeline_folder)
+
+
+def tiny_unet_cross_attention_layers() -> list[tuple[str, int]]:
+    """(processor name, hidden size) of each cross-attention layer of the tiny UNet, in the
+    order diffusers numbers an IP-Adapter's `ip_adapter.N.*` keys (N = 1, 3, 5, ...)."""
+    unet = _tiny_unet()
+    channels = unet.config.block_out_channels
+    layers = []
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        layers.append((name, hidden))
+    return layers
+
+
+def make_tiny_ip_adapter(folder, weight_name: str = "ip-adapter-plus_sd15.safetensors") -> Path:
+    """A tiny IP-Adapter Plus in the original release's layout, for make_tiny_sd's UNet: one
+    weight file (`image_proj.*`: the Resampler, `ip_adapter.N.to_k_ip/to_v_ip`: the extra keys
+    and values of each cross-attention layer) and `image_encoder/`, a CLIPVisionModelWithProjection
+    folder, next to it. A `.bin` name writes the original torch.save'd dict of the two halves.
+    Returns the weight file's path."""
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(2)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
+        image_size=IMAGE_ENCODER_SIZE, patch_size=8, projection_dim=32))
+    encoder.save_pretrained(folder / "image_encoder")
+
+    # the Resampler (IP-Adapter Plus's image_proj): its heads are 64 wide, and diffusers builds 4 layers
+    embed, hidden, queries, ff = 32, 64, 4, 4 * 64
+    g = torch.Generator().manual_seed(3)
+
+    def rand(*shape, std=0.2):
+        return torch.randn(*shape, generator=g) * std
+
+    proj = {"latents": rand(1, queries, hidden, std=1.0), "proj_in.weight": rand(hidden, embed),
+            "proj_in.bias": torch.zeros(hidden), "proj_out.weight": rand(CROSS_ATTENTION_DIM, hidden),
+            "proj_out.bias": torch.zeros(CROSS_ATTENTION_DIM), "norm_out.weight": torch.ones(CROSS_ATTENTION_DIM),
+            "norm_out.bias": torch.zeros(CROSS_ATTENTION_DIM)}
+    for i in range(4):
+        for norm in ("0.norm1", "0.norm2", "1.0"):
+            proj[f"layers.{i}.{norm}.weight"] = torch.ones(hidden)
+            proj[f"layers.{i}.{norm}.bias"] = torch.zeros(hidden)
+        proj.update({f"layers.{i}.0.to_q.weight": rand(hidden, hidden),
+                     f"layers.{i}.0.to_kv.weight": rand(2 * hidden, hidden),  # keys and values, stacked
+                     f"layers.{i}.0.to_out.weight": rand(hidden, hidden),
+                     f"layers.{i}.1.1.weight": rand(ff, hidden), f"layers.{i}.1.3.weight": rand(hidden, ff)})
+    adapter = {}
+    for n, (_, width) in enumerate(tiny_unet_cross_attention_layers()):
+        adapter[f"{2 * n + 1}.to_k_ip.weight"] = rand(width, CROSS_ATTENTION_DIM, std=1.0)
+        adapter[f"{2 * n + 1}.to_v_ip.weight"] = rand(width, CROSS_ATTENTION_DIM, std=1.0)
+    path = folder / weight_name
+    if path.suffix == ".bin":
+        torch.save({"image_proj": proj, "ip_adapter": adapter}, path)
+    else:
+        save_file({**{f"image_proj.{k}": v for k, v in proj.items()},
+                   **{f"ip_adapter.{k}": v.contiguous() for k, v in adapter.items()}}, path)
+    return path
+
+
+def make_tiny_lcm_lora(folder) -> Path:
+    """A tiny LCM-LoRA in the layout latent-consistency/lcm-lora-sdv1-5 ships (kohya-style
+    `lora_unet_<module>.lora_down/lora_up.weight` + `.alpha`, UNet only) as
+    FOLDER/pytorch_lora_weights.safetensors for make_tiny_sd's UNet."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(4)
+    state, rank = {}, 4
+    for name, module in _tiny_unet().named_modules():
+        if name.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn2.to_q", "attn2.to_k", "attn2.to_v")):
+            key = "lora_unet_" + name.replace(".", "_")
+            state[f"{key}.lora_down.weight"] = torch.randn(rank, module.in_features, generator=g) * 0.5
+            state[f"{key}.lora_up.weight"] = torch.randn(module.out_features, rank, generator=g) * 0.5
+            state[f"{key}.alpha"] = torch.tensor(float(rank))
+    save_file(state, folder / "pytorch_lora_weights.safetensors")
+    return folder
+
+
+def add_tiny_safety_checker(pipeline_folder, flag_everything: bool) -> Path:
+    """`safety_checker/` + `feature_extractor/` folders in a pipeline folder, as the SD 1.5
+    repository has them: a tiny StableDiffusionSafetyChecker whose concept thresholds flag every
+    image (flag_everything) or none."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    torch.manual_seed(5)
+    config = CLIPConfig(text_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                         num_attention_heads=4, vocab_size=100),
+                        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1,
+                                           num_attention_heads=4, image_size=IMAGE_ENCODER_SIZE, patch_size=8),
+                        projection_dim=32)
+    checker = StableDiffusionSafetyChecker(config)
+    with torch.no_grad():  # cosine similarities lie in [-1, 1]: a threshold beyond that decides alone
+        checker.concept_embeds_weights.fill_(-2.0 if flag_everything else 2.0)
+        checker.special_care_embeds_weights.fill_(2.0)
+    checker.save_pretrained(Path(pipeline_folder) / "safety_checker")
+    CLIPImageProcessor(size=IMAGE_ENCODER_SIZE, crop_size=IMAGE_ENCODER_SIZE).save_pretrained(
+        Path(pipeline_folder) / "feature_extractor")
+    return Path(pipeline_folder)

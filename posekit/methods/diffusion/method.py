@@ -3,17 +3,27 @@
     method = DiffusionMethod(photo, photo_pose, DiffusionOptions(model=..., prompt="a photo of sks person"))
     frames = method(target_poses)
 
-Each target pose is drawn as a ControlNet OpenPose skeleton; the source photo (or, with
-init="warp", the source warped into that pose by the classical method) is noised to `strength`
-and denoised towards the prompt under the skeleton's control. Every frame starts from the same
-seed, so the same noise: frames differ only where the pose does, and the same seed gives the
-same image.
+Each target pose is drawn as a ControlNet OpenPose skeleton; the source warped into that pose by
+the classical method (init="warp", the default; or the source photo itself, init="source") is
+noised to `strength` and denoised towards the prompt under the skeleton's control. Every frame
+starts from the same seed, so the same noise: frames differ only where the pose does, and the
+same seed gives the same image.
+
+SD 1.5 is used at the size it was trained at: the photo is scaled to about 512 px on its short
+side, at most 768 on its long side (`working_size`), and sampled with UniPC in 20 steps (or with
+--lcm, LCM-LoRA in 6). The latents are decoded here rather than in the pipeline, so a VAE that
+overflows in float16 is caught (and decoded again in float32) instead of giving black frames,
+and the optional safety checker sees every frame.
+
+With an IP-Adapter (`ip_adapter`), the person cut out of the photo (`ip_adapter_image`) is
+encoded once and steers every frame as an image prompt: the face and clothes hold better than
+with the text prompt alone, without training.
 
 sheet=True is the seed paper's figure-6 trick: all skeletons laid out on one canvas (and the init
 images tiled the same way), generated in one pass and cut back into frames, so the character
-comes out the same in every frame because it is one image. The sheet is kept within
-`SHEET_SIDE` pixels a side (the `sheet_side` attribute; SD 1.x degrades far beyond its training
-size), and each cell is resized back to the frame size.
+comes out the same in every frame because it is one image. The canvas is kept within SD's own
+bounds (512 px short side, 768 long: the `sheet_short`/`sheet_side` attributes), and each cell
+is resized back to the frame size.
 
 Output frames have the source's size rounded to a multiple of 8 (the VAE's stride).
 """
@@ -26,18 +36,28 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import UsageError
-from posekit.methods import long_side_at_most
-from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, load_pipeline
+from posekit.methods.diffusion.models import (DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS, SCHEDULERS, check_choice,
+                                              load_pipeline)
 from posekit.pose.pose import Pose
 from posekit.sheet import grid
 
 INITS = ("source", "warp")
-SHEET_SIDE = 1024  # the --sheet canvas's long side: SD 1.x degrades far beyond its training size
+SHORT_SIDE, LONG_SIDE = 512, 768  # SD 1.5's training size, and how far its long side stays sane
+STEPS, GUIDANCE = 20, 7.5
+LCM_STEPS, LCM_GUIDANCE = 6, 1.5  # LCM-LoRA's own range: 4-8 steps, guidance 1-2
+SHEET_SIDE = LONG_SIDE  # the --sheet canvas's long side
 
 
 def round8(n: float) -> int:
     """The nearest multiple of 8, at least 8."""
     return max(8, int(round(n / 8.0)) * 8)
+
+
+def sd_size(width: float, height: float, short: int = SHORT_SIDE, long: int = LONG_SIDE) -> tuple[int, int]:
+    """(width, height) scaled, keeping the aspect, to `short` px on the short side unless that
+    takes the long side past `long`; multiples of 8 (both bounds are, so rounding stays within)."""
+    s = min(short / min(width, height), long / max(width, height))
+    return round8(width * s), round8(height * s)
 
 
 @dataclass(frozen=True)
@@ -51,8 +71,8 @@ class DiffusionOptions:
     prompt: str = ""
     negative_prompt: str = ""
     strength: float = 0.75  # how far img2img noises the init image (0 to 1)
-    steps: int = 20
-    guidance: float = 7.5
+    steps: int | None = None  # None: 20, with lcm 6
+    guidance: float | None = None  # None: 7.5, with lcm 1.5
     controlnet_scale: float = 1.0
     seed: int = 0  # the same for every frame: same noise, so frames differ only by pose
     init: str = "warp"  # img2img start: warp | source
@@ -66,9 +86,15 @@ class DiffusionOptions:
     ip_adapter_scale: float = 0.6
     lcm: bool = False
 
-    def __post_init__(self):  # fail before any model is loaded
+    def __post_init__(self):  # fill the defaults that depend on lcm; fail before any model is loaded
+        if self.steps is None:
+            object.__setattr__(self, "steps", LCM_STEPS if self.lcm else STEPS)
+        if self.guidance is None:
+            object.__setattr__(self, "guidance", LCM_GUIDANCE if self.lcm else GUIDANCE)
         if self.init not in INITS:
             raise UsageError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
+        check_choice(self.scheduler, SCHEDULERS, "--scheduler")
+        check_choice(self.offload, OFFLOADS, "--offload")
         if int(self.steps * self.strength) < 1:
             raise UsageError(f"--strength {self.strength} with --steps {self.steps} leaves no denoising step; "
                              "raise --strength or --steps")
@@ -79,9 +105,12 @@ class DiffusionMethod:
 
     @staticmethod
     def load(options: DiffusionOptions | None = None):
-        """The pipeline (UNet, ControlNet, VAE, text encoder, LoRA): what a batch of photos shares."""
+        """The pipeline (UNet, ControlNet, VAE, text encoder, LoRA, LCM-LoRA, IP-Adapter and its
+        image encoder, safety checker), placed on the device: what a batch of photos shares."""
         o = options or DiffusionOptions()
-        return load_pipeline(o.model, o.model_config, o.controlnet, o.lora, o.device)
+        return load_pipeline(o.model, o.model_config, o.controlnet, o.lora, o.device, scheduler=o.scheduler,
+                             lcm=o.lcm, safety_checker=o.safety_checker, ip_adapter=o.ip_adapter,
+                             ip_adapter_scale=o.ip_adapter_scale, offload=o.offload)
 
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: DiffusionOptions | None = None,
                  models=None):
@@ -97,20 +126,36 @@ class DiffusionMethod:
         self.prompt, self.negative_prompt = o.prompt, o.negative_prompt
         self.strength, self.steps, self.guidance = o.strength, o.steps, o.guidance
         self.controlnet_scale, self.seed = o.controlnet_scale, o.seed
-        self.sheet, self.columns, self.sheet_side = o.sheet, o.columns, SHEET_SIDE
+        self.sheet, self.columns = o.sheet, o.columns
+        self.sheet_short, self.sheet_side = SHORT_SIDE, SHEET_SIDE
         self.warp = self._warp_method() if o.init == "warp" else None
         self.pipe = models if models is not None else self.load(o)
         self.controlled = hasattr(self.pipe, "controlnet")
         self.embeds = self._prompt_embeds()
+        self.ip_embeds = self._ip_adapter_embeds(o.ip_adapter_scale)
+        self._warned: set[str] = set()
+        self._done = 0  # frames made so far (over several clips): names frames in warnings
 
     @staticmethod
     def working_size(width: int, height: int) -> tuple[int, int]:
-        """The size the photo is scaled to before the method: a long side of at most 1024 px."""
-        return long_side_at_most(width, height, 1024)
+        """The size the photo is scaled to before the method: SD 1.5's own, about 512 px on the
+        short side and at most 768 on the long side, multiples of 8 (frames are then fitted to
+        the user's --size)."""
+        return sd_size(width, height)
 
     def _warp_method(self):
+        """The classical warp that makes each frame's init image; None (and a warning) when it
+        cannot run on this photo: it needs the pose's torso (both shoulders, or a shoulder line)."""
         from posekit.methods.warp.method import WarpMethod, WarpOptions
+        from posekit.methods.warp.rig import Shapes
 
+        h, w = self.source.shape[:2]
+        if Shapes.of(self.source_pose.fitted(w, h)).torso is None:
+            from posekit.console import warn
+
+            warn("--init warp: the photo's pose has no torso (shoulders and hips) to warp; "
+                 "starting every frame from the source photo instead (--init source)")
+            return None
         return WarpMethod(self.source, self.source_pose, WarpOptions(seed=self.seed))
 
     def _prompt_embeds(self) -> dict:
@@ -118,9 +163,27 @@ class DiffusionMethod:
         import torch
 
         with torch.inference_mode():
-            pos, neg = self.pipe.encode_prompt(self.prompt, self.pipe.device, 1, self.guidance > 1.0,
+            pos, neg = self.pipe.encode_prompt(self.prompt, self.pipe._execution_device, 1, self.guidance > 1.0,
                                                self.negative_prompt or None)
         return {"prompt_embeds": pos, "negative_prompt_embeds": neg}
+
+    def _ip_adapter_embeds(self, scale: float) -> dict:
+        """With an IP-Adapter loaded: the person cut out of the photo, encoded once for every
+        frame (the image encoder is then idle), at this method's scale."""
+        from posekit.methods.diffusion.models import has_ip_adapter
+
+        if not has_ip_adapter(self.pipe):
+            return {}
+        import torch
+        from PIL import Image
+
+        self.pipe.set_ip_adapter_scale(scale)
+        mask = self.warp.alpha if self.warp is not None else None
+        image = Image.fromarray(ip_adapter_image(self.source, self.source_pose, mask=mask))
+        with torch.inference_mode():
+            embeds = self.pipe.prepare_ip_adapter_image_embeds(image, None, self.pipe._execution_device, 1,
+                                                                self.guidance > 1.0)
+        return {"ip_adapter_image_embeds": embeds}
 
     # -- the Method contract --------------------------------------------------------------
     def frame_pose(self, pose: Pose) -> Pose:
@@ -134,10 +197,12 @@ class DiffusionMethod:
             return []
         inits = self._init_images(targets)
         poses = [self.frame_pose(t) for t in targets]
+        first, self._done = self._done, self._done + len(targets)
         with self._progress(len(targets)) as step:
             if self.sheet and len(targets) > 1:
                 return self._sheet(inits, poses, step)
-            return [self._generate(init, self._skeleton(pose), step) for init, pose in zip(inits, poses)]
+            return [self._generate(init, self._skeleton(pose), step, name=f"frame {first + i}")
+                    for i, (init, pose) in enumerate(zip(inits, poses))]
 
     # -- pieces ---------------------------------------------------------------------------
     def _init_images(self, targets: list[Pose]) -> list[np.ndarray]:
@@ -147,20 +212,35 @@ class DiffusionMethod:
 
         return [resize(to_rgb(f), self.size) for f in self.warp(targets)]
 
-    def _generate(self, init: np.ndarray, skeleton: np.ndarray | None, step) -> np.ndarray:
-        """One img2img pass from `init`, with `skeleton` as the ControlNet image."""
+    def _generate(self, init: np.ndarray, skeleton: np.ndarray | None, step, name: str = "frame 0") -> np.ndarray:
+        """One img2img pass from `init`, with `skeleton` as the ControlNet image; the latents
+        decoded here (models.decode: the float16 overflow guard), then the safety checker."""
         import torch
         from PIL import Image
 
+        from posekit.methods.diffusion.models import check_safety, decode
+
         kwargs = dict(image=Image.fromarray(init), strength=self.strength, num_inference_steps=self.steps,
-                      guidance_scale=self.guidance, output_type="np", callback_on_step_end=step,
+                      guidance_scale=self.guidance, output_type="latent", callback_on_step_end=step,
                       # the same seed for every frame: same noise, so frames differ only by pose
-                      generator=torch.Generator("cpu").manual_seed(self.seed), **self.embeds)
+                      generator=torch.Generator("cpu").manual_seed(self.seed), **self.embeds, **self.ip_embeds)
         if self.controlled:
             kwargs.update(control_image=Image.fromarray(skeleton), controlnet_conditioning_scale=self.controlnet_scale)
         with torch.inference_mode():
-            out = self.pipe(**kwargs).images[0]
-        return (np.clip(out, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+            latents = self.pipe(**kwargs).images
+        out = decode(self.pipe, latents, warn=self._warn_once)
+        if check_safety(self.pipe, out)[0]:
+            self._warn_once(f"the safety checker flagged {name}: it is black", key=name)
+            out[:] = 0.0
+        return (np.clip(out[0], 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+    def _warn_once(self, message: str, key: str | None = None) -> None:
+        from posekit.console import warn
+
+        key = key or message
+        if key not in self._warned:
+            self._warned.add(key)
+            warn(message)
 
     def _skeleton(self, pose: Pose) -> np.ndarray | None:
         if not self.controlled:
@@ -174,13 +254,15 @@ class DiffusionMethod:
         drawn per cell so their stick width suits the cell, as in the single-frame case."""
         w, h = self.size
         cols, rows = grid(len(poses), self.columns, one_row_up_to=1)  # a square-ish canvas
-        s = min(1.0, self.sheet_side / max(cols * w, rows * h))
-        cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within sheet_side
+        # SD's own scale for the whole canvas: short side sheet_short, long side within sheet_side
+        s = min(self.sheet_short / min(cols * w, rows * h), self.sheet_side / max(cols * w, rows * h))
+        cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within its bounds
         if min(cw, ch) < 128:
             from posekit.console import warn
 
-            warn(f"--sheet: {len(poses)} frames on one {self.sheet_side} px canvas leave {cw}x{ch} px per frame, "
-                 "too small for SD to draw a person; use fewer --frames (8-16 suit one sheet)")
+            warn(f"--sheet: {len(poses)} frames on one {cols * cw}x{rows * ch} canvas (SD 1.5's size) leave "
+                 f"{cw}x{ch} px per frame, too small for SD to draw a person; use fewer --frames "
+                 "(4-6 suit one sheet) or leave out --sheet")
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]
@@ -189,7 +271,7 @@ class DiffusionMethod:
             init[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = resize(inits[i] if i < len(inits) else inits[0], (cw, ch))
             if i < len(poses) and self.controlled:
                 skeleton[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = self._skeleton(poses[i].resized(cw, ch))
-        sheet = self._generate(init, skeleton, step)
+        sheet = self._generate(init, skeleton, step, name="the sheet")
         return [resize(sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw], (w, h)) for r, c in cells]
 
     def _progress(self, frames: int):
@@ -222,3 +304,33 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(image).resize(tuple(size), Image.LANCZOS))
+
+
+def ip_adapter_image(source: np.ndarray, pose: Pose, mask: np.ndarray | None = None,
+                     background: int = 255) -> np.ndarray:
+    """The IP-Adapter's image of the person: cut out of `source` (`mask`, the (H, W) person alpha
+    in 0..1; else the warp's segmentation, posekit.methods.warp.segment), composited on a plain
+    `background` grey level (255: white), cropped to the person with a small margin and padded
+    to a square, so the image encoder sees the person, centred, and not the room."""
+    source = np.ascontiguousarray(source[:, :, :3])
+    h, w = source.shape[:2]
+    if mask is None:
+        from posekit.methods.warp.segment import person_mask
+
+        mask = person_mask(source, pose.fitted(w, h))
+    alpha = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)[:, :, None]
+    cut = (source.astype(np.float32) * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
+    ys, xs = np.nonzero(alpha[:, :, 0] > 0.5)
+    if len(xs):
+        x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    else:  # nobody in the mask: the pose's box, else the whole photo
+        box = pose.fitted(w, h).bbox()
+        x0, y0, x1, y1 = (int(v) for v in box) if box else (0, 0, w, h)
+    margin = round(0.05 * max(x1 - x0, y1 - y0))
+    x0, y0, x1, y1 = max(0, x0 - margin), max(0, y0 - margin), min(w, x1 + margin), min(h, y1 + margin)
+    crop = cut[y0:y1, x0:x1]
+    side = max(crop.shape[:2])
+    square = np.full((side, side, 3), background, np.uint8)
+    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    return square

@@ -11,7 +11,17 @@ loads without touching the network; a model that is neither cached nor downloada
 ModelNotFoundError naming the model and the flag, never a traceback.
 
 Device and precision: CUDA runs in float16 with PyTorch's SDPA attention (diffusers' default
-processor on torch 2), everything else in float32 (CPU half precision is slow and lossy).
+processor on torch 2), everything else in float32 (CPU half precision is slow and lossy). In
+float16 the repository's fp16 weight files (`variant="fp16"`: half the download) are tried first,
+then the full ones, so a folder without them still loads.
+
+What the other SD 1.x methods (animatediff) share from here, one function each:
+
+    set_scheduler(pipe, "unipc")        # unipc | dpm++ | ddim | euler-a | model | lcm
+    add_lcm_lora(pipe)                  # LCM-LoRA next to the user's --lora, LCMScheduler
+    add_ip_adapter(pipe, "h94/IP-Adapter", 0.6)   # IP-Adapter Plus + its CLIP ViT-H image encoder
+    place(pipe, "cuda", offload="model")          # onto the device, or CPU offload
+    images = decode(pipe, latents)      # VAE decode (slicing/tiling, float32 retry on NaN)
 """
 
 from __future__ import annotations
@@ -23,11 +33,23 @@ from pathlib import Path
 import torch
 
 from posekit.device import resolve_device
-from posekit.errors import ModelNotFoundError, PosekitError
+from posekit.errors import ModelNotFoundError, PosekitError, UsageError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+SCHEDULERS = ("unipc", "dpm++", "ddim", "euler-a", "model")  # --scheduler (--lcm brings its own: lcm)
+OFFLOADS = ("none", "model", "sequential")  # --offload
+# IP-Adapter Plus for SD 1.5, as diffusers documents it: the adapter and the CLIP ViT-H/14 image
+# encoder it was trained with, both in the models/ folder of the h94/IP-Adapter repository
+IP_ADAPTER = "h94/IP-Adapter"
+IP_ADAPTER_SUBFOLDER = "models"
+IP_ADAPTER_WEIGHT = "ip-adapter-plus_sd15.safetensors"
+IP_ADAPTER_DOWNLOAD = (f"hf download {IP_ADAPTER} models/{IP_ADAPTER_WEIGHT} models/image_encoder/config.json "
+                       "models/image_encoder/model.safetensors")
+LCM_LORA = "latent-consistency/lcm-lora-sdv1-5"  # LCM-LoRA for SD 1.5: 4-8 steps at guidance 1-2
+LCM_LORA_WEIGHT = "pytorch_lora_weights.safetensors"
+TILE_ABOVE = 768  # decode with VAE tiling when an image is larger than this on a side (sheets)
 
 
 def dtype_for(device: torch.device) -> torch.dtype:
@@ -50,12 +72,14 @@ LOCAL_HINT = {
     "--model": "pass a diffusers pipeline folder or a .safetensors/.ckpt checkpoint file",
     "--controlnet": "pass a diffusers ControlNet folder (config.json + weights) or a hub id",
     "--lora": "pass a LoRA .safetensors file or the folder holding pytorch_lora_weights.safetensors",
+    "--ip-adapter": f"pass the IP-Adapter weight file ({IP_ADAPTER_WEIGHT}) with its image_encoder/ folder next to it",
 }
 
 
-def from_hub_or_path(load, name: str, flag: str, **kwargs):
+def from_hub_or_path(load, name: str, flag: str, download: str | None = None, **kwargs):
     """Call `load(name, **kwargs)` for a folder, or for a hub id from the cache first and then
-    the hub; every failure to find the weights becomes one ModelNotFoundError line."""
+    the hub; every failure to find the weights becomes one ModelNotFoundError line. `download`:
+    what that line tells the user to run (default `hf download NAME`, or pass FLAG PATH)."""
     if is_local(name):
         path = Path(name).expanduser()
         if not path.exists():
@@ -69,22 +93,22 @@ def from_hub_or_path(load, name: str, flag: str, **kwargs):
         return load(name, local_files_only=True, **kwargs)
     except (OSError, ValueError):
         if _offline():
-            raise _not_downloaded(name, flag) from None
+            raise _not_downloaded(name, flag, download) from None
     try:
         return load(name, **kwargs)
     except (OSError, ValueError) as e:
         if "does not appear to have" in str(e) or "not fully cached" in str(e) or "Cannot find" in str(e) \
                 or "connect" in str(e).lower() or "resolve" in str(e).lower():
-            raise _not_downloaded(name, flag) from None
+            raise _not_downloaded(name, flag, download) from None
         raise ModelNotFoundError(f"{flag} {name}: cannot load it ({_first_line(e)})") from None
 
 
-def _not_downloaded(name: str, flag: str) -> ModelNotFoundError:
+def _not_downloaded(name: str, flag: str, download: str | None = None) -> ModelNotFoundError:
     # "models/walkcycle" looks like a hub id too: say that no such folder exists either
     top = Path(name).parts[0]
     local = f" (and there is no folder {name} here)" if top != name and Path(top).is_dir() else ""
     return ModelNotFoundError(f"{name} is not downloaded and the hub is unreachable{local}; "
-                              f"run `hf download {name}` or pass {flag} PATH")
+                              + (download or f"run `hf download {name}` or pass {flag} PATH"))
 
 
 def _first_line(e: Exception) -> str:
@@ -92,10 +116,26 @@ def _first_line(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
+def fp16_first(load, dtype: torch.dtype):
+    """`load` that, for float16, asks for the fp16 weight files first (`variant="fp16"`, as the
+    SD 1.5 and ControlNet repositories have them: half the download) and takes the full ones
+    when there are none (a folder of one's own, a fine-tune without them)."""
+    if dtype != torch.float16:
+        return load
+
+    def load_fp16(name, **kwargs):
+        try:
+            return load(name, variant="fp16", **kwargs)
+        except (OSError, ValueError):
+            return load(name, **kwargs)
+
+    return load_fp16
+
+
 def load_controlnet(name: str, dtype: torch.dtype = torch.float32):
     from diffusers import ControlNetModel
 
-    return from_hub_or_path(ControlNetModel.from_pretrained, name, "--controlnet", torch_dtype=dtype)
+    return from_hub_or_path(fp16_first(ControlNetModel.from_pretrained, dtype), name, "--controlnet", dtype=dtype)
 
 
 def pipeline_class(controlnet: bool, img2img: bool = True):
@@ -108,23 +148,218 @@ def pipeline_class(controlnet: bool, img2img: bool = True):
 
 def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | None = None,
                   controlnet: str | None = DEFAULT_CONTROLNET, lora: str | None = None,
-                  device: str | torch.device = "auto", img2img: bool = True, dtype: torch.dtype | None = None):
+                  device: str | torch.device = "auto", img2img: bool = True, dtype: torch.dtype | None = None,
+                  *, scheduler: str = "model", lcm: bool = False, safety_checker: bool = False,
+                  ip_adapter: str | None = None, ip_adapter_scale: float = 0.6, offload: str = "none"):
     """A ready diffusers pipeline on its device: img2img (or text-to-image), with a ControlNet
-    unless `controlnet` is None/'none', LoRA weights added when given. Progress bars off: the
-    caller shows its own."""
+    unless `controlnet` is None/'none', LoRA weights added when given, then (see the functions
+    below) its scheduler, LCM-LoRA, the safety checker, an IP-Adapter, and placed on the device
+    (`offload`). Progress bars off: the caller shows its own."""
+    check_choice(scheduler, SCHEDULERS, "--scheduler")
     device = resolve_device(device)
+    check_offload(offload, device)
     dtype = dtype or dtype_for(device)
     _no_loading_bars()
-    extra = {"safety_checker": None, "requires_safety_checker": False, "torch_dtype": dtype}
+    extra = {"safety_checker": None, "requires_safety_checker": False, "dtype": dtype}
     if controlnet and str(controlnet).lower() != "none":
         extra["controlnet"] = load_controlnet(str(controlnet), dtype)
     cls = pipeline_class("controlnet" in extra, img2img)
     pipe = _load_base(cls, str(model), model_config, extra)
     if lora:
         add_lora(pipe, str(lora))
-    pipe.to(device)
+    if lcm:
+        add_lcm_lora(pipe)
+    else:
+        set_scheduler(pipe, scheduler)
+    if safety_checker:
+        add_safety_checker(pipe, str(model), model_config)
+    if ip_adapter:
+        add_ip_adapter(pipe, str(ip_adapter), ip_adapter_scale)
+    return place(pipe, device, offload)
+
+
+def check_choice(value: str, choices: tuple[str, ...], flag: str) -> None:
+    if value not in choices:
+        raise UsageError(f"{flag} {value!r}: choose one of {', '.join(choices)}")
+
+
+def check_offload(offload: str, device: torch.device | str | None = None) -> None:
+    """--offload is a choice, and moves models between the CPU and a CUDA GPU only."""
+    check_choice(offload, OFFLOADS, "--offload")
+    if offload != "none" and device is not None and torch.device(device).type != "cuda":
+        raise UsageError(f"--offload {offload} moves models between the CPU and a CUDA GPU; on "
+                         f"{torch.device(device).type} use --offload none (or --device cuda)")
+
+
+def place(pipe, device: str | torch.device = "auto", offload: str = "none"):
+    """Put the pipeline where it runs: all of it on `device` (offload none), or in CPU memory
+    with each model moved to the GPU while it runs (model: about 3 GB of GPU memory for SD 1.5
+    at a small cost in speed) or each layer (sequential: the least memory, several times slower).
+    Returns the pipeline, its progress bar off."""
+    device = resolve_device(device)
+    check_offload(offload, device)
+    if offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def set_scheduler(pipe, name: str) -> None:
+    """Replace the pipeline's sampler, built from its own scheduler config (the model's beta
+    schedule and prediction type): unipc (UniPC: good images in 20 steps), dpm++ (DPM-Solver++
+    with Karras sigmas), ddim, euler-a (Euler ancestral), lcm (for LCM-LoRA), model (keep it)."""
+    import diffusers
+
+    if name == "model":
+        return
+    config = pipe.scheduler.config
+    if name == "unipc":
+        pipe.scheduler = diffusers.UniPCMultistepScheduler.from_config(config)
+    elif name == "dpm++":
+        pipe.scheduler = diffusers.DPMSolverMultistepScheduler.from_config(
+            config, algorithm_type="dpmsolver++", use_karras_sigmas=True)
+    elif name == "ddim":
+        pipe.scheduler = diffusers.DDIMScheduler.from_config(config)
+    elif name == "euler-a":
+        pipe.scheduler = diffusers.EulerAncestralDiscreteScheduler.from_config(config)
+    elif name == "lcm":
+        pipe.scheduler = diffusers.LCMScheduler.from_config(config)
+    else:
+        raise UsageError(f"--scheduler {name!r}: choose one of {', '.join(SCHEDULERS)}")
+
+
+def add_lcm_lora(pipe) -> None:
+    """LCM-LoRA for SD 1.5 (`LCM_LORA`) as the adapter "lcm", active together with every
+    adapter already loaded (a --lora), and the LCMScheduler it was distilled for: good frames in
+    4-8 steps at guidance 1-2."""
+    def load(name, **kwargs):
+        pipe.load_lora_weights(name, weight_name=LCM_LORA_WEIGHT, adapter_name="lcm", **kwargs)
+
+    download = f"run `hf download {LCM_LORA} {LCM_LORA_WEIGHT}` (for --lcm)"
+    try:
+        from_hub_or_path(load, LCM_LORA, "--lcm", download=download)
+    except (PosekitError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as e:
+        raise ModelNotFoundError(f"--lcm: cannot load {LCM_LORA} into this model ({_lora_mismatch(e)}); "
+                                 "--lcm is for SD 1.x models") from None
+    adapters = sorted({a for names in pipe.get_list_adapters().values() for a in names})
+    pipe.set_adapters(adapters, adapter_weights=[1.0] * len(adapters))
+    set_scheduler(pipe, "lcm")
+
+
+def add_safety_checker(pipe, model: str, model_config=None) -> None:
+    """The SD safety checker and its feature extractor, from the model's own `safety_checker/`
+    and `feature_extractor/` folders when it has them (the SD 1.5 repository does), else from
+    SD 1.5's. `check_safety(pipe, images)` then runs it."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPImageProcessor
+
+    source = DEFAULT_MODEL
+    for candidate in (model, model_config):
+        if candidate and (not is_local(str(candidate)) or (Path(candidate).expanduser() / "safety_checker").is_dir()):
+            source = str(candidate)
+            break
+    download = (f"run `hf download {source} --include \"safety_checker/*\" \"feature_extractor/*\"` "
+                "or leave out --safety-checker")
+    checker = from_hub_or_path(fp16_first(StableDiffusionSafetyChecker.from_pretrained, pipe.dtype), source,
+                               "--safety-checker", download=download, subfolder="safety_checker", dtype=pipe.dtype)
+    extractor = from_hub_or_path(CLIPImageProcessor.from_pretrained, source, "--safety-checker", download=download,
+                                 subfolder="feature_extractor")
+    pipe.register_modules(safety_checker=checker, feature_extractor=extractor)
+
+
+def check_safety(pipe, images: "np.ndarray") -> list[bool]:
+    """Run the pipeline's safety checker on (N, H, W, 3) float images in 0..1; which are flagged."""
+    if getattr(pipe, "safety_checker", None) is None:
+        return [False] * len(images)
+    from PIL import Image
+
+    pil = [Image.fromarray((im * 255).round().astype("uint8")) for im in images]
+    clip = pipe.feature_extractor(pil, return_tensors="pt").pixel_values
+    checker = pipe.safety_checker
+    with torch.inference_mode():
+        _, flagged = checker(images=images.copy(), clip_input=clip.to(pipe._execution_device, checker.dtype))
+    return [bool(f) for f in flagged]
+
+
+def add_ip_adapter(pipe, spec: str, scale: float = 0.6) -> None:
+    """An SD 1.5 IP-Adapter: the person's look steers every frame through an image instead of a
+    prompt, without training. `spec`: a hub id laid out like h94/IP-Adapter (models/
+    ip-adapter-plus_sd15.safetensors + models/image_encoder/), a folder holding the weight file
+    and `image_encoder/` (or a copy of that repository), or the weight file itself (.safetensors
+    or .bin) with `image_encoder/` next to it. `scale`: how strongly the image steers."""
+    if is_local(spec):
+        folder, subfolder, weight = _ip_adapter_files(Path(spec).expanduser())
+    else:  # the image encoder comes from image_encoder/ inside the subfolder: models/image_encoder
+        folder, subfolder, weight = spec, IP_ADAPTER_SUBFOLDER, IP_ADAPTER_WEIGHT
+
+    def load(name, **kwargs):
+        pipe.load_ip_adapter(str(folder), subfolder=subfolder, weight_name=weight, **kwargs)
+
+    download = f"run `{IP_ADAPTER_DOWNLOAD}` or pass --ip-adapter PATH"
+    try:
+        from_hub_or_path(load, spec, "--ip-adapter", download=download if spec == IP_ADAPTER else None)
+    except (PosekitError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as e:  # an SDXL adapter, another kind of file: torch and diffusers raise a zoo
+        raise ModelNotFoundError(f"--ip-adapter {spec}: cannot load it into this model ({_lora_mismatch(e)}); "
+                                 f"pass an SD 1.5 IP-Adapter ({IP_ADAPTER_WEIGHT} with its image_encoder/)") from None
+    pipe.set_ip_adapter_scale(scale)
+
+
+def _ip_adapter_files(path: Path) -> tuple[Path, str, str]:
+    """(folder, subfolder, weight file name) of a local IP-Adapter: a file, or a folder holding
+    one (the repository's models/ folder when it is a copy of h94/IP-Adapter)."""
+    if path.is_file() or not path.exists():
+        return path.parent, "", path.name
+    for sub in ("", IP_ADAPTER_SUBFOLDER):
+        if (path / sub / IP_ADAPTER_WEIGHT).is_file():
+            return path, sub, IP_ADAPTER_WEIGHT
+    found = sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
+    if len(found) != 1:
+        what = "no .safetensors/.bin file" if not found else f"{len(found)} weight files ({', '.join(found)})"
+        raise ModelNotFoundError(f"--ip-adapter {path}: {what} in it; pass the IP-Adapter weight file itself")
+    return path, "", found[0]
+
+
+def has_ip_adapter(pipe) -> bool:
+    return getattr(pipe.unet.config, "encoder_hid_dim_type", None) == "ip_image_proj"
+
+
+def decode(pipe, latents: torch.Tensor, warn=None) -> "np.ndarray":
+    """Latents (N, 4, h, w) -> (N, H, W, 3) float images in 0..1, with the VAE's memory savers on
+    when they help (slicing for several images, tiling above TILE_ABOVE px). A VAE that overflows
+    in float16 (many community checkpoints do: NaN, a black frame) is upcast to float32 for good
+    and the latents decoded again; `warn(message)` is told once."""
+    import numpy as np
+
+    vae = pipe.vae
+    vae.enable_slicing() if latents.shape[0] > 1 else vae.disable_slicing()
+    side = max(latents.shape[-2:]) * pipe.vae_scale_factor
+    vae.enable_tiling() if side > TILE_ABOVE else vae.disable_tiling()
+    images = _vae_decode(vae, latents)
+    if not torch.isfinite(images).all():
+        was = vae.dtype
+        vae.to(torch.float32)
+        images = _vae_decode(vae, latents)
+        if warn is not None:
+            warn(f"the model's VAE overflows in {str(was).replace('torch.', '')} (frames came out NaN, black): "
+                 "decoding in float32 from now on (slower); pass a --model with a fixed VAE to avoid it")
+        images = torch.nan_to_num(images, nan=0.0)
+    return (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32)
+
+
+def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    latents = latents.to(vae.dtype) / vae.config.scaling_factor
+    if getattr(vae.config, "shift_factor", None):
+        latents = latents + vae.config.shift_factor
+    with torch.inference_mode():
+        return vae.decode(latents, return_dict=False)[0]
 
 
 def _no_loading_bars() -> None:
@@ -142,7 +377,7 @@ def _load_base(cls, model: str, model_config, extra: dict):
         if not path.exists():
             raise ModelNotFoundError(f"--model {model}: no such file")
         return _load_single_file(cls, path, model_config, extra)
-    return from_hub_or_path(cls.from_pretrained, model, "--model", **extra)
+    return from_hub_or_path(fp16_first(cls.from_pretrained, extra["dtype"]), model, "--model", **extra)
 
 
 def _load_single_file(cls, path: Path, model_config, extra: dict):
@@ -163,14 +398,15 @@ def _load_single_file(cls, path: Path, model_config, extra: dict):
                                  f"{model_config} ({_first_line(e)})") from None
 
 
-def add_lora(pipe, lora: str) -> None:
+def add_lora(pipe, lora: str, adapter_name: str = "lora") -> None:
     """Load LoRA weights (a pytorch_lora_weights.safetensors file, a folder holding one, or a
-    hub id) into the pipeline's UNet and text encoder."""
+    hub id) into the pipeline's UNet and text encoder, as the adapter `adapter_name`."""
     path = Path(lora).expanduser()
     if path.is_file():
-        load = lambda name, **kw: pipe.load_lora_weights(str(path.parent), weight_name=path.name, **kw)  # noqa: E731
+        load = lambda name, **kw: pipe.load_lora_weights(str(path.parent), weight_name=path.name,  # noqa: E731
+                                                         adapter_name=adapter_name, **kw)
     else:
-        load = pipe.load_lora_weights
+        load = lambda name, **kw: pipe.load_lora_weights(name, adapter_name=adapter_name, **kw)  # noqa: E731
     try:
         from_hub_or_path(load, lora, "--lora")
     except (PosekitError, torch.cuda.OutOfMemoryError):
@@ -181,8 +417,9 @@ def add_lora(pipe, lora: str) -> None:
 
 
 def _lora_mismatch(e: Exception) -> str:
-    """The first shape that differs, from torch's load_state_dict message, when it says so."""
-    m = re.search(r"size mismatch for (\S+?)(?:\.default\w*)?\.weight: copying a param with shape torch.Size"
+    """The first shape that differs, from torch's load_state_dict message, when it says so (the
+    peft adapter's name, default_0, lora or lcm, left out)."""
+    m = re.search(r"size mismatch for (\S+?)(?:\.(?:default\w*|lora|lcm))?\.weight: copying a param with shape torch.Size"
                   r"\((\[.*?\])\) from checkpoint, the shape in current model is torch.Size\((\[.*?\])\)", str(e))
     if m:
         return f"{m[1]} is {m[2]} in the LoRA, {m[3]} in the model"
