@@ -11,7 +11,7 @@ Both run the same stages (`prepare`, then `generate`):
    extract-pose JSON lines), resampled to --frames and laid on the photo's canvas,
 3. retargeting: every target pose put on the subject's own limb lengths, scale and position
    (animate by default; transfer with --retarget),
-4. the method (warp | gan | diffusion), built once from its typed options, gets the whole clip
+4. the method (warp | gan | diffusion | animatediff | wan), built once from its typed options, gets the whole clip
    at once, so every frame shows the same person.
 Then the outputs: `animate` writes frames/, poses/ (the targets in frame pixels: OpenPose JSON +
 skeleton PNGs), sheet.png + sheet.json (Aseprite json-hash), animation.gif (+ webp/mp4) and
@@ -331,14 +331,14 @@ def generate_strips(method: str, options, image: np.ndarray, pose, clips: list, 
 
 def clip_keywords(method, targets: list, loop: bool, source, detector) -> dict:
     """What a method may take besides the targets, by the names its __call__ declares:
-    `loop` (animatediff, wan close cyclic clips themselves: the last frame flows into the first)
-    and `faces` (wan: the driving video's face crops, when the poses come from a video)."""
+    `loop` (animatediff, wan close cyclic clips themselves: the last frame flows into the first;
+    None for poses from files, where only the poses can tell) and `faces` (wan: the driving video's face crops, when the poses come from a video)."""
     import inspect
 
     from posekit.images import is_video
 
     takes = inspect.signature(method.__call__).parameters
-    keywords = {"loop": loop} if "loop" in takes else {}
+    keywords = {"loop": loop if is_motion(source) else None} if "loop" in takes else {}
     if "faces" in takes and source is not None and detector is not None and is_video(str(source)):
         keywords["faces"] = method.driving_faces(source, len(targets), detector)
     return keywords
@@ -422,6 +422,13 @@ def tag_names(sources: list[str]) -> list[str]:
             name, n = f"{base}_{n}", n + 1
         names.append(name)
     return names
+
+
+def is_motion(source) -> bool:
+    """A built-in motion's name ("walk", "walk:side"), not a file or folder (None counts: a bare clip)."""
+    from posekit.pose.motions import MOTIONS
+
+    return source is None or (str(source).partition(":")[0] in MOTIONS and not Path(str(source)).exists())
 
 
 def is_looping(source: str) -> bool:

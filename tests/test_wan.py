@@ -404,6 +404,6 @@ def test_animate_gives_wan_the_driving_videos_faces(method, walk, monkeypatch):
 
     monkeypatch.setattr(method, "driving_faces", faces)
     detector = object()
-    assert clip_keywords(method, walk, False, "dance.MP4", detector) == {"loop": False, "faces": ["face"] * len(walk)}
+    assert clip_keywords(method, walk, False, "dance.MP4", detector) == {"loop": None, "faces": ["face"] * len(walk)}
     assert seen == [("dance.MP4", len(walk), detector)]
     assert clip_keywords(method, walk, True, "walk", detector) == {"loop": True}

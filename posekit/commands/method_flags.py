@@ -50,7 +50,7 @@ LCM = typer.Option(False, "--lcm", help="[diffusion, animatediff] Few steps: LCM
 # animatediff
 MOTION_ADAPTER = typer.Option(None, "--motion-adapter", help="[animatediff] Motion module: hub id or folder (default guoyww/animatediff-motion-adapter-v1-5-3; with --lcm wangfuyun/AnimateLCM).")
 CONTEXT = typer.Option(16, "--context", min=2, help="[animatediff] Frames the motion module sees at once; longer clips use overlapping windows.")
-CONTEXT_OVERLAP = typer.Option(4, "--context-overlap", min=0, help="[animatediff] Frames shared by neighbouring windows.")
+CONTEXT_OVERLAP = typer.Option(4, "--context-overlap", min=0, help="[animatediff] Frames shared by neighbouring windows (one less than --context at most; more becomes half of --context).")
 # wan
 CHARACTER = typer.Option("cutout", "--character", help="[wan] The character image: cutout (the person on white) | photo (with its background).")
 SEGMENT_FRAMES = typer.Option(77, "--segment-frames", min=5, help="[wan] Frames per generated segment (4k+1); longer clips are generated segment by segment.")
