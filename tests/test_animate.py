@@ -117,12 +117,13 @@ def test_animate_tiny_diffusion_sheet(run_posekit, tmp_path, tiny_sd):
     proc = run_posekit("animate", small, "--source-pose", REPO / "examples" / "figure_keypoints.json",
                        "--poses", "jump", "--frames", "4", "--out", out, "--method", "diffusion",
                        "--model", sd, "--controlnet", cn, "--steps", "2", "--strength", "1.0", "--sheet",
-                       "--columns", "2", "--device", "cpu", "--no-evaluate", "--json",
+                       "--columns", "2", "--device", "cpu", "--no-evaluate", "--json", "--size", "96x128",
                        env={"OMP_NUM_THREADS": "1"})  # a tiny model gains nothing from threads
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["frames"] == 4 and summary["method"] == "diffusion" and summary["pose_fidelity"] is None
-    assert Image.open(out / "sheet.png").size == (192, 256)
+    # generated at SD 1.5's size (the 96x128 photo scaled up to 512x680), then fitted to --size
+    assert summary["size"] == [96, 128] and Image.open(out / "sheet.png").size == (192, 256)
     assert len(list((out / "frames").glob("*.png"))) == 4
 
 
