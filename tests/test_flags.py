@@ -185,3 +185,33 @@ def test_options_for_fills_the_methods_options_from_the_flags():
         options_for("warp", {**given, "background": "blue"})
     with pytest.raises(UsageError, match="--method"):
         options_for("magic", given)
+
+
+def test_each_flags_help_names_the_methods_that_use_it():
+    """The [brackets] of a method flag's help list exactly the methods whose options have its field."""
+    from dataclasses import fields
+
+    from posekit.commands.method_flags import METHOD_FLAGS, flag_methods
+    from posekit.methods import METHODS, method_class
+
+    used = {m: {f.name for f in fields(method_class(m).Options)} for m in METHODS}
+    for name, _, flag in METHOD_FLAGS:
+        assert flag_methods(flag) == "|".join(m for m in METHODS if name in used[m]), name
+
+
+@pytest.mark.parametrize("method, flag, value", [("wan", "lcm", True), ("wan", "ip_adapter", "h94/IP-Adapter"),
+                                                 ("diffusion", "context", 8), ("warp", "steps", 4),
+                                                 ("animatediff", "sheet", True), ("gan", "offload", "model")])
+def test_a_flag_the_method_would_ignore_is_a_usage_error(method, flag, value):
+    from posekit.commands.method_flags import options_for
+
+    given = {name: option.default for name, option in method_flags("animate").items()}
+    with pytest.raises(UsageError, match=f"--{flag.replace('_', '-')} .*--method {method} does not use it|--sheet"):
+        options_for(method, {**given, flag: value})
+
+
+def test_an_ignored_flag_fails_from_the_cli_before_any_work(run_posekit, tmp_path):
+    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--method", "wan", "--lcm", "--out", tmp_path / "out",
+                       cwd=tmp_path)
+    assert_usage_error(proc, "--lcm", tmp_path)
+    assert "--method diffusion|animatediff" in proc.stderr

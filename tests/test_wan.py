@@ -271,12 +271,65 @@ def test_long_clips_are_generated_segment_by_segment(tiny_wan, figure, walk, met
     assert steps == [3]  # ceil((11 - 1) / 4) segments x 1 step
 
 
-def test_group_offloading_gives_the_same_frames(tiny_wan, figure, walk, method, one_torch_thread):
-    image, pose = figure
-    grouped = WanMethod(image, pose, WanOptions(model=str(tiny_wan), steps=2, device="cpu", character="photo",
-                                                offload="group"))
-    a, b = grouped(walk[:4]), method(walk[:4])
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+def test_offload_places_the_pipeline_as_asked():
+    """--offload group streams the transformer's blocks from the CPU (the VAE and image encoder stay
+    on the GPU), model moves whole models; on a CPU any offload is a usage error (it would do nothing)."""
+    import torch
+
+    from posekit.errors import UsageError
+    from posekit.methods.wan.method import place
+
+    calls = []
+
+    class Part:
+        def to(self, device):
+            calls.append(("part", str(device)))
+
+    class Pipe:
+        vae, image_encoder = Part(), Part()
+
+        def to(self, device):
+            calls.append(("to", str(device)))
+
+        def enable_model_cpu_offload(self, device):
+            calls.append(("model", str(device)))
+
+        def enable_group_offload(self, **kw):
+            calls.append(("group", str(kw["onload_device"]), str(kw["offload_device"]), kw["offload_type"],
+                          tuple(kw["exclude_modules"])))
+
+    cuda = torch.device("cuda", 0)
+    place(Pipe(), cuda, "group")
+    assert calls == [("group", "cuda:0", "cpu", "block_level", ("vae", "image_encoder")),
+                     ("part", "cuda:0"), ("part", "cuda:0")]
+    calls.clear()
+    place(Pipe(), cuda, "model"), place(Pipe(), cuda, "none")
+    assert calls == [("model", "cuda:0"), ("to", "cuda:0")]
+    for offload in ("model", "group"):
+        with pytest.raises(UsageError, match=f"--offload {offload} .*use --offload none"):
+            place(Pipe(), torch.device("cpu"), offload)
+
+
+def test_a_video_without_a_person_leaves_the_photos_face(tmp_path, one_torch_thread):
+    """A skeleton video (or one with nobody in it) has no faces: None, so the method keeps the photo's."""
+    import imageio.v3 as iio
+
+    from posekit.methods.wan.face import driving_faces
+    from posekit.pose.detect import load_detector
+
+    video = tmp_path / "skeleton.mp4"
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    frames[:, 20:40, 30:34] = 255  # a stick, not a person
+    iio.imwrite(video, frames, fps=12)
+    with load_detector("blazepose", device="cpu") as detector:
+        assert driving_faces(video, 3, detector, 32) is None
+
+
+def test_a_clip_that_does_not_come_back_is_not_looped(method, walk):
+    """loop=True or None closes only a clip whose poses return to the first (a file's clip: None)."""
+    half = walk[: len(walk) // 2 + 1]  # half a cycle: its last pose is far from its first
+    assert all(np.array_equal(a, b) for a, b in zip(method(half, loop=None), method(half, loop=False)))
+    assert not all(np.array_equal(a, b) for a, b in zip(method(walk, loop=None), method(walk, loop=False)))
 
 
 def test_cutout_character_is_the_person_on_white(tiny_wan, figure, method):

@@ -92,11 +92,12 @@ def face_video(frames: list[np.ndarray], poses: list[Pose], size: int = FACE_SIZ
     return [face_crop(f, p, size) for f, p in zip(frames, poses)]
 
 
-def driving_faces(video, frames: int, detector, size: int = FACE_SIZE) -> list[np.ndarray]:
+def driving_faces(video, frames: int, detector, size: int = FACE_SIZE) -> list[np.ndarray] | None:
     """The face video of a driving video resampled to `frames` frames, as posekit resamples its
     poses (posekit.pose.sources.resample, frame j at j * n / frames of the n frames with a
     person, the nearer neighbour taken): each frame cropped around the largest person that
-    `detector` finds in it. Frames without anybody are skipped, as load_poses skips them."""
+    `detector` finds in it. Frames without anybody are skipped, as load_poses skips them; None
+    when nobody is found at all (a skeleton video: the method keeps the photo's own face)."""
     from posekit.images import read_video
     from posekit.pose.detect import largest
 
@@ -105,8 +106,8 @@ def driving_faces(video, frames: int, detector, size: int = FACE_SIZE) -> list[n
         pose = largest(detector.detect([image])[0])
         if pose is not None:
             kept.append((image, pose))
-    if not kept:
-        return [np.zeros((size, size, 3), np.uint8)] * frames
+    if not kept:  # a skeleton video, or nobody in it: the photo's own face will do
+        return None
     n, crops = len(kept), []
     for j in range(frames):
         t = j * n / frames

@@ -22,8 +22,8 @@ extra frames, which show the same poses and follow on from the last frame, so th
 flows into the first.
 
 Precision: bfloat16 on a GPU, with the VAE in float32 as diffusers advises; float32 on the CPU.
-Memory (`offload`): "none" keeps every model on the GPU (about 50 GB: the 14B transformer alone
-is 35 GB in bfloat16), "model" moves each model to the GPU only while it runs, "group" streams
+Memory (`offload`): "none" keeps every model on the GPU (about 47 GB of weights: the 17.3B-
+parameter transformer alone is 34.5 GB in bfloat16), "model" moves each model to the GPU only while it runs, "group" streams
 the transformer's and text encoder's blocks in one at a time (least memory). The same seed gives
 the same frames.
 """
@@ -129,9 +129,10 @@ class WanMethod:
         """A target pose (on the source canvas) in output-frame pixels."""
         return pose.resized(*self.size)
 
-    def __call__(self, targets: list[Pose], loop: bool = False,
+    def __call__(self, targets: list[Pose], loop: bool | None = False,
                  faces: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """One frame per target. `loop`: the clip is a cycle (its last frame leads into its first).
+        """One frame per target. `loop`: the clip plays as a cycle (its last frame leads into its
+        first) if its poses come back to the first one; None: decided from the poses alone.
         `faces`: the driving video's face crops, one per target (face.driving_faces); else the
         photo's own face throughout. Several targets are one video (transfer's poses too), so
         the character stays the same in every frame."""
@@ -142,13 +143,17 @@ class WanMethod:
         n = len(targets)
         poses = [self.frame_pose(t) for t in targets]
         faces = [self._face(f) for f in faces] if faces is not None else [self.reference_face] * n
-        extra = loop_extra(n) if loop else 0
+        from posekit.methods.animatediff.windows import closes_loop
+
+        # a cycle is closed when its poses come back to the first (a file's clip: decided here)
+        extra = loop_extra(n) if loop is not False and closes_loop(targets) else 0
         frames = self._generate(poses + poses[:extra], faces + faces[:extra])
         return close_loop(frames, n) if extra else frames
 
-    def driving_faces(self, video, frames: int, detector) -> list[np.ndarray]:
+    def driving_faces(self, video, frames: int, detector) -> list[np.ndarray] | None:
         """The face crops of a driving video, resampled to `frames` as its poses were (the
-        pipeline passes them to __call__ as `faces` when --poses is a video of a person)."""
+        pipeline passes them to __call__ as `faces` when --poses is a video); None when nobody is
+        in it (a skeleton video), so the photo's own face is used."""
         from posekit.methods.wan.face import driving_faces
 
         return driving_faces(video, frames, detector, self.face_size)
@@ -313,11 +318,9 @@ def place(pipe, device, offload: str) -> None:
     small, stay on the device). Group offloading gives the same frames as none."""
     import torch
 
-    if offload == "model" and device.type != "cuda":
-        from posekit.console import warn
-
-        warn(f"--offload model saves GPU memory; on {device.type} it does nothing")
-        offload = "none"
+    if offload != "none" and device.type != "cuda":
+        raise UsageError(f"--offload {offload} moves models between the CPU and a CUDA GPU; on "
+                         f"{device.type} use --offload none (or --device cuda)")
     if offload == "none":
         pipe.to(device)
     elif offload == "model":
