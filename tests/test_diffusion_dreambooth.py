@@ -71,7 +71,7 @@ def test_lora_run_writes_loadable_weights_that_change_the_output(sd, instances, 
     assert result == out / "pytorch_lora_weights.safetensors" and result.is_file()
     # checkpoints hold only the adapters (not the frozen UNet); validation images were written
     ckpt = out / "checkpoint-2"
-    assert (ckpt / "unet_lora.safetensors").is_file() and (ckpt / "optimizer.bin").is_file()
+    assert (ckpt / "pytorch_lora_weights.safetensors").is_file() and (ckpt / "optimizer.bin").is_file()
     assert not list(ckpt.glob("model*.safetensors"))
     assert sorted(p.name for p in (out / "validation").iterdir()) == [
         "step-000002-0.png", "step-000002-1.png", "step-000003-0.png", "step-000003-1.png"]
@@ -286,3 +286,76 @@ def test_lora_with_the_text_encoder_trains_and_loads(sd, instances, tmp_path):
     keys = list(load_file(result))
     assert any(k.startswith("text_encoder.") for k in keys) and any(k.startswith("unet.") for k in keys)
     assert np.abs(sample(sd) - sample(sd, lora=str(result))).max() > 1e-4
+
+
+def test_lora_checkpoints_are_lora_files_holding_the_weights_of_their_step(sd, instances, tmp_path, monkeypatch):
+    """checkpoint-N of `--lora --train-text-encoder` is a diffusers LoRA folder: `--lora` (the
+    folder or its file) loads exactly the UNet and text encoder adapters the run had at step N, and
+    the loaded text encoder encodes prompts as the trained one did, not as the base one."""
+    from peft.utils import get_peft_model_state_dict
+
+    import posekit.methods.diffusion.dreambooth as db
+    from posekit.methods.diffusion.models import add_lora, load_pipeline
+
+    def tokens(pipe):
+        return pipe.tokenizer([PROMPT], padding="max_length", max_length=77, return_tensors="pt").input_ids
+
+    snapshots, trained_models, real_save, real_trained = {}, {}, db.save_checkpoint, db.trained_modules
+
+    def trained_modules(*args):  # the training UNet and text encoder, updated in place as it goes
+        unet, te = real_trained(*args)
+        trained_models.update(UNet2DConditionModel=unet, CLIPTextModel=te)
+        return unet, te
+
+    def save_checkpoint(accelerator, out, step, keep):  # what the run holds in memory at the step
+        with torch.no_grad():
+            encoded = trained_models["CLIPTextModel"](tokens(base))[0].clone()
+        snapshots[step] = ({k: {n: v.detach().clone() for n, v in get_peft_model_state_dict(m).items()}
+                            for k, m in trained_models.items()}, encoded)
+        return real_save(accelerator, out, step, keep)
+
+    base = load_pipeline(str(sd), controlnet=None, img2img=False, device="cpu")
+    monkeypatch.setattr(db, "trained_modules", trained_modules)
+    monkeypatch.setattr(db, "save_checkpoint", save_checkpoint)
+    out = tmp_path / "run"
+    train(sd, instances, out, lora=True, train_text_encoder=True, steps=5, checkpointing_steps=2,
+          keep_checkpoints=3, learning_rate=1e-2)
+    assert sorted(snapshots) == [2, 4]
+    with torch.no_grad():
+        base_encoded = base.text_encoder(tokens(base))[0]
+    for step, (trained, encoded) in snapshots.items():
+        for lora in (out / f"checkpoint-{step}", out / f"checkpoint-{step}" / "pytorch_lora_weights.safetensors"):
+            pipe = load_pipeline(str(sd), controlnet=None, img2img=False, device="cpu")
+            add_lora(pipe, str(lora))
+            adapter = pipe.get_active_adapters()[0]
+            for name, model in (("UNet2DConditionModel", pipe.unet), ("CLIPTextModel", pipe.text_encoder)):
+                loaded = get_peft_model_state_dict(model, adapter_name=adapter)
+                assert sorted(loaded) == sorted(trained[name]), name
+                assert all(torch.equal(loaded[k], trained[name][k]) for k in loaded), (name, step)
+            with torch.no_grad():
+                now = pipe.text_encoder(tokens(pipe))[0]
+            assert torch.allclose(now, encoded, atol=1e-5)
+            assert (now - base_encoded).abs().max() > 1e-3  # the text encoder LoRA does act
+    # and each checkpoint holds its own step's weights, not the newest ones
+    unet2, unet4 = snapshots[2][0]["UNet2DConditionModel"], snapshots[4][0]["UNet2DConditionModel"]
+    assert not all(torch.equal(unet2[k], unet4[k]) for k in unet2)
+
+
+def test_lora_run_resumes_exactly_from_a_lora_checkpoint(sd, instances, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    kw = dict(lora=True, train_text_encoder=True, steps=4, checkpointing_steps=2, learning_rate=1e-2)
+    whole = train(sd, instances, tmp_path / "whole", **kw).parent
+    assert sorted(p.name for p in (whole / "checkpoint-2").iterdir()) == [
+        "optimizer.bin", "pytorch_lora_weights.safetensors", "random_states_0.pkl", "scheduler.bin"]
+    cut = tmp_path / "cut"  # a run that died right after its step-2 checkpoint
+    shutil.copytree(whole / "checkpoint-2", cut / "checkpoint-2")
+    shutil.copy(whole / "config.json", cut / "config.json")
+    a = load_file(whole / "pytorch_lora_weights.safetensors")
+    b = load_file(train(sd, instances, cut, resume=True, **kw))
+    assert sorted(a) == sorted(b) and any(k.startswith("text_encoder.") for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    step2 = load_file(whole / "checkpoint-2" / "pytorch_lora_weights.safetensors")
+    assert not all(torch.equal(a[k], step2[k]) for k in a)  # steps 3 and 4 did train

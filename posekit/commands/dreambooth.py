@@ -33,7 +33,7 @@ def dreambooth(
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Trade compute for memory."),
     use_8bit_adam: bool = typer.Option(False, "--use-8bit-adam", help="bitsandbytes' 8-bit AdamW (CUDA; pip install bitsandbytes)."),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | fp16 | bf16."),
-    checkpointing_steps: int = typer.Option(500, "--checkpointing-steps", min=0, help="Save the training state every K steps (0: never)."),
+    checkpointing_steps: int = typer.Option(500, "--checkpointing-steps", min=0, help="Save the training state every K steps (0: never); with --lora each OUT/checkpoint-K is also a --lora folder."),
     keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", min=1, help="How many of the newest checkpoints to keep."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out (same settings; only --steps, --checkpointing-steps, --keep-checkpoints, --validation-prompt, --validation-steps, --gradient-checkpointing, --device and --model-config may change)."),
     validation_prompt: Optional[str] = typer.Option(None, "--validation-prompt", help="Sample this prompt into OUT/validation/ during training."),

@@ -17,7 +17,9 @@ the recipe of diffusers' train_dreambooth.py / train_dreambooth_lora.py:
 - full fine-tune, or LoRA (peft) on the attention projections to_q/to_k/to_v/to_out.0;
 - the run folder is posekit.training's: OUT/config.json, and every `checkpointing_steps` the
   whole training state (accelerator.save_state) in OUT/checkpoint-<step>, written atomically;
-  `resume=True` continues from the newest one exactly where it left off (same data order, noise);
+  `resume=True` continues from the newest one exactly where it left off (same data order, noise).
+  A LoRA run's checkpoint holds its adapters as pytorch_lora_weights.safetensors in diffusers'
+  layout, so `--lora OUT/checkpoint-<step>` samples the weights of that step;
 - the result: a full pipeline folder in OUT (usable as --model again, so fine-tunes chain) or
   OUT/pytorch_lora_weights.safetensors (pipeline.load_lora_weights reads it). model_index.json /
   the LoRA file are written last, so a folder that has them is complete.
@@ -205,29 +207,60 @@ def generate_class_images(pipe, prompt: str, folder: Path, count: int, resolutio
 # -- checkpoints -----------------------------------------------------------------------------
 def lora_state_hooks(accelerator, unet, text_encoder):
     """Make save_state/load_state store only the LoRA weights of the peft-wrapped models (a few
-    MB instead of the whole frozen UNet in every checkpoint)."""
-    from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file, save_file
-
+    MB instead of the whole frozen UNet in every checkpoint), as one diffusers LoRA file: each
+    checkpoint-<step> folder of a LoRA run is also a `--lora` folder (the weights of that step)."""
     def name_of(model):
         return "unet" if isinstance(accelerator.unwrap_model(model), type(unet)) else "text_encoder"
 
     def save(models, weights, output_dir):
-        for model in models:
-            if accelerator.is_main_process:
-                state = {k: v.contiguous() for k, v in get_peft_model_state_dict(accelerator.unwrap_model(model)).items()}
-                save_file(state, os.path.join(output_dir, f"{name_of(model)}_lora.safetensors"))
-            if weights:
-                weights.pop()
+        if accelerator.is_main_process:
+            trained = {name_of(m): accelerator.unwrap_model(m) for m in models}
+            write_lora_file(Path(output_dir), trained["unet"], trained.get("text_encoder"))
+        weights.clear()  # accelerate would save every model's full state dict next to it
 
     def load(models, input_dir):
+        trained = {}
         while models:
             model = models.pop()
-            state = load_file(os.path.join(input_dir, f"{name_of(model)}_lora.safetensors"))
-            set_peft_model_state_dict(accelerator.unwrap_model(model), state)
+            trained[name_of(model)] = accelerator.unwrap_model(model)
+        read_lora_file(Path(input_dir), trained)
 
     accelerator.register_save_state_pre_hook(save)
     accelerator.register_load_state_pre_hook(load)
+
+
+def write_lora_file(folder: Path, unet, text_encoder=None) -> Path:
+    """folder/pytorch_lora_weights.safetensors in diffusers' LoRA layout (what
+    StableDiffusionPipeline.load_lora_weights and so `--lora` read): the peft adapters' state dicts
+    renamed to diffusers' keys, under unet. and text_encoder."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    layers = lambda m: convert_state_dict_to_diffusers(get_peft_model_state_dict(m))  # noqa: E731
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=layers(unet),
+                                              text_encoder_lora_layers=layers(text_encoder) if text_encoder else None)
+    return folder / LORA_FILE
+
+
+def read_lora_file(folder: Path, models: dict) -> None:
+    """Load folder/pytorch_lora_weights.safetensors back into the peft adapters of `models`
+    ({"unet": ..., "text_encoder": ...}), exactly: the keys are renamed, the values untouched."""
+    from diffusers.utils import convert_state_dict_to_peft, convert_unet_state_dict_to_peft
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    state = load_file(folder / LORA_FILE)
+    # diffusers names the UNet's layers to_q.lora.down, the text encoder's q_proj.lora_linear_layer.down
+    to_peft = {"unet": convert_unet_state_dict_to_peft, "text_encoder": convert_state_dict_to_peft}
+    for name, model in models.items():
+        part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        if not part:
+            raise PosekitError(f"{folder / LORA_FILE}: holds no {name} LoRA weights")
+        result = set_peft_model_state_dict(model, to_peft[name](part))
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise PosekitError(f"{folder / LORA_FILE}: {name} LoRA weights of another model ({unexpected[0]})")
 
 
 # -- training ------------------------------------------------------------------------------
@@ -529,16 +562,9 @@ def validate(c: DreamBoothConfig, out: Path, step: int, base, unet, text_encoder
 
 def save_lora(out: Path, unet, text_encoder=None) -> Path:
     """OUT/pytorch_lora_weights.safetensors, in the layout load_lora_weights reads."""
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
-
-    layers = lambda m: convert_state_dict_to_diffusers(get_peft_model_state_dict(m))  # noqa: E731
     tmp = out / ".lora.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    StableDiffusionPipeline.save_lora_weights(tmp, unet_lora_layers=layers(unet),
-                                              text_encoder_lora_layers=layers(text_encoder) if text_encoder else None)
-    os.replace(tmp / LORA_FILE, out / LORA_FILE)
+    os.replace(write_lora_file(tmp, unet, text_encoder), out / LORA_FILE)
     shutil.rmtree(tmp, ignore_errors=True)
     info(f"wrote {out / LORA_FILE}")
     return out / LORA_FILE
