@@ -174,10 +174,10 @@ def test_options_for_fills_the_methods_options_from_the_flags():
     from posekit.methods.warp.method import WarpOptions
 
     given = {name: option.default for name, option in method_flags("animate").items()}
-    given.update(background="#ffffff", seed=3, device="cpu", steps=4, checkpoint="run", columns=2)
-    assert options_for("warp", given) == WarpOptions(background="#ffffff", seed=3)
-    assert options_for("gan", given) == PatnOptions(checkpoint="run", device="cpu")
-    sheet = options_for("diffusion", {**given, "sheet": True})
+    given.update(seed=3, device="cpu", columns=2)
+    assert options_for("warp", {**given, "background": "#ffffff"}) == WarpOptions(background="#ffffff", seed=3)
+    assert options_for("gan", {**given, "checkpoint": "run"}) == PatnOptions(checkpoint="run", device="cpu")
+    sheet = options_for("diffusion", {**given, "sheet": True, "steps": 4})
     assert isinstance(sheet, DiffusionOptions) and (sheet.seed, sheet.device, sheet.steps, sheet.sheet, sheet.columns) == (3, "cpu", 4, True, 2)
     with pytest.raises(UsageError, match="--sheet"):
         options_for("warp", {**given, "sheet": True})
