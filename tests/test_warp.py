@@ -190,3 +190,22 @@ def test_partial_source_poses(figure, missing):
         return
     knee = np.round(method.frame_pose(step).keypoints[INDEX["l_knee"], :2]).astype(int)
     assert moved[knee[1], knee[0], 2] > 1.5 * moved[knee[1], knee[0], 0]  # the trousers went there
+
+
+def test_torso_corners_land_on_the_target_joints():
+    """The torso meets each limb at its joint: with the hips set wider than the photo's (a
+    retargeted clip's proportions), the source's shoulders and hips land on the target's exactly,
+    where a least-squares affine misses the hips by 7 px; a side view's crossed shoulders (a
+    twisted quad) keep the affine fit."""
+    from posekit.methods.warp.rig import apply, part_transforms, torso_polygon
+
+    data = json.loads((REPO / "examples" / "figure_keypoints.json").read_text())
+    src = Pose(np.float32(data["people"][0]["pose_keypoints_2d"]).reshape(18, 3), 384, 512)
+    kp = src.keypoints.copy()
+    kp[INDEX["r_hip"], 0] -= 9
+    kp[INDEX["l_hip"], 0] += 9
+    m = part_transforms(src.xy, Pose(kp, 384, 512).xy)[0]
+    assert np.abs(apply(m, torso_polygon(src.xy)) - torso_polygon(kp[:, :2])).max() < 0.05
+    crossed = src.keypoints.copy()
+    crossed[[INDEX["r_shoulder"], INDEX["l_shoulder"]]] = crossed[[INDEX["l_shoulder"], INDEX["r_shoulder"]]]
+    assert part_transforms(src.xy, Pose(crossed, 384, 512).xy)[0].shape == (2, 3)  # the affine fit

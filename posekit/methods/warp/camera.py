@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit.methods.warp.rig import apply
 from posekit.pose.pose import Pose
 
 MARGIN = 0.04  # free room around the figure on the sides the photo did not cut, of the frame's short side
@@ -77,9 +78,9 @@ class Outline:
             cuts[side] = (xy, labels[xy[:, 1].astype(int), xy[:, 0].astype(int)].astype(int))
         return cls(hulls, cuts)
 
-    def extent(self, transforms: list[np.ndarray]) -> np.ndarray | None:
+    def extent(self, transforms: list) -> np.ndarray | None:
         """(x0, y0, x1, y1) of the figure moved by the part transforms (None: no figure)."""
-        pts = [h @ m[:, :2].T + m[:, 2] for h, m in zip(self.hulls, transforms) if len(h)]
+        pts = [apply(m, h) for h, m in zip(self.hulls, transforms) if len(h)]
         if not pts:
             return None
         pts = np.vstack(pts)
@@ -90,7 +91,9 @@ class Outline:
         along the axis across that side: a bit of the body may move past it, the cut does not show)."""
         out = {}
         for side, (xy, parts) in self.cuts.items():
-            moved = np.vstack([xy[i] @ transforms[k][:, :2].T + transforms[k][:, 2] for i, k in enumerate(parts)])
+            moved = np.empty_like(xy)
+            for k in np.unique(parts):
+                moved[parts == k] = apply(transforms[k], xy[parts == k])
             axis = 0 if side in ("left", "right") else 1
             out[side] = float(np.median(moved[:, axis]))
         return out

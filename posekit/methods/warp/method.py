@@ -7,7 +7,9 @@ In the spirit of Meta's Animated Drawings, for a photo:
 3. fill the hole the person leaves in the background (inpainting plus the photo's own grain;
    `plate.py`), or make it transparent or a flat colour,
 4. per target pose, move each part with the transform its bone takes from the source pose to the
-   target pose and draw the parts back to front (legs, torso, head, arms). The parts of one limb
+   target pose and draw the parts back to front (legs, torso, head, arms). The torso's four
+   corners land exactly on the target's shoulders and hips (its affine fit plus a bilinear pull,
+   `rig.QuadWarp`), so it meets each limb at its joint with no step or wedge of background. The parts of one limb
    are warped together with weights that blend their transforms smoothly across the knee or
    elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
 5. one camera for the whole clip (`camera.py`): one scale and offset, chosen in `__call__` from
@@ -30,7 +32,8 @@ from posekit.errors import UsageError
 from posekit.methods import long_side_at_most
 from posekit.methods.warp.camera import Camera, Outline, clip_camera
 from posekit.methods.warp.plate import average_fill, background_plate
-from posekit.methods.warp.rig import LAYERS, PART_INDEX, PARTS, Shapes, invert, part_transforms
+from posekit.methods.warp.rig import (LAYERS, PART_INDEX, PARTS, QuadWarp, Shapes, apply, part_transforms,
+                                     source_maps, then)
 from posekit.methods.warp.segment import person_mask
 from posekit.pose.pose import INDEX, Pose
 
@@ -217,7 +220,7 @@ class WarpMethod:
         """The person moved into `target` (a pose on the photo's canvas), seen through the camera."""
         h, w = self.alpha.shape
         c = self.camera.matrix()
-        tf = [np.column_stack([c[:, :2] @ m[:, :2], c[:, :2] @ m[:, 2] + c[:, 2]]) for m in self._transforms(target)]
+        tf = [then(m, c) for m in self._transforms(target)]
         moved = self.shapes.moved(tf)
         moved.scale *= self.camera.scale
         plate = self.viewed_plate
@@ -257,10 +260,12 @@ class WarpMethod:
         if bw == 0 or bh == 0:
             return None
         corners = np.float64([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]])
-        pts = np.vstack([corners @ m[:, :2].T + m[:, 2] for m in transforms])
+        pts = np.vstack([apply(m, corners) for m in transforms])
+        # a QuadWarp bends the box's edges a little: as far out as its largest pull, at most
+        pad = 2 + max([int(np.ceil(np.abs(m.shift).max())) for m in transforms if isinstance(m, QuadWarp)], default=0)
         h, w = layer_alpha.shape
-        x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - 2, 0, [w, h])
-        x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + 2, 0, [w, h])
+        x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - pad, 0, [w, h])
+        x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + pad, 0, [w, h])
         return None if x1 <= x0 or y1 <= y0 else (int(x0), int(y0), int(x1), int(y1))
 
     def _warp_layer(self, rgba, labels, ids, tf, moved: Shapes, box) -> np.ndarray:
@@ -271,11 +276,9 @@ class WarpMethod:
 
         x0, y0, x1, y1 = box
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        inv = [invert(tf[i]) for i in ids]
-        maps = [((m[0, 0] * xx + m[0, 1] * yy + m[0, 2]).astype(np.float32),
-                 (m[1, 0] * xx + m[1, 1] * yy + m[1, 2]).astype(np.float32)) for m in inv]
+        reads = [source_maps(tf[i], xx, yy) for i in ids]
         if len(ids) == 1:
-            return cv2.remap(rgba, *maps[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+            return cv2.remap(rgba, *reads[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         d = moved.distances(xx, yy, ids)
         d = np.where(np.isfinite(d), d, 1e6)
         weights = np.exp(-(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2))
@@ -287,15 +290,15 @@ class WarpMethod:
         joint = self.pose.xy[PARTS[ids[0]].bones[0][1]]  # the elbow or knee
         cap = PARTS[ids[0]].thickness * self.shapes.scale
         for n, k in enumerate(ids):
-            lab = cv2.remap(labels, *maps[n], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
+            lab = cv2.remap(labels, *reads[n], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
             owned = lab == k
             if not np.isnan(joint).any():
-                owned |= np.hypot(maps[n][0] - joint[0], maps[n][1] - joint[1]) < cap
+                owned |= np.hypot(reads[n][0] - joint[0], reads[n][1] - joint[1]) < cap
             weights[n] *= owned
         total = weights.sum(axis=0)
         weights /= np.maximum(total, 1e-6)
-        mx = sum(w * m[0] for w, m in zip(weights, maps)).astype(np.float32)
-        my = sum(w * m[1] for w, m in zip(weights, maps)).astype(np.float32)
+        mx = sum(w * m[0] for w, m in zip(weights, reads)).astype(np.float32)
+        my = sum(w * m[1] for w, m in zip(weights, reads)).astype(np.float32)
         out = cv2.remap(rgba, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         out[:, :, 3] = np.where(total > 1e-6, out[:, :, 3], 0)
         return out

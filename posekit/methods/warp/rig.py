@@ -3,7 +3,9 @@
 A part is a set of bones (keypoint index pairs) plus a thickness relative to the shoulder width.
 The warp method labels the source pixels by the nearest part (`part_segments`, `segment_distance`,
 `torso_polygon`) and moves each part by its own transform (`part_transforms`): 2x3 affine matrices
-mapping source pixels to target pixels.
+mapping source pixels to target pixels, except the torso's, a `QuadWarp` (its affine fit with a
+bilinear pull that puts each shoulder and hip exactly where the limbs join it) when both poses
+show its four corners. `apply`, `then` and `source_maps` take either kind.
 """
 
 from __future__ import annotations
@@ -136,10 +138,11 @@ class Shapes:
 
     def moved(self, transforms: list[np.ndarray]) -> "Shapes":
         """The shapes carried by each part's transform (the target-side geometry of a warp)."""
-        def tf(m, p):
-            return m[:, :2] @ p + m[:, 2]
-        segs = [[(tf(m, a), tf(m, b)) for a, b in part] for m, part in zip(transforms, self.segments)]
-        torso = None if self.torso is None else self.torso @ transforms[0][:, :2].T + transforms[0][:, 2]
+        segs = []
+        for m, part in zip(transforms, self.segments):
+            ends = apply(m, np.float64([p for seg in part for p in seg]).reshape(-1, 2)) if part else []
+            segs.append([(ends[2 * i], ends[2 * i + 1]) for i in range(len(part))])
+        torso = None if self.torso is None else apply(transforms[0], self.torso)
         return Shapes(segs, torso, self.scale)
 
     def distances(self, xx: np.ndarray, yy: np.ndarray, parts=None, cut_joints: bool = False) -> np.ndarray:
@@ -226,17 +229,90 @@ def bone_transform(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray)
     return np.column_stack([m, a2 - m @ a])
 
 
-def part_transforms(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
-    """One 2x3 affine per part taking the source pose's part onto the target's. A part whose
-    joints are missing on either side borrows its parent's transform (identity for the torso)."""
+CORNER_SHIFT = 0.3  # how far (shoulder widths) a torso corner may be pulled off the torso's affine fit
+
+
+@dataclass(frozen=True)
+class QuadWarp:
+    """The torso's transform: its affine fit `affine` (2x3), with each corner of the target's
+    torso quad pulled onto the target's own shoulder or hip. `quad` (4, 2): the target's corners
+    (r_shoulder, l_shoulder, l_hip, r_hip); `shift` (4, 2): each corner's pull, spread over the
+    quad bilinearly (and carried on past its edges, up to one quad away). A target pixel p reads
+    the source at affine^-1(p - pull(p)): the source's corners land exactly on the target's, and
+    unlike a homography the waist is not stretched when only the hips widen."""
+
+    affine: np.ndarray
+    quad: np.ndarray
+    shift: np.ndarray
+
+    def pull(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u, v = unit_square(self.quad, x, y)
+        w = ((1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v)
+        shift = self.shift.tolist()
+        return sum(wk * s[0] for wk, s in zip(w, shift)), sum(wk * s[1] for wk, s in zip(w, shift))
+
+
+def unit_square(quad: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int = 4):
+    """(u, v) of points x, y in the bilinear map of the unit square onto `quad` (corners in
+    order (0, 0), (1, 0), (1, 1), (0, 1)): Newton's method from the parallelogram's answer."""
+    # plain floats: the arithmetic stays in the grid's float32
+    p0, e, f = quad[0].tolist(), (quad[1] - quad[0]).tolist(), (quad[3] - quad[0]).tolist()
+    g = (quad[0] - quad[1] + quad[2] - quad[3]).tolist()
+    hx, hy = x - p0[0], y - p0[1]
+    det = e[0] * f[1] - e[1] * f[0]
+    u = (f[1] * hx - f[0] * hy) / det
+    v = (-e[1] * hx + e[0] * hy) / det
+    for _ in range(steps):
+        rx = u * e[0] + v * f[0] + u * v * g[0] - hx
+        ry = u * e[1] + v * f[1] + u * v * g[1] - hy
+        jxu, jyu = e[0] + v * g[0], e[1] + v * g[1]
+        jxv, jyv = f[0] + u * g[0], f[1] + u * g[1]
+        d = jxu * jyv - jxv * jyu
+        d = np.where(np.abs(d) > 1e-6 * abs(det), d, det)
+        u = u - (jyv * rx - jxv * ry) / d
+        v = v - (-jyu * rx + jxu * ry) / d
+    return np.clip(u, -1.0, 2.0), np.clip(v, -1.0, 2.0)
+
+
+def corners_exact(src: np.ndarray, dst: np.ndarray, m: np.ndarray):
+    """The torso's affine fit `m` with the corners of the source's torso quad pulled exactly onto
+    the target's (a `QuadWarp`): the limbs hang from the target's shoulders and hips, and a torso
+    that only fits them on average leaves a step at each joint (its hip inside the thigh's, a
+    wedge of background between a hanging arm and the waist). A corner moves at most CORNER_SHIFT
+    shoulder widths; `m` itself when a quad is missing or twisted (a side view's crossed shoulders)."""
+    a, b = torso_polygon(src), torso_polygon(dst)
+    if a is None or b is None or not (_convex(a) and _convex(b)):
+        return m
+    fit = apply(m, a)
+    limit = CORNER_SHIFT * max(np.linalg.norm(b[0] - b[1]), 1e-6)
+    shift = b - fit
+    shift *= np.minimum(1.0, limit / np.maximum(np.linalg.norm(shift, axis=1), 1e-9))[:, None]
+    if not _convex(fit + shift) or np.abs(shift).max() < 0.05:
+        return m
+    return QuadWarp(m, fit + shift, shift)
+
+
+def _convex(quad: np.ndarray) -> bool:
+    """The four points go round one way (no crossing, no fold) and enclose some area."""
+    d = np.roll(quad, -1, axis=0) - quad
+    cross = d[:, 0] * np.roll(d, -1, axis=0)[:, 1] - d[:, 1] * np.roll(d, -1, axis=0)[:, 0]
+    area = abs(cross.sum())
+    return bool((cross > 0).all() or (cross < 0).all()) and area > 1e-3 * float(np.ptp(quad, axis=0).max() ** 2)
+
+
+def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
+    """One transform per part taking the source pose's part onto the target's: 2x3 affines, the
+    torso's a `QuadWarp` when both poses show its four corners. A part whose joints are missing
+    on either side borrows its parent's transform (identity for the torso). `apply`, `then` and
+    `source_maps` take either kind."""
     both = ~(np.isnan(src).any(1) | np.isnan(dst).any(1))
-    out: list[np.ndarray] = []
+    out: list = []
     for part in PARTS:
         m = None
         if part.name == "torso":
             idx = [i for i in TORSO_POINTS if both[i]]
             if idx:
-                m = affine(src[idx], dst[idx])
+                m = corners_exact(src, dst, affine(src[idx], dst[idx]))
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
             if len(idx) >= 2:
@@ -254,5 +330,36 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list[np.ndarray]:
 
 
 def invert(m: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine."""
     a = np.vstack([m, [0, 0, 1]])
     return np.linalg.inv(a)[:2]
+
+
+def then(first, second: np.ndarray):
+    """The transform `first` (2x3 or QuadWarp) followed by the affine `second` (a camera)."""
+    if isinstance(first, QuadWarp):
+        return QuadWarp(then(first.affine, second), apply(second, first.quad), first.shift @ second[:, :2].T)
+    return np.column_stack([second[:, :2] @ first[:, :2], second[:, :2] @ first[:, 2] + second[:, 2]])
+
+
+def apply(m, pts: np.ndarray, steps: int = 6) -> np.ndarray:
+    """(N, 2) points through a 2x3 affine or a QuadWarp (whose forward map, p = affine(q) +
+    pull(p), is found by fixed-point steps: the pull is small and smooth)."""
+    if not isinstance(m, QuadWarp):
+        return pts @ m[:, :2].T + m[:, 2]
+    base = apply(m.affine, pts)
+    p = base
+    for _ in range(steps):
+        dx, dy = m.pull(p[:, 0], p[:, 1])
+        p = base + np.column_stack([dx, dy])
+    return p
+
+
+def source_maps(m, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 maps (for cv2.remap) of where each target pixel xx, yy reads the source under `m`."""
+    if isinstance(m, QuadWarp):
+        dx, dy = m.pull(xx, yy)
+        xx, yy, m = xx - dx, yy - dy, m.affine
+    inv = invert(m)
+    return ((inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]).astype(np.float32),
+            (inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]).astype(np.float32))
