@@ -119,3 +119,18 @@ def progress(transient: bool = True):
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=err, transient=transient, disable=not err.is_terminal)
+
+
+@contextmanager
+def step_progress(label: str, total: int):
+    """A progress bar over `total` denoising steps. Yields `step`, which advances it by one:
+    called plain, `step()`, or handed to a diffusers pipeline as `callback_on_step_end=step`
+    (it takes the pipeline's (pipe, i, t, callback_kwargs) and gives the kwargs back unchanged)."""
+    with progress() as p:
+        task = p.add_task(label, total=total, status="")
+
+        def step(pipe=None, i=None, t=None, callback_kwargs=None):
+            p.advance(task)
+            return callback_kwargs
+
+        yield step

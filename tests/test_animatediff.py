@@ -207,6 +207,7 @@ def test_one_window_equals_diffusers_pipelines(models, photo, clip):
     import torch
     from diffusers import AnimateDiffVideoToVideoControlNetPipeline
 
+    from posekit.methods.diffusion.method import init_images
     from posekit.pose.render import draw_skeleton
 
     targets = clip[:6]
@@ -220,7 +221,7 @@ def test_one_window_equals_diffusers_pipelines(models, photo, clip):
             theirs = m.pipe(num_frames=6, **common).frames[0]
         else:
             v2v = AnimateDiffVideoToVideoControlNetPipeline.from_pipe(m.pipe)
-            video = [Image.fromarray(f) for f in m._init_frames(targets)]
+            video = [Image.fromarray(f) for f in init_images(m.warp, targets, m.size)]
             theirs = v2v(video=video, strength=0.75, **common).frames[0]
         theirs = [(np.clip(f, 0, 1) * 255).round().astype(np.uint8) for f in theirs]
         diff = np.abs(np.stack(ours).astype(int) - np.stack(theirs).astype(int))
@@ -304,6 +305,61 @@ def test_lcm_is_animatelcm(models, photo, clip, tmp_path, monkeypatch):
     assert layer.scaling["lcm-lora"] == pytest.approx(0.8 * layer.scaling["lora"])  # same rank and alpha
     frames = m(clip[:4])
     assert [f.shape for f in frames] == [(64, 72, 3)] * 4
+
+
+@pytest.mark.parametrize("blocks, words", [
+    ((16, 32, 64), "different number of blocks"),  # diffusers' "Incompatible Motion Adapter"
+    ((32, 64), r"\.norm is \[32\] in the adapter, \[16\] in the model"),  # other widths
+])
+def test_a_motion_adapter_that_does_not_fit_is_one_line(models, photo, clip, tmp_path, blocks, words):
+    from tiny_animatediff import make_tiny_motion_adapter
+
+    from posekit.errors import ModelNotFoundError
+
+    other = make_tiny_motion_adapter(tmp_path / "other", block_out_channels=blocks)
+    with pytest.raises(ModelNotFoundError, match=words) as e:
+        method(models, photo, clip[0], motion_adapter=str(other))
+    message = str(e.value)
+    assert message.startswith(f"--motion-adapter {other} does not fit --model {models[0]} (")
+    assert "\n" not in message and len(message) < 400
+
+
+def test_an_animatelcm_lora_that_does_not_fit_is_one_line(models, photo, clip, tmp_path, monkeypatch):
+    """AnimateLCM's LoRA goes through the same loader as --method diffusion's LCM-LoRA."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    import posekit.methods.animatediff.method as animatediff
+    from posekit.errors import ModelNotFoundError
+
+    repo = tmp_path / "AnimateLCM"
+    shutil.copytree(models[2], repo)
+    attn = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"  # 16 wide in the tiny UNet
+    save_file({f"unet.{attn}.lora_A.weight": torch.zeros(4, 40), f"unet.{attn}.lora_B.weight": torch.zeros(40, 4)},
+              repo / animatediff.ANIMATELCM_LORA)
+    monkeypatch.setattr(animatediff, "ANIMATELCM", str(repo))
+    with pytest.raises(ModelNotFoundError) as e:
+        method(models, photo, clip[0], motion_adapter=None, lcm=True)
+    assert str(e.value) == (f"--lcm: cannot load {repo} into this model ({attn}.lora_A is [4, 40] in the LoRA, "
+                            "[4, 16] in the model); --lcm is for SD 1.x models")
+
+
+def test_out_of_gpu_memory_is_one_line_naming_offload(models, photo, clip, monkeypatch):
+    import torch
+
+    from posekit.errors import PosekitError
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    m = method(models, photo, clip[0], context=4)
+    monkeypatch.setattr(m.pipe.unet, "forward", out_of_memory)
+    with pytest.raises(PosekitError) as e:
+        m(clip[:4])
+    assert str(e.value) == ("the GPU ran out of memory for 4 frames of 72x64; try --offload model (about 3 GB of "
+                            "GPU memory) or --offload sequential (the least)")
 
 
 def test_ip_adapter_shows_the_person(models, photo, clip, tmp_path):

@@ -186,44 +186,121 @@ def test_decode_slices_several_images_and_tiles_large_ones(tiny):
 
 
 # -- the float16 VAE overflow guard --------------------------------------------------------------
+def nan_in_half_precision(pipe):
+    """A community VAE in float16 gives NaN (black frames): a hook makes the tiny VAE's decoder
+    do that whenever it runs in half precision; returns the list its calls are counted in."""
+    calls = []
+
+    def hook(module, args, out):
+        calls.append(out.dtype)
+        return torch.full_like(out, float("nan")) if out.dtype == torch.float16 else out
+
+    pipe.vae.decoder.register_forward_hook(hook)
+    return calls
+
+
 def test_a_vae_that_overflows_in_half_precision_is_decoded_in_float32(tiny, capsys):
-    """A community VAE in float16 gives NaN (black frames); here a hook makes the tiny VAE's
-    decoder do that whenever it runs in half precision."""
     from posekit.methods.diffusion.models import decode, load_pipeline
 
     sd, _ = tiny
     pipe = load_pipeline(str(sd), controlnet=None, device="cpu", dtype=torch.float16)
-    pipe.vae.decoder.register_forward_hook(
-        lambda module, args, out: torch.full_like(out, float("nan")) if out.dtype == torch.float16 else out)
+    calls = nan_in_half_precision(pipe)
     latents = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
     warnings = []
     images = decode(pipe, latents.half(), warn=warnings.append)
-    assert np.isfinite(images).all() and images.std() > 0.01 and pipe.vae.dtype == torch.float32
+    assert np.isfinite(images).all() and images.std() > 0.01
+    assert pipe.vae.dtype == torch.float16  # upcast for the decode only: encoding stays in float16
     assert len(warnings) == 1 and "VAE overflows in float16" in warnings[0]
-    decode(pipe, latents.half(), warn=warnings.append)  # float32 from now on: no second warning
-    assert len(warnings) == 1
+    again = decode(pipe, latents.half(), warn=warnings.append)  # float32 straight away: no second warning
+    assert len(warnings) == 1 and calls == [torch.float16, torch.float32, torch.float32]
+    np.testing.assert_array_equal(again, images)
 
 
-def test_a_nan_frame_is_decoded_again_and_warned_once(tiny, photo, clip, capsys):
+def test_a_nan_frame_is_decoded_again_and_warned_once(tiny, photo, clip, tmp_path, capsys, monkeypatch):
+    """float16 on the CPU, the VAE overflowing: frame after frame (img2img encodes each init
+    image in float16 after the float32 decodes), clip after clip of animatediff --init warp."""
+    import posekit.methods.diffusion.models as models
+    from posekit.methods.animatediff.method import AnimateDiffMethod, AnimateDiffOptions
     from posekit.methods.diffusion.method import DiffusionMethod
-    from posekit.methods.diffusion.models import load_pipeline
+    from tiny_animatediff import make_tiny_motion_adapter
 
     sd, cn = tiny
-    clean = DiffusionMethod(photo, clip[0], options(tiny))(clip[1:3])
-    capsys.readouterr()
-    pipe = load_pipeline(str(sd), controlnet=str(cn), device="cpu", scheduler="unipc")
-    calls = []
-
-    def first_call_overflows(module, args, out):
-        calls.append(1)
-        return torch.full_like(out, float("nan")) if len(calls) == 1 else out
-
-    pipe.vae.decoder.register_forward_hook(first_call_overflows)
-    frames = DiffusionMethod(photo, clip[0], options(tiny), pipe)(clip[1:3])
+    pipe = models.load_pipeline(str(sd), controlnet=str(cn), device="cpu", dtype=torch.float16, scheduler="unipc")
+    calls = nan_in_half_precision(pipe)
+    m = DiffusionMethod(photo, clip[0], options(tiny), pipe)
+    frames = m(clip[1:3])
+    assert calls == [torch.float16, torch.float32, torch.float32]  # frame 1 twice, frame 2 in float32 at once
+    assert all(f.std() > 5 for f in frames)  # not black
+    assert all(np.array_equal(a, b) for a, b in zip(frames, m(clip[1:3])))  # the float32 frames, again
     err = capsys.readouterr().err
-    assert len(calls) == 3  # frame 1 twice, frame 2 once
-    assert all(np.array_equal(a, b) for a, b in zip(frames, clean))  # not black: the same frames
-    assert err.count("warning") == 1 and "VAE overflows" in err
+    assert err.count("warning") == 1 and "VAE overflows" in err and pipe.vae.dtype == torch.float16
+
+    monkeypatch.setattr(models, "dtype_for", lambda device: torch.float16)  # as on a GPU
+    o = AnimateDiffOptions(model=str(sd), controlnet=str(cn), motion_adapter=str(make_tiny_motion_adapter(
+        tmp_path / "motion")), steps=2, strength=0.5, init="warp", context=4, device="cpu")
+    a = AnimateDiffMethod(photo, clip[0], o)
+    assert a.pipe.unet.dtype == torch.float16
+    calls = nan_in_half_precision(a.pipe)
+    first, second = a(clip[:3]), a(clip[:3])
+    assert calls == [torch.float16] * 3 + [torch.float32] * 6  # sliced: frame by frame; once in float16
+    assert all(np.array_equal(x, y) and x.std() > 5 for x, y in zip(first, second))
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "VAE overflows" in err and a.pipe.vae.dtype == torch.float16
+
+
+# -- out of GPU memory ------------------------------------------------------------------------------
+def out_of_memory(*args, **kwargs):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_out_of_gpu_memory_is_one_line_naming_offload(tiny, photo, clip, monkeypatch):
+    import posekit.methods.diffusion.models as models
+    from posekit.errors import PosekitError
+    from posekit.methods.diffusion.method import DiffusionMethod
+
+    m = DiffusionMethod(photo, clip[0], options(tiny))
+    monkeypatch.setattr(m.pipe.unet, "forward", out_of_memory)
+    with pytest.raises(PosekitError) as e:
+        m(clip[1:2])
+    assert str(e.value) == ("the GPU ran out of memory for 96x96 images; try --offload model (about 3 GB of GPU "
+                            "memory) or --offload sequential (the least)")
+    monkeypatch.undo()
+    monkeypatch.setattr(m.pipe.vae, "decode", out_of_memory)  # the decode too
+    with pytest.raises(PosekitError, match="^the GPU ran out of memory for 96x96 images; try --offload model"):
+        m(clip[1:2])
+    monkeypatch.setattr(models, "place", out_of_memory)  # placing the models on the GPU
+    with pytest.raises(PosekitError, match="^the GPU ran out of memory for the model; try --offload model"):
+        models.load_pipeline(str(tiny[0]), controlnet=None, device="cpu")
+    assert models.offload_suggestion("model").startswith("try --offload sequential")
+    with pytest.raises(PosekitError, match=r"^the GPU ran out of memory for x; any advice$"):
+        with models.out_of_memory_hint("any advice", "x"):
+            out_of_memory()
+
+
+# -- shared pieces ------------------------------------------------------------------------------------
+def test_step_progress_is_a_pipeline_callback_and_a_plain_advance():
+    from posekit.console import step_progress
+
+    with step_progress("diffusion", 3) as step:
+        assert step() is None
+        kwargs = {"latents": torch.zeros(1)}
+        assert step(None, 1, 999, kwargs) is kwargs  # diffusers' callback_on_step_end gets its kwargs back
+
+
+def test_lcm_brings_its_scheduler_in_both_methods():
+    """--lcm --scheduler ddim would silently sample with LCM: a usage error, worded alike."""
+    from posekit.errors import UsageError
+    from posekit.methods.animatediff.method import AnimateDiffOptions
+    from posekit.methods.diffusion.method import DiffusionOptions
+
+    messages = []
+    for cls in (DiffusionOptions, AnimateDiffOptions):
+        with pytest.raises(UsageError) as e:
+            cls(lcm=True, scheduler="ddim")
+        messages.append(str(e.value))
+        assert cls(lcm=True).scheduler == cls(lcm=True, scheduler="lcm").scheduler == "lcm"
+        assert (cls().steps, cls().guidance, cls(lcm=True).steps, cls(lcm=True).guidance) == (20, 7.5, 6, 1.5)
+    assert messages == ["--lcm samples with the LCM scheduler; leave out --scheduler ddim"] * 2
 
 
 # -- the safety checker ----------------------------------------------------------------------------
@@ -257,6 +334,49 @@ def test_safety_checker_offline_is_one_line(tiny):
         load_pipeline(str(sd), controlnet=None, device="cpu", safety_checker=True)
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5 is not downloaded" in str(e.value)
     assert "--safety-checker" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_safety_checker_of_a_hub_model_without_one_is_sd15s(tiny, tmp_path, monkeypatch):
+    """A hub model with no safety_checker/ (here: not downloaded, offline) takes SD 1.5's
+    (DEFAULT_MODEL; here a tiny folder with one), as the docstring promises; so does a folder."""
+    import posekit.methods.diffusion.models as models
+
+    sd, _ = tiny
+    checked = add_tiny_safety_checker(shutil.copytree(sd, tmp_path / "sd15"), flag_everything=False)
+    monkeypatch.setattr(models, "DEFAULT_MODEL", str(checked))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    pipe = models.load_pipeline(str(sd), controlnet=None, device="cpu")
+    models.add_safety_checker(pipe, "someone/sd15-finetune-without-checker")
+    assert type(pipe.safety_checker).__name__ == "StableDiffusionSafetyChecker"
+    pipe = models.load_pipeline(str(sd), controlnet=None, device="cpu", safety_checker=True)  # a folder without
+    assert type(pipe.safety_checker).__name__ == "StableDiffusionSafetyChecker"
+
+
+def test_a_safety_checker_outside_the_pipeline_is_offloaded_after_each_check(tiny, tmp_path, monkeypatch):
+    """animatediff's checker is no pipeline component: under --offload it gets its own hook,
+    which moves it back to CPU memory after every check."""
+    import accelerate
+
+    import posekit.methods.diffusion.models as models
+
+    sd, _ = tiny
+    flags = add_tiny_safety_checker(shutil.copytree(sd, tmp_path / "flags"), flag_everything=True)
+    pipe = models.load_pipeline(str(flags), controlnet=None, device="cpu", safety_checker=True)
+    checker, offloads = pipe.safety_checker, []
+    real = accelerate.cpu_offload_with_hook
+
+    def recording(model, device):
+        model, hook = real(model, device)
+        offload = hook.offload
+        hook.offload = lambda: (offloads.append(1), offload())
+        return model, hook
+
+    monkeypatch.setattr(accelerate, "cpu_offload_with_hook", recording)
+    models.place_safety_checker(pipe, checker, "cpu", offload="model")
+    images = np.full((2, 64, 64, 3), 0.5, np.float32)
+    assert models.check_safety(pipe, images) == [True, True] and offloads == [1]
+    assert models.check_safety(pipe, images) == [True, True] and offloads == [1, 1]
 
 
 # -- LCM-LoRA --------------------------------------------------------------------------------------
@@ -298,6 +418,19 @@ def test_ip_adapter_image_is_the_person_on_white_squared(photo, clip):
     assert image.shape == (66, 66, 3) and image.dtype == np.uint8  # 60 high + 5% margins, square
     assert (image[:, :20] == 255).all() and (image[:, -20:] == 255).all()  # padded with white
     np.testing.assert_array_equal(image[3:63, 23:43], photo[20:80, 40:60])  # the person's own pixels
+
+
+def test_person_on_white_keeps_the_person_and_whitens_the_rest(photo):
+    from posekit.methods.diffusion.method import person_on_white
+
+    mask = np.zeros((96, 96), np.float32)
+    mask[20:80, 40:60], mask[0, 0] = 1.0, 0.5
+    cut = person_on_white(photo, mask)
+    assert cut.dtype == np.uint8 and cut.shape == photo.shape
+    np.testing.assert_array_equal(cut[20:80, 40:60], photo[20:80, 40:60])
+    assert (cut[mask == 0] == 255).all() and (person_on_white(photo, mask, background=0)[mask == 0] == 0).all()
+    np.testing.assert_array_equal(cut[0, 0], np.round(photo[0, 0] * 0.5 + 127.5).astype(np.uint8))
+    np.testing.assert_array_equal(person_on_white(photo, mask[:, :, None]), cut)  # (H, W, 1) as wan keeps it
 
 
 def test_ip_adapter_layouts_load_like_the_hub_one(tiny, ip_adapter, tmp_path):

@@ -19,12 +19,14 @@ from pathlib import Path
 import torch
 
 
-def make_tiny_motion_adapter(folder, coupled: bool = True) -> Path:
+def make_tiny_motion_adapter(folder, coupled: bool = True, block_out_channels=(16, 32)) -> Path:
+    """`block_out_channels` other than the tiny UNet's (16, 32): an adapter for another model
+    (as an SDXL adapter is for SD 1.5)."""
     from diffusers import MotionAdapter
 
     torch.manual_seed(0)
-    adapter = MotionAdapter(block_out_channels=(16, 32), motion_layers_per_block=1, motion_num_attention_heads=2,
-                            motion_norm_num_groups=8, motion_max_seq_length=32, use_motion_mid_block=False)
+    adapter = MotionAdapter(block_out_channels=tuple(block_out_channels), motion_layers_per_block=1,
+                            motion_num_attention_heads=2, motion_norm_num_groups=8, motion_max_seq_length=32, use_motion_mid_block=False)
     torch.manual_seed(1)
     with torch.no_grad():
         for name, module in adapter.named_modules():

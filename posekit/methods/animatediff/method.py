@@ -39,8 +39,9 @@ import numpy as np
 
 from posekit.errors import UsageError
 from posekit.methods.animatediff.windows import closes_loop, context_windows
-from posekit.methods.diffusion.method import round8, sd_size
-from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS, SCHEDULERS
+from posekit.methods.diffusion.method import (check_strength, fill_sampling, frame_pose, init_images, init_warp,
+                                              ip_adapter_embeds, prompt_embeds, round8, sd_size)
+from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS
 from posekit.pose.pose import Pose
 
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-3"
@@ -81,18 +82,11 @@ class AnimateDiffOptions:
     context_overlap: int = 4  # frames shared by neighbouring windows (at least context: context // 2)
 
     def __post_init__(self):  # the lcm-dependent defaults, and every check that needs no model
-        fill = {"steps": 6 if self.lcm else 20, "guidance": 1.5 if self.lcm else 7.5,
-                "scheduler": "lcm" if self.lcm else "unipc",
-                "motion_adapter": ANIMATELCM if self.lcm else DEFAULT_MOTION_ADAPTER}
-        for name, value in fill.items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
+        fill_sampling(self)  # steps, guidance, scheduler, as --method diffusion
+        if self.motion_adapter is None:
+            object.__setattr__(self, "motion_adapter", ANIMATELCM if self.lcm else DEFAULT_MOTION_ADAPTER)
         if self.init not in INITS:
             raise UsageError(f"--init {self.init!r}: animatediff takes {' or '.join(INITS)}")
-        if self.lcm and self.scheduler != "lcm":
-            raise UsageError(f"--lcm samples with the LCM scheduler; leave out --scheduler {self.scheduler}")
-        if not self.lcm and self.scheduler not in SCHEDULERS:
-            raise UsageError(f"--scheduler {self.scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
         if self.offload not in OFFLOADS:
             raise UsageError(f"--offload {self.offload!r}: animatediff takes {', '.join(OFFLOADS)}")
         if not self.controlnet or str(self.controlnet).lower() == "none":
@@ -104,11 +98,8 @@ class AnimateDiffOptions:
             raise UsageError(f"--context-overlap {self.context_overlap}: must be 0 or more")
         if self.context_overlap >= self.context:  # --context 4 with the default overlap 4: half a window
             object.__setattr__(self, "context_overlap", self.context // 2)
-        if self.steps < 1:
-            raise UsageError(f"--steps {self.steps}: need at least 1")
-        if self.init == "warp" and int(self.steps * self.strength) < 1:
-            raise UsageError(f"--strength {self.strength} with --steps {self.steps} leaves no denoising step; "
-                             "raise --strength or --steps")
+        if self.init == "warp":
+            check_strength(self.strength, self.steps)
 
 
 class AnimateDiffMethod:
@@ -122,18 +113,23 @@ class AnimateDiffMethod:
 
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: AnimateDiffOptions | None = None,
                  models=None):
+        import torch
+
         o = options or AnimateDiffOptions()
         self.options = o
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
         self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
-        self.warp = self._warp_method() if o.init == "warp" else None
+        self.warp = init_warp(self.source, source_pose, o.seed, "generating the clip from noise instead "
+                              "(--init none)") if o.init == "warp" else None
         self.pipe = models if models is not None else self.load(o)
         longest = self.pipe.unet.config.motion_max_seq_length
         if o.context > longest:
             raise UsageError(f"--context {o.context}: this motion module sees at most {longest} frames at once")
-        self.prompt_embeds = self._prompt_embeds()
-        self.image_embeds = self._ip_adapter_embeds()
+        pos, neg = prompt_embeds(self.pipe, o.prompt, o.negative_prompt, o.guidance)
+        self.prompt_embeds = torch.cat([neg, pos]) if o.guidance > 1.0 else pos  # stacked for guidance
+        self.image_embeds = ip_adapter_embeds(self.pipe, self.source, source_pose, self.warp, o.ip_adapter_scale,
+                                              o.guidance)
         self.pipe.maybe_free_model_hooks()  # the encoders are done: under --offload, off the GPU
         # under --offload the guided batch runs in two halves (negative, positive): half the activations
         self.guidance_passes = 2 if o.offload != "none" and o.guidance > 1.0 else 1
@@ -144,56 +140,10 @@ class AnimateDiffMethod:
         multiples of 8 (as --method diffusion)."""
         return sd_size(width, height)
 
-    def _warp_method(self):
-        """The classical warp that gives each frame's init image; None (and a warning) when it
-        cannot run on this photo: it needs the pose's torso."""
-        from posekit.methods.warp.method import WarpMethod, WarpOptions
-        from posekit.methods.warp.rig import Shapes
-
-        h, w = self.source.shape[:2]
-        if Shapes.of(self.source_pose.fitted(w, h)).torso is None:
-            from posekit.console import warn
-
-            warn("--init warp: the photo's pose has no torso (shoulders and hips) to warp; "
-                 "generating the clip from noise instead (--init none)")
-            return None
-        return WarpMethod(self.source, self.source_pose, WarpOptions(seed=self.options.seed))
-
-    def _prompt_embeds(self):
-        """(negative, positive) embeddings stacked for guidance (positive alone without), once per photo."""
-        import torch
-
-        o = self.options
-        with torch.inference_mode():
-            pos, neg = self.pipe.encode_prompt(o.prompt, self.pipe._execution_device, 1, o.guidance > 1.0,
-                                               o.negative_prompt or None)
-        return torch.cat([neg, pos]) if o.guidance > 1.0 else pos
-
-    def _ip_adapter_embeds(self):
-        """With an IP-Adapter loaded: its image embeddings of the person cut out of the photo
-        (and their 'unconditional' twin for guidance), once per photo; else None."""
-        from posekit.methods.diffusion.models import has_ip_adapter
-
-        if not has_ip_adapter(self.pipe):
-            return None
-        import torch
-        from PIL import Image
-
-        from posekit.methods.diffusion.method import ip_adapter_image
-
-        self.pipe.set_ip_adapter_scale(self.options.ip_adapter_scale)  # the models may be a batch's
-        mask = self.warp.alpha if self.warp is not None else None
-        image = Image.fromarray(ip_adapter_image(self.source, self.source_pose, mask=mask))
-        with torch.inference_mode():
-            return self.pipe.prepare_ip_adapter_image_embeds(image, None, self.pipe._execution_device, 1,
-                                                             self.options.guidance > 1.0)
-
     # -- the Method contract --------------------------------------------------------------
     def frame_pose(self, pose: Pose) -> Pose:
         """A target pose (on the source canvas) in output-frame pixels."""
-        if self.warp is not None:
-            pose = self.warp.frame_pose(pose)
-        return pose.resized(*self.size)
+        return frame_pose(self.warp, self.size, pose)
 
     def __call__(self, targets: list[Pose], loop: bool | None = None) -> list[np.ndarray]:
         """The clip's frames. `loop`: whether the clip plays as a cycle (the pipeline says so for
@@ -211,17 +161,9 @@ class AnimateDiffMethod:
 
             warn(f"the {len(targets)}-frame clip does not return to its first pose, so its animation jumps "
                  "where it loops; not closing the loop (use a whole number of cycles for a seamless one)")
-        inits = self._init_frames(targets)  # before frame_pose: the warp chooses its camera here
+        inits = init_images(self.warp, targets, self.size)  # before frame_pose: the warp chooses its camera here
         skeletons = [draw_skeleton(self.frame_pose(t)) for t in targets]
         return self.generate(skeletons, inits, cycle)
-
-    def _init_frames(self, targets: list[Pose]) -> list[np.ndarray] | None:
-        if self.warp is None:
-            return None
-        from posekit.images import to_rgb
-        from posekit.methods.diffusion.method import resize
-
-        return [resize(to_rgb(f), self.size) for f in self.warp(targets)]
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, skeletons: list[np.ndarray], inits: list[np.ndarray] | None = None,
@@ -230,13 +172,17 @@ class AnimateDiffMethod:
         noise or from `inits` (video-to-video), with wrap-around windows when `loop`."""
         import torch
 
+        from posekit.console import step_progress
+        from posekit.methods.diffusion.models import offload_suggestion, out_of_memory_hint
+
         o, pipe = self.options, self.pipe
         device = pipe._execution_device
         width, height = self.size
         n = len(skeletons)
         generator = torch.Generator("cpu").manual_seed(o.seed)
         windows = context_windows(n, o.context, o.context_overlap, loop)
-        with torch.inference_mode():
+        suggestion = offload_suggestion(o.offload, "a smaller photo or a smaller --context")
+        with out_of_memory_hint(suggestion, f"{n} frames of {width}x{height}"), torch.inference_mode():
             # the ControlNet's images as diffusers' pipeline prepares them: (frames, 3, H, W) in [0, 1]
             control = pipe.control_video_processor.preprocess_video([pil(s) for s in skeletons], height=height,
                                                                     width=width)
@@ -248,7 +194,7 @@ class AnimateDiffMethod:
             else:
                 timesteps = timesteps[(o.steps - min(int(o.steps * o.strength), o.steps)) * pipe.scheduler.order:]
                 latents = self._noised_video_latents(inits, timesteps[:1], generator)
-            with self._progress(len(timesteps) * len(windows)) as advance:
+            with step_progress("animatediff", len(timesteps) * len(windows)) as advance:
                 latents = self.denoise(latents, timesteps, control, windows, generator, advance)
             frames = self._decode(latents)
             pipe.maybe_free_model_hooks()
@@ -296,10 +242,12 @@ class AnimateDiffMethod:
         if upcast:
             pipe.vae.to(dtype=torch.float32)
             video = video.float()
-        latents = torch.cat([pipe.vae.encode(video[i:i + DECODE_CHUNK]).latent_dist.sample(generator)
-                             for i in range(0, len(video), DECODE_CHUNK)])
-        if upcast:
-            pipe.vae.to(dtype=dtype)
+        try:
+            latents = torch.cat([pipe.vae.encode(video[i:i + DECODE_CHUNK]).latent_dist.sample(generator)
+                                 for i in range(0, len(video), DECODE_CHUNK)])
+        finally:
+            if upcast:
+                pipe.vae.to(dtype=dtype)
         latents = (pipe.vae.config.scaling_factor * latents.to(dtype))[None]  # (1, F, C, h, w)
         noise = randn_tensor(latents.shape, generator=generator, device=device, dtype=dtype)
         return pipe.scheduler.add_noise(latents, noise, t0).permute(0, 2, 1, 3, 4)  # (1, C, F, h, w)
@@ -355,31 +303,20 @@ class AnimateDiffMethod:
             return [None] * parts
         return [list(p) for p in zip(*(e.chunk(parts) for e in self.image_embeds))]
 
-    def _progress(self, total: int):
-        """A progress bar over every window of every step; yields the function that advances it."""
-        from contextlib import contextmanager
-
-        from posekit.console import progress
-
-        @contextmanager
-        def bar():
-            with progress() as p:
-                task = p.add_task("animatediff", total=total, status="")
-                yield lambda: p.advance(task)
-
-        return bar()
-
 
 # -- loading ---------------------------------------------------------------------------------
 def load_animatediff(o: AnimateDiffOptions):
     """SD 1.5 (with its ControlNet) loaded as --model says, turned into diffusers'
     AnimateDiffControlNetPipeline with the motion adapter, then LoRAs, IP-Adapter, the
     scheduler, and placed on the device (or offloaded)."""
+    import torch
     from diffusers import AnimateDiffControlNetPipeline
 
     from posekit.device import resolve_device
-    from posekit.methods.diffusion.models import (add_ip_adapter, add_lora, check_offload, dtype_for, load_pipeline,
-                                                  place)
+    from posekit.errors import ModelNotFoundError, PosekitError
+    from posekit.methods.diffusion.models import (add_extra_lora, add_ip_adapter, add_lora, check_offload, dtype_for,
+                                                  load_pipeline, mismatch, offload_suggestion, out_of_memory_hint,
+                                                  place, place_safety_checker)
 
     device = resolve_device(o.device)
     check_offload(o.offload, device)
@@ -388,29 +325,31 @@ def load_animatediff(o: AnimateDiffOptions):
     # on the CPU first: the motion UNet is built from this UNet's weights, then all of it moves
     sd = load_pipeline(o.model, o.model_config, o.controlnet, None, "cpu", img2img=False, dtype=dtype,
                        safety_checker=o.safety_checker)
-    pipe = AnimateDiffControlNetPipeline(
-        vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=sd.unet, motion_adapter=adapter,
-        controlnet=sd.controlnet, scheduler=sd.scheduler, feature_extractor=sd.feature_extractor,
-        image_encoder=None)
+    try:  # the motion UNet: SD's UNet with the adapter's temporal layers, which must fit its blocks
+        pipe = AnimateDiffControlNetPipeline(
+            vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=sd.unet, motion_adapter=adapter,
+            controlnet=sd.controlnet, scheduler=sd.scheduler, feature_extractor=sd.feature_extractor,
+            image_encoder=None)
+    except (PosekitError, torch.cuda.OutOfMemoryError):
+        raise
+    except Exception as e:  # diffusers' "Incompatible Motion Adapter", or torch's size mismatch
+        raise ModelNotFoundError(f"--motion-adapter {o.motion_adapter} does not fit --model {o.model} "
+                                 f"({mismatch(e, 'the adapter')}); pass an SD 1.5 motion adapter (default "
+                                 f"{DEFAULT_MOTION_ADAPTER}) with an SD 1.x --model") from None
     checker = sd.safety_checker if o.safety_checker else None
     del sd
     # LoRAs go onto the motion UNet (its 2-D layers keep SD's names) and the text encoder
     if o.lora:
         add_lora(pipe, str(o.lora))
-    if o.lcm:
-        add_animatelcm_lora(pipe)
+    if o.lcm:  # AnimateLCM's LoRA: the image model's half of its consistency distillation, at 0.8
+        add_extra_lora(pipe, ANIMATELCM, ANIMATELCM_LORA, "lcm-lora", ANIMATELCM_LORA_WEIGHT)
     if o.ip_adapter:
         add_ip_adapter(pipe, str(o.ip_adapter), o.ip_adapter_scale)
     set_motion_scheduler(pipe, o.scheduler)
-    place(pipe, device, o.offload)
-    if checker is not None:  # not one of the pipeline's components: placed here, read by check_safety
-        if o.offload == "none":
-            checker.to(device)
-        else:
-            from accelerate import cpu_offload_with_hook
-
-            cpu_offload_with_hook(checker, device)  # moved to the GPU when it first runs
-        pipe.safety_checker = checker
+    with out_of_memory_hint(offload_suggestion(o.offload), "the model"):
+        place(pipe, device, o.offload)
+        if checker is not None:  # not one of the pipeline's components: placed here, read by check_safety
+            place_safety_checker(pipe, checker, device, o.offload)
     return pipe
 
 
@@ -423,19 +362,6 @@ def load_motion_adapter(name: str, dtype):
 
     return from_hub_or_path(fp16_first(MotionAdapter.from_pretrained, dtype), str(name), "--motion-adapter",
                             dtype=dtype)
-
-
-def add_animatelcm_lora(pipe) -> None:
-    """AnimateLCM's LoRA (the image model's half of its consistency distillation) as the
-    adapter "lcm-lora" at weight 0.8, as its model card shows, active together with a --lora."""
-    from posekit.methods.diffusion.models import from_hub_or_path
-
-    load = lambda name, **kw: pipe.load_lora_weights(name, weight_name=ANIMATELCM_LORA,  # noqa: E731
-                                                     adapter_name="lcm-lora", **kw)
-    download = f"run `hf download {ANIMATELCM} {ANIMATELCM_LORA}` (for --lcm)"
-    from_hub_or_path(load, ANIMATELCM, "--lcm", download=download)
-    names = sorted({a for adapters in pipe.get_list_adapters().values() for a in adapters} - {"lcm-lora"})
-    pipe.set_adapters(names + ["lcm-lora"], [1.0] * len(names) + [ANIMATELCM_LORA_WEIGHT])
 
 
 def set_motion_scheduler(pipe, name: str) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posekit.console import step_progress
 from posekit.errors import UsageError
 from posekit.methods.diffusion.models import (DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS, SCHEDULERS, check_choice,
                                               load_pipeline)
@@ -79,7 +80,7 @@ class DiffusionOptions:
     device: str = "auto"
     sheet: bool = False  # all frames in one pass on one canvas
     columns: int | None = None  # cells per row of that canvas (default: square-ish)
-    scheduler: str = "unipc"  # unipc | dpm++ | ddim | euler-a | model
+    scheduler: str | None = None  # unipc (default) | dpm++ | ddim | euler-a | model; lcm with lcm
     offload: str = "none"  # none | model | sequential
     safety_checker: bool = False
     ip_adapter: str | None = None  # hub id, folder or file of an SD 1.5 IP-Adapter
@@ -87,17 +88,35 @@ class DiffusionOptions:
     lcm: bool = False
 
     def __post_init__(self):  # fill the defaults that depend on lcm; fail before any model is loaded
-        if self.steps is None:
-            object.__setattr__(self, "steps", LCM_STEPS if self.lcm else STEPS)
-        if self.guidance is None:
-            object.__setattr__(self, "guidance", LCM_GUIDANCE if self.lcm else GUIDANCE)
+        fill_sampling(self)
         if self.init not in INITS:
             raise UsageError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
-        check_choice(self.scheduler, SCHEDULERS, "--scheduler")
         check_choice(self.offload, OFFLOADS, "--offload")
-        if int(self.steps * self.strength) < 1:
-            raise UsageError(f"--strength {self.strength} with --steps {self.steps} leaves no denoising step; "
-                             "raise --strength or --steps")
+        check_strength(self.strength, self.steps)
+
+
+def fill_sampling(options) -> None:
+    """The defaults that depend on --lcm, for a frozen options dataclass with `lcm`, `steps`,
+    `guidance` and `scheduler` (None: unset): 20 steps, guidance 7.5, UniPC; with lcm 6 steps,
+    guidance 1.5 and the LCM scheduler, which --lcm brings: another --scheduler is a usage error."""
+    fill = {"steps": LCM_STEPS if options.lcm else STEPS, "guidance": LCM_GUIDANCE if options.lcm else GUIDANCE,
+            "scheduler": "lcm" if options.lcm else "unipc"}
+    for name, value in fill.items():
+        if getattr(options, name) is None:
+            object.__setattr__(options, name, value)
+    if options.lcm and options.scheduler != "lcm":
+        raise UsageError(f"--lcm samples with the LCM scheduler; leave out --scheduler {options.scheduler}")
+    if not options.lcm:
+        check_choice(options.scheduler, SCHEDULERS, "--scheduler")
+    if options.steps < 1:
+        raise UsageError(f"--steps {options.steps}: need at least 1")
+
+
+def check_strength(strength: float, steps: int) -> None:
+    """img2img runs int(steps * strength) of the steps: at least one."""
+    if int(steps * strength) < 1:
+        raise UsageError(f"--strength {strength} with --steps {steps} leaves no denoising step; "
+                         "raise --strength or --steps")
 
 
 class DiffusionMethod:
@@ -128,11 +147,15 @@ class DiffusionMethod:
         self.controlnet_scale, self.seed = o.controlnet_scale, o.seed
         self.sheet, self.columns = o.sheet, o.columns
         self.sheet_short, self.sheet_side = SHORT_SIDE, SHEET_SIDE
-        self.warp = self._warp_method() if o.init == "warp" else None
+        self.offload = o.offload
+        self.warp = init_warp(self.source, source_pose, o.seed, "starting every frame from the source photo "
+                              "instead (--init source)") if o.init == "warp" else None
         self.pipe = models if models is not None else self.load(o)
         self.controlled = hasattr(self.pipe, "controlnet")
-        self.embeds = self._prompt_embeds()
-        self.ip_embeds = self._ip_adapter_embeds(o.ip_adapter_scale)
+        pos, neg = prompt_embeds(self.pipe, o.prompt, o.negative_prompt, o.guidance)
+        self.embeds = {"prompt_embeds": pos, "negative_prompt_embeds": neg}
+        ip = ip_adapter_embeds(self.pipe, self.source, source_pose, self.warp, o.ip_adapter_scale, o.guidance)
+        self.ip_embeds = {"ip_adapter_image_embeds": ip} if ip is not None else {}
         self._warned: set[str] = set()
         self._done = 0  # frames made so far (over several clips): names frames in warnings
 
@@ -143,82 +166,32 @@ class DiffusionMethod:
         the user's --size)."""
         return sd_size(width, height)
 
-    def _warp_method(self):
-        """The classical warp that makes each frame's init image; None (and a warning) when it
-        cannot run on this photo: it needs the pose's torso (both shoulders, or a shoulder line)."""
-        from posekit.methods.warp.method import WarpMethod, WarpOptions
-        from posekit.methods.warp.rig import Shapes
-
-        h, w = self.source.shape[:2]
-        if Shapes.of(self.source_pose.fitted(w, h)).torso is None:
-            from posekit.console import warn
-
-            warn("--init warp: the photo's pose has no torso (shoulders and hips) to warp; "
-                 "starting every frame from the source photo instead (--init source)")
-            return None
-        return WarpMethod(self.source, self.source_pose, WarpOptions(seed=self.seed))
-
-    def _prompt_embeds(self) -> dict:
-        """Encode the prompts once for the whole clip (the text encoder is then idle)."""
-        import torch
-
-        with torch.inference_mode():
-            pos, neg = self.pipe.encode_prompt(self.prompt, self.pipe._execution_device, 1, self.guidance > 1.0,
-                                               self.negative_prompt or None)
-        return {"prompt_embeds": pos, "negative_prompt_embeds": neg}
-
-    def _ip_adapter_embeds(self, scale: float) -> dict:
-        """With an IP-Adapter loaded: the person cut out of the photo, encoded once for every
-        frame (the image encoder is then idle), at this method's scale."""
-        from posekit.methods.diffusion.models import has_ip_adapter
-
-        if not has_ip_adapter(self.pipe):
-            return {}
-        import torch
-        from PIL import Image
-
-        self.pipe.set_ip_adapter_scale(scale)
-        mask = self.warp.alpha if self.warp is not None else None
-        image = Image.fromarray(ip_adapter_image(self.source, self.source_pose, mask=mask))
-        with torch.inference_mode():
-            embeds = self.pipe.prepare_ip_adapter_image_embeds(image, None, self.pipe._execution_device, 1,
-                                                                self.guidance > 1.0)
-        return {"ip_adapter_image_embeds": embeds}
-
     # -- the Method contract --------------------------------------------------------------
     def frame_pose(self, pose: Pose) -> Pose:
         """A target pose (on the source canvas) in output-frame pixels."""
-        if self.warp is not None:
-            pose = self.warp.frame_pose(pose)
-        return pose.resized(*self.size)
+        return frame_pose(self.warp, self.size, pose)
 
     def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
         if not targets:
             return []
-        inits = self._init_images(targets)
+        inits = init_images(self.warp, targets, self.size) or [resize(self.source, self.size)] * len(targets)
         poses = [self.frame_pose(t) for t in targets]
         first, self._done = self._done, self._done + len(targets)
-        with self._progress(len(targets)) as step:
+        passes = 1 if self.sheet and len(targets) > 1 else len(targets)
+        with step_progress("diffusion", passes * max(1, int(self.steps * self.strength))) as step:
             if self.sheet and len(targets) > 1:
                 return self._sheet(inits, poses, step)
             return [self._generate(init, self._skeleton(pose), step, name=f"frame {first + i}")
                     for i, (init, pose) in enumerate(zip(inits, poses))]
 
     # -- pieces ---------------------------------------------------------------------------
-    def _init_images(self, targets: list[Pose]) -> list[np.ndarray]:
-        if self.warp is None:
-            return [resize(self.source, self.size)] * len(targets)
-        from posekit.images import to_rgb
-
-        return [resize(to_rgb(f), self.size) for f in self.warp(targets)]
-
     def _generate(self, init: np.ndarray, skeleton: np.ndarray | None, step, name: str = "frame 0") -> np.ndarray:
         """One img2img pass from `init`, with `skeleton` as the ControlNet image; the latents
         decoded here (models.decode: the float16 overflow guard), then the safety checker."""
         import torch
         from PIL import Image
 
-        from posekit.methods.diffusion.models import check_safety, decode
+        from posekit.methods.diffusion.models import check_safety, decode, offload_suggestion, out_of_memory_hint
 
         kwargs = dict(image=Image.fromarray(init), strength=self.strength, num_inference_steps=self.steps,
                       guidance_scale=self.guidance, output_type="latent", callback_on_step_end=step,
@@ -226,9 +199,10 @@ class DiffusionMethod:
                       generator=torch.Generator("cpu").manual_seed(self.seed), **self.embeds, **self.ip_embeds)
         if self.controlled:
             kwargs.update(control_image=Image.fromarray(skeleton), controlnet_conditioning_scale=self.controlnet_scale)
-        with torch.inference_mode():
+        what = f"{init.shape[1]}x{init.shape[0]} images"
+        with out_of_memory_hint(offload_suggestion(self.offload), what), torch.inference_mode():
             latents = self.pipe(**kwargs).images
-        out = decode(self.pipe, latents, warn=self._warn_once)
+            out = decode(self.pipe, latents, warn=self._warn_once)
         if check_safety(self.pipe, out)[0]:
             self._warn_once(f"the safety checker flagged {name}: it is black", key=name)
             out[:] = 0.0
@@ -274,28 +248,6 @@ class DiffusionMethod:
         sheet = self._generate(init, skeleton, step, name="the sheet")
         return [resize(sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw], (w, h)) for r, c in cells]
 
-    def _progress(self, frames: int):
-        """A progress bar over all denoising steps, advanced by the pipeline's step callback."""
-        from contextlib import contextmanager
-
-        from posekit.console import progress
-
-        passes = 1 if self.sheet and frames > 1 else frames
-        total = passes * max(1, int(self.steps * self.strength))
-
-        @contextmanager
-        def bar():
-            with progress() as p:
-                task = p.add_task("diffusion", total=total, status="")
-
-                def step(pipe, i, t, callback_kwargs):
-                    p.advance(task)
-                    return callback_kwargs
-
-                yield step
-
-        return bar()
-
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(width, height) resize with Lanczos; the same array when the size already matches."""
@@ -318,9 +270,8 @@ def ip_adapter_image(source: np.ndarray, pose: Pose, mask: np.ndarray | None = N
         from posekit.methods.warp.segment import person_mask
 
         mask = person_mask(source, pose.fitted(w, h))
-    alpha = np.clip(np.asarray(mask, np.float32), 0.0, 1.0)[:, :, None]
-    cut = (source.astype(np.float32) * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
-    ys, xs = np.nonzero(alpha[:, :, 0] > 0.5)
+    cut = person_on_white(source, mask, background)
+    ys, xs = np.nonzero(np.asarray(mask) > 0.5)
     if len(xs):
         x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
     else:  # nobody in the mask: the pose's box, else the whole photo
@@ -334,3 +285,73 @@ def ip_adapter_image(source: np.ndarray, pose: Pose, mask: np.ndarray | None = N
     top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
     square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
     return square
+
+
+def person_on_white(image: np.ndarray, mask: np.ndarray, background: int = 255) -> np.ndarray:
+    """The person of `image` (H, W, 3 uint8) on a plain `background` grey level (255: white):
+    `mask` is the person alpha in 0..1, (H, W) or (H, W, 1) (posekit.methods.warp.segment.person_mask)."""
+    image = np.asarray(image)[:, :, :3].astype(np.float32)
+    alpha = np.clip(np.asarray(mask, np.float32), 0.0, 1.0).reshape(image.shape[:2])[:, :, None]
+    return (image * alpha + background * (1.0 - alpha)).round().astype(np.uint8)
+
+
+# -- what the SD 1.x methods (diffusion, animatediff) share, one function each ----------------------
+def init_warp(source: np.ndarray, source_pose: Pose, seed: int, instead: str):
+    """The classical warp that makes each frame's init image; None (and a warning ending in
+    `instead`: what happens then) when it cannot run on this photo: it needs the pose's torso."""
+    from posekit.methods.warp.method import WarpMethod, WarpOptions
+    from posekit.methods.warp.rig import Shapes
+
+    h, w = source.shape[:2]
+    if Shapes.of(source_pose.fitted(w, h)).torso is None:
+        from posekit.console import warn
+
+        warn(f"--init warp: the photo's pose has no torso (shoulders and hips) to warp; {instead}")
+        return None
+    return WarpMethod(source, source_pose, WarpOptions(seed=seed))
+
+
+def frame_pose(warp, size: tuple[int, int], pose: Pose) -> Pose:
+    """A target pose (on the source canvas) in output-frame pixels (`size`: width, height), as
+    the warp frames it when it makes the init images."""
+    if warp is not None:
+        pose = warp.frame_pose(pose)
+    return pose.resized(*size)
+
+
+def init_images(warp, targets: list[Pose], size: tuple[int, int]) -> list[np.ndarray] | None:
+    """The source warped into each target pose at the frame size; None without a warp. Call it
+    before `frame_pose`: the warp chooses its camera here."""
+    if warp is None:
+        return None
+    from posekit.images import to_rgb
+
+    return [resize(to_rgb(f), size) for f in warp(targets)]
+
+
+def prompt_embeds(pipe, prompt: str, negative_prompt: str, guidance: float):
+    """(positive, negative) prompt embeddings, encoded once for a whole clip (the text encoder
+    is then idle); negative is None without guidance (guidance <= 1)."""
+    import torch
+
+    with torch.inference_mode():
+        return pipe.encode_prompt(prompt, pipe._execution_device, 1, guidance > 1.0, negative_prompt or None)
+
+
+def ip_adapter_embeds(pipe, source: np.ndarray, source_pose: Pose, warp, scale: float, guidance: float):
+    """With an IP-Adapter loaded: its image embeddings (a list, one per adapter, with their
+    'unconditional' half for guidance) of the person cut out of the photo (`ip_adapter_image`;
+    the warp's person mask when there is a warp), encoded once for every frame at `scale`
+    (set here: the models may be a batch's); else None."""
+    from posekit.methods.diffusion.models import has_ip_adapter
+
+    if not has_ip_adapter(pipe):
+        return None
+    import torch
+    from PIL import Image
+
+    pipe.set_ip_adapter_scale(scale)
+    mask = warp.alpha if warp is not None else None
+    image = Image.fromarray(ip_adapter_image(source, source_pose, mask=mask))
+    with torch.inference_mode():
+        return pipe.prepare_ip_adapter_image_embeds(image, None, pipe._execution_device, 1, guidance > 1.0)

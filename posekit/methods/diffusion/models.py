@@ -19,15 +19,18 @@ What the other SD 1.x methods (animatediff) share from here, one function each:
 
     set_scheduler(pipe, "unipc")        # unipc | dpm++ | ddim | euler-a | model | lcm
     add_lcm_lora(pipe)                  # LCM-LoRA next to the user's --lora, LCMScheduler
+    add_extra_lora(pipe, repo, file, "name", 0.8)  # any such LoRA (AnimateLCM's), active with --lora
     add_ip_adapter(pipe, "h94/IP-Adapter", 0.6)   # IP-Adapter Plus + its CLIP ViT-H image encoder
     place(pipe, "cuda", offload="model")          # onto the device, or CPU offload
     images = decode(pipe, latents)      # VAE decode (slicing/tiling, float32 retry on NaN)
+    with out_of_memory_hint(offload_suggestion("none"), "the frames"): ...  # OOM -> one line
 """
 
 from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -87,7 +90,7 @@ def from_hub_or_path(load, name: str, flag: str, download: str | None = None, **
         try:
             return load(str(path), **kwargs)
         except (OSError, ValueError, KeyError, EnvironmentError) as e:
-            raise ModelNotFoundError(f"{flag} {name}: cannot load it ({_first_line(e)}); "
+            raise ModelNotFoundError(f"{flag} {name}: cannot load it ({first_line(e)}); "
                                      f"{LOCAL_HINT.get(flag, 'pass a diffusers folder')}") from None
     try:
         return load(name, local_files_only=True, **kwargs)
@@ -100,7 +103,7 @@ def from_hub_or_path(load, name: str, flag: str, download: str | None = None, **
         if "does not appear to have" in str(e) or "not fully cached" in str(e) or "Cannot find" in str(e) \
                 or "connect" in str(e).lower() or "resolve" in str(e).lower():
             raise _not_downloaded(name, flag, download) from None
-        raise ModelNotFoundError(f"{flag} {name}: cannot load it ({_first_line(e)})") from None
+        raise ModelNotFoundError(f"{flag} {name}: cannot load it ({first_line(e)})") from None
 
 
 def _not_downloaded(name: str, flag: str, download: str | None = None) -> ModelNotFoundError:
@@ -111,7 +114,7 @@ def _not_downloaded(name: str, flag: str, download: str | None = None) -> ModelN
                               + (download or f"run `hf download {name}` or pass {flag} PATH"))
 
 
-def _first_line(e: Exception) -> str:
+def first_line(e: Exception) -> str:
     text = str(e).strip().splitlines()
     return (text[0] if text else type(e).__name__)[:200]
 
@@ -155,7 +158,8 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     unless `controlnet` is None/'none', LoRA weights added when given, then (see the functions
     below) its scheduler, LCM-LoRA, the safety checker, an IP-Adapter, and placed on the device
     (`offload`). Progress bars off: the caller shows its own."""
-    check_choice(scheduler, SCHEDULERS, "--scheduler")
+    if not lcm:
+        check_choice(scheduler, SCHEDULERS, "--scheduler")
     device = resolve_device(device)
     check_offload(offload, device)
     dtype = dtype or dtype_for(device)
@@ -175,7 +179,8 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
         add_safety_checker(pipe, str(model), model_config)
     if ip_adapter:
         add_ip_adapter(pipe, str(ip_adapter), ip_adapter_scale)
-    return place(pipe, device, offload)
+    with out_of_memory_hint(offload_suggestion(offload), "the model"):
+        return place(pipe, device, offload)
 
 
 def check_choice(value: str, choices: tuple[str, ...], flag: str) -> None:
@@ -208,6 +213,26 @@ def place(pipe, device: str | torch.device = "auto", offload: str = "none"):
     return pipe
 
 
+@contextmanager
+def out_of_memory_hint(suggestion: str, what: str):
+    """torch.cuda.OutOfMemoryError inside the block -> one PosekitError line: "the GPU ran out of
+    memory for WHAT; SUGGESTION" (the flag that saves memory: see `offload_suggestion`)."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        raise PosekitError(f"the GPU ran out of memory for {what}; {suggestion}") from None
+
+
+def offload_suggestion(offload: str, smaller: str = "a smaller photo") -> str:
+    """What to try after running out of GPU memory under --offload `offload` (SD 1.x methods)."""
+    if offload == "none":
+        return "try --offload model (about 3 GB of GPU memory) or --offload sequential (the least)"
+    if offload == "model":
+        return f"try --offload sequential (the least GPU memory, slower) or {smaller}"
+    return f"try {smaller} (--offload sequential already uses the least GPU memory)"
+
+
 def set_scheduler(pipe, name: str) -> None:
     """Replace the pipeline's sampler, built from its own scheduler config (the model's beta
     schedule and prediction type): unipc (UniPC: good images in 20 steps), dpm++ (DPM-Solver++
@@ -236,41 +261,71 @@ def add_lcm_lora(pipe) -> None:
     """LCM-LoRA for SD 1.5 (`LCM_LORA`) as the adapter "lcm", active together with every
     adapter already loaded (a --lora), and the LCMScheduler it was distilled for: good frames in
     4-8 steps at guidance 1-2."""
-    def load(name, **kwargs):
-        pipe.load_lora_weights(name, weight_name=LCM_LORA_WEIGHT, adapter_name="lcm", **kwargs)
+    add_extra_lora(pipe, LCM_LORA, LCM_LORA_WEIGHT, "lcm")
+    set_scheduler(pipe, "lcm")
 
-    download = f"run `hf download {LCM_LORA} {LCM_LORA_WEIGHT}` (for --lcm)"
+
+def add_extra_lora(pipe, repo: str, weight_name: str, adapter_name: str, weight: float = 1.0,
+                   flag: str = "--lcm") -> None:
+    """Load the LoRA file `weight_name` of the hub repository (or folder) `repo` as the adapter
+    `adapter_name` and make it active at `weight` together with every adapter already loaded
+    (a --lora, at 1.0): how --lcm adds LCM-LoRA, and animatediff's --lcm AnimateLCM's LoRA.
+    Not downloaded, or made for another model: one ModelNotFoundError line naming `flag`."""
+    def load(name, **kwargs):
+        pipe.load_lora_weights(name, weight_name=weight_name, adapter_name=adapter_name, **kwargs)
+
+    download = f"run `hf download {repo} {weight_name}` (for {flag})"
     try:
-        from_hub_or_path(load, LCM_LORA, "--lcm", download=download)
+        from_hub_or_path(load, repo, flag, download=download)
     except (PosekitError, torch.cuda.OutOfMemoryError):
         raise
-    except Exception as e:
-        raise ModelNotFoundError(f"--lcm: cannot load {LCM_LORA} into this model ({_lora_mismatch(e)}); "
-                                 "--lcm is for SD 1.x models") from None
-    adapters = sorted({a for names in pipe.get_list_adapters().values() for a in names})
-    pipe.set_adapters(adapters, adapter_weights=[1.0] * len(adapters))
-    set_scheduler(pipe, "lcm")
+    except Exception as e:  # diffusers, peft and transformers raise a zoo for a LoRA of another model
+        raise ModelNotFoundError(f"{flag}: cannot load {repo} into this model ({mismatch(e)}); "
+                                 f"{flag} is for SD 1.x models") from None
+    others = sorted({a for names in pipe.get_list_adapters().values() for a in names} - {adapter_name})
+    pipe.set_adapters(others + [adapter_name], adapter_weights=[1.0] * len(others) + [weight])
 
 
 def add_safety_checker(pipe, model: str, model_config=None) -> None:
     """The SD safety checker and its feature extractor, from the model's own `safety_checker/`
     and `feature_extractor/` folders when it has them (the SD 1.5 repository does), else from
-    SD 1.5's. `check_safety(pipe, images)` then runs it."""
+    SD 1.5's (`DEFAULT_MODEL`). `check_safety(pipe, images)` then runs it."""
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
     from transformers import CLIPImageProcessor
 
-    source = DEFAULT_MODEL
-    for candidate in (model, model_config):
-        if candidate and (not is_local(str(candidate)) or (Path(candidate).expanduser() / "safety_checker").is_dir()):
-            source = str(candidate)
+    # a folder says whether it has one; a hub id is tried, and SD 1.5's taken when it has none
+    sources = [str(c) for c in (model, model_config)
+               if c and (not is_local(str(c)) or (Path(c).expanduser() / "safety_checker").is_dir())]
+    sources += [DEFAULT_MODEL] if DEFAULT_MODEL not in sources else []
+    for source in sources:
+        download = (f"run `hf download {source} --include \"safety_checker/*\" \"feature_extractor/*\"` "
+                    "or leave out --safety-checker")
+        try:
+            checker = from_hub_or_path(fp16_first(StableDiffusionSafetyChecker.from_pretrained, pipe.dtype), source,
+                                       "--safety-checker", download=download, subfolder="safety_checker",
+                                       dtype=pipe.dtype)
+            extractor = from_hub_or_path(CLIPImageProcessor.from_pretrained, source, "--safety-checker",
+                                         download=download, subfolder="feature_extractor")
             break
-    download = (f"run `hf download {source} --include \"safety_checker/*\" \"feature_extractor/*\"` "
-                "or leave out --safety-checker")
-    checker = from_hub_or_path(fp16_first(StableDiffusionSafetyChecker.from_pretrained, pipe.dtype), source,
-                               "--safety-checker", download=download, subfolder="safety_checker", dtype=pipe.dtype)
-    extractor = from_hub_or_path(CLIPImageProcessor.from_pretrained, source, "--safety-checker", download=download,
-                                 subfolder="feature_extractor")
+        except ModelNotFoundError:
+            if source == sources[-1]:
+                raise
     pipe.register_modules(safety_checker=checker, feature_extractor=extractor)
+
+
+def place_safety_checker(pipe, checker, device, offload: str = "none") -> None:
+    """Attach a safety checker that is not one of the pipeline's components (animatediff's) on
+    the device, or, under --offload, in CPU memory, moved to the GPU while it runs and back
+    after every `check_safety`."""
+    hook = None
+    if offload == "none":
+        checker.to(device)
+    else:
+        from accelerate import cpu_offload_with_hook
+
+        checker, hook = cpu_offload_with_hook(checker, device)  # onto the GPU when it runs
+    pipe.safety_checker = checker
+    pipe.posekit_safety_checker_hook = hook
 
 
 def check_safety(pipe, images: "np.ndarray") -> list[bool]:
@@ -284,6 +339,9 @@ def check_safety(pipe, images: "np.ndarray") -> list[bool]:
     checker = pipe.safety_checker
     with torch.inference_mode():
         _, flagged = checker(images=images.copy(), clip_input=clip.to(pipe._execution_device, checker.dtype))
+    hook = getattr(pipe, "posekit_safety_checker_hook", None)
+    if hook is not None:  # under --offload: back to CPU memory
+        hook.offload()
     return [bool(f) for f in flagged]
 
 
@@ -307,7 +365,7 @@ def add_ip_adapter(pipe, spec: str, scale: float = 0.6) -> None:
     except (PosekitError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # an SDXL adapter, another kind of file: torch and diffusers raise a zoo
-        raise ModelNotFoundError(f"--ip-adapter {spec}: cannot load it into this model ({_lora_mismatch(e)}); "
+        raise ModelNotFoundError(f"--ip-adapter {spec}: cannot load it into this model ({mismatch(e)}); "
                                  f"pass an SD 1.5 IP-Adapter ({IP_ADAPTER_WEIGHT} with its image_encoder/)") from None
     pipe.set_ip_adapter_scale(scale)
 
@@ -334,24 +392,41 @@ def has_ip_adapter(pipe) -> bool:
 def decode(pipe, latents: torch.Tensor, warn=None) -> "np.ndarray":
     """Latents (N, 4, h, w) -> (N, H, W, 3) float images in 0..1, with the VAE's memory savers on
     when they help (slicing for several images, tiling above TILE_ABOVE px). A VAE that overflows
-    in float16 (many community checkpoints do: NaN, a black frame) is upcast to float32 for good
-    and the latents decoded again; `warn(message)` is told once."""
+    in float16 (many community checkpoints do: NaN, a black frame) is decoded again in float32;
+    `warn(message)` is told once, and the pipeline remembers it (`FP32_DECODE`): its later
+    decodes go to float32 straight away. Only decoding is upcast: the VAE is back in its own
+    dtype afterwards, so the pipeline's img2img encoding keeps working in the pipeline's dtype."""
     import numpy as np
 
     vae = pipe.vae
     vae.enable_slicing() if latents.shape[0] > 1 else vae.disable_slicing()
     side = max(latents.shape[-2:]) * pipe.vae_scale_factor
     vae.enable_tiling() if side > TILE_ABOVE else vae.disable_tiling()
-    images = _vae_decode(vae, latents)
-    if not torch.isfinite(images).all():
-        was = vae.dtype
-        vae.to(torch.float32)
+    if getattr(pipe, FP32_DECODE, False) and vae.dtype != torch.float32:
+        images = _vae_decode_float32(vae, latents)
+    else:
         images = _vae_decode(vae, latents)
-        if warn is not None:
-            warn(f"the model's VAE overflows in {str(was).replace('torch.', '')} (frames came out NaN, black): "
-                 "decoding in float32 from now on (slower); pass a --model with a fixed VAE to avoid it")
-        images = torch.nan_to_num(images, nan=0.0)
-    return (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).float().cpu().numpy().astype(np.float32)
+        if not torch.isfinite(images).all() and vae.dtype != torch.float32:
+            images = _vae_decode_float32(vae, latents)
+            setattr(pipe, FP32_DECODE, True)
+            if warn is not None:
+                warn(f"the model's VAE overflows in {str(vae.dtype).replace('torch.', '')} (frames came out NaN, "
+                     "black): decoding in float32 from now on (slower); pass a --model with a fixed VAE to avoid it")
+    images = torch.nan_to_num(images.float(), nan=0.0)
+    return (images / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float32)
+
+
+FP32_DECODE = "posekit_vae_decodes_in_float32"  # set on a pipeline whose VAE overflowed in float16
+
+
+def _vae_decode_float32(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Decode with the VAE upcast to float32 for this call only."""
+    was = vae.dtype
+    vae.to(torch.float32)
+    try:
+        return _vae_decode(vae, latents)
+    finally:
+        vae.to(was)
 
 
 def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -391,11 +466,11 @@ def _load_single_file(cls, path: Path, model_config, extra: dict):
         return cls.from_single_file(str(path), config=config, local_files_only=local, **extra)
     except Exception as e:  # diffusers raises a zoo here (SingleFileComponentError, KeyError, OSError...)
         if not model_config:
-            raise ModelNotFoundError(f"--model {path}: cannot load it as an SD 1.x checkpoint ({_first_line(e)}); "
+            raise ModelNotFoundError(f"--model {path}: cannot load it as an SD 1.x checkpoint ({first_line(e)}); "
                                      f"if its configs ({DEFAULT_MODEL}) cannot be downloaded here, pass "
                                      "--model-config DIR (a diffusers SD 1.x folder)") from None
         raise ModelNotFoundError(f"--model {path}: cannot load it as an SD 1.x checkpoint with the configs in "
-                                 f"{model_config} ({_first_line(e)})") from None
+                                 f"{model_config} ({first_line(e)})") from None
 
 
 def add_lora(pipe, lora: str, adapter_name: str = "lora") -> None:
@@ -412,17 +487,19 @@ def add_lora(pipe, lora: str, adapter_name: str = "lora") -> None:
     except (PosekitError, torch.cuda.OutOfMemoryError):
         raise
     except Exception as e:  # diffusers, peft and transformers raise a zoo for a LoRA of another model
-        raise ModelNotFoundError(f"--lora {lora}: cannot load it into this model ({_lora_mismatch(e)}); "
+        raise ModelNotFoundError(f"--lora {lora}: cannot load it into this model ({mismatch(e)}); "
                                  "pass a LoRA file trained for this --model (an SD 1.x LoRA for SD 1.x)") from None
 
 
-def _lora_mismatch(e: Exception) -> str:
+def mismatch(e: Exception, what: str = "the LoRA") -> str:
     """The first shape that differs, from torch's load_state_dict message, when it says so (the
-    peft adapter's name, default_0, lora or lcm, left out)."""
-    m = re.search(r"size mismatch for (\S+?)(?:\.(?:default\w*|lora|lcm))?\.weight: copying a param with shape torch.Size"
-                  r"\((\[.*?\])\) from checkpoint, the shape in current model is torch.Size\((\[.*?\])\)", str(e))
+    peft adapter's name, default_0, lora or lcm, left out): why weights made for another model
+    (`what`: the LoRA, the adapter) do not load into this one."""
+    m = re.search(r"size mismatch for (\S+?)(?:\.(?:default\w*|lcm-lora|lora|lcm))?\.(?:weight|bias): copying a param with "
+                  r"shape torch.Size\((\[.*?\])\) from checkpoint, the shape in current model is "
+                  r"torch.Size\((\[.*?\])\)", str(e))
     if m:
-        return f"{m[1]} is {m[2]} in the LoRA, {m[3]} in the model"
+        return f"{m[1]} is {m[2]} in {what}, {m[3]} in the model"
     if "mismatched_sizes" in str(e):  # transformers (the text encoder) only prints its report
         return "its text encoder weights have other shapes"
-    return f"{type(e).__name__}: {_first_line(e)}"
+    return f"{type(e).__name__}: {first_line(e)}"
