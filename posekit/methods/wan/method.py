@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posekit.errors import PosekitError, UsageError
+from posekit.errors import UsageError
+from posekit.methods.diffusion.models import out_of_memory_hint
 from posekit.pose.pose import Pose
 
 DEFAULT_WAN_MODEL = "Wan-AI/Wan2.2-Animate-14B-Diffusers"
@@ -167,9 +168,10 @@ class WanMethod:
         if self.options.character == "cutout":
             from posekit.methods.warp.segment import person_mask, segmenter
 
+            from posekit.methods.diffusion.method import person_on_white
+
             with segmenter() as detector:
-                alpha = person_mask(image, self.source_pose, self.options.seed, detector=detector)[:, :, None]
-            image = (image * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+                image = person_on_white(image, person_mask(image, self.source_pose, self.options.seed, detector=detector))
         return resize(image, self.size)
 
     def _reference_face(self) -> np.ndarray:
@@ -214,7 +216,7 @@ class WanMethod:
             num_inference_steps=o.steps, guidance_scale=o.guidance, mode="animate", output_type="np",
             generator=torch.Generator("cpu").manual_seed(o.seed), max_sequence_length=MAX_TEXT_TOKENS,
             **self.embeds)
-        with self._progress(segments * o.steps) as step, out_of_memory_hint(o.offload, f"{w}x{h} frames"):
+        with self._progress(segments * o.steps) as step, out_of_memory_hint(memory_suggestion(o.offload), f"{w}x{h} frames"):
             with torch.inference_mode():
                 video = self.pipe(callback_on_step_end=step, **kwargs).frames[0]
         video = (np.clip(np.asarray(video), 0.0, 1.0) * 255.0).round().astype(np.uint8)
@@ -222,22 +224,9 @@ class WanMethod:
 
     def _progress(self, total: int):
         """A progress bar over all denoising steps of all segments."""
-        from contextlib import contextmanager
+        from posekit.console import step_progress
 
-        from posekit.console import progress
-
-        @contextmanager
-        def bar():
-            with progress() as p:
-                task = p.add_task("wan", total=total, status="")
-
-                def step(pipe, i, t, callback_kwargs):
-                    p.advance(task)
-                    return callback_kwargs
-
-                yield step
-
-        return bar()
+        return step_progress("wan", total)
 
 
 # -- loops -----------------------------------------------------------------------------------
@@ -283,7 +272,7 @@ def load_pipeline(o: WanOptions):
 
     check_folder(str(o.model))
     pipe = from_hub_or_path(load, str(o.model), "--model")
-    with out_of_memory_hint(o.offload, "the model"):
+    with out_of_memory_hint(memory_suggestion(o.offload), "the model"):
         place(pipe, device, o.offload)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -353,22 +342,8 @@ def encode_text(pipe, text: str):
     return hidden.to(pipe._execution_device, pipe.transformer.dtype)
 
 
-def out_of_memory_hint(offload: str, what: str):
-    """torch.cuda.OutOfMemoryError -> one line naming the flag that saves memory."""
-    from contextlib import contextmanager
-
-    import torch
-
-    @contextmanager
-    def hint():
-        try:
-            yield
-        except torch.cuda.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            if offload == "group":
-                raise PosekitError(f"the GPU ran out of memory for {what} even with --offload group; use a "
-                                   "smaller photo or a shorter --segment-frames (e.g. 33)") from None
-            raise PosekitError(f"the GPU ran out of memory for {what}; try --offload group (least memory) "
-                               "or --offload model") from None
-
-    return hint()
+def memory_suggestion(offload: str) -> str:
+    """What to try after running out of GPU memory under --offload `offload`."""
+    if offload == "group":
+        return "use a smaller photo or a shorter --segment-frames (e.g. 33); --offload group already uses the least memory"
+    return "try --offload group (least memory) or --offload model"
