@@ -5,7 +5,8 @@ animated along a few motions with a transparent background (tests/warp_cases.py)
 motion it prints the worst frame's: share of the figure outside its largest piece, holes through
 its core, enclosed gaps (also those between a limb and the body), figure pixels on the frame
 border (where the photo did not cut the body), whether a cut body stays cut at the frame's edge,
-pose fidelity (PCK@0.35 of the torso: worst frame and clip mean), torso colour drift (/255), and
+pose fidelity (PCK@0.35 of the torso: worst frame and clip mean), torso colour drift (/255, of
+the inner torso's median colour: a forearm swinging in front of the chest is no drift), and
 the source mask's errors against the truth (background kept as figure, figure missed).
 
 With --speed it times the method instead: building it (mask, rig, background plate) and the

@@ -60,6 +60,61 @@ def test_jump_height_and_travel_scale_with_the_subject(figure):
     assert np.allclose(travel, 5.0 * ratio[0], rtol=1e-3)
 
 
+def widths(clip, a: str, b: str) -> np.ndarray:
+    k = stack(clip)
+    return np.linalg.norm(k[:, INDEX[a], :2] - k[:, INDEX[b], :2], axis=1)
+
+
+def test_torso_keeps_the_subjects_proportions_and_the_clips_turn(figure):
+    """The neck-to-hip bones used to keep the clip's hip width relative to its torso length: on
+    the long-waisted figure the hips came out 58 px wide instead of the photo's 40."""
+    hips, shoulders = figure.xy[INDEX["l_hip"], 0] - figure.xy[INDEX["r_hip"], 0], 76.0
+    for name in ("walk", "jump", "wave"):
+        clip = motion(name, 12)
+        out = retarget(clip, figure)
+        out_hips, clip_hips = widths(out, "r_hip", "l_hip"), widths(clip, "r_hip", "l_hip")
+        widest = int(np.argmax(clip_hips))
+        # at the clip's widest the hip line has the photo's width, and its proportion to the shoulders
+        assert out_hips[widest] == pytest.approx(hips, rel=0.03), name
+        assert out_hips[widest] / widths(out, "r_shoulder", "l_shoulder")[widest] == pytest.approx(
+            hips / shoulders, rel=0.03 if name != "walk" else 0.08), name  # the walk turns its chest against its hips
+        # the hips' turn (a three-quarter walk foreshortens them) follows the clip's own rest width
+        assert np.allclose(out_hips / out_hips[widest], clip_hips / clip_hips[widest], rtol=1e-3), name
+        # the lean: the neck-to-mid-hip vector keeps the clip's direction
+        k, c = stack(out), stack(clip)
+        mid_out = (k[:, INDEX["r_hip"], :2] + k[:, INDEX["l_hip"], :2]) / 2 - k[:, INDEX["neck"], :2]
+        mid_clip = (c[:, INDEX["r_hip"], :2] + c[:, INDEX["l_hip"], :2]) / 2 - c[:, INDEX["neck"], :2]
+        angle = np.arctan2(mid_out[:, 0], mid_out[:, 1]) - np.arctan2(mid_clip[:, 0], mid_clip[:, 1])
+        assert np.abs(angle).max() < 1e-3, name
+        assert np.percentile(np.linalg.norm(mid_out, axis=1), 90) == pytest.approx(144.0, rel=0.02), name  # the photo's torso
+
+
+def test_partial_subject_bobs_instead_of_jumping(figure):
+    """A photo without ankles cannot show a leap: the lift above the ground is damped to at most
+    3% of the figure's visible height (its top keypoint to the photo's edge), with the jump's
+    timing; a full-body subject keeps the whole jump."""
+    clip = motion("jump", 16)
+    feet = stack(clip)[:, ANKLES, 1].max(axis=1)
+    lift_clip = feet.max() - feet  # the lower foot's height above the ground
+    assert lift_clip.max() > 0.1 * clip[0].height  # a real leap
+    grounded = [p.translate(0.0, float(d)) for p, d in zip(clip, lift_clip)]  # the same, feet down
+    flight = lift_clip > 0
+
+    def lift(subject):  # how much higher each frame's neck is than with the feet kept down
+        up = stack(retarget(grounded, subject))[:, INDEX["neck"], 1] - stack(retarget(clip, subject))[:, INDEX["neck"], 1]
+        return up - up[~flight].mean()
+
+    subject = upper_body(figure)
+    visible = 250 - subject.xy[subject.visible, 1].min()
+    bob, leap = lift(subject), lift(figure)
+    assert bob.max() == pytest.approx(0.03 * visible, rel=0.01)  # 5.6 px; 64 px before
+    assert leap.max() > 8 * bob.max()  # the full-body subject: the whole jump
+    # the same rhythm: both are the clip's lift times one factor
+    for out in (bob, leap):
+        assert np.allclose(out[flight] / out.max(), lift_clip[flight] / lift_clip.max(), rtol=1e-3)
+        assert np.abs(out[~flight]).max() < 1e-3
+
+
 def upper_body(figure: Pose) -> Pose:
     """The figure cut off at the waist, like a head-and-shoulders photo (canvas 384 x 250)."""
     kp = figure.keypoints.copy()

@@ -36,7 +36,9 @@ def test_clean_sprites(photo, portrait, detector):
         assert r["holes"] <= 0.003, r  # in the body's core (0.67% with the torso's affine fit alone)
         assert r["gaps"] <= 0.005, r  # any enclosed background, beside the body too (1.7% before)
         assert r["border_px"] == 0 and r["cut_kept"], r  # GrabCut, no camera: 93-124 px in jump
-        assert r["pck_mean"] >= 0.9 and r["pck"] >= 0.75, r
+        # the goal; the portrait jump was 0.93-0.96 before a partial subject's jump became a bob
+        # (retarget.BOB) and the view stopped cropping the hands to hide the lifted cut
+        assert r["pck_mean"] >= 0.95 and r["pck"] >= 0.75, r
         assert r["drift"] <= 12 / 255, r
 
 

@@ -149,7 +149,9 @@ def border(alpha: np.ndarray, cut: set[str]) -> int:
 
 
 def torso_colour(image: np.ndarray, pose: Pose) -> np.ndarray | None:
-    """Mean RGB inside the torso quad shrunk to half about its centre."""
+    """Median RGB (per channel) inside the torso quad shrunk to half about its centre. The median,
+    not the mean: a forearm that swings in front of the chest (a walk's, 9-16% of that quad) is
+    the right picture, not a drift of the shirt's colour, and moved the mean by up to 13/255."""
     import cv2
 
     quad = pose.xy[[INDEX["r_shoulder"], INDEX["l_shoulder"], INDEX["l_hip"], INDEX["r_hip"]]]
@@ -159,7 +161,7 @@ def torso_colour(image: np.ndarray, pose: Pose) -> np.ndarray | None:
     inner = np.round(c + 0.5 * (quad - c)).astype(np.int32)
     m = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(m, [inner], 1)
-    return image[m > 0, :3].astype(np.float64).mean(axis=0) if m.any() else None
+    return np.median(image[m > 0, :3].astype(np.float64), axis=0) if m.any() else None
 
 
 def measure(case: Case, motion_name: str, method=None, detector=None) -> dict:

@@ -16,6 +16,14 @@ place in the photo):
    or in the clip must not make an arm twice as long; [s / 2, 2 s] for the head, whose size
    varies more between people and photos), and a bone the subject does not show
    takes the ratio of its mirror twin (left/right), else `s`.
+   The torso is the exception: the two neck-to-hip bones would keep the clip's hip width
+   relative to its torso length (a long-waisted subject would get hips as much wider as its
+   torso is longer). Instead the neck-to-mid-hip vector keeps its direction (the lean) and is
+   scaled by the torso length ratio, and the hip line keeps its direction and its length
+   relative to the clip's own reference hip width (the hips' turn in a three-quarter view) and
+   is scaled by the hip width ratio; so at its widest the retargeted hip line has the photo's
+   hip width. Without both hips in the photo the hip width takes the shoulder width's ratio
+   (the clip's hip-to-shoulder proportion), else `s`.
 3. Position. The neck follows the clip's horizontal travel scaled by `s`, around the subject's
    own neck. Vertically the feet go on the subject's ground line (the lower ankle of the
    photo); a clip frame whose feet are off the ground (a jump, a run's flight) keeps its
@@ -27,6 +35,12 @@ place in the photo):
    frames is dropped from every frame: no method can show a leg the photo does not have, and
    a ControlNet skeleton with legs below the frame makes Stable Diffusion invent them.
    Keypoints the photo lacks that land inside it (an arm hidden behind the body) are kept.
+   Such a subject bobs rather than leaps: the clip's lift above the ground (a jump's flight) is
+   multiplied by one factor for the whole clip so that it peaks at BOB = 3% of the figure's
+   visible height (its top keypoint to the photo's bottom edge), about the bob of a walk. The
+   photo's edge cuts the body, and a cut lifted into view would show; the one camera per clip
+   would have to crop every frame by the whole lift (55 px of a 330-px portrait for the
+   built-in jump), cutting off the hands. The crouch and the timing are kept.
 5. Missing points in the clip stay missing; a point whose parent is missing hangs from its
    nearest present ancestor. A clip frame with no neck and no shoulders is scaled as a whole.
 6. Facing. A side-on clip walking right, put on a side-on photo of someone facing left, is
@@ -47,6 +61,7 @@ from posekit.pose.pose import INDEX, LIMBS, Pose
 CLAMP = 1.5          # a bone's ratio stays within [s / CLAMP, s * CLAMP]
 HEAD_CLAMP = 2.0     # looser for the head: faces vary more than limbs, and get foreshortened less
 REFERENCE_PERCENTILE = 90.0
+BOB = 0.03           # a partial subject's lift above the ground, at most, of its visible height
 
 NECK, NOSE = INDEX["neck"], INDEX["nose"]
 R_SHOULDER, L_SHOULDER = INDEX["r_shoulder"], INDEX["l_shoulder"]
@@ -87,9 +102,10 @@ def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[P
         warnings.simplefilter("ignore", RuntimeWarning)
         s = overall_scale(xy, subject)
         ratios = bone_ratios(xy, subject, s)
+        torso = torso_ratios(xy, subject, s, ratios)
         necks = _clip_necks(xy)
-        body = np.stack([_rebuild(frame, neck, ratios, s) for frame, neck in zip(xy, necks)])  # neck-relative
-        out = body + _neck_track(xy, necks, body, subject, s, clip[0].height)[:, None, :]
+        body = np.stack([_rebuild(frame, neck, ratios, s, torso) for frame, neck in zip(xy, necks)])  # neck-relative
+        out = body + _neck_track(xy, necks, body, subject, s, clip[0].height, onto.height)[:, None, :]
 
     drop = _out_of_picture(out, onto)
     conf = np.where(np.isnan(out).any(axis=2) | drop[None, :], 0.0, conf)
@@ -184,6 +200,28 @@ def bone_ratios(clip_xy: np.ndarray, subject_xy: np.ndarray, s: float) -> np.nda
     return np.clip(ratios, s / clamp, s * clamp)
 
 
+def _torso_measures(xy: np.ndarray) -> np.ndarray:
+    """(..., 3) torso length (neck to the midpoint of both hips), hip width, shoulder width;
+    NaN where a point is missing."""
+    mid = (xy[..., R_HIP, :] + xy[..., L_HIP, :]) / 2.0
+    return np.stack([np.linalg.norm(mid - xy[..., NECK, :], axis=-1),
+                     np.linalg.norm(xy[..., L_HIP, :] - xy[..., R_HIP, :], axis=-1),
+                     np.linalg.norm(xy[..., L_SHOULDER, :] - xy[..., R_SHOULDER, :], axis=-1)], axis=-1)
+
+
+def torso_ratios(clip_xy: np.ndarray, subject_xy: np.ndarray, s: float, ratios: np.ndarray) -> tuple[float, float]:
+    """(torso length ratio, hip width ratio), output / clip: the subject's over the clip's
+    reference; clamped. Without both hips in the photo the torso falls back on the neck-to-hip
+    bones' `ratios` (as bone_ratios gives them), the hip width on the shoulder width's ratio,
+    else on s."""
+    with np.errstate(all="ignore"):
+        raw = _torso_measures(subject_xy[None])[0] / _reference(_torso_measures(clip_xy))
+    raw = np.where(np.isfinite(raw) & (raw > 0), raw, np.nan)
+    torso = raw[0] if not np.isnan(raw[0]) else float(np.mean(ratios[[LIMBS.index((1, 8)), LIMBS.index((1, 11))]]))
+    hips = raw[1] if not np.isnan(raw[1]) else raw[2] if not np.isnan(raw[2]) else s
+    return float(np.clip(torso, s / CLAMP, s * CLAMP)), float(np.clip(hips, s / CLAMP, s * CLAMP))
+
+
 # -- rebuilding ---------------------------------------------------------------------------------
 def _clip_necks(xy: np.ndarray) -> np.ndarray:
     """(T, 2) the clip's neck per frame; frames without one use the clip's median neck."""
@@ -196,15 +234,23 @@ def _clip_necks(xy: np.ndarray) -> np.ndarray:
     return necks
 
 
-def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float) -> np.ndarray:
+def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float,
+             torso: tuple[float, float] | None = None) -> np.ndarray:
     """(18, 2) one clip frame rebuilt bone by bone from the neck with the subject's ratios,
-    relative to the neck. Without a neck in the frame, every point is scaled by s instead."""
+    relative to the neck; with `torso` (torso length ratio, hip width ratio) and both hips in
+    the frame, the hips are its mid-hip vector and hip line scaled by those. Without a neck in
+    the frame, every point is scaled by s instead."""
     if np.isnan(frame[NECK]).any():
         return (frame - neck) * s
     out = np.full_like(frame, np.nan)
     out[NECK] = 0.0
+    hips = torso is not None and not np.isnan(frame[[R_HIP, L_HIP]]).any()
+    if hips:
+        mid = ((frame[R_HIP] + frame[L_HIP]) / 2.0 - frame[NECK]) * torso[0]  # the lean
+        half = (frame[L_HIP] - frame[R_HIP]) / 2.0 * torso[1]                 # the hips' turn
+        out[R_HIP], out[L_HIP] = mid - half, mid + half
     for k, (parent, child) in enumerate(LIMBS):  # parents come before their children
-        if np.isnan(frame[child]).any():
+        if np.isnan(frame[child]).any() or (hips and child in (R_HIP, L_HIP)):
             continue
         anchor, ratio = parent, ratios[k]
         while np.isnan(frame[anchor]).any():  # hang from the nearest present ancestor
@@ -213,8 +259,8 @@ def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float) 
     return out
 
 
-def _neck_track(xy, necks, body, subject, s, clip_height: int) -> np.ndarray:
-    """(T, 2) where the rebuilt skeletons' necks go on the subject's canvas."""
+def _neck_track(xy, necks, body, subject, s, clip_height: int, height: int) -> np.ndarray:
+    """(T, 2) where the rebuilt skeletons' necks go on the subject's canvas (`height` px high)."""
     x = subject[NECK, 0] + s * (necks[:, 0] - necks[:, 0].mean())
     clip_feet = np.nanmax(xy[:, ANKLES, 1], axis=1)               # lower ankle per frame, clip px
     feet = np.nanmax(body[:, ANKLES, 1], axis=1)                # lower ankle below the neck, out px
@@ -232,11 +278,23 @@ def _neck_track(xy, necks, body, subject, s, clip_height: int) -> np.ndarray:
         standing = np.where(grounded, necks[:, 1], np.inf)
         t = int(np.argmin(standing)) if grounded.any() else int(np.nanargmin(np.where(np.isnan(feet), np.inf, gap)))
         ground = subject[NECK, 1] + feet[t]
+        gap = gap * _bob(s * gap, subject, height)
     y = ground - s * gap - feet
     # Frames without feet keep the neck's height above the clip's ground, scaled.
     no_feet = np.isnan(y)
     y[no_feet] = ground - s * (clip_ground - necks[no_feet, 1])
     return np.column_stack([x, y])
+
+
+def _bob(lift: np.ndarray, subject: np.ndarray, height: int) -> float:
+    """The factor that damps a partial subject's lift above the ground (T,) so that its highest
+    point is at most BOB of the figure's visible height (its top keypoint to the photo's bottom
+    edge). One factor for the whole clip keeps the motion's timing and shape: a jump becomes a
+    bob, the body's cut by the photo's edge barely moves and the view need not crop the photo."""
+    top = np.nanmin(subject[:, 1])
+    highest = np.nanmax(lift) if not np.isnan(lift).all() else 0.0
+    bound = BOB * max(height - top, 1.0)
+    return 1.0 if highest <= bound else float(bound / highest)
 
 
 def _out_of_picture(out: np.ndarray, onto: Pose) -> np.ndarray:
