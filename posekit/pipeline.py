@@ -425,10 +425,11 @@ def tag_names(sources: list[str]) -> list[str]:
 
 
 def is_motion(source) -> bool:
-    """A built-in motion's name ("walk", "walk:side"), not a file or folder (None counts: a bare clip)."""
+    """A built-in motion's name ("walk", "walk:side"), which load_poses takes before any file of
+    that name (None counts: a bare clip)."""
     from posekit.pose.motions import MOTIONS
 
-    return source is None or (str(source).partition(":")[0] in MOTIONS and not Path(str(source)).exists())
+    return source is None or str(source).partition(":")[0] in MOTIONS  # as load_poses decides
 
 
 def is_looping(source: str) -> bool:

@@ -359,3 +359,17 @@ def test_lora_run_resumes_exactly_from_a_lora_checkpoint(sd, instances, tmp_path
     assert all(torch.equal(a[k], b[k]) for k in a)
     step2 = load_file(whole / "checkpoint-2" / "pytorch_lora_weights.safetensors")
     assert not all(torch.equal(a[k], step2[k]) for k in a)  # steps 3 and 4 did train
+
+    # a run interrupted under the old checkpoint layout (one peft state file per model) resumes too
+    from diffusers.utils import convert_state_dict_to_peft, convert_unet_state_dict_to_peft
+    from safetensors.torch import save_file
+
+    old = tmp_path / "old"
+    shutil.copytree(cut / "checkpoint-2", old / "checkpoint-2")  # the resumed run kept checkpoint-2 (keep 2)
+    shutil.copy(whole / "config.json", old / "config.json")
+    (old / "checkpoint-2" / "pytorch_lora_weights.safetensors").unlink()
+    for name, to_peft in (("unet", convert_unet_state_dict_to_peft), ("text_encoder", convert_state_dict_to_peft)):
+        part = {k[len(name) + 1:]: v for k, v in step2.items() if k.startswith(name + ".")}
+        save_file(to_peft(part), old / "checkpoint-2" / f"{name}_lora.safetensors")
+    c = load_file(train(sd, instances, old, resume=True, **kw))
+    assert all(torch.equal(a[k], c[k]) for k in a)

@@ -201,17 +201,20 @@ def test_each_flags_help_names_the_methods_that_use_it():
 
 @pytest.mark.parametrize("method, flag, value", [("wan", "lcm", True), ("wan", "ip_adapter", "h94/IP-Adapter"),
                                                  ("diffusion", "context", 8), ("warp", "steps", 4),
-                                                 ("animatediff", "sheet", True), ("gan", "offload", "model")])
-def test_a_flag_the_method_would_ignore_is_a_usage_error(method, flag, value):
+                                                 ("gan", "offload", "model")])
+def test_a_flag_the_method_ignores_is_a_warning(method, flag, value, capsys):
     from posekit.commands.method_flags import options_for
 
     given = {name: option.default for name, option in method_flags("animate").items()}
-    with pytest.raises(UsageError, match=f"--{flag.replace('_', '-')} .*--method {method} does not use it|--sheet"):
-        options_for(method, {**given, flag: value})
+    assert options_for(method, {**given, flag: value}) == options_for(method, given)
+    err = capsys.readouterr().err
+    assert f"--{flag.replace('_', '-')} is for --method" in err and f"--method {method} ignores it" in err
+    assert err.count("ignores it") == 1  # only for that flag
 
 
-def test_an_ignored_flag_fails_from_the_cli_before_any_work(run_posekit, tmp_path):
-    proc = run_posekit("animate", FIGURE, "--poses", "walk", "--method", "wan", "--lcm", "--out", tmp_path / "out",
-                       cwd=tmp_path)
-    assert_usage_error(proc, "--lcm", tmp_path)
-    assert "--method diffusion|animatediff" in proc.stderr
+def test_an_ignored_flag_is_one_warning_from_the_cli(run_posekit, tmp_path):
+    proc = run_posekit("animate", FIGURE, "--poses", "idle", "--frames", "2", "--lcm", "--steps", "30",
+                       "--out", tmp_path / "out", "--no-evaluate", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "ignores it" in line]
+    assert len(warnings) == 2 and any("--lcm is for --method diffusion|animatediff;" in w for w in warnings)

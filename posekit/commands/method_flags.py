@@ -87,7 +87,8 @@ def with_method_flags(command):
 def options_for(method: str, flags: dict):
     """The options of `--method method` (its dataclass) from the command's flags (name -> value),
     one field at a time: a field without a flag is a KeyError here. A flag of another method given
-    a value is a usage error (`--method wan --lcm` would silently do nothing). A flag left unset (None)
+    a value is ignored with a warning (`--method wan --lcm` must not silently do nothing; a script
+    looping over methods with one set of flags still runs). A flag left unset (None)
     gives the field the method's own default (--steps is 20 for diffusion, 20 for wan...)."""
     from dataclasses import fields
 
@@ -98,10 +99,11 @@ def options_for(method: str, flags: dict):
     names = [f.name for f in fields(options)]
     if flags["sheet"] and "sheet" not in names:
         raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
-    for name, _, flag in METHOD_FLAGS:  # a flag given to a method that would ignore it
+    for name, _, flag in METHOD_FLAGS:  # a flag given to a method that ignores it: say so, once
         if name not in names and flags.get(name, flag.default) != flag.default:
-            raise UsageError(f"{flag.param_decls[0]} is for --method {flag_methods(flag)}; "
-                             f"--method {method} does not use it")
+            from posekit.console import warn
+
+            warn(f"{flag.param_decls[0]} is for --method {flag_methods(flag)}; --method {method} ignores it")
     return options(**{name: flags[name] for name in names if flags[name] is not None})
 
 

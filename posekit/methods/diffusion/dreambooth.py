@@ -245,11 +245,17 @@ def write_lora_file(folder: Path, unet, text_encoder=None) -> Path:
 
 def read_lora_file(folder: Path, models: dict) -> None:
     """Load folder/pytorch_lora_weights.safetensors back into the peft adapters of `models`
-    ({"unet": ..., "text_encoder": ...}), exactly: the keys are renamed, the values untouched."""
+    ({"unet": ..., "text_encoder": ...}), exactly: the keys are renamed, the values untouched.
+    A checkpoint written before LoRA checkpoints were diffusers files holds <name>_lora.safetensors
+    per model in peft's own names instead, which --resume still reads."""
     from diffusers.utils import convert_state_dict_to_peft, convert_unet_state_dict_to_peft
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    if not (folder / LORA_FILE).is_file():  # a checkpoint of posekit 0.x: one peft state file per model
+        for name, model in models.items():
+            set_peft_model_state_dict(model, load_file(folder / f"{name}_lora.safetensors"))
+        return
     state = load_file(folder / LORA_FILE)
     # diffusers names the UNet's layers to_q.lora.down, the text encoder's q_proj.lora_linear_layer.down
     to_peft = {"unet": convert_unet_state_dict_to_peft, "text_encoder": convert_state_dict_to_peft}
