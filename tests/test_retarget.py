@@ -115,6 +115,58 @@ def test_partial_subject_bobs_instead_of_jumping(figure):
         assert np.abs(out[~flight]).max() < 1e-3
 
 
+def without(clip, frames, names):
+    """The clip with the keypoints `names` lost (as a detector loses them) in `frames`."""
+    out = []
+    for i, p in enumerate(clip):
+        kp = p.keypoints.copy()
+        if i in frames:
+            kp[[INDEX[n] for n in names]] = 0.0
+        out.append(Pose(kp, p.width, p.height))
+    return out
+
+
+def test_a_partial_subject_still_bobs_when_the_clip_loses_its_ankles_in_flight(figure):
+    """A detector loses the ankles in a jump's blurred flight. Those frames used to keep the
+    whole lift (the neck leapt 53 px in the middle of a 6-px bob); now their neck's rise above
+    the standing neck is damped by the same factor."""
+    clip = motion("jump", 16)
+    feet = stack(clip)[:, ANKLES, 1].max(axis=1)
+    flight = [int(i) for i in np.argsort(feet.max() - feet)[-3:]]  # the three highest frames
+    blurred = without(clip, flight, ("r_ankle", "l_ankle"))
+    subject = upper_body(figure)
+    bob = 0.03 * (250 - subject.xy[subject.visible, 1].min())
+    kept = stack(retarget(clip, subject))[:, INDEX["neck"], 1]
+    lost = stack(retarget(blurred, subject))[:, INDEX["neck"], 1]
+    neck = figure["neck"][1]
+    assert neck - kept.min() <= bob + 0.01
+    assert neck - lost.min() <= bob + 0.01  # 53 px before
+    assert neck - lost[flight].min() > 0.8 * bob  # still up in the flight: a bob, not a stop
+    others = [i for i in range(16) if i not in flight]
+    assert np.abs(lost[others] - kept[others]).max() < 1.0  # the frames with feet barely change
+    # a full-body subject keeps the whole jump, ankles or not
+    full = stack(retarget(blurred, figure))[:, INDEX["neck"], 1]
+    assert neck - full[flight].min() > 4 * bob  # 26 px
+
+
+def test_a_hip_lost_in_one_frame_does_not_move_the_legs(figure):
+    """With one hip missing, the other was rebuilt with the neck-to-hip bone ratio instead of the
+    torso model (r_hip and the right leg jumped 6.7 px for that frame), and the lost hip's leg
+    hung from the neck (a stance foot there moved the whole frame 4.6 px). The frame now
+    borrows the lost hip from the clip's hip line in the frames around it."""
+    clip = motion("walk", 24)
+    full = stack(retarget(clip, figure))
+    for frame, lost, kept in ((5, "l_hip", "r"), (8, "r_hip", "l")):
+        out = stack(retarget(without(clip, [frame], (lost,)), figure))
+        assert out[frame, INDEX[lost], 2] == 0  # the lost hip stays lost
+        other = "l" if kept == "r" else "r"
+        for name in (f"{kept}_hip", f"{kept}_knee", f"{kept}_ankle", f"{other}_knee", f"{other}_ankle", "neck"):
+            moved = np.linalg.norm(out[frame, INDEX[name], :2] - full[frame, INDEX[name], :2])
+            assert moved < 1.0, (lost, name, moved)
+        others = [i for i in range(24) if i != frame]
+        assert np.abs(out[others] - full[others]).max() < 0.2  # the scale measures one hip less
+
+
 def upper_body(figure: Pose) -> Pose:
     """The figure cut off at the waist, like a head-and-shoulders photo (canvas 384 x 250)."""
     kp = figure.keypoints.copy()

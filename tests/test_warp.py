@@ -209,3 +209,78 @@ def test_torso_corners_land_on_the_target_joints():
     crossed = src.keypoints.copy()
     crossed[[INDEX["r_shoulder"], INDEX["l_shoulder"]]] = crossed[[INDEX["l_shoulder"], INDEX["r_shoulder"]]]
     assert part_transforms(src.xy, Pose(crossed, 384, 512).xy)[0].shape == (2, 3)  # the affine fit
+
+
+def _torso_forward_check(method, q, pts, layer_alpha):
+    """The torso layer's pixels `pts` through the QuadWarp `q`: (largest forward-map residual,
+    furthest past the layer box in px, smallest det(I - J) of the pull where they land)."""
+    from posekit.methods.warp.rig import apply, stretch
+
+    f = apply(q, pts)
+    dx, dy = q.pull(f[:, 0], f[:, 1])
+    residual = np.hypot(*(f - apply(q.affine, pts) - np.column_stack([dx, dy])).T).max()
+    x0, y0, x1, y1 = method._layer_box(layer_alpha, [q])
+    h, w = layer_alpha.shape
+    inside = (f[:, 0] >= 0) & (f[:, 0] < w) & (f[:, 1] >= 0) & (f[:, 1] < h)  # the box is clipped to the frame
+    past = np.maximum.reduce([x0 - f[:, 0], f[:, 0] - x1, y0 - f[:, 1], f[:, 1] - y1])[inside]
+    return residual, past.max(initial=-1.0), stretch(q, f[:, 0], f[:, 1]).min()
+
+
+def test_torso_warp_is_one_to_one(figure):
+    """The torso's corner pulls never fold it: on a near-side run (yaw 75: shoulders wide, hips
+    narrow), on a clip that was not retargeted, and with the corners jittered by 6 px, every
+    torso pixel's forward map solves p - pull(p) = affine(q) to 0.5 px, lands inside the layer's
+    box, and det(I - J) of the pull is above 0 there. Before the pull stopped at the quad's edges
+    it folded the belt into two horns: 49 px residual and 16 px past the box on run:75."""
+    from posekit.methods.warp.rig import LEAST_STRETCH, QuadWarp, then
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    image, pose = figure
+    method = WarpMethod(image, pose, WarpOptions(background="transparent"))
+    layer = method.rgba[2][:, :, 3]  # the torso's layer
+    ys, xs = np.nonzero(layer > 0)
+    pts = np.column_stack([xs, ys]).astype(np.float64)
+    clips = {"run:75": retarget(motion("run", 8, view="75"), pose),
+             "walk:75 as it is": [p.fitted(384, 512) for p in motion("walk", 8, 384, 512, view="75")]}
+    rng = np.random.default_rng(0)
+    jittered = []
+    for _ in range(12):
+        kp = pose.keypoints.copy()
+        for name in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"):
+            kp[INDEX[name], :2] += rng.normal(0, 6, 2)
+        jittered.append(Pose(kp, 384, 512))
+    clips["corners jittered 6 px"] = jittered
+    for name, clip in clips.items():
+        method._choose_camera(clip)
+        cam = method.camera.matrix()
+        quads = [then(method._transforms(t)[0], cam) for t in clip]
+        quads = [q for q in quads if isinstance(q, QuadWarp)]
+        assert len(quads) == len(clip), name  # every frame's torso is pulled onto its corners
+        for q in quads:
+            residual, past, det = _torso_forward_check(method, q, pts, layer)
+            assert residual < 0.5 and past <= 0 and det > 0, (name, residual, past, det)
+            assert q.least_stretch() >= LEAST_STRETCH
+
+
+def test_torso_corner_pulls_are_scaled_down_before_they_fold():
+    """Corners pulled so far that the full correction would shrink some of the torso's area 4.5
+    times (det(I - J) = 0.22) are all pulled less, just enough that it shrinks 3.3 times at most:
+    the corners then miss the target's by under 1 px, where the affine fit misses by 19 px."""
+    from posekit.methods.warp.rig import (LEAST_STRETCH, TORSO_POINTS, QuadWarp, affine, apply, corners_exact,
+                                          torso_polygon)
+
+    data = json.loads((REPO / "examples" / "figure_keypoints.json").read_text())
+    src = Pose(np.float32(data["people"][0]["pose_keypoints_2d"]).reshape(18, 3), 384, 512)
+    kp = src.keypoints.copy()
+    for name, off in zip(("r_shoulder", "l_shoulder", "r_hip", "l_hip"), ([16, 17], [2, -29], [-3, -15], [-28, 5])):
+        kp[INDEX[name], :2] += off
+    idx = list(TORSO_POINTS)
+    m = affine(src.xy[idx], kp[idx, :2])
+    full = QuadWarp(m, torso_polygon(kp[:, :2]), torso_polygon(kp[:, :2]) - apply(m, torso_polygon(src.xy)))
+    assert full.least_stretch() < LEAST_STRETCH  # unchecked, it would fold this far
+    q = corners_exact(src.xy, kp[:, :2], m)
+    assert isinstance(q, QuadWarp) and LEAST_STRETCH <= q.least_stretch() < LEAST_STRETCH + 0.05
+    miss = np.hypot(*(apply(q, torso_polygon(src.xy)) - torso_polygon(kp[:, :2])).T).max()
+    affine_miss = np.hypot(*(apply(m, torso_polygon(src.xy)) - torso_polygon(kp[:, :2])).T).max()
+    assert miss < 1.5 and affine_miss > 15, (miss, affine_miss)

@@ -23,14 +23,18 @@ place in the photo):
    relative to the clip's own reference hip width (the hips' turn in a three-quarter view) and
    is scaled by the hip width ratio; so at its widest the retargeted hip line has the photo's
    hip width. Without both hips in the photo the hip width takes the shoulder width's ratio
-   (the clip's hip-to-shoulder proportion), else `s`.
+   (the clip's hip-to-shoulder proportion), else `s`. A clip frame that lost one hip (detectors
+   often drop one in a side-ish view) borrows it from the clip's hip line, interpolated between
+   the nearest frames that show both: the hip it has and the lost hip's leg are placed as with
+   both hips, and the borrowed hip is left out again.
 3. Position. The neck follows the clip's horizontal travel scaled by `s`, around the subject's
    own neck. Vertically the feet go on the subject's ground line (the lower ankle of the
    photo); a clip frame whose feet are off the ground (a jump, a run's flight) keeps its
-   height above the ground, scaled by `s`.
-4. Partial subjects (head-and-shoulders photos). Without ankles in the photo the ground line is
-   where the subject's feet would be: the clip's tallest standing frame is put with its neck
-   exactly on the subject's neck. The measures that exist (shoulder width, neck to nose, arms)
+   height above the ground, scaled by `s` (damped for a partial subject, see 4).
+4. Partial subjects (head-and-shoulders photos). Without ankles in the photo (this also covers a
+   full-body photo whose ankles were not detected) the ground line is where the subject's feet
+   would be: the clip's tallest standing frame is put with its neck exactly on the subject's
+   neck. The measures that exist (shoulder width, neck to nose, arms)
    give the scale. A keypoint the photo does not show that lands outside the photo in most
    frames is dropped from every frame: no method can show a leg the photo does not have, and
    a ControlNet skeleton with legs below the frame makes Stable Diffusion invent them.
@@ -40,7 +44,10 @@ place in the photo):
    visible height (its top keypoint to the photo's bottom edge), about the bob of a walk. The
    photo's edge cuts the body, and a cut lifted into view would show; the one camera per clip
    would have to crop every frame by the whole lift (55 px of a 330-px portrait for the
-   built-in jump), cutting off the hands. The crouch and the timing are kept.
+   built-in jump), cutting off the hands. The crouch and the timing are kept. A clip frame
+   without ankles (a detector loses them in a blurred flight) lifts by its neck's rise above
+   the standing neck, damped by the same factor (the factor is set so that these lifts stay
+   within BOB too).
 5. Missing points in the clip stay missing; a point whose parent is missing hangs from its
    nearest present ancestor. A clip frame with no neck and no shoulders is scaled as a whole.
 6. Facing. A side-on clip walking right, put on a side-on photo of someone facing left, is
@@ -104,7 +111,9 @@ def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[P
         ratios = bone_ratios(xy, subject, s)
         torso = torso_ratios(xy, subject, s, ratios)
         necks = _clip_necks(xy)
-        body = np.stack([_rebuild(frame, neck, ratios, s, torso) for frame, neck in zip(xy, necks)])  # neck-relative
+        lines = _hip_lines(xy)
+        body = np.stack([_rebuild(frame, neck, ratios, s, torso, line)
+                         for frame, neck, line in zip(xy, necks, lines)])  # neck-relative
         out = body + _neck_track(xy, necks, body, subject, s, clip[0].height, onto.height)[:, None, :]
 
     drop = _out_of_picture(out, onto)
@@ -234,16 +243,39 @@ def _clip_necks(xy: np.ndarray) -> np.ndarray:
     return necks
 
 
+def _hip_lines(xy: np.ndarray) -> np.ndarray:
+    """(T, 2) the clip's hip line (left hip - right hip) per frame: measured where both hips
+    are, else interpolated in time between the nearest frames that show both (held at the
+    ends); NaN throughout when no frame shows both."""
+    line = xy[:, L_HIP] - xy[:, R_HIP]
+    both = ~np.isnan(line).any(axis=1)
+    if both.any():
+        t = np.arange(len(xy))
+        line = np.column_stack([np.interp(t, t[both], line[both, i]) for i in range(2)])
+    return line
+
+
 def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float,
-             torso: tuple[float, float] | None = None) -> np.ndarray:
+             torso: tuple[float, float] | None = None, hip_line: np.ndarray | None = None) -> np.ndarray:
     """(18, 2) one clip frame rebuilt bone by bone from the neck with the subject's ratios,
     relative to the neck; with `torso` (torso length ratio, hip width ratio) and both hips in
-    the frame, the hips are its mid-hip vector and hip line scaled by those. Without a neck in
-    the frame, every point is scaled by s instead."""
+    the frame, the hips are its mid-hip vector and hip line scaled by those. A frame with one
+    hip borrows the other from `hip_line` (the clip's hip line there, see _hip_lines): the
+    borrowed hip places the one the frame has as both hips would, and anchors its own knee,
+    then is left out (a missing point stays missing). Without a neck in the frame, every point
+    is scaled by s instead."""
     if np.isnan(frame[NECK]).any():
         return (frame - neck) * s
     out = np.full_like(frame, np.nan)
     out[NECK] = 0.0
+    shown = ~np.isnan(frame[[R_HIP, L_HIP]]).any(axis=1)
+    borrowed = None
+    if torso is not None and shown.sum() == 1 and hip_line is not None and not np.isnan(hip_line).any():
+        frame = frame.copy()
+        if shown[0]:
+            borrowed, frame[L_HIP] = L_HIP, frame[R_HIP] + hip_line
+        else:
+            borrowed, frame[R_HIP] = R_HIP, frame[L_HIP] - hip_line
     hips = torso is not None and not np.isnan(frame[[R_HIP, L_HIP]]).any()
     if hips:
         mid = ((frame[R_HIP] + frame[L_HIP]) / 2.0 - frame[NECK]) * torso[0]  # the lean
@@ -256,6 +288,8 @@ def _rebuild(frame: np.ndarray, neck: np.ndarray, ratios: np.ndarray, s: float,
         while np.isnan(frame[anchor]).any():  # hang from the nearest present ancestor
             anchor, ratio = PARENT[anchor], s
         out[child] = out[anchor] + (frame[child] - frame[anchor]) * ratio
+    if borrowed is not None:
+        out[borrowed] = np.nan
     return out
 
 
@@ -273,16 +307,24 @@ def _neck_track(xy, necks, body, subject, s, clip_height: int, height: int) -> n
     subject_feet = subject[ANKLES, 1]
     if not np.isnan(subject_feet).all():
         ground = np.nanmax(subject_feet)
-    else:  # a head-and-shoulders subject: the tallest standing frame keeps the photo's neck
-        grounded = (gap <= 0.01 * clip_height) & ~np.isnan(feet)
-        standing = np.where(grounded, necks[:, 1], np.inf)
-        t = int(np.argmin(standing)) if grounded.any() else int(np.nanargmin(np.where(np.isnan(feet), np.inf, gap)))
-        ground = subject[NECK, 1] + feet[t]
-        gap = gap * _bob(s * gap, subject, height)
-    y = ground - s * gap - feet
-    # Frames without feet keep the neck's height above the clip's ground, scaled.
-    no_feet = np.isnan(y)
-    y[no_feet] = ground - s * (clip_ground - necks[no_feet, 1])
+        y = ground - s * gap - feet
+        # Frames without feet keep the neck's height above the clip's ground, scaled.
+        no_feet = np.isnan(y)
+        y[no_feet] = ground - s * (clip_ground - necks[no_feet, 1])
+        return np.column_stack([x, y])
+    # A head-and-shoulders subject: the tallest standing frame keeps the photo's neck, and the
+    # lift above the ground is damped into a bob. A frame without feet (a detector loses the
+    # ankles in a blurred flight) lifts by its neck's rise above that standing neck, damped
+    # by the same factor; a neck below it (a crouch) is kept, as the crouch of a frame with feet.
+    grounded = (gap <= 0.01 * clip_height) & ~np.isnan(feet)
+    standing = np.where(grounded, necks[:, 1], np.inf)
+    t = int(np.argmin(standing)) if grounded.any() else int(np.nanargmin(np.where(np.isnan(feet), np.inf, gap)))
+    ground = subject[NECK, 1] + feet[t]
+    no_feet = np.isnan(gap) | np.isnan(feet)
+    rise = np.where(no_feet, necks[t, 1] - necks[:, 1], 0.0)  # clip px, > 0: above the standing neck
+    bob = _bob(s * np.concatenate([gap[~no_feet], np.maximum(rise[no_feet], 0.0)]), subject, height)
+    y = ground - s * gap * bob - feet
+    y[no_feet] = subject[NECK, 1] - s * np.where(rise > 0, rise * bob, rise)[no_feet]
     return np.column_stack([x, y])
 
 

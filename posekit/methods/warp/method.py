@@ -260,8 +260,9 @@ class WarpMethod:
         if bw == 0 or bh == 0:
             return None
         corners = np.float64([[x, y], [x + bw, y], [x, y + bh], [x + bw, y + bh]])
-        pts = np.vstack([apply(m, corners) for m in transforms])
-        # a QuadWarp bends the box's edges a little: as far out as its largest pull, at most
+        # a QuadWarp's pull is a blend of its corners' shifts, so no pixel lands further than
+        # the largest of them from where the affine alone puts it
+        pts = np.vstack([apply(m.affine if isinstance(m, QuadWarp) else m, corners) for m in transforms])
         pad = 2 + max([int(np.ceil(np.abs(m.shift).max())) for m in transforms if isinstance(m, QuadWarp)], default=0)
         h, w = layer_alpha.shape
         x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - pad, 0, [w, h])

@@ -230,6 +230,7 @@ def bone_transform(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray)
 
 
 CORNER_SHIFT = 0.3  # how far (shoulder widths) a torso corner may be pulled off the torso's affine fit
+LEAST_STRETCH = 0.3  # the least det(I - J) of the pull anywhere: how much a target area may shrink
 
 
 @dataclass(frozen=True)
@@ -237,41 +238,101 @@ class QuadWarp:
     """The torso's transform: its affine fit `affine` (2x3), with each corner of the target's
     torso quad pulled onto the target's own shoulder or hip. `quad` (4, 2): the target's corners
     (r_shoulder, l_shoulder, l_hip, r_hip); `shift` (4, 2): each corner's pull, spread over the
-    quad bilinearly (and carried on past its edges, up to one quad away). A target pixel p reads
-    the source at affine^-1(p - pull(p)): the source's corners land exactly on the target's, and
-    unlike a homography the waist is not stretched when only the hips widen."""
+    quad bilinearly; a pixel outside the quad takes the pull of the quad's point nearest to it
+    (so the pull never grows past the corners' and, beyond an edge, only slides along it). A
+    target pixel p reads the source at affine^-1(p - pull(p)): the source's corners land exactly
+    on the target's, and unlike a homography the waist is not stretched when only the hips widen.
+    `corners_exact` keeps p -> p - pull(p) one-to-one (see `least_stretch`)."""
 
     affine: np.ndarray
     quad: np.ndarray
     shift: np.ndarray
 
     def pull(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        u, v = unit_square(self.quad, x, y)
+        u, v = unit_square(self.quad, *nearest_in(self.quad, x, y))
         w = ((1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v)
         shift = self.shift.tolist()
         return sum(wk * s[0] for wk, s in zip(w, shift)), sum(wk * s[1] for wk, s in zip(w, shift))
 
+    def least_stretch(self, n: int = 40) -> float:
+        """The smallest det(I - J) of the pull (J its Jacobian) on an n x n grid of the quad and
+        just outside each of its edges: how much the map p -> p - pull(p) shrinks an area at
+        worst. Above 0 it is one-to-one (no fold). Further out the pull only repeats its edges'
+        (constant along their normals) or, past a corner, the corner's (constant)."""
+        q = self.quad
+        s = np.linspace(1e-3, 1 - 1e-3, n)
+        u, v = (t.ravel() for t in np.meshgrid(s, s))
+        w = ((1 - u) * (1 - v), u * (1 - v), u * v, (1 - u) * v)
+        x, y = sum(wk * c[0] for wk, c in zip(w, q)), sum(wk * c[1] for wk, c in zip(w, q))
+        turn = np.sign(_cross(q).sum())
+        xs, ys = [x], [y]
+        for k in range(4):
+            e = q[(k + 1) % 4] - q[k]
+            out = -turn * np.float64([-e[1], e[0]]) / max(np.linalg.norm(e), 1e-9)  # outward normal
+            xs.append(q[k][0] + s * e[0] + out[0])
+            ys.append(q[k][1] + s * e[1] + out[1])
+        return float(stretch(self, np.concatenate(xs), np.concatenate(ys)).min())
 
-def unit_square(quad: np.ndarray, x: np.ndarray, y: np.ndarray, steps: int = 4):
-    """(u, v) of points x, y in the bilinear map of the unit square onto `quad` (corners in
-    order (0, 0), (1, 0), (1, 1), (0, 1)): Newton's method from the parallelogram's answer."""
+
+def stretch(m: QuadWarp, x: np.ndarray, y: np.ndarray, h: float = 1e-2) -> np.ndarray:
+    """det(I - J) of the pull of `m` at points x, y (forward differences h pixels long)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    px, py = m.pull(x, y)
+    ax, ay = m.pull(x + h, y)
+    bx, by = m.pull(x, y + h)
+    return (1 - (ax - px) / h) * (1 - (by - py) / h) - ((bx - px) / h) * ((ay - py) / h)
+
+
+def nearest_in(quad: np.ndarray, x: np.ndarray, y: np.ndarray):
+    """The point of the convex `quad` nearest to each point x, y (the point itself inside)."""
+    inside = None
+    best = bx = by = None
+    turn = np.sign(_cross(quad).sum())
+    for k in range(4):
+        a, b = quad[k].tolist(), quad[(k + 1) % 4].tolist()
+        ex, ey = b[0] - a[0], b[1] - a[1]
+        hx, hy = x - a[0], y - a[1]
+        side = turn * (ex * hy - ey * hx) >= 0  # on the quad's side of this edge
+        inside = side if inside is None else inside & side
+        t = np.clip((hx * ex + hy * ey) / max(ex * ex + ey * ey, 1e-12), 0.0, 1.0)
+        qx, qy = a[0] + t * ex, a[1] + t * ey
+        d = (x - qx) ** 2 + (y - qy) ** 2
+        if best is None:
+            best, bx, by = d, qx, qy
+        else:
+            closer = d < best
+            best, bx, by = np.where(closer, d, best), np.where(closer, qx, bx), np.where(closer, qy, by)
+    return np.where(inside, x, bx), np.where(inside, y, by)
+
+
+def unit_square(quad: np.ndarray, x: np.ndarray, y: np.ndarray):
+    """(u, v) in [0, 1] of points x, y inside the convex `quad` in the bilinear map of the unit
+    square onto it (corners in order (0, 0), (1, 0), (1, 1), (0, 1)). With h = p - quad[0],
+    h = u e + v f + u v g; crossing h - v f = u (e + v g) with e + v g leaves a quadratic in v;
+    of its two roots, the one whose (u, v) lies in the square."""
     # plain floats: the arithmetic stays in the grid's float32
     p0, e, f = quad[0].tolist(), (quad[1] - quad[0]).tolist(), (quad[3] - quad[0]).tolist()
     g = (quad[0] - quad[1] + quad[2] - quad[3]).tolist()
     hx, hy = x - p0[0], y - p0[1]
-    det = e[0] * f[1] - e[1] * f[0]
-    u = (f[1] * hx - f[0] * hy) / det
-    v = (-e[1] * hx + e[0] * hy) / det
-    for _ in range(steps):
-        rx = u * e[0] + v * f[0] + u * v * g[0] - hx
-        ry = u * e[1] + v * f[1] + u * v * g[1] - hy
-        jxu, jyu = e[0] + v * g[0], e[1] + v * g[1]
-        jxv, jyv = f[0] + u * g[0], f[1] + u * g[1]
-        d = jxu * jyv - jxv * jyu
-        d = np.where(np.abs(d) > 1e-6 * abs(det), d, det)
-        u = u - (jyv * rx - jxv * ry) / d
-        v = v - (-jyu * rx + jxu * ry) / d
-    return np.clip(u, -1.0, 2.0), np.clip(v, -1.0, 2.0)
+    k2 = g[0] * f[1] - g[1] * f[0]
+    k1 = (e[0] * f[1] - e[1] * f[0]) + (hx * g[1] - hy * g[0])
+    k0 = hx * e[1] - hy * e[0]
+    root = np.sqrt(np.maximum(k1 * k1 - 4 * k0 * k2, 0))
+    big = -0.5 * (k1 + np.where(k1 >= 0, root, -root))  # the stable way round
+    big = np.where(np.abs(big) > 1e-12, big, 1e-12)
+    best = None
+    for v in (k0 / big, big / k2 if abs(k2) > 1e-12 else None):
+        if v is None:
+            continue
+        ax, ay = e[0] + v * g[0], e[1] + v * g[1]
+        u = ((hx - v * f[0]) * ax + (hy - v * f[1]) * ay) / np.maximum(ax * ax + ay * ay, 1e-12)
+        off = np.maximum(np.abs(u - 0.5), np.abs(v - 0.5))  # 0.5 or less: in the square
+        if best is None:
+            best = (u, v, off)
+        else:
+            take = off < best[2]
+            best = (np.where(take, u, best[0]), np.where(take, v, best[1]), np.minimum(off, best[2]))
+    return np.clip(best[0], 0.0, 1.0), np.clip(best[1], 0.0, 1.0)
 
 
 def corners_exact(src: np.ndarray, dst: np.ndarray, m: np.ndarray):
@@ -279,7 +340,10 @@ def corners_exact(src: np.ndarray, dst: np.ndarray, m: np.ndarray):
     the target's (a `QuadWarp`): the limbs hang from the target's shoulders and hips, and a torso
     that only fits them on average leaves a step at each joint (its hip inside the thigh's, a
     wedge of background between a hanging arm and the waist). A corner moves at most CORNER_SHIFT
-    shoulder widths; `m` itself when a quad is missing or twisted (a side view's crossed shoulders)."""
+    shoulder widths. Where the pulls would fold the torso (shoulders wide, hips narrow, the hips
+    pulled apart by more than they are wide: an area shrunk below LEAST_STRETCH), they are all
+    scaled down until it is not, and the corners miss by what was taken off. `m` itself when a
+    quad is missing or twisted (a side view's crossed shoulders)."""
     a, b = torso_polygon(src), torso_polygon(dst)
     if a is None or b is None or not (_convex(a) and _convex(b)):
         return m
@@ -287,15 +351,34 @@ def corners_exact(src: np.ndarray, dst: np.ndarray, m: np.ndarray):
     limit = CORNER_SHIFT * max(np.linalg.norm(b[0] - b[1]), 1e-6)
     shift = b - fit
     shift *= np.minimum(1.0, limit / np.maximum(np.linalg.norm(shift, axis=1), 1e-9))[:, None]
-    if not _convex(fit + shift) or np.abs(shift).max() < 0.05:
+
+    def fits(scale: float):
+        q = QuadWarp(m, fit + scale * shift, scale * shift)
+        return q if _convex(q.quad) and q.least_stretch() >= LEAST_STRETCH else None
+
+    q = fits(1.0)
+    if q is None:  # the largest safe scale, by bisection (a fold grows with the pulls)
+        lo, hi = 0.0, 1.0
+        for _ in range(6):
+            mid = (lo + hi) / 2
+            if fits(mid) is None:
+                hi = mid
+            else:
+                lo = mid
+        q = fits(lo) if lo > 0 else None
+    if q is None or np.abs(q.shift).max() < 0.05:
         return m
-    return QuadWarp(m, fit + shift, shift)
+    return q
+
+
+def _cross(quad: np.ndarray) -> np.ndarray:
+    d = np.roll(quad, -1, axis=0) - quad
+    return d[:, 0] * np.roll(d, -1, axis=0)[:, 1] - d[:, 1] * np.roll(d, -1, axis=0)[:, 0]
 
 
 def _convex(quad: np.ndarray) -> bool:
     """The four points go round one way (no crossing, no fold) and enclose some area."""
-    d = np.roll(quad, -1, axis=0) - quad
-    cross = d[:, 0] * np.roll(d, -1, axis=0)[:, 1] - d[:, 1] * np.roll(d, -1, axis=0)[:, 0]
+    cross = _cross(quad)
     area = abs(cross.sum())
     return bool((cross > 0).all() or (cross < 0).all()) and area > 1e-3 * float(np.ptp(quad, axis=0).max() ** 2)
 
@@ -342,17 +425,48 @@ def then(first, second: np.ndarray):
     return np.column_stack([second[:, :2] @ first[:, :2], second[:, :2] @ first[:, 2] + second[:, 2]])
 
 
-def apply(m, pts: np.ndarray, steps: int = 6) -> np.ndarray:
-    """(N, 2) points through a 2x3 affine or a QuadWarp (whose forward map, p = affine(q) +
-    pull(p), is found by fixed-point steps: the pull is small and smooth)."""
+def apply(m, pts: np.ndarray, steps: int = 12) -> np.ndarray:
+    """(N, 2) points through a 2x3 affine or a QuadWarp. A QuadWarp's forward map, the p with
+    p - pull(p) = affine(q), is found by Newton's method, each step halved until it brings p
+    closer: `corners_exact` keeps det(I - J) of the pull above 0, so there is one such p."""
     if not isinstance(m, QuadWarp):
         return pts @ m[:, :2].T + m[:, 2]
-    base = apply(m.affine, pts)
-    p = base
+    base = np.asarray(apply(m.affine, pts), np.float64)
+    bx, by = base[:, 0], base[:, 1]
+
+    def miss(x, y):
+        px, py = m.pull(x, y)
+        return x - px - bx, y - py - by, px, py
+
+    dx, dy = m.pull(bx, by)
+    x, y = bx + dx, by + dy
+    rx, ry, px, py = miss(x, y)
+    h = 1e-3
     for _ in range(steps):
-        dx, dy = m.pull(p[:, 0], p[:, 1])
-        p = base + np.column_stack([dx, dy])
-    return p
+        err = np.hypot(rx, ry)
+        if err.max(initial=0) < 1e-6:
+            break
+        ax, ay = m.pull(x + h, y)
+        cx, cy = m.pull(x, y + h)
+        # the Jacobian of p - pull(p), by forward differences
+        j11, j21 = 1 - (ax - px) / h, -(ay - py) / h
+        j12, j22 = -(cx - px) / h, 1 - (cy - py) / h
+        d = j11 * j22 - j12 * j21
+        ok = np.abs(d) > 1e-3
+        d = np.where(ok, d, 1.0)
+        sx = np.where(ok, (j22 * rx - j12 * ry) / d, rx)
+        sy = np.where(ok, (-j21 * rx + j11 * ry) / d, ry)
+        todo = np.ones(len(x), bool)
+        for t in (1.0, 0.5, 0.25, 0.125, 0.0625):
+            nx, ny = x - t * sx, y - t * sy
+            nrx, nry, npx, npy = miss(nx, ny)
+            take = todo & (np.hypot(nrx, nry) < err)
+            x, y, rx, ry = np.where(take, nx, x), np.where(take, ny, y), np.where(take, nrx, rx), np.where(take, nry, ry)
+            px, py = np.where(take, npx, px), np.where(take, npy, py)
+            todo &= ~take
+            if not todo.any():
+                break
+    return np.column_stack([x, y])
 
 
 def source_maps(m, xx: np.ndarray, yy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
