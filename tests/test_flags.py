@@ -218,3 +218,15 @@ def test_an_ignored_flag_is_one_warning_from_the_cli(run_posekit, tmp_path):
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "ignores it" in line]
     assert len(warnings) == 2 and any("--lcm is for --method diffusion|animatediff;" in w for w in warnings)
+
+
+@pytest.mark.parametrize("method, offload", [("diffusion", "model"), ("animatediff", "sequential"), ("wan", "group")])
+def test_offload_without_a_gpu_fails_with_the_options(method, offload):
+    """--offload moves models between the CPU and a CUDA GPU: on a CPU it is a usage error when the
+    options are made, before any photo is read or model loaded."""
+    from posekit.methods import method_class
+
+    options = method_class(method).Options
+    with pytest.raises(UsageError, match=f"^--offload {offload} moves models between the CPU and a CUDA GPU"):
+        options(offload=offload, device="cpu")
+    assert options(offload="none", device="cpu").offload == "none"

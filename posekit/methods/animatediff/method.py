@@ -89,6 +89,9 @@ class AnimateDiffOptions:
             raise UsageError(f"--init {self.init!r}: animatediff takes {' or '.join(INITS)}")
         if self.offload not in OFFLOADS:
             raise UsageError(f"--offload {self.offload!r}: animatediff takes {', '.join(OFFLOADS)}")
+        from posekit.methods.diffusion.models import check_offload_device
+
+        check_offload_device(self.offload, self.device)
         if not self.controlnet or str(self.controlnet).lower() == "none":
             raise UsageError("--controlnet none: animatediff follows the poses with a ControlNet; "
                              f"pass one (default {DEFAULT_CONTROLNET})")

@@ -38,7 +38,7 @@ import numpy as np
 from posekit.console import step_progress
 from posekit.errors import UsageError
 from posekit.methods.diffusion.models import (DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS, SCHEDULERS, check_choice,
-                                              load_pipeline)
+                                              check_offload, load_pipeline)
 from posekit.pose.pose import Pose
 from posekit.sheet import grid
 
@@ -89,6 +89,7 @@ class DiffusionOptions:
 
     def __post_init__(self):  # fill the defaults that depend on lcm; fail before any model is loaded
         fill_sampling(self)
+        check_offload(self.offload, self.device)
         if self.init not in INITS:
             raise UsageError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
         check_choice(self.offload, OFFLOADS, "--offload")

@@ -191,9 +191,16 @@ def check_choice(value: str, choices: tuple[str, ...], flag: str) -> None:
 def check_offload(offload: str, device: torch.device | str | None = None) -> None:
     """--offload is a choice, and moves models between the CPU and a CUDA GPU only."""
     check_choice(offload, OFFLOADS, "--offload")
-    if offload != "none" and device is not None and torch.device(device).type != "cuda":
+    if device is not None:
+        check_offload_device(offload, device)
+
+
+def check_offload_device(offload: str, device: torch.device | str = "auto") -> None:
+    """Any --offload but none needs a CUDA GPU as --device (every GPU method's options check
+    this, so the mistake is one line before any photo is read or model loaded)."""
+    if offload != "none" and resolve_device(device).type != "cuda":
         raise UsageError(f"--offload {offload} moves models between the CPU and a CUDA GPU; on "
-                         f"{torch.device(device).type} use --offload none (or --device cuda)")
+                         f"{resolve_device(device).type} use --offload none (or --device cuda)")
 
 
 def place(pipe, device: str | torch.device = "auto", offload: str = "none"):

@@ -75,6 +75,9 @@ class WanOptions:
                              "(least GPU memory) or --offload model")
         if self.offload not in OFFLOADS:
             raise UsageError(f"--offload {self.offload!r}: choose one of {', '.join(OFFLOADS)}")
+        from posekit.methods.diffusion.models import check_offload_device
+
+        check_offload_device(self.offload, self.device)
         if self.character not in CHARACTERS:
             raise UsageError(f"--character {self.character!r}: choose one of {', '.join(CHARACTERS)}")
         if self.steps < 1:
