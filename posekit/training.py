@@ -40,6 +40,21 @@ CONFIG = "config.json"
 
 
 # -- the run folder ------------------------------------------------------------------------
+def make_accelerator(mixed_precision: str, **kwargs):
+    """The trainers' Accelerator (devices, precision, processes); a precision the machine cannot
+    run is a usage error naming --mixed-precision, not a crash at the first step."""
+    import torch
+    from accelerate import Accelerator
+
+    # checked before the Accelerator exists: its state is one per process and cannot change after
+    if mixed_precision == "fp16" and (kwargs.get("cpu") or not torch.cuda.is_available()):
+        raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
+    try:
+        return Accelerator(mixed_precision=mixed_precision, **kwargs)
+    except (ValueError, RuntimeError) as e:
+        raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
+
+
 def checkpoints(run: str | Path) -> list[tuple[int, Path]]:
     """(step, folder) of the whole checkpoints of a run, oldest first."""
     run = Path(run)

@@ -148,3 +148,14 @@ def test_resume_needs_the_same_number_of_processes_and_a_saved_step_stays(tmp_pa
     training.write_config(run, {"seed": 0, "processes": 1})
     assert training.load_latest_checkpoint(accelerator, run) == (2, first)
     del net
+
+
+def test_both_trainers_refuse_a_precision_the_machine_cannot_run():
+    """One Accelerator maker for train-gan and dreambooth: fp16 on a CPU is a usage error naming
+    --mixed-precision, as dreambooth already did (train-gan accepted it)."""
+    from posekit.training import make_accelerator
+
+    with pytest.raises(UsageError, match="^--mixed-precision fp16 needs a CUDA GPU"):
+        make_accelerator("fp16", cpu=True)
+    with pytest.raises(UsageError, match="^--mixed-precision fp8"):
+        make_accelerator("fp8-nonsense", cpu=True)

@@ -43,7 +43,8 @@ from posekit.console import info, progress, warn
 from posekit.errors import PosekitError, UsageError
 from posekit.images import IMAGE_SUFFIXES, load_image, save_image
 from posekit.methods.diffusion.models import DEFAULT_MODEL, load_pipeline
-from posekit.training import check_run_folder, load_latest_checkpoint, save_checkpoint, shuffled, write_config
+from posekit.training import (check_run_folder, load_latest_checkpoint, make_accelerator, save_checkpoint, shuffled,
+                              write_config)
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -279,7 +280,7 @@ def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Pat
     check_options(c)
     check_run_folder(out, c, resume, results=("model_index.json", LORA_FILE))
     instances = load_examples(Path(c.instance_dir), c.instance_prompt, c.resolution, "--instance-dir")
-    accelerator = make_accelerator(c, out)
+    accelerator = dreambooth_accelerator(c, out)
     set_seed(c.seed)
     main = accelerator.is_main_process
     say = info if main else (lambda message: None)  # one voice under `accelerate launch`
@@ -337,18 +338,11 @@ def check_options(c: DreamBoothConfig) -> None:
         raise UsageError("--with-prior-preservation needs --class-prompt and --class-dir")
 
 
-def make_accelerator(c: DreamBoothConfig, out: Path):
-    from accelerate import Accelerator
+def dreambooth_accelerator(c: DreamBoothConfig, out: Path):
     from accelerate.utils import ProjectConfiguration
 
-    try:
-        accelerator = Accelerator(mixed_precision=c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation,
-                                  cpu=c.device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
-    except (ValueError, RuntimeError) as e:
-        raise UsageError(f"--mixed-precision {c.mixed_precision}: {e}") from None
-    if accelerator.device.type == "cpu" and accelerator.mixed_precision == "fp16":
-        raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
-    return accelerator
+    return make_accelerator(c.mixed_precision, gradient_accumulation_steps=c.gradient_accumulation,
+                            cpu=c.device == "cpu", project_config=ProjectConfiguration(project_dir=str(out)))
 
 
 def class_examples(c: DreamBoothConfig, base, accelerator) -> list[Example]:

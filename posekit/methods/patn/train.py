@@ -39,7 +39,7 @@ from posekit.errors import PosekitError, UsageError
 from posekit.methods.patn.data import Preset, datasets, heatmap_sigma, preset, to_uint8
 from posekit.methods.patn.model import (NUM_KEYPOINTS, PATNGenerator, ResnetDiscriminator, gan_loss,
                                         init_weights)
-from posekit.training import (DataOrder, check_run_folder,
+from posekit.training import (DataOrder, check_run_folder, make_accelerator,
                               load_latest_checkpoint, save_checkpoint, write_config)
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -327,15 +327,6 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
                 if main:
                     save_image(sample_strip(batch, fake.float()), run / "samples" / f"step-{done:06d}.png")
     return finish(run, c, nets["netG"], held_out, accelerator, start)
-
-
-def make_accelerator(mixed_precision: str):
-    from accelerate import Accelerator
-
-    try:
-        return Accelerator(mixed_precision=mixed_precision)
-    except ValueError as e:
-        raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
 
 
 def build_nets(c: TrainConfig, p: Preset, accelerator) -> tuple[dict, dict, dict]:
