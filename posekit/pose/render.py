@@ -37,11 +37,14 @@ def line_size(width: int, height: int) -> int:
 
 
 # -- drawing -------------------------------------------------------------------------------
-def draw_skeleton(poses: Pose | list[Pose], width: int | None = None, height: int | None = None) -> np.ndarray:
+def draw_skeleton(poses: Pose | list[Pose], width: int | None = None, height: int | None = None,
+                  size: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 ControlNet OpenPose skeleton of one or more people.
 
     The canvas is the first pose's unless width/height are given; positions are drawn as they
-    are, in pixels (use `pose.resized(w, h)` to scale a pose to another canvas).
+    are, in pixels (use `pose.resized(w, h)` to scale a pose to another canvas). `size`: stick
+    width and joint radius (default ControlNet's, `line_size`; Wan-Animate draws the same
+    skeleton thinner, see posekit.methods.wan.pose_video).
     """
     import cv2
 
@@ -52,7 +55,7 @@ def draw_skeleton(poses: Pose | list[Pose], width: int | None = None, height: in
         width = poses[0].width if width is None else width
         height = poses[0].height if height is None else height
     canvas = np.zeros((int(height), int(width), 3), np.uint8)
-    size = line_size(width, height)
+    size = line_size(width, height) if size is None else int(size)
     for pose in poses:
         kp, visible = pose.keypoints, pose.visible
         for (a, b), color in zip(LIMBS, LIMB_COLORS):

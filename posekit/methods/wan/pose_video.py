@@ -27,7 +27,6 @@ every present point is drawn. Colours are RGB, as Wan draws (its canvas is the R
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -53,28 +52,11 @@ def stick_width(width: int, height: int) -> int:
 
 def draw_wan_pose(pose: Pose, width: int | None = None, height: int | None = None) -> np.ndarray:
     """(H, W, 3) uint8 RGB: one frame of Wan-Animate's pose video for `pose` (positions in pixels
-    of that canvas; the canvas is the pose's own unless width/height are given)."""
-    import cv2
+    of that canvas; the canvas is the pose's own unless width/height are given). Wan's body is
+    ControlNet's OpenPose drawing (same colours, limbs at 0.6, joints on top) with its own, thinner
+    stick width, so posekit's ControlNet renderer draws it."""
+    from posekit.pose.render import draw_skeleton
 
     width = pose.width if width is None else int(width)
     height = pose.height if height is None else int(height)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    stick = stick_width(width, height)
-    kp, present = pose.keypoints, pose.visible
-    for i, (a, b) in enumerate(WAN_LIMBS):
-        if not (present[a] and present[b]):
-            continue
-        (xa, ya), (xb, yb) = kp[a, :2], kp[b, :2]
-        length = math.hypot(xa - xb, ya - yb)
-        angle = math.degrees(math.atan2(ya - yb, xa - xb))
-        centre = (int((xa + xb) / 2), int((ya + yb) / 2))
-        polygon = cv2.ellipse2Poly(centre, (int(length / 2), stick), int(angle), 0, 360, 1)
-        cv2.fillConvexPoly(canvas, polygon, [int(float(c) * 0.6) for c in WAN_COLORS[i]])
-    for i in np.flatnonzero(present):
-        cv2.circle(canvas, (int(kp[i, 0]), int(kp[i, 1])), stick, WAN_COLORS[i], thickness=-1)
-    return canvas
-
-
-def pose_video(poses: list[Pose], width: int, height: int) -> list[np.ndarray]:
-    """The pose video for a clip: each pose scaled from its canvas to width x height and drawn."""
-    return [draw_wan_pose(p.resized(width, height)) for p in poses]
+    return draw_skeleton(pose, width, height, size=stick_width(width, height))
