@@ -163,7 +163,7 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     device = resolve_device(device)
     check_offload(offload, device)
     dtype = dtype or dtype_for(device)
-    _no_loading_bars()
+    no_loading_bars()
     extra = {"safety_checker": None, "requires_safety_checker": False, "dtype": dtype}
     if controlnet and str(controlnet).lower() != "none":
         extra["controlnet"] = load_controlnet(str(controlnet), dtype)
@@ -444,7 +444,7 @@ def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
         return vae.decode(latents, return_dict=False)[0]
 
 
-def _no_loading_bars() -> None:
+def no_loading_bars() -> None:
     """diffusers' and transformers' "Loading components/weights" bars would interleave with ours."""
     import diffusers.utils.logging
     import transformers.utils.logging

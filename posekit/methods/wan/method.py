@@ -257,15 +257,11 @@ def load_pipeline(o: WanOptions):
     import torch
 
     from posekit.device import resolve_device
-    import diffusers.utils.logging
-    import transformers.utils.logging
-
-    from posekit.methods.diffusion.models import from_hub_or_path
+    from posekit.methods.diffusion.models import from_hub_or_path, no_loading_bars
 
     device = resolve_device(o.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    diffusers.utils.logging.disable_progress_bar()  # their loading bars would interleave with ours
-    transformers.utils.logging.disable_progress_bar()
+    no_loading_bars()  # their loading bars would interleave with ours
 
     def load(name, **kwargs):
         from diffusers import AutoencoderKLWan, WanAnimatePipeline
