@@ -544,22 +544,44 @@ def staged_outputs(out: Path):
     back meanwhile), and the files the previous run wrote (its MANIFEST) that this one did not
     write again (a longer run's frames, an animation.webp not asked for this time) are removed;
     other files in `out` are never touched. When the block fails, `out` is as it was (and not
-    left behind empty if this made it)."""
+    left behind empty if this made it). Runs writing into one `out` at the same time take turns
+    (`writing_lock`): each one's files and manifest are whole, the last to finish wins."""
     import shutil
     import tempfile
 
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".posekit-*/"):  # left by a run that was killed while writing
-        shutil.rmtree(stale, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
+    with writing_lock(out):
+        for stale in out.glob(".posekit-*/"):  # left by a run that was killed while writing
+            shutil.rmtree(stale, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
+        try:
+            yield stage
+            _move_outputs(stage, out)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+            if made and not any(out.iterdir()):
+                out.rmdir()
+
+
+@contextmanager
+def writing_lock(folder: Path):
+    """Hold an exclusive lock on `folder` (flock on the folder itself, so nothing is left in
+    it): another run writing there waits until this one is done; the lock goes with the
+    process, so a killed run never leaves it held. Without flock (Windows) runs do not wait."""
+    import os
+
     try:
-        yield stage
-        _move_outputs(stage, out)
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if made and not any(out.iterdir()):
-            out.rmdir()
+        os.close(fd)  # closing the only descriptor releases the lock
 
 
 def _move_outputs(stage: Path, out: Path) -> None:

@@ -117,6 +117,46 @@ def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatc
     assert not (tmp_path / "new").exists()
 
 
+def test_runs_writing_into_one_out_take_turns(tmp_path):
+    """A second run that reaches its writing while the first is still moving its files in waits
+    for it, instead of deleting the first one's staging folder as if it were stale."""
+    import threading
+
+    from posekit.pipeline import MANIFEST, staged_outputs, write_outputs
+
+    out = tmp_path / "out"
+    entered, release, second_done = threading.Event(), threading.Event(), threading.Event()
+    staged = []
+
+    def first():
+        with staged_outputs(out) as stage:
+            (stage / "first.txt").write_text("first")
+            staged.append(stage)
+            entered.set()
+            release.wait(30)
+
+    def second():
+        write_outputs(out, [np.zeros((16, 16, 3), np.uint8)] * 2, [Pose.empty(16, 16)] * 2, fps=12, columns=None,
+                      tag="t")
+        second_done.set()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert entered.wait(30)
+    b = threading.Thread(target=second)
+    b.start()
+    assert not second_done.wait(1.0)  # it waits for the first run
+    assert (staged[0] / "first.txt").exists()  # whose staging folder is untouched
+    release.set()
+    a.join(30)
+    b.join(30)
+    assert second_done.is_set()
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    assert "first.txt" not in files and "sheet.png" in files  # the last run's manifest, whole
+    assert not (out / "first.txt").exists()  # the first run's output, replaced by the second's
+    assert (out / "sheet.png").exists() and not list(out.glob(".posekit-*/"))
+
+
 def test_clip_sources_frame_counts_and_tag_names():
     from posekit.pipeline import clip_sources, export_formats, frame_counts, is_looping, tag_names
 
