@@ -214,6 +214,22 @@ def test_evaluate_gan_usage_errors(run_posekit, cli_files, market_layout):
     assert r.returncode == 1 and "no such file" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
+def test_evaluate_gan_without_fid_needs_only_the_test_split(run_posekit, market_layout):
+    import shutil
+
+    root = market_layout / "market"
+    shutil.rmtree(root / "train")
+    (root / "market-annotation-train.csv").unlink()
+    (root / "market-pairs-train.csv").unlink()
+    common = ("evaluate-gan", "--checkpoint", market_layout / "latest_net_netG.pth", "--dataset", "market1501",
+              "--data-root", root, "--no-pckh", "--no-lpips")
+    r = run_posekit(*common, "--no-fid", "--json", env=THREADS)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pairs"] == 2
+    r = run_posekit(*common, env=THREADS)  # FID compares against the training images: it names the missing file
+    assert r.returncode == 1 and "market-annotation-train.csv" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
 def test_train_gan_ends_with_the_tables_cheap_columns(run_posekit, tmp_path):
     r = run_posekit("train-gan", "--dataset", "synthetic", "--size", "16x32", "--ngf", "4", "--blocks", "1",
                     "--batch-size", "2", "--workers", "0", "--eval-pairs", "4", "--iters", "1",

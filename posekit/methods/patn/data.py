@@ -191,9 +191,11 @@ HELD_OUT_SEED_OFFSET = 1_000_003  # held-out synthetic figures come from a diffe
 
 
 def datasets(name: str, data_root: str | Path | None, height: int, width: int, seed: int = 0,
-             synthetic_size: int = 4000, eval_pairs: int = 64):
+             synthetic_size: int = 4000, eval_pairs: int = 64, with_train: bool = True):
     """(train, held-out) datasets for `train-gan`. The held-out set is a fixed slice of the test
-    split (official layouts) or figures the training stream never draws (synthetic)."""
+    split (official layouts) or figures the training stream never draws (synthetic).
+    `with_train=False`: an official layout's train split is not read (None in its place), so a
+    folder holding only the test split can be scored."""
     p = preset(name)
     if name == "synthetic":
         return (SyntheticPairs(synthetic_size, height, width, seed, p),
@@ -206,6 +208,7 @@ def datasets(name: str, data_root: str | Path | None, height: int, width: int, s
         from posekit.errors import UsageError
 
         raise UsageError(f"--size {width}x{height}: the {name} layout is {p.width}x{p.height}")
-    train, test = PairDataset(data_root, "train", p), PairDataset(data_root, "test", p)
+    train = PairDataset(data_root, "train", p) if with_train else None
+    test = PairDataset(data_root, "test", p)
     held_out = torch.utils.data.Subset(test, range(min(eval_pairs, len(test))))
     return train, held_out
