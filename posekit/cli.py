@@ -49,6 +49,14 @@ app.command("evaluate-gan")(gan.evaluate_gan)
 app.command("dreambooth")(dreambooth.dreambooth)
 
 
+def _another_process_says_it() -> bool:
+    """Under `accelerate launch` (or torchrun) every process meets the same flag or model error:
+    only the first one (RANK 0) prints it, so the terminal shows it once."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+
+
 def main() -> None:
     try:
         from typer import _click as click  # recent Typer vendors its own click
@@ -69,13 +77,15 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.UsageError as e:
         where = e.ctx.command_path if e.ctx else "posekit"
-        error(f"{where}: {e.format_message()} (see '{where} --help')")
+        if not _another_process_says_it():
+            error(f"{where}: {e.format_message()} (see '{where} --help')")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         error("interrupted")
         sys.exit(130)
     except PosekitError as e:
-        error(str(e))
+        if not (e.same_everywhere and _another_process_says_it()):
+            error(str(e))
         sys.exit(e.exit_code)
     except BrokenPipeError:  # stdout's reader has gone (`posekit ... | head`): nothing to say
         from posekit.console import stdout_closed

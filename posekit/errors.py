@@ -9,6 +9,7 @@ class PosekitError(Exception):
     """An error the user can fix: one line that names the file or flag and what to do."""
 
     exit_code = 1
+    same_everywhere = False  # raised alike by every process of a multi-process launch (printed once)
 
     def __init__(self, message: str, exit_code: int | None = None):
         super().__init__(message)
@@ -20,7 +21,10 @@ class UsageError(PosekitError):
     """Bad flags or arguments (exit status 2)."""
 
     exit_code = 2
+    same_everywhere = True
 
 
 class ModelNotFoundError(PosekitError):
     """A model (hub id or path) could not be loaded; the message says what to download or pass."""
+
+    same_everywhere = True
