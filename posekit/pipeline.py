@@ -78,7 +78,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     given = nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
     with given as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
-                                             device=device, status=status)
+                                             device=device, status=status, options=options)
         names = tag_names(sources) if character else [clip_name(str(sources[0]))]
         clips = [(name, prepare_targets([src], image, pose, canvas, timer, detector, frames=n, retarget=retarget,
                                         device=device, status=status), is_looping(src))
@@ -205,7 +205,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     _never_over_an_input(out, one_file, [photo, source_pose, *poses])
     timer = Timer()
     with load_detector("blazepose", device=device, lazy=True) as detector:
-        image, pose, targets = prepare(photo, poses, method, timer, detector, retarget=retarget,
+        image, pose, targets = prepare(photo, poses, method, timer, detector, retarget=retarget, options=options,
                                        source_pose=source_pose, device=device, status=status)
         if len(targets) > 1 and one_file:
             raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
@@ -237,20 +237,20 @@ def names_a_file(out: Path) -> bool:
 # -- the stages ------------------------------------------------------------------------------
 def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", detector, *,
             frames: int | None = None, retarget: bool = True, source_pose: str | Path | None = None,
-            device: str = "auto", status=_silent):
+            device: str = "auto", status=_silent, options=None):
     """Stages 1-3: (the photo at the method's working size, the person's pose on it, the target
     poses on its canvas, retargeted onto the person if asked)."""
     image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose, device=device,
-                                         status=status)
+                                         status=status, options=options)
     clip = prepare_targets(sources, image, pose, canvas, timer, detector, frames=frames, retarget=retarget,
                            device=device, status=status)
     return image, pose, clip
 
 
 def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, source_pose=None,
-                   device: str = "auto", status=_silent):
-    """Stage 1: (the photo at the method's working size, the person's pose on it, the photo's
-    own size, which pose files that state no canvas are in)."""
+                   device: str = "auto", status=_silent, options=None):
+    """Stage 1: (the photo at the method's working size for these `options`, the person's pose on
+    it, the photo's own size, which pose files that state no canvas are in)."""
     from posekit.images import load_image
     from posekit.methods import method_class
     from posekit.pose.sources import source_pose_of
@@ -260,7 +260,7 @@ def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, 
     with timer("source"):  # the photo and the pose of the person in it
         full = load_image(photo)
         pose = source_pose_of(full, Path(photo), source_pose, device=device, detector=detector)
-        image = working_image(full, working_size(full.shape[1], full.shape[0]))
+        image = working_image(full, working_size(full.shape[1], full.shape[0], options))
         h, w = image.shape[:2]
         pose = pose.resized(w, h) if image is not full else pose
     return image, pose, (full.shape[1], full.shape[0])

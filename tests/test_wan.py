@@ -135,11 +135,46 @@ def test_face_crop_is_the_face_at_the_encoder_size():
     (dict(segment_frames=16), "13 or 17"),
     (dict(prev_frames=3), "1 or 5"),
     (dict(segment_frames=9, prev_frames=5), "--segment-frames 13"),
+    (dict(resolution="1080p"), "480p, 720p"),
 ])
 def test_bad_options_are_one_line_usage_errors(kwargs, words):
     with pytest.raises(UsageError) as e:
         WanOptions(**kwargs)
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resolution_bounds_the_frame_area_and_never_enlarges():
+    full_hd = (1920, 1080)
+    assert WanMethod.working_size(*full_hd) == (843, 474)  # 480p's area, 832 x 480, the aspect kept
+    assert WanMethod.working_size(*full_hd, WanOptions(resolution="720p")) == (1280, 720)
+    assert WanMethod.working_size(400, 600, WanOptions(resolution="720p")) == (400, 600)
+
+
+def test_a_caller_passing_a_big_photo_gets_frames_of_the_working_size(method, figure):
+    """The pipeline scales the photo down first; a library caller who does not still gets frames
+    within the resolution's area (multiples of 16), the poses following the photo's canvas."""
+    image, pose = figure
+    big = np.asarray(Image.fromarray(image).resize((1200, 1600)))
+    big_pose = pose.resized(1200, 1600)
+    options = {**method.options.__dict__}
+    for resolution, area in (("480p", 832 * 480), ("720p", 1280 * 720)):
+        m = WanMethod(big, big_pose, WanOptions(**{**options, "resolution": resolution}), models=method.pipe)
+        w, h = m.size
+        assert w % 16 == 0 and h % 16 == 0 and area * 0.9 < w * h <= area
+        assert m.character.shape == (h, w, 3) and m.frame_pose(big_pose).size == (w, h)
+
+
+def test_the_pipeline_scales_the_photo_to_the_resolution_asked(tmp_path):
+    from posekit.pipeline import Timer, prepare_source
+    from posekit.pose.formats import read_openpose_json, write_openpose_json
+
+    photo, pose_file = tmp_path / "big.png", tmp_path / "big.json"
+    Image.open(FIGURE).convert("RGB").resize((1536, 2048)).save(photo)
+    write_openpose_json([read_openpose_json(FIGURE_POSE)[0].resized(1536, 2048)], pose_file)
+    for resolution, size in (("480p", (547, 730)), ("720p", (831, 1109))):
+        image, pose, canvas = prepare_source(photo, "wan", Timer(), None, source_pose=pose_file,
+                                             options=WanOptions(resolution=resolution))
+        assert image.shape[1::-1] == size and pose.size == size and canvas == (1536, 2048)
 
 
 def test_segment_lengths_and_loop_share():

@@ -55,6 +55,7 @@ CONTEXT_OVERLAP = typer.Option(4, "--context-overlap", min=0, help="[animatediff
 CHARACTER = typer.Option("cutout", "--character", help="[wan] The character image: cutout (the person on white) | photo (with its background).")
 SEGMENT_FRAMES = typer.Option(77, "--segment-frames", min=5, help="[wan] Frames per generated segment (4k+1); longer clips are generated segment by segment.")
 PREV_FRAMES = typer.Option(1, "--prev-frames", min=1, help="[wan] Frames of the previous segment that condition the next (1 or 5).")
+RESOLUTION = typer.Option("480p", "--resolution", help="[wan] Largest frame area: 480p (832x480, default) | 720p (1280x720: sharper, about 2.3x the tokens per frame, more time and memory); a smaller photo is not enlarged.")
 
 
 # (parameter name, type, flag) of every method's own flags, in the order --help lists them
@@ -70,6 +71,7 @@ METHOD_FLAGS = [
     ("motion_adapter", Optional[str], MOTION_ADAPTER), ("context", int, CONTEXT),
     ("context_overlap", int, CONTEXT_OVERLAP),
     ("character", str, CHARACTER), ("segment_frames", int, SEGMENT_FRAMES), ("prev_frames", int, PREV_FRAMES),
+    ("resolution", str, RESOLUTION),
 ]
 
 

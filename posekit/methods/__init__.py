@@ -5,7 +5,7 @@
     method = cls(source_image, source_pose, cls.Options(background="transparent"))
     frames = method(target_poses)          # one RGB(A) uint8 array per target pose
     method.frame_pose(target_poses[i])     # that target pose in frame i's pixel coordinates
-    cls.working_size(width, height)        # the size the photo is scaled to before the method
+    cls.working_size(width, height, options)  # the size the photo is scaled to before the method
 
 `source_image` is an (H, W, 3) RGB uint8 array and `source_pose` a Pose on its canvas; target
 poses are given on the source image's canvas. Expensive set-up (segmenting the person, loading a

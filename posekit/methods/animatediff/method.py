@@ -138,7 +138,7 @@ class AnimateDiffMethod:
         self.guidance_passes = 2 if o.offload != "none" and o.guidance > 1.0 else 1
 
     @staticmethod
-    def working_size(width: int, height: int) -> tuple[int, int]:
+    def working_size(width: int, height: int, options=None) -> tuple[int, int]:
         """SD 1.5's own size: about 512 px on the short side, at most 768 on the long side,
         multiples of 8 (as --method diffusion)."""
         return sd_size(width, height)

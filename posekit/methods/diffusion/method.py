@@ -161,7 +161,7 @@ class DiffusionMethod:
         self._done = 0  # frames made so far (over several clips): names frames in warnings
 
     @staticmethod
-    def working_size(width: int, height: int) -> tuple[int, int]:
+    def working_size(width: int, height: int, options=None) -> tuple[int, int]:
         """The size the photo is scaled to before the method: SD 1.5's own, about 512 px on the
         short side and at most 768 on the long side, multiples of 8 (frames are then fitted to
         the user's --size)."""

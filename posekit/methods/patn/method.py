@@ -179,7 +179,7 @@ class PatnMethod:
             self.source_code = self.net.encode(self.source)  # once per clip, not per target
 
     @staticmethod
-    def working_size(width: int, height: int) -> tuple[int, int]:
+    def working_size(width: int, height: int, options=None) -> tuple[int, int]:
         """The size the photo is scaled to before the crop: a long side of at most 1024 px."""
         return long_side_at_most(width, height, 1024)
 

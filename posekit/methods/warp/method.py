@@ -183,7 +183,7 @@ class WarpMethod:
 
     # -- per frame ------------------------------------------------------------------------
     @staticmethod
-    def working_size(width: int, height: int) -> tuple[int, int]:
+    def working_size(width: int, height: int, options=None) -> tuple[int, int]:
         """The size the photo is scaled to before the warp: a long side of at most 1024 px."""
         return long_side_at_most(width, height, 1024)
 
