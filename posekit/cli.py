@@ -71,6 +71,8 @@ def main() -> None:
         # standalone_mode=False: click's parsing errors come to us, so that they are one line
         # like every other error (Typer would draw a multi-line box), with exit status 2.
         code = app(standalone_mode=False)
+        if code == 130:  # Typer turns Ctrl-C inside a command into a return code of 130
+            raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
     except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # `posekit`, `posekit poses` (click >= 8.2)
         print(e.ctx.get_help())
@@ -93,7 +95,13 @@ def main() -> None:
         stdout_closed()
         sys.exit(1)
     except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
-        error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
+        import errno
+
+        if e.errno == errno.ENOSPC and not e.filename:
+            error("no space left on the disk being written (nothing half-written is left): free some space "
+                  "or point --out at another disk")
+        else:
+            error(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
         sys.exit(1)
     except Exception:  # a bug in posekit or a library: the traceback belongs on the terminal
         import traceback
