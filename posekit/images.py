@@ -4,6 +4,7 @@
   grayscale expanded); anything unreadable raises a one-line PosekitError naming the file.
 - `iter_inputs(args)` expands CLI inputs (files, folders recursively, videos frame by frame,
   "-" for paths on stdin) into `Item`s, each loaded lazily so one bad file fails alone.
+  An animated GIF, WebP or PNG (more than one frame) is a video (`is_video`); one frame, an image.
 - `save_image`, `write_json`, `write_text`, `atomic_path`: atomic writes (temp file + rename), so
   a killed run never leaves a half-written file under the final name.
 """
@@ -25,6 +26,7 @@ from posekit.errors import PosekitError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"}
+ANIMATED_SUFFIXES = {".gif", ".webp", ".png"}  # images that may hold several frames: then a video
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -38,7 +40,7 @@ def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
             im = ImageOps.exif_transpose(im)
             im.load()
     except UnidentifiedImageError:
-        raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, BMP or TIFF)") from None
+        raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
     except PermissionError:
         raise PosekitError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -68,12 +70,16 @@ def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield the RGB frames of a video file. One that cannot be decoded (empty, corrupt,
+    """Yield the RGB frames of a video file, or of an animated GIF/WebP/PNG (each frame whole, as
+    a browser shows it; transparency on white). One that cannot be decoded (empty, corrupt,
     truncated, an unknown codec) raises a one-line PosekitError; ffmpeg's own messages are
     captured by imageio and never shown."""
     import imageio.v3 as iio
 
     path = _nonempty_file(path, "a video")
+    if path.suffix.lower() in ANIMATED_SUFFIXES:
+        yield from _animation_frames(path, max_frames)
+        return
     try:
         for i, frame in enumerate(iio.imiter(path, plugin="pyav" if _has_pyav() else None)):
             if max_frames is not None and i >= max_frames:
@@ -81,6 +87,24 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
             yield to_rgb(frame)
     except Exception:  # imageio raises many types, their text is ffmpeg's whole banner
         raise PosekitError(f"{path}: not a readable video (corrupt, truncated or an unknown codec)") from None
+
+
+def _animation_frames(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+    """The frames of an animated image, composited by Pillow (GIF disposal, APNG blending)."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            for i, frame in enumerate(ImageSequence.Iterator(im)):
+                if max_frames is not None and i >= max_frames:
+                    return
+                yield to_rgb(np.asarray(frame.convert("RGBA")))
+    except UnidentifiedImageError:
+        raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
+    except PermissionError:
+        raise PosekitError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise PosekitError(f"{path}: corrupt or truncated animation ({e})") from None
 
 
 def _nonempty_file(path: str | os.PathLike, what: str) -> Path:
@@ -112,7 +136,23 @@ class Item:
 
 
 def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+    """A video file by its suffix, or an animated image (a GIF of more than one frame ...)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES or is_animated_image(path)
+
+
+def is_animated_image(path: str | os.PathLike) -> bool:
+    """Whether `path` is a GIF, WebP or PNG of more than one frame (read as a video, one frame
+    after another). False for anything that cannot be opened: it then fails as an image does."""
+    path = Path(path)
+    if path.suffix.lower() not in ANIMATED_SUFFIXES or not path.is_file():
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return bool(getattr(im, "is_animated", False))
+    except Exception:  # unreadable: load_image says why, in one line
+        return False
 
 
 def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) -> list[Path]:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,40 @@ def test_openpose_dict_has_every_person_field():
     assert set(doc["people"][0]) == {"person_id", "pose_keypoints_2d", "face_keypoints_2d",
                                      "hand_left_keypoints_2d", "hand_right_keypoints_2d", "pose_keypoints_3d",
                                      "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d"}
+
+
+def test_source_pose_on_another_canvas_is_rescaled_or_refused(tmp_path):
+    """posekit's keypoint files state their canvas: one for a resized copy of the photo (the same
+    aspect, give or take rounding) is scaled to the photo; one of another shape is a usage error
+    naming --source-pose and both sizes."""
+    from posekit.errors import UsageError
+    from posekit.pose.sources import source_pose_of
+
+    photo = np.zeros((512, 384, 3), np.uint8)
+    full = person(384, 512, missing=())
+    for size in [(96, 128), (100, 133), (768, 1024)]:
+        path = write_openpose_json([full.resized(*size)], tmp_path / f"p{size[0]}.json")
+        pose = source_pose_of(photo, "figure.png", path)
+        assert pose.size == (384, 512) and pose.allclose(full, atol=2.0), size
+    for size in [(128, 128), (512, 384), (400, 512)]:
+        path = write_openpose_json([person(*size)], tmp_path / f"q{size[0]}x{size[1]}.json")
+        with pytest.raises(UsageError) as e:
+            source_pose_of(photo, "figure.png", path)
+        message = str(e.value)
+        assert message.startswith(f"--source-pose {path}: ") and "\n" not in message
+        assert f"{size[0]}x{size[1]}" in message and "384x512" in message and "figure.png" in message
+    path = write_openpose_json([person(384, 512)], tmp_path / "same.json")
+    assert source_pose_of(photo, "figure.png", path).allclose(read_openpose_json(path)[0])
+
+
+def test_animate_refuses_a_source_pose_of_another_shape(run_posekit, tmp_path):
+    from posekit.pose.motions import motion
+
+    path = write_openpose_json([motion("wave", 1, 128, 128)[0]], tmp_path / "wave_keypoints.json")
+    figure = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
+    proc = run_posekit("animate", figure, "--poses", "walk", "--frames", "2", "--source-pose", path,
+                       "--out", tmp_path / "out", "--no-evaluate")
+    assert proc.returncode == 2, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("posekit: error: --source-pose ") and "128x128" in last and "384x512" in last
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()

@@ -64,3 +64,25 @@ def test_folders_are_read_without_hidden_files_and_posekit_skeletons(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     # a_pose.png beside a_keypoints.json is posekit's; b_pose.png alone is someone's photo
     assert [p.name for p in expand_paths([str(tmp_path)])] == ["a.png", "b_pose.png"]
+
+
+def test_animated_images_are_videos_frame_by_frame(tmp_path):
+    """A GIF, WebP or PNG of several frames is read as a video (every frame whole); one frame
+    of any of them is an image."""
+    from posekit.images import is_video, iter_inputs
+
+    frames = [np.full((10, 12, 3), (40 * k, 200 - 40 * k, 90), np.uint8) for k in range(4)]
+    frames[2][3:6, 4:8] = (0, 0, 255)
+    ims = [Image.fromarray(f) for f in frames]
+    for suffix in (".gif", ".webp", ".png"):
+        ims[0].save(tmp_path / f"anim{suffix}", save_all=True, append_images=ims[1:], duration=100, loop=0,
+                    **({"lossless": True} if suffix == ".webp" else {}))
+        ims[1].save(tmp_path / f"still{suffix}")
+        assert is_video(tmp_path / f"anim{suffix}") and not is_video(tmp_path / f"still{suffix}"), suffix
+        got = list(read_video(tmp_path / f"anim{suffix}"))
+        assert len(got) == 4 and all(np.abs(g.astype(int) - f).max() <= 8 for g, f in zip(got, frames)), suffix
+        assert len(list(read_video(tmp_path / f"anim{suffix}", max_frames=2))) == 2
+    assert not is_video(tmp_path / "missing.gif") and not is_video(tmp_path / "clip.gifx")
+    names = [item.name for item in iter_inputs([tmp_path])]  # a folder: the animations frame by frame
+    assert names.count(f"{tmp_path / 'anim.gif'}#3") == 1 and str(tmp_path / "still.gif") in names
+    assert len(names) == 3 * 4 + 3

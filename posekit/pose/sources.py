@@ -7,7 +7,8 @@
 - an OpenPose keypoint `.json` file (one frame; COCO-18 or BODY_25);
 - a ControlNet skeleton image (parsed back by its colours) or a photo (its pose detected);
 - a video: the pose detected in every frame, or parsed back when the video shows rendered
-  skeletons (as DWPose / Animate Anyone style pipelines write them);
+  skeletons (as DWPose / Animate Anyone style pipelines write them); an animated GIF, WebP or
+  PNG (more than one frame, as `animate` writes them) is a video, one pose per frame;
 - a folder of any of those files, read in natural order (frame_2 before frame_10): keypoint
   JSON files if it has any (only the `*_keypoints.json` ones when it has those), else its
   images (each one a skeleton or a photo).
@@ -19,6 +20,8 @@ Skeleton images go to the "skeleton" detector, photos and video frames to the ru
 `resample(clip, frames)` changes the length of a clip that is not a built-in motion (motions are
 regenerated instead) by interpolating cyclically, so the resampled clip still loops.
 `source_pose_of(image, path)` is the pose of the person to animate: from --source-pose or detected.
+A --source-pose file whose canvas differs from the photo's is rescaled when the aspect is the same
+(a resized copy of the photo), and refused as a usage error when it is not.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from posekit.errors import PosekitError, UsageError
-from posekit.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, load_image, read_video
+from posekit.images import IMAGE_SUFFIXES, is_video, load_image, read_video
 from posekit.pose.detect import Detector, largest, load_detector
 from posekit.pose.pose import Pose
 
@@ -82,7 +85,7 @@ def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
         return _present(clip, [r.get("path", f"line {i + 1}") for i, r in enumerate(records) if not r.get("error")], path)
     if suffix == ".json":
         return _present([largest(read_openpose_json(path, size=canvas))], [path.name], path)
-    if suffix in VIDEO_SUFFIXES:
+    if is_video(path):  # a video file, or an animated GIF/WebP/PNG
         return _from_video(path, detector)
     if suffix in IMAGE_SUFFIXES:
         return _present(_from_images([path], detector), [path.name], path)
@@ -193,16 +196,38 @@ def person_in_file(path, flag: str, size: tuple[int, int] | None = None) -> Pose
     return pose
 
 
+def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.01) -> bool:
+    """Whether canvases a and b (w, h) have the same shape, one a resized copy of the other:
+    aspect ratios within `tolerance`, or one scale that takes the larger to the smaller with both
+    sides within a pixel (a small copy's sides are rounded to whole pixels)."""
+    (aw, ah), (bw, bh) = a, b
+    if min(aw, ah, bw, bh) <= 0:
+        return False
+    if abs(math.log((aw / ah) / (bw / bh))) <= tolerance:
+        return True
+    (sw, sh), (lw, lh) = sorted((a, b), key=lambda size: size[0] * size[1])
+    return max((sw - 1) / lw, (sh - 1) / lh) <= min((sw + 1) / lw, (sh + 1) / lh)
+
+
 def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto",
                    detector: Detector | None = None) -> Pose:
     """The pose of the person in `image`: read from `source_pose_json` (OpenPose JSON; the
     largest person) or found by `detector` (the run's one detector; left open; without it a
-    BlazePose one is built and closed). Put on the image's canvas (a JSON written for a resized
-    copy of the photo is scaled to it). Nobody found -> a PosekitError suggesting --source-pose."""
+    BlazePose one is built and closed). Put on the image's canvas: a JSON whose canvas has the
+    photo's aspect (written for a resized copy of it) is scaled to it; another aspect is a
+    UsageError (the pose belongs to another picture). Nobody found -> a PosekitError suggesting
+    --source-pose."""
     height, width = image.shape[:2]
     if source_pose_json is not None:
         pose = person_in_file(source_pose_json, "--source-pose", size=(width, height))
-        return pose if pose.size == (width, height) else pose.resized(width, height)
+        if pose.size == (width, height):
+            return pose
+        if not same_aspect(pose.size, (width, height)):
+            raise UsageError(f"--source-pose {source_pose_json}: its canvas is {pose.width}x{pose.height} but "
+                             f"{Path(image_path).name} is {width}x{height} (another aspect ratio): the pose is "
+                             "of another picture; pass the keypoints of this photo (posekit extract-pose "
+                             "writes them) or leave --source-pose out to detect the pose")
+        return pose.resized(width, height)
     with _given_or_own(detector, device) as detector:
         pose = largest(detector.detect([image])[0])
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):

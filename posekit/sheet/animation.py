@@ -5,6 +5,7 @@ Everything is written atomically (a killed run never leaves a half-written file)
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,12 @@ def as_rgba(frame: np.ndarray) -> np.ndarray:
 def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
     """An animated GIF that loops forever. All frames share one palette (no colour flicker from
     frame to frame, and fast). RGBA frames keep a transparent background (GIF has a 1-bit
-    alpha: pixels under half opacity become transparent)."""
+    alpha: pixels under half opacity become transparent). Frame times are whole centiseconds
+    (all GIF stores) whose running total follows `fps` (see `gif_durations`). Identical
+    consecutive frames are merged into one by Pillow, their times added."""
     from PIL import Image
 
-    duration = max(20, round(1000.0 / fps))  # browsers slow GIF frames under 20 ms down to 100 ms
+    duration = gif_durations(len(frames), fps)
     rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
     frames = [as_rgba(f) if rgba else to_rgb(f) for f in frames]
     palette = shared_palette([f[:, :, :3] for f in frames], colours=255 if rgba else 256)
@@ -44,6 +47,17 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Pa
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration,
                        loop=0, optimize=False, **extra)
     return path
+
+
+def gif_durations(frames: int, fps: float) -> list[int]:
+    """Milliseconds per frame for a GIF, each a whole number of centiseconds (GIF's unit), chosen
+    so frame i starts as close as can be to i / fps and the loop lasts round(frames * 100 / fps)
+    centiseconds: 12 fps gives 80, 90, 80, 80, 90, 80, ... (not 80 each, 4% fast). Never under
+    20 ms, as browsers slow shorter frames down to 100 ms: above 50 fps, 20 ms each."""
+    if fps >= 50:  # the fastest a GIF plays: 20 ms a frame
+        return [20] * frames
+    starts = [math.floor(i * 100.0 / fps + 0.5) for i in range(frames + 1)]
+    return [10 * (b - a) for a, b in zip(starts, starts[1:])]
 
 
 def shared_palette(frames: list[np.ndarray], colours: int = 256):
