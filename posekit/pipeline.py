@@ -15,7 +15,9 @@ Both run the same stages (`prepare`, then `generate`):
    at once, so every frame shows the same person.
 Then the outputs: `animate` writes frames/, poses/ (the targets in frame pixels: OpenPose JSON +
 skeleton PNGs), sheet.png + sheet.json (Aseprite json-hash), animation.gif (+ webp/mp4) and
-measures pose fidelity (posekit.evaluate); `transfer` writes one image per target.
+measures pose fidelity (posekit.evaluate); `transfer` writes one image per target. Neither
+writes over an input, and `animate` replaces in its --out only what its last run wrote there
+(MANIFEST): both are checked before any work.
 
 A character: several clips (`poses` a list or "idle,walk,run,jump"), `mirror`, `pixel_art`. The
 method is built once for the photo and run per clip; each clip becomes a sheet Strip, mirrored
@@ -42,7 +44,7 @@ from posekit.errors import PosekitError, UsageError
 
 # what animate writes into its --out folder, and all it ever replaces or removes there
 EXPORTS = {"array": "sheet_array.json", "godot": "sheet.tres", "atlas": "atlas.json"}  # --export: file
-MANIFEST = ".posekit-outputs.json"  # what the last run wrote into its --out: all a re-run may remove
+MANIFEST = ".posekit-outputs.json"  # what the last run wrote into its --out: all a re-run may replace or remove
 ONCE = ("jump",)  # the built-in motions a game plays once (their tag does not loop)
 
 
@@ -63,23 +65,33 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     `options`: the method's options (`method_class(method).Options`; None: its defaults).
     `detector`: a person detector to use (and leave open); None: one is built when first needed.
     `models`: the method's networks, loaded once for a batch (`Method.load`); None: loaded here.
-    `status(stage)` is called as each stage starts (the CLI shows it as a progress line)."""
+    `status(stage)` is called as each stage starts (the CLI shows it as a progress line).
+
+    Before any work (no detector is built): a usage error when an input (the photo, `source_pose`,
+    a pose file or folder) lies where the outputs go (`check_inputs_apart`), and a PosekitError
+    when a file posekit did not write has an output's name in `out` (`check_not_foreign`: the
+    names known before generation; `staged_outputs` checks every name again before moving any)."""
     from contextlib import nullcontext
 
     from posekit.pose.detect import load_detector
 
-    sources = clip_sources(poses)
+    sources = check_poses(clip_sources(poses))
     counts = frame_counts(frames, len(sources))
     formats, exports = animation_formats(formats), export_formats(exports)
     check_finite(fps, "--fps", *FPS)
     check_pixel_art(pixel_art, outline)
     character = len(sources) > 1 or mirror or pixel_art is not None
+    names = tag_names(sources) if character else [clip_name(str(sources[0]))]
+    # before any work: no input where an output goes, no file of the user's at an output's name
+    check_inputs_apart([Path(out)], [photo, source_pose, *pose_files(sources)])
+    tags = [f"{n}_{side}" for n in names for side in ("right", "left")] if mirror else names
+    lengths = [n for n in clip_lengths(sources, counts) for _ in range(2 if mirror else 1)]
+    check_not_foreign(Path(out), output_names(list(zip(tags, lengths)), formats, exports))
     timer = Timer()
     given = nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
     with given as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
                                              device=device, status=status, options=options)
-        names = tag_names(sources) if character else [clip_name(str(sources[0]))]
         clips = [(name, prepare_targets([src], image, pose, canvas, timer, detector, frames=n, retarget=retarget,
                                         device=device, status=status), is_looping(src))
                  for name, src, n in zip(names, sources, counts)]
@@ -108,11 +120,15 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
     fails (nobody in it, unreadable) is reported with `report(message)` and the others go on.
     Under `accelerate launch` the photos are split across the processes (each photo done by one
     of them) and every process returns the results of all. Returns one dict per photo, in input
-    order: {"photo", "out", ...animate's summary} or {"photo", "error"}."""
+    order: {"photo", "out", ...animate's summary} or {"photo", "error"}. Before anything loads: a
+    usage error for a bad --poses entry or a photo or pose file where any photo's outputs go."""
     from posekit.methods import method_class
     from posekit.pose.detect import load_detector
 
     check_stems(photos)
+    sources = check_poses(clip_sources(options.get("poses", ())))
+    check_inputs_apart([Path(out) / Path(p).stem for p in photos],
+                       [*photos, options.get("source_pose"), *pose_files(sources)])
     state = launched_state(device)
     rank = state.process_index if state is not None else 0
     # the method's networks, once for all the photos, on every process (one that does not load
@@ -365,10 +381,13 @@ class Timer:
 
 
 def animation_formats(formats) -> tuple[str, ...]:
-    """--format values, normalised ('.GIF' -> 'gif') and checked, each once."""
+    """--format values (repeatable, each comma separated), normalised ('.GIF' -> 'gif') and
+    checked, each once."""
     from posekit.sheet import ANIMATION_FORMATS
 
-    formats = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+    given = [formats] if isinstance(formats, str) else formats
+    formats = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for x in given for f in str(x).split(",")
+                                  if f.strip()))
     for f in formats:
         if f not in ANIMATION_FORMATS:
             raise UsageError(f"--format {f!r}: choose from {', '.join(ANIMATION_FORMATS)}")
@@ -382,6 +401,40 @@ def clip_sources(poses: str | list[str]) -> list[str]:
     if not sources:
         raise UsageError("--poses: name at least one motion or pose file")
     return sources
+
+
+def check_poses(sources: list[str]) -> list[str]:
+    """Each --poses entry must be a built-in motion (with a view that exists: "walk:side") or an
+    existing file or folder: a usage error naming it otherwise, before any pose is detected."""
+    import difflib
+
+    from posekit.pose.motions import MOTIONS, yaw_of
+
+    for source in sources:
+        name, colon, view = str(source).partition(":")
+        if name in MOTIONS:  # as load_poses decides: a motion's name before a file of that name
+            try:
+                yaw_of(view if colon else None, name)
+            except UsageError as e:
+                raise UsageError(f"--poses {source!r}: view {str(e).partition(' ')[2]}") from None
+        elif not Path(source).exists():
+            close = difflib.get_close_matches(name, MOTIONS, n=1)
+            raise UsageError(f"--poses {source!r}: not a built-in motion nor an existing file or folder; "
+                             + (f"did you mean {close[0]!r}? " if close else "") + f"motions: {', '.join(MOTIONS)}")
+    return sources
+
+
+def pose_files(sources: list[str]) -> list[str]:
+    """The --poses entries that are files or folders (not motion names)."""
+    return [s for s in sources if not is_motion(s)]
+
+
+def clip_lengths(sources: list[str], counts: list[int | None]) -> list[int | None]:
+    """Each clip's frame count where it is known before loading: --frames, or a motion's own."""
+    from posekit.pose.motions import default_frames
+
+    return [n if n is not None else default_frames(str(s).partition(":")[0]) if is_motion(s) else None
+            for s, n in zip(sources, counts)]
 
 
 def frame_counts(frames: int | list[int] | None, clips: int) -> list[int | None]:
@@ -512,9 +565,8 @@ def write_strips(out: Path, strips: list, fps: float, columns: int | None, forma
     plan = sheet.layout(strips, columns, trim)
     with staged_outputs(out) as stage:
         for s in strips:
-            digits = max(3, len(str(len(s.frames) - 1)))
             for i, (frame, pose) in enumerate(zip(s.frames, s.poses)):
-                stem = f"{'frame' if one else s.name}_{i:0{digits}d}"
+                stem = frame_stem(s.name, i, len(s.frames), one)
                 save_image(frame, stage / "frames" / f"{stem}.png")
                 write_pose_files([pose] if len(pose) else [], stage / "poses", stem, pose.size)
         save_image(sheet.render(strips, plan), stage / "sheet.png")
@@ -537,13 +589,94 @@ def preview_name(tag: str, fmt: str, one: bool) -> str:
     return f"animation.{fmt}" if one else f"animations/{tag}.{fmt}"
 
 
+def frame_stem(tag: str, i: int, frames: int, one: bool) -> str:
+    """Frame i's name in frames/ and poses/: frame_NNN for one animation, <tag>_NNN for several."""
+    return f"{'frame' if one else tag}_{i:0{max(3, len(str(frames - 1)))}d}"
+
+
+def output_names(clips: list[tuple[str, int | None]], formats=("gif",), exports=()) -> list[str]:
+    """The files `write_strips` writes for the animations (tag, frame count) into its `out`, as
+    paths relative to it; the frames and poses of a clip whose count is not known yet (None: a
+    pose file before it is read) are left out."""
+    from posekit.pose.formats import keypoints_json_name, skeleton_png_name
+
+    one = len(clips) == 1
+    names = ["sheet.png", "sheet.json", *(EXPORTS[e] for e in exports)]
+    names += [preview_name(tag, f, one) for f in formats for tag, _ in clips]
+    for tag, n in clips:
+        for stem in (frame_stem(tag, i, n, one) for i in range(n or 0)):
+            names += [f"frames/{stem}.png", f"poses/{keypoints_json_name(stem)}", f"poses/{skeleton_png_name(stem)}"]
+    return names
+
+
+def output_places(out: Path) -> tuple[list[Path], list[Path]]:
+    """(files, folders): every place in `out` that animate writes, or removes as stale, in any run."""
+    from posekit.sheet import ANIMATION_FORMATS
+
+    files = ["sheet.png", "sheet.json", MANIFEST, *EXPORTS.values(), *(f"animation.{f}" for f in ANIMATION_FORMATS)]
+    return [out / f for f in files], [out / d for d in ("frames", "poses", "animations")]
+
+
+def check_inputs_apart(outs: list[Path], inputs: list) -> None:
+    """A usage error when an input file (a photo, a source pose, a pose file) lies where animate
+    writes into one of the `outs` (an output's name, or inside frames/, poses/, animations/), or
+    an input folder (of poses) is one of those places or an `out` itself (sheet.png and
+    sheet.json would be written among the poses it holds). Cheap: run it before any work."""
+    import os
+
+    def forms(path: Path) -> set[Path]:  # as given (absolute) and with links followed
+        return {Path(os.path.abspath(path)), path.resolve()}
+
+    given = [(g, forms(Path(g)), Path(g).is_dir()) for g in inputs if g is not None and Path(g).exists()]
+    for out in outs:
+        for root in forms(Path(out)):
+            files, folders = output_places(root)
+            for name, paths, is_dir in given:
+                for path in paths:
+                    if is_dir and path == root:
+                        raise UsageError(f"--out {out}: would write into the input folder {name}; choose another --out")
+                    if path in files or any(path == f or f in path.parents for f in folders):
+                        raise UsageError(f"--out {out}: would write over the input {name}; choose another --out")
+
+
+def manifest_files(out: Path) -> list[str] | None:
+    """The files (relative to `out`) that posekit's last run wrote into `out`; None without a
+    readable MANIFEST."""
+    import json
+
+    try:
+        files = json.loads((Path(out) / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(f) for f in files] if isinstance(files, list) else None
+
+
+def check_not_foreign(out: Path, names: list[str]) -> None:
+    """Refuse (one line naming the file and what to do) to write the files `names` (relative to
+    `out`) when one of them would replace a file that posekit's last run did not write (its
+    MANIFEST does not list it), or would need a folder where a file is or the reverse. A folder
+    with outputs but no manifest (deleted, or written by a posekit from before manifests) holds
+    nothing known to be posekit's: its files are refused alike, and the user moves them away."""
+    if out.exists() and not out.is_dir():
+        raise PosekitError(f"--out {out}: is a file, not a folder; move it or choose another --out")
+    ours = set(manifest_files(out) or ())
+    for name in names:
+        target = out / name
+        if blocker := _in_the_way(out, Path(name)):
+            raise PosekitError(f"--out {out}: {blocker} is in the way of an output; move it or choose another --out")
+        if (target.is_file() or target.is_symlink()) and str(Path(name)) not in ours:
+            raise PosekitError(f"--out {out}: {target} exists and posekit did not write it; not replacing it "
+                               "(move it or choose another --out)")
+
+
 @contextmanager
 def staged_outputs(out: Path):
     """Yield an empty hidden folder inside `out` to write a run's outputs into. When the block
     ends well they replace the previous run's: each file is moved onto its name (with Ctrl-C held
     back meanwhile), and the files the previous run wrote (its MANIFEST) that this one did not
     write again (a longer run's frames, an animation.webp not asked for this time) are removed;
-    other files in `out` are never touched. When the block fails, `out` is as it was (and not
+    other files in `out` are never touched: one at an output's name stops the run before any
+    file moves (`check_not_foreign`). When the block fails, `out` is as it was (and not
     left behind empty if this made it). Runs writing into one `out` at the same time take turns
     (`writing_lock`): each one's files and manifest are whole, the last to finish wins."""
     import shutil
@@ -585,23 +718,22 @@ def writing_lock(folder: Path):
 
 
 def _move_outputs(stage: Path, out: Path) -> None:
-    import json
+    """Move the staged files into `out`, after checking them all (`check_not_foreign`: nothing of
+    the user's is replaced, no folder in the way stops the moves half-way). The manifest lists
+    the last run's files and this one's while they move in (a run killed meanwhile leaves none
+    of its files unlisted), then this run's only, once the last run's stale ones are removed."""
     import os
     import signal
 
     from posekit.images import write_json
 
     new = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
-    for rel in new:  # a folder where a file goes would stop the moves half-way: check them all first
-        if blocker := _in_the_way(out, rel):
-            raise PosekitError(f"--out {out}: {blocker} is in the way of an output; move it or choose another --out")
-    try:
-        previous = json.loads((out / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        previous = []
+    check_not_foreign(out, [str(rel) for rel in new])
+    previous = manifest_files(out) or []
     can_hold = _main_thread() and hasattr(signal, "pthread_sigmask")  # not on Windows
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if can_hold else None
     try:
+        write_json({"files": sorted({*previous, *(str(rel) for rel in new)})}, out / MANIFEST)
         for rel in new:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out / rel)

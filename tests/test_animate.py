@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,9 +180,11 @@ def test_animate_gan_frames_and_poses_in_the_models_frame(run_posekit, tmp_path)
 
 def test_a_rerun_leaves_no_stale_outputs_and_keeps_the_users_files(run_posekit, tmp_path):
     out = tmp_path / "out"
-    # a longer run with a WebP this run does not ask for
-    longer = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "4", "-f", "webp", "--out", out, "--no-evaluate")
+    # a longer run with a WebP and an MP4 (one --format, comma separated) this run does not ask for
+    longer = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "4", "-f", "webp,mp4", "--out", out,
+                         "--no-evaluate")
     assert longer.returncode == 0, longer.stderr
+    assert (out / "animation.webp").is_file() and (out / "animation.mp4").is_file()
     (out / "notes.txt").write_text("mine")
     (out / "frames" / "frame_0001.png").write_text("mine: frames from ffmpeg")
     proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", out, "--no-evaluate")
@@ -190,3 +193,40 @@ def test_a_rerun_leaves_no_stale_outputs_and_keeps_the_users_files(run_posekit, 
         "animation.gif", "frames", "notes.txt", "poses", "sheet.json", "sheet.png"]
     assert sorted(p.name for p in (out / "frames").iterdir()) == ["frame_000.png", "frame_0001.png", "frame_001.png"]
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_animate_never_writes_over_an_input_or_a_users_file(run_posekit, tmp_path):
+    """A photo where an output goes is a usage error; a file of the user's at an output's name is
+    refused; both before any work (no pose detected), naming the file and what to do."""
+    import shutil
+
+    photo = tmp_path / "ow" / "sheet.png"
+    (tmp_path / "ow").mkdir()
+    shutil.copy(FIGURE, photo)
+    framed = tmp_path / "ow3" / "frames" / "frame_000.png"
+    framed.parent.mkdir(parents=True)
+    shutil.copy(FIGURE, framed)
+    for given, out in ((photo, photo.parent), (framed, tmp_path / "ow3")):
+        proc = run_posekit("animate", given, "--poses", "walk", "--frames", "2", "--out", out)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert f"--out {out}" in lines[0] and str(given) in lines[0] and "choose another --out" in lines[0]
+        assert given.read_bytes() == FIGURE.read_bytes()
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["sheet.png"]
+    for mine in ("animation.gif", "sheet.json", "frames/frame_001.png"):
+        out = tmp_path / mine.replace("/", "_")
+        (out / mine).parent.mkdir(parents=True, exist_ok=True)
+        (out / mine).write_text("mine")
+        proc = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", out)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 1 and len(lines) == 1 and "detecting" not in proc.stderr, proc.stderr
+        assert f"{out / mine} exists and posekit did not write it" in lines[0] and "move it" in lines[0]
+        assert (out / mine).read_text() == "mine" and len(list(out.rglob("*"))) == len(Path(mine).parts)
+
+
+def test_a_mistyped_motion_is_a_usage_error_before_any_work(run_posekit, tmp_path):
+    proc = run_posekit("animate", FIGURE, "--poses", "idle,walkk", "--out", tmp_path / "x")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "--poses 'walkk'" in lines[0] and "did you mean 'walk'" in lines[0] and "run, jump" in lines[0]
+    assert not (tmp_path / "x").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from posekit.checks import parse_size
 from conftest import REPO
@@ -205,3 +206,115 @@ def test_a_rerun_into_a_relative_out_removes_the_last_runs_extra_frames(tmp_path
     write_outputs(Path("rel"), [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
     assert sorted(p.name for p in (tmp_path / "rel" / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
     assert not (tmp_path / "rel" / "animation.webp").exists()
+
+
+def no_detection(monkeypatch):
+    """Make building a person detector fail the test: what runs before it must not need one."""
+    import posekit.pose.detect
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a detector was built: the check came after the work")
+
+    monkeypatch.setattr(posekit.pose.detect, "load_detector", refuse)
+
+
+def test_an_input_where_an_output_goes_is_a_usage_error_before_any_work(tmp_path, monkeypatch):
+    from posekit.pipeline import animate, check_inputs_apart
+
+    out = tmp_path / "out"
+    (out / "frames").mkdir(parents=True)
+    (out / "poses").mkdir()
+    for name in ("sheet.png", "frames/frame_000.png", "animation.webp", "sheet.tres"):
+        shutil.copy(REPO / "examples" / "figure.png", out / name)
+    outside = tmp_path / "me.png"
+    shutil.copy(REPO / "examples" / "figure.png", outside)
+    check_inputs_apart([out], [outside, None, tmp_path / "missing.png", tmp_path])  # nothing where outputs go
+    for given in ("sheet.png", "frames/frame_000.png", "animation.webp", "sheet.tres", "poses", "frames", "."):
+        with pytest.raises(UsageError, match=rf"--out {out}: would write (over the input|into the input folder) "):
+            check_inputs_apart([tmp_path / "other", out], [outside, out / given])
+    # through a link to the folder, and for a batch (OUT/<stem>/)
+    (tmp_path / "link").symlink_to(out)
+    with pytest.raises(UsageError, match="would write over the input"):
+        check_inputs_apart([tmp_path / "link"], [out / "sheet.png"])
+    (tmp_path / "sheet" / "frames").mkdir(parents=True)
+    shutil.copy(outside, tmp_path / "sheet" / "frames" / "x.png")
+    with pytest.raises(UsageError, match="would write over the input"):
+        check_inputs_apart([tmp_path / "me", tmp_path / "sheet"], [tmp_path / "sheet" / "frames" / "x.png"])
+
+    no_detection(monkeypatch)
+    before = snapshot(out)
+    for photo, keywords in ((out / "sheet.png", {}), (outside, {"source_pose": out / "frames" / "frame_000.png"}),
+                            (outside, {"poses": ["walk", str(out / "poses")]})):
+        with pytest.raises(UsageError, match="--out"):
+            animate(photo, keywords.pop("poses", "walk"), out, frames=2, evaluate=False, **keywords)
+    assert snapshot(out) == before
+
+
+def test_a_file_posekit_did_not_write_is_never_replaced(tmp_path, monkeypatch):
+    from posekit.pipeline import MANIFEST, animate, write_outputs
+
+    frame, pose = np.zeros((16, 16, 3), np.uint8), Pose.empty(16, 16)
+    for mine in ("sheet.png", "animation.gif", "frames/frame_001.png", "poses/frame_000_keypoints.json"):
+        out = tmp_path / mine.replace("/", "_")
+        (out / mine).parent.mkdir(parents=True, exist_ok=True)
+        (out / mine).write_text("mine")
+        before = snapshot(out)
+        refused = rf"{out / mine} exists and posekit did not write it.*choose another --out"
+        with pytest.raises(PosekitError, match=refused):
+            write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+        assert snapshot(out) == before  # nothing moved in, not even the files that were free
+        # the same before any work, for the names known then
+        no_detection(monkeypatch)
+        with pytest.raises(PosekitError, match="posekit did not write it"):
+            animate(REPO / "examples" / "figure.png", "walk", out, frames=2, evaluate=False)
+        monkeypatch.undo()
+        assert snapshot(out) == before
+
+    # posekit's own outputs (listed in the manifest) are replaced; the same files unlisted (the
+    # manifest lost) are not
+    out = tmp_path / "ours"
+    write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    write_outputs(out, [frame + 1] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
+    (out / MANIFEST).unlink()
+    with pytest.raises(PosekitError, match="posekit did not write it"):
+        write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
+
+
+def test_output_names_are_the_files_written(tmp_path):
+    """The names checked before any work are the ones write_strips writes (a character: several
+    tags, digits by the count; one clip: frame_NNN, animation.<fmt>)."""
+    from posekit.pipeline import manifest_files, output_names, write_strips
+    from posekit.sheet import Strip
+
+    frame, pose = np.zeros((16, 16, 3), np.uint8), Pose.empty(16, 16)
+    character = [Strip("walk", [frame] * 3, [pose] * 3), Strip("idle", [frame] * 11, [pose] * 11)]
+    for strips, formats, exports in ((character, ("gif", "webp"), ("godot", "atlas")),
+                                     ([Strip("walk", [frame] * 2, [pose] * 2)], ("gif",), ())):
+        out = tmp_path / str(len(strips))
+        write_strips(out, strips, fps=12, columns=None, formats=formats, exports=exports)
+        assert sorted(manifest_files(out)) == sorted(output_names([(s.name, len(s.frames)) for s in strips],
+                                                                  formats, exports))
+    assert output_names([("a", None)], ("gif",)) == ["sheet.png", "sheet.json", "animation.gif"]
+
+
+def test_comma_separated_formats_and_motions_checked_before_any_work(tmp_path, monkeypatch):
+    from posekit.pipeline import animate, animation_formats, check_poses
+
+    assert animation_formats(["webp,MP4", "gif", ".webp"]) == ("webp", "mp4", "gif")
+    assert animation_formats("gif, webp") == ("gif", "webp")
+    with pytest.raises(UsageError, match="--format 'avi'"):
+        animation_formats(["webp,avi"])
+    (tmp_path / "moves.jsonl").write_text("")
+    assert check_poses(["walk", "walk:side", "run:-45", str(tmp_path / "moves.jsonl"), str(tmp_path)])
+    with pytest.raises(UsageError, match=r"--poses 'walkk': .*did you mean 'walk'\? motions: walk, run, jump"):
+        check_poses(["idle", "walkk"])
+    with pytest.raises(UsageError, match=r"--poses 'walk:sidee': view 'sidee'"):
+        check_poses(["walk:sidee"])
+    with pytest.raises(UsageError, match=r"--poses '\S+nothing.json': not a built-in motion nor an existing file"):
+        check_poses([str(tmp_path / "nothing.json")])
+    no_detection(monkeypatch)
+    with pytest.raises(UsageError, match="--poses 'walkk'"):
+        animate(REPO / "examples" / "figure.png", "idle,walkk", tmp_path / "out", evaluate=False)
+    assert not (tmp_path / "out").exists()

@@ -15,6 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO
+from posekit.errors import UsageError
+from posekit.pose.pose import Pose
 
 FIGURE = REPO / "examples" / "figure.png"
 
@@ -139,3 +141,61 @@ def test_the_warp_segmenter_is_built_once_for_all_photos(photos, tmp_path, monke
     results = animate_batch(two, tmp_path / "out", device="cpu", poses="walk", frames=2, evaluate=False)
     assert [r.get("error") for r in results] == [None, None]
     assert len(built) == 1 and built[0]._landmarker is None  # one, and closed
+
+
+def test_a_rerun_does_not_animate_its_own_outputs(run_posekit, photos, tmp_path):
+    """Run twice over a folder whose --out is inside it, or is the folder itself: the second run
+    finds the one photo again, not the sheets, GIFs and frames of the first."""
+    folder = tmp_path / "ph"
+    folder.mkdir()
+    shutil.copy(photos / "anna.png", folder / "me.png")
+    for out in (folder / "sheets", folder):
+        for _ in range(2):
+            proc = run_posekit("animate", folder, "--poses", "walk", "--frames", "2", "--no-evaluate", "--out", out)
+            assert proc.returncode == 0, proc.stderr
+            assert f"animated 1 of 1 photos into {out}" in proc.stderr.splitlines()[-1]
+    assert sorted(p.name for p in folder.iterdir()) == ["me", "me.png", "sheets"]
+    assert sorted(p.name for p in (folder / "sheets").iterdir()) == ["me"]
+
+
+def test_a_photo_folder_leaves_out_posekit_outputs(tmp_path):
+    """Of a folder: not what lies under --out (unless the folder is --out), not a posekit output
+    folder below it (its manifest), and of the folder's own manifest only what it lists."""
+    from posekit.commands.animate import photo_batch
+    from posekit.pipeline import write_outputs
+
+    frame, pose = np.zeros((16, 16, 3), np.uint8), Pose.empty(16, 16)
+    for name in ("a.png", "deep/b.jpg", "out/c.png", "run/frames/mine.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(tmp_path / name)
+    write_outputs(tmp_path / "run", [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")  # OUT/<stem>/ of a batch
+    write_outputs(tmp_path, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")  # one photo's --out: the folder
+
+    def names(folder, out):
+        return [str(p.relative_to(tmp_path)) for p in photo_batch([str(folder)], None, out)]
+
+    assert names(tmp_path, tmp_path / "out") == ["a.png", "deep/b.jpg"]
+    assert names(tmp_path, tmp_path) == ["a.png", "deep/b.jpg", "out/c.png"]
+    assert names(tmp_path / "out", tmp_path / "out") == ["out/c.png"]
+    assert names(tmp_path / "run", tmp_path / "elsewhere") == ["run/frames/mine.png"]  # what its manifest lists: not
+    assert names(tmp_path / "run" / "frames", tmp_path / "x") == ["run/frames/mine.png"]  # a manifest above it
+    (tmp_path / "run" / "frames" / "mine.png").unlink()
+    with pytest.raises(UsageError, match="no photos found"):
+        names(tmp_path / "run", tmp_path / "x")
+
+
+def test_inputs_where_the_outputs_go_stop_the_batch_before_any_work(run_posekit, photos, tmp_path):
+    out = tmp_path / "out"
+    (out / "anna" / "frames").mkdir(parents=True)
+    shutil.copy(photos / "anna.png", out / "anna" / "frames" / "frame_000.png")
+    before = (out / "anna" / "frames" / "frame_000.png").read_bytes()
+    for args, flag in (([photos / "bert.jpg", photos / "anna.png", "--poses", out / "anna" / "frames"], "--out"),
+                       ([photos / "anna.png", out / "anna" / "frames" / "frame_000.png"], "--out"),
+                       ([photos, "--poses", "walkk"], "--poses")):
+        proc = run_posekit("animate", *args, *ARGS, "--out", out)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and flag in lines[0], proc.stderr
+        assert "detecting" not in proc.stderr
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "anna", "anna/frames", "anna/frames/frame_000.png"]
+    assert (out / "anna" / "frames" / "frame_000.png").read_bytes() == before

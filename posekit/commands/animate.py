@@ -17,14 +17,14 @@ from posekit.errors import UsageError
 def animate(
     photo: list[str] = typer.Argument(..., help="Photo of the person to animate; or several photos, a folder of them, or - (paths on stdin): each into OUT/<photo stem>/."),
     poses: list[str] = typer.Option(..., "--poses", "-p", help="Motion name (walk, run, jump, idle, wave; walk:side for a view), folder of OpenPose JSON or skeleton images, video, or extract-pose .jsonl. Several clips (comma separated or repeated) make a character sheet, a frameTag each."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (several photos: OUT/<photo stem>/ each). A re-run replaces only what the last run wrote there; never an input or a file posekit did not write."),
     method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion | animatediff | wan."),
     frames: list[int] = typer.Option([], "--frames", "-n", min=1, help="Resample each clip to N frames (default: each motion's own); repeat once per clip for a count each."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed, 0.1 to 120 (GIF, sheet.json durations; a GIF shows at most 50)."),
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="Frames per row of sheet.png (default: one row up to 8 frames)."),
     size: Optional[str] = typer.Option(None, "--size", help="Frame size WxH (frames are scaled to fit and padded)."),
     retarget: bool = typer.Option(True, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
-    fmt: list[str] = typer.Option([], "--format", "-f", help="Also write animation.webp / animation.mp4 (webp | mp4). Repeatable."),
+    fmt: list[str] = typer.Option([], "--format", "-f", help="Also write animation.webp / animation.mp4 (webp | mp4). Repeatable or comma separated."),
     source_pose: Optional[Path] = flags.SOURCE_POSE,
     device: str = flags.DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same frames)."),
@@ -49,7 +49,7 @@ def animate(
         raise UsageError("--outline draws around a transparent sprite; add --background transparent (--method warp)")
     given = dict(method_flags, seed=seed, device=device, columns=columns)
     options = flags.options_for(method, given)  # bad option values fail here, before any work
-    batch = photo_batch(photo, source_pose)
+    batch = photo_batch(photo, source_pose, out)
     common = dict(poses=poses, method=method, options=options, frames=frames or None, fps=fps, columns=columns,
                   size=frame_size, retarget=retarget, formats=("gif", *fmt), device=device, evaluate=evaluate,
                   mirror=mirror, trim=trim, exports=export, pixel_art=pixel_art, outline=outline)
@@ -71,18 +71,42 @@ def animate(
         raise typer.Exit(1)
 
 
-def photo_batch(photos: list[str], source_pose) -> list[Path] | None:
-    """The photos of a batch (several paths, a folder, or "-"), or None for one photo file."""
+def photo_batch(photos: list[str], source_pose, out: Path) -> list[Path] | None:
+    """The photos of a batch (several paths, a folder, or "-"), or None for one photo file. A
+    folder's images leave out posekit's outputs (`is_posekit_output`), so a re-run does not
+    animate the last run's sheets and frames; paths given one by one are taken as they are."""
     from posekit.images import IMAGE_SUFFIXES, expand_paths
 
     if len(photos) == 1 and photos[0] != "-" and not Path(photos[0]).is_dir():
         return None
     if source_pose is not None:
         raise UsageError("--source-pose is the pose of one photo; leave it out for a batch (each photo's is detected)")
-    batch = expand_paths(photos, suffixes=IMAGE_SUFFIXES)
+    batch = [p for arg in photos for p in expand_paths([arg], suffixes=IMAGE_SUFFIXES)
+             if not (arg != "-" and Path(arg).is_dir() and is_posekit_output(p, Path(arg), out))]
     if not batch:
         raise UsageError(f"{' '.join(photos)}: no photos found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return batch
+
+
+def is_posekit_output(path: Path, folder: Path, out: Path) -> bool:
+    """Whether `path`, found in the photo folder `folder`, is an output rather than a photo: it
+    lies under --out (unless `folder` is --out or inside it: photos and OUT/<stem>/ side by
+    side), or inside a posekit output folder (one holding a MANIFEST) below `folder`, or the
+    manifest of `folder` or of a folder above it lists it (a one-photo run's --out that holds
+    photos too: the photos beside its outputs stay photos)."""
+    import os
+
+    from posekit.pipeline import MANIFEST, manifest_files
+
+    real, root, into = path.resolve(), folder.resolve(), Path(out).resolve()
+    if into in real.parents and not (root == into or into in root.parents):
+        return True
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    for parent in path.parents:
+        if (parent / MANIFEST).is_file():
+            if folder in parent.parents or path.relative_to(parent).as_posix() in (manifest_files(parent) or ()):
+                return True
+    return False
 
 
 def report(summary: dict, out: Path, method: str) -> None:
