@@ -51,10 +51,12 @@ app.command("dreambooth")(dreambooth.dreambooth)
 
 def _another_process_says_it() -> bool:
     """Under `accelerate launch` (or torchrun) every process meets the same flag or model error:
-    only the first one (RANK 0) prints it, so the terminal shows it once."""
+    only each machine's first process (LOCAL_RANK 0, or RANK 0 where that is unset) prints it, so
+    a terminal shows it once, and a model missing from one machine's cache is still said there."""
     import os
 
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+    first = os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and first != "0"
 
 
 def main() -> None:

@@ -659,12 +659,17 @@ def check_not_foreign(out: Path, names: list[str]) -> None:
     nothing known to be posekit's: its files are refused alike, and the user moves them away."""
     if out.exists() and not out.is_dir():
         raise PosekitError(f"--out {out}: is a file, not a folder; move it or choose another --out")
-    ours = set(manifest_files(out) or ())
+    listed = manifest_files(out)
+    ours = {Path(f) for f in listed or ()}
+    older = listed is None and (out / "sheet.json").is_file() and (out / "frames").is_dir()
     for name in names:
         target = out / name
         if blocker := _in_the_way(out, Path(name)):
             raise PosekitError(f"--out {out}: {blocker} is in the way of an output; move it or choose another --out")
-        if (target.is_file() or target.is_symlink()) and str(Path(name)) not in ours:
+        if (target.is_file() or target.is_symlink()) and Path(name) not in ours:
+            if older:
+                raise PosekitError(f"--out {out}: written by an older posekit (no {MANIFEST} says which files are "
+                                   "its own); delete its outputs or choose another --out")
             raise PosekitError(f"--out {out}: {target} exists and posekit did not write it; not replacing it "
                                "(move it or choose another --out)")
 
@@ -685,6 +690,7 @@ def staged_outputs(out: Path):
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     with writing_lock(out):
+        out.mkdir(parents=True, exist_ok=True)  # a run that made it and failed meanwhile removed it
         for stale in out.glob(".posekit-*/"):  # left by a run that was killed while writing
             shutil.rmtree(stale, ignore_errors=True)
         stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
@@ -701,7 +707,8 @@ def staged_outputs(out: Path):
 def writing_lock(folder: Path):
     """Hold an exclusive lock on `folder` (flock on the folder itself, so nothing is left in
     it): another run writing there waits until this one is done; the lock goes with the
-    process, so a killed run never leaves it held. Without flock (Windows) runs do not wait."""
+    process, so a killed run never leaves it held. Without flock (Windows; NFS for a folder) runs do not
+    wait."""
     import os
 
     try:
@@ -711,7 +718,10 @@ def writing_lock(folder: Path):
         return
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # NFS emulates flock with write locks, which a folder cannot take: go unlocked
+            pass
         yield
     finally:
         os.close(fd)  # closing the only descriptor releases the lock

@@ -271,13 +271,13 @@ def test_a_file_posekit_did_not_write_is_never_replaced(tmp_path, monkeypatch):
         assert snapshot(out) == before
 
     # posekit's own outputs (listed in the manifest) are replaced; the same files unlisted (the
-    # manifest lost) are not
+    # manifest lost, or an older posekit's folder) are not, and the error says whose they look like
     out = tmp_path / "ours"
     write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
     write_outputs(out, [frame + 1] * 2, [pose] * 2, fps=12, columns=None, tag="t")
     assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
     (out / MANIFEST).unlink()
-    with pytest.raises(PosekitError, match="posekit did not write it"):
+    with pytest.raises(PosekitError, match="written by an older posekit"):
         write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
     assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
 

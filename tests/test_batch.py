@@ -159,8 +159,9 @@ def test_a_rerun_does_not_animate_its_own_outputs(run_posekit, photos, tmp_path)
 
 
 def test_a_photo_folder_leaves_out_posekit_outputs(tmp_path):
-    """Of a folder: not what lies under --out (unless the folder is --out), not a posekit output
-    folder below it (its manifest), and of the folder's own manifest only what it lists."""
+    """Of a folder: not what lies under --out (unless the folder is --out), and not what the
+    manifest of a folder holding it lists (posekit's outputs); everything else is a photo, also
+    beside or below an earlier run's outputs."""
     from posekit.commands.animate import photo_batch
     from posekit.pipeline import write_outputs
 
@@ -174,11 +175,19 @@ def test_a_photo_folder_leaves_out_posekit_outputs(tmp_path):
     def names(folder, out):
         return [str(p.relative_to(tmp_path)) for p in photo_batch([str(folder)], None, out)]
 
-    assert names(tmp_path, tmp_path / "out") == ["a.png", "deep/b.jpg"]
-    assert names(tmp_path, tmp_path) == ["a.png", "deep/b.jpg", "out/c.png"]
+    assert names(tmp_path, tmp_path / "out") == ["a.png", "deep/b.jpg", "run/frames/mine.png"]
+    assert names(tmp_path, tmp_path) == ["a.png", "deep/b.jpg", "out/c.png", "run/frames/mine.png"]
     assert names(tmp_path / "out", tmp_path / "out") == ["out/c.png"]
     assert names(tmp_path / "run", tmp_path / "elsewhere") == ["run/frames/mine.png"]  # what its manifest lists: not
     assert names(tmp_path / "run" / "frames", tmp_path / "x") == ["run/frames/mine.png"]  # a manifest above it
+    # photos beside and below the outputs of a batch that wrote OUT/<stem>/ into the photo folder
+    hero = tmp_path / "hero"
+    for name in ("closeup.jpg", "side.jpg"):
+        (hero / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(frame).save(hero / name)
+    write_outputs(hero, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    assert names(hero, tmp_path) == ["hero/closeup.jpg", "hero/side.jpg"]
+    assert "hero/side.jpg" in names(tmp_path, tmp_path)
     (tmp_path / "run" / "frames" / "mine.png").unlink()
     with pytest.raises(UsageError, match="no photos found"):
         names(tmp_path / "run", tmp_path / "x")

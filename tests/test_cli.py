@@ -39,7 +39,7 @@ def test_under_a_multi_process_launch_only_the_first_process_prints_a_shared_err
     usage = ("poses", "show", "walk", "--frames", "0", "--out", "p")
     missing = ("animate", tmp_path / "nobody.png", "--poses", "walk", "--out", tmp_path / "o")
     for rank, printed in (("0", True), ("1", False)):
-        env = {"WORLD_SIZE": "2", "RANK": rank}
+        env = {"WORLD_SIZE": "2", "RANK": rank, "LOCAL_RANK": rank}
         for args, code in ((usage, 2), (("no-such-command",), 2)):
             proc = run_posekit(*args, cwd=tmp_path, env=env)
             assert proc.returncode == code and bool(proc.stderr) == printed, proc.stderr

@@ -145,17 +145,18 @@ def test_openpose_dict_has_every_person_field():
 def test_source_pose_on_another_canvas_is_rescaled_or_refused(tmp_path):
     """posekit's keypoint files state their canvas: one for a resized copy of the photo (the same
     aspect, give or take rounding) is scaled to the photo; one of another shape is a usage error
-    naming --source-pose and both sizes."""
+    naming --source-pose and both sizes. A ControlNet preprocessor's copy (sides rounded to
+    multiples of 64: 512x704 for 3:4) counts as a resized copy."""
     from posekit.errors import UsageError
     from posekit.pose.sources import source_pose_of
 
     photo = np.zeros((512, 384, 3), np.uint8)
     full = person(384, 512, missing=())
-    for size in [(96, 128), (100, 133), (768, 1024)]:
+    for size in [(96, 128), (100, 133), (768, 1024), (512, 704)]:
         path = write_openpose_json([full.resized(*size)], tmp_path / f"p{size[0]}.json")
         pose = source_pose_of(photo, "figure.png", path)
         assert pose.size == (384, 512) and pose.allclose(full, atol=2.0), size
-    for size in [(128, 128), (512, 384), (400, 512)]:
+    for size in [(128, 128), (512, 384), (448, 512)]:
         path = write_openpose_json([person(*size)], tmp_path / f"q{size[0]}x{size[1]}.json")
         with pytest.raises(UsageError) as e:
             source_pose_of(photo, "figure.png", path)

@@ -91,9 +91,9 @@ def photo_batch(photos: list[str], source_pose, out: Path) -> list[Path] | None:
 def is_posekit_output(path: Path, folder: Path, out: Path) -> bool:
     """Whether `path`, found in the photo folder `folder`, is an output rather than a photo: it
     lies under --out (unless `folder` is --out or inside it: photos and OUT/<stem>/ side by
-    side), or inside a posekit output folder (one holding a MANIFEST) below `folder`, or the
-    manifest of `folder` or of a folder above it lists it (a one-photo run's --out that holds
-    photos too: the photos beside its outputs stay photos)."""
+    side), or the manifest of a folder holding it (an earlier run's --out, the photo folder's
+    own or one above or below it) lists it. Files a manifest does not list stay photos, also
+    beside or below posekit's outputs."""
     import os
 
     from posekit.pipeline import MANIFEST, manifest_files
@@ -101,11 +101,10 @@ def is_posekit_output(path: Path, folder: Path, out: Path) -> bool:
     real, root, into = path.resolve(), folder.resolve(), Path(out).resolve()
     if into in real.parents and not (root == into or into in root.parents):
         return True
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    path = Path(os.path.abspath(path))
     for parent in path.parents:
-        if (parent / MANIFEST).is_file():
-            if folder in parent.parents or path.relative_to(parent).as_posix() in (manifest_files(parent) or ()):
-                return True
+        if (parent / MANIFEST).is_file() and path.relative_to(parent) in {Path(f) for f in manifest_files(parent) or ()}:
+            return True
     return False
 
 

@@ -134,7 +134,7 @@ def evaluate_gan(
         raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
     dev = resolve_device(device)
     G, config = load_patn(checkpoint, dataset)
-    data = evaluation_set(config, data_root, limit, reference=fid, **synthetic_stream(checkpoint))
+    data = evaluation_set(config, data_root, limit, with_reference=fid, **synthetic_stream(checkpoint))
     backbones = Backbones.load(lpips, fid or inception_score, lpips_weights, inception_weights)
     found = load_detector(detector, device=device) if pckh else None
     try:

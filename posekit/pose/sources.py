@@ -196,10 +196,11 @@ def person_in_file(path, flag: str, size: tuple[int, int] | None = None) -> Pose
     return pose
 
 
-def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.01) -> bool:
+def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.07) -> bool:
     """Whether canvases a and b (w, h) have the same shape, one a resized copy of the other:
-    aspect ratios within `tolerance`, or one scale that takes the larger to the smaller with both
-    sides within a pixel (a small copy's sides are rounded to whole pixels)."""
+    aspect ratios within `tolerance` (7%: preprocessors that round a 512 px copy's sides to
+    multiples of 64 shift its aspect by up to 6%), or one scale that takes the larger to the
+    smaller with both sides within a pixel (a small copy's sides are rounded to whole pixels)."""
     (aw, ah), (bw, bh) = a, b
     if min(aw, ah, bw, bh) <= 0:
         return False

@@ -143,17 +143,17 @@ class EvaluationSet:
 
 
 def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, seed: int = 0,
-                   synthetic_size: int = 4000, reference: bool = True) -> EvaluationSet:
+                   synthetic_size: int = 4000, with_reference: bool = True) -> EvaluationSet:
     """The official test pairs of the generator's dataset (the first `limit`, 0 = all), or for
     `synthetic` the held-out figures train-gan scores (the run's `seed` and `synthetic_size`:
-    a seeded stream it never trained on). `reference=False` (no FID): the training images are
+    a seeded stream it never trained on). `with_reference=False` (no FID): the training images are
     not needed, and an official layout's train split is not even read."""
     from posekit.methods.patn.data import datasets
 
     name, height, width = config["dataset"], int(config["height"]), int(config["width"])
     pairs = limit or (SYNTHETIC_TEST_PAIRS if name == "synthetic" else 10 ** 9)
     train, test = datasets(name, data_root, height, width, seed=seed, synthetic_size=synthetic_size, eval_pairs=pairs,
-                           with_train=reference)
+                           with_train=with_reference)
     if name == "synthetic":
         names = [(f"synthetic-{i:05d}-a.png", f"synthetic-{i:05d}-b.png") for i in range(len(test))]
 
