@@ -6,7 +6,9 @@
 (`--batch-size` -> PatnOptions.batch_size); `options_for` builds the options from them field by
 field, and tests/test_flags.py checks that every field has its flag in both commands and every
 [method] flag its field. Flags both commands have but word differently (`--seed`, `--columns`)
-stay in each command.
+stay in each command. Bad values fail before any work: what a method needs given at all
+(`check_required_flags`: --method gan without --checkpoint) before the command starts, each
+value when its options are made (a missing local --model path, a --checkpoint that is not one).
 """
 
 from __future__ import annotations
@@ -77,13 +79,40 @@ METHOD_FLAGS = [
 
 def with_method_flags(command):
     """Append METHOD_FLAGS to `command`'s signature (Typer builds its options from the signature);
-    the command receives them as keyword arguments in its **method_flags."""
+    the command receives them as keyword arguments in its **method_flags, after
+    `check_required_flags` has looked at them (before the command does anything)."""
+    import functools
+
     signature = inspect.signature(command)
     own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=flag, annotation=kind)
               for name, kind, flag in METHOD_FLAGS]
-    command.__signature__ = signature.replace(parameters=own + shared)
-    return command
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        check_required_flags(kwargs.get("method"), kwargs)
+        return command(*args, **kwargs)
+
+    checked.__signature__ = signature.replace(parameters=own + shared)
+    return checked
+
+
+def check_required_flags(method, flags: dict) -> None:
+    """What a command line must give for `--method method`, said before any work (the options
+    check the values given: `options_for`): --method gan needs a --checkpoint that exists. On the
+    command line a --checkpoint is always a path (there are no hub ids for it), so any name
+    that is not there is a typo; in the library PatnOptions() may go without one (weights passed
+    in as `models=`)."""
+    from posekit.errors import UsageError
+
+    if method != "gan":
+        return
+    checkpoint = flags.get("checkpoint")
+    if checkpoint is None:
+        raise UsageError("--method gan needs --checkpoint: a train-gan run folder, a netG .safetensors, "
+                         "or the authors' latest_net_netG.pth")
+    if not Path(str(checkpoint)).expanduser().exists():
+        raise UsageError(f"--checkpoint {checkpoint}: no such file or folder")
 
 
 def options_for(method: str, flags: dict):

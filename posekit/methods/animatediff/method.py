@@ -103,6 +103,9 @@ class AnimateDiffOptions:
             object.__setattr__(self, "context_overlap", self.context // 2)
         if self.init == "warp":
             check_strength(self.strength, self.steps)
+        from posekit.methods.diffusion.models import check_model_paths
+
+        check_model_paths(self)  # --model, --controlnet, --lora, --ip-adapter, --motion-adapter, --model-config
 
 
 class AnimateDiffMethod:

@@ -38,7 +38,7 @@ import numpy as np
 from posekit.console import step_progress
 from posekit.errors import UsageError
 from posekit.methods.diffusion.models import (DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS, SCHEDULERS, check_choice,
-                                              check_offload, load_pipeline)
+                                              check_model_paths, check_offload, load_pipeline)
 from posekit.pose.pose import Pose
 from posekit.sheet import grid
 
@@ -94,6 +94,7 @@ class DiffusionOptions:
             raise UsageError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
         check_choice(self.offload, OFFLOADS, "--offload")
         check_strength(self.strength, self.steps)
+        check_model_paths(self)  # a mistyped --model/--lora/... path: before the ControlNet loads
 
 
 def fill_sampling(options) -> None:

@@ -8,7 +8,9 @@ the base model, a single `.safetensors`/`.ckpt` file as users download them from
 (read with `from_single_file`; `model_config` names a diffusers folder with the matching configs
 when the hub is out of reach). Hub ids are looked up in the local cache first, so a cached model
 loads without touching the network; a model that is neither cached nor downloadable becomes one
-ModelNotFoundError naming the model and the flag, never a traceback.
+ModelNotFoundError naming the model and the flag, never a traceback. Before that, when a
+method's options are made, `check_model_paths` refuses a local path that is missing or holds the
+wrong thing (the rule for what is "clearly" a path, never a hub id 'org/name': `clearly_local`).
 
 Device and precision: CUDA runs in float16 with PyTorch's SDPA attention (diffusers' default
 processor on torch 2), everything else in float32 (CPU half precision is slow and lossy). In
@@ -66,6 +68,96 @@ def is_local(name: str) -> bool:
             or name.count("/") != 1 or os.sep != "/" and os.sep in name)
 
 
+def clearly_local(name: str) -> bool:
+    """Whether a flag's value can only be meant as a path, so that a missing one is the user's
+    typo, said when the options are made (`check_local_path`), not after other models loaded:
+    it starts with '.', '/' or '~', ends with a weights suffix (SINGLE_FILE_SUFFIXES), has more
+    than one '/', or holds the platform's own separator. A hub id is 'org/name' (one '/', no
+    suffix), so none is ever taken for a path; a bare name ('sd', 'mine') might be either and is
+    left to loading (`is_local` treats it as a path there: "no such file or folder"). Every
+    name this calls local `is_local` does too: the early check never refuses what would load."""
+    return (name.startswith((".", "/", "~")) or name.endswith(SINGLE_FILE_SUFFIXES)
+            or name.count("/") > 1 or (os.sep != "/" and os.sep in name))
+
+
+def check_local_path(value, flag: str) -> Path | None:
+    """The options' check of a model flag, before any work: a value that is `clearly_local` but
+    does not exist is a UsageError ("--model ./nomodel: no such file or folder"). Returns the
+    path when it exists (the caller checks what is in it), None for a hub id or nothing given."""
+    if value is None or str(value) == "":
+        return None
+    name = str(value)
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    if clearly_local(name):
+        raise UsageError(f"{flag} {name}: no such file or folder")
+    return None
+
+
+def weights_format(path: str | os.PathLike) -> str | None:
+    """What a weights file holds, from its first bytes: "safetensors" (an 8-byte header length,
+    then its JSON), "torch" (torch.save's zip, or the legacy pickle of older PyTorch), "gguf", or
+    None (an image, a JSON config, text, an empty file: nothing that loads as weights)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    if head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return "torch"
+    if head.startswith(b"GGUF"):
+        return "gguf"
+    return None
+
+
+def check_model_paths(options, model_flags=("model", "controlnet", "lora", "ip_adapter", "motion_adapter")) -> None:
+    """Every local path among an SD method's options, checked when the options are made (so a
+    mistyped --lora is one line before the ControlNet and the model load): missing and
+    `clearly_local` -> "no such file or folder"; an existing one must be what its flag loads:
+    --model a weights file or a folder with model_index.json, --model-config such a folder,
+    --controlnet and --motion-adapter a folder with config.json, --lora and --ip-adapter a weights
+    file or a folder (an IP-Adapter folder with one weight file). All UsageErrors, naming the flag."""
+    for name in model_flags:
+        value = getattr(options, name, None)
+        if name == "controlnet" and value is not None and str(value).lower() == "none":
+            continue
+        check_model_path(value, "--" + name.replace("_", "-"))
+    config = getattr(options, "model_config", None)
+    if config is not None:  # always a folder: any name, bare or not, that is not there is a typo
+        path = Path(str(config)).expanduser()
+        if not path.exists():
+            raise UsageError(f"--model-config {config}: no such folder; {LOCAL_HINT['--model-config']}")
+        check_model_path(config, "--model-config")
+
+
+def check_model_path(value, flag: str) -> None:
+    """`check_model_paths` for one flag's value."""
+    path = check_local_path(value, flag)
+    if path is None:
+        return
+    hint = LOCAL_HINT[flag]
+    needs = {"--model": "model_index.json", "--model-config": "model_index.json", "--controlnet": "config.json",
+             "--motion-adapter": "config.json"}.get(flag)
+    if path.is_file():
+        if flag in ("--model-config", "--controlnet", "--motion-adapter"):
+            raise UsageError(f"{flag} {value}: a file, not a folder; {hint}")
+        found = weights_format(path)
+        if found is None or (path.suffix.lower() == ".safetensors") != (found == "safetensors"):
+            raise UsageError(f"{flag} {value}: not a weights file (safetensors or PyTorch); {hint}")
+    elif path.is_dir():
+        if needs and not (path / needs).is_file():
+            raise UsageError(f"{flag} {value}: no {needs} in this folder; {hint}")
+        if flag == "--ip-adapter":
+            try:
+                _ip_adapter_files(path)
+            except ModelNotFoundError as e:
+                raise UsageError(str(e)) from None
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -76,6 +168,8 @@ LOCAL_HINT = {
     "--controlnet": "pass a diffusers ControlNet folder (config.json + weights) or a hub id",
     "--lora": "pass a LoRA .safetensors file or the folder holding pytorch_lora_weights.safetensors",
     "--ip-adapter": f"pass the IP-Adapter weight file ({IP_ADAPTER_WEIGHT}) with its image_encoder/ folder next to it",
+    "--model-config": "pass a diffusers SD 1.x folder (model_index.json and the models' configs)",
+    "--motion-adapter": "pass a diffusers MotionAdapter folder (config.json + weights) or a hub id",
 }
 
 

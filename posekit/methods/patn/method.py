@@ -143,6 +143,11 @@ class PatnOptions:
     device: str = "auto"
     batch_size: int = 8  # targets per forward pass
 
+    def __post_init__(self):  # a mistyped or wrong --checkpoint file: before any photo is read
+        from posekit.methods.patn.model import check_checkpoint
+
+        check_checkpoint(self.checkpoint)
+
 
 class PatnMethod:
     """PATN pose transfer: one source, many target poses, batched."""

@@ -221,15 +221,46 @@ def load_generator_state(state: dict) -> PATNGenerator:
     return net
 
 
+CHECKPOINT_KINDS = "a train-gan run folder, a .safetensors, or latest_net_netG.pth"  # what --checkpoint takes
+
+
+def check_checkpoint(checkpoint: str | Path | None) -> None:
+    """PatnOptions' check of --checkpoint, before any work: a path that is clearly one
+    (posekit.methods.diffusion.models.clearly_local) must exist, and a file must hold what it
+    will be read as (a .safetensors file safetensors, any other torch.save's zip or pickle). A
+    folder is looked into when loading (load_patn). UsageError lines naming --checkpoint."""
+    from posekit.errors import UsageError
+    from posekit.methods.diffusion.models import check_local_path, weights_format
+
+    path = check_local_path(checkpoint, "--checkpoint")
+    if path is None or not path.is_file():
+        return
+    wanted = "safetensors" if path.suffix == ".safetensors" else "torch"
+    if weights_format(path) != wanted:
+        raise UsageError(f"--checkpoint {checkpoint}: not a PATN checkpoint ({CHECKPOINT_KINDS})")
+
+
 def load_official_generator(path: str | Path) -> PATNGenerator:
-    """Load the authors' `latest_net_netG.pth` (a torch.save'd state_dict) safely."""
+    """Load the authors' `latest_net_netG.pth` (a torch.save'd state_dict) safely: tensors only
+    (torch.load's weights_only), so a file that holds anything else is refused, one line."""
+    from posekit.methods.diffusion.models import weights_format
+
     path = Path(path)
     if not path.is_file():
         raise PosekitError(f"{path}: no such checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, non-tensor payloads
-        raise PosekitError(f"{path}: cannot read as a PyTorch state_dict ({type(e).__name__}: {e})") from None
+        # never torch's own text: it is many lines, and it suggests weights_only=False (running
+        # whatever code the file holds)
+        if weights_format(path) != "torch":
+            why = "not a PyTorch file"
+        elif "weights only" in str(e).lower() or "weights_only" in str(e):
+            why = "it holds Python objects, not only tensors"
+        else:
+            why = f"damaged ({type(e).__name__})"
+        raise PosekitError(f"--checkpoint {path}: not a PATN checkpoint (cannot read it as a PyTorch state_dict: "
+                           f"{why}); pass {CHECKPOINT_KINDS}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

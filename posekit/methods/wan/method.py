@@ -97,6 +97,14 @@ class WanOptions:
             raise UsageError(f"--segment-frames {n} with --prev-frames {self.prev_frames}: a segment must be "
                              f"longer than twice the frames it is conditioned on; use --segment-frames "
                              f"{wan_length(2 * self.prev_frames + 2)} or more")
+        from posekit.errors import ModelNotFoundError
+        from posekit.methods.diffusion.models import check_local_path
+
+        if check_local_path(self.model, "--model") is not None:  # there: a WanAnimatePipeline folder?
+            try:
+                check_folder(str(self.model))
+            except ModelNotFoundError as e:
+                raise UsageError(str(e)) from None
 
 
 class WanMethod:
