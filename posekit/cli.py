@@ -55,8 +55,8 @@ def _another_process_says_it() -> bool:
     a terminal shows it once, and a model missing from one machine's cache is still said there."""
     import os
 
-    first = os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0"))
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and first != "0"
+    first = os.environ.get("LOCAL_RANK") or os.environ.get("RANK") or "0"
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and first.strip() not in ("", "0")
 
 
 def main() -> None:

@@ -668,8 +668,8 @@ def check_not_foreign(out: Path, names: list[str]) -> None:
             raise PosekitError(f"--out {out}: {blocker} is in the way of an output; move it or choose another --out")
         if (target.is_file() or target.is_symlink()) and Path(name) not in ours:
             if older:
-                raise PosekitError(f"--out {out}: written by an older posekit (no {MANIFEST} says which files are "
-                                   "its own); delete its outputs or choose another --out")
+                raise PosekitError(f"--out {out}: holds posekit outputs but no {MANIFEST} says which (written by "
+                                   "an older posekit, or the list was deleted); delete them or choose another --out")
             raise PosekitError(f"--out {out}: {target} exists and posekit did not write it; not replacing it "
                                "(move it or choose another --out)")
 

@@ -66,7 +66,7 @@ def test_hub_ids_and_bare_names_are_left_to_loading(tmp_path, monkeypatch):
     assert method_options("gan")(checkpoint="run").checkpoint == "run"
     for name in ("org/name", "org/name.v2", "Wan-AI/Wan2.2-Animate-14B-Diffusers", "sd", "mine"):
         assert not clearly_local(name), name
-    for name in ("./sd", "../sd", "/abs/sd", "~/sd", "sd.safetensors", "a/b.ckpt", "a/b/c", "x.pth", "x.bin", "x.pt"):
+    for name in ("./sd", "../sd", "/abs/sd", "~/sd", "sd.safetensors", "a/b.ckpt", "a/b/c", "x.pth", "x.bin", "x.pt", "D:/sd15", "c:\\models\\sd"):
         assert clearly_local(name) and is_local(name), name  # what is refused early would never load
 
 
@@ -101,7 +101,8 @@ def test_an_existing_path_must_hold_what_its_flag_loads(tmp_path):
         method_options("animatediff")(motion_adapter=str(png))
     # a .safetensors name on a torch.save file would be read as safetensors, and fail
     torch.save({"w": torch.zeros(2)}, tmp_path / "lora.safetensors")
-    with pytest.raises(UsageError, match="^--lora .*lora.safetensors: not a weights file"):
+    with pytest.raises(UsageError, match="^--lora .*lora.safetensors: holds torch weights but is named .safetensors; "
+                                         "rename it to .ckpt or .bin"):
         diffusion(lora=str(tmp_path / "lora.safetensors"))
     assert "\n" not in str(pytest.raises(UsageError, diffusion, model=str(png)).value)
 

@@ -91,9 +91,9 @@ def synthetic_stream(checkpoint) -> dict:
 
     from posekit.training import CONFIG, read_config
 
-    if checkpoint is None or not (Path(checkpoint) / CONFIG).is_file():
+    if checkpoint is None or not (Path(checkpoint).expanduser() / CONFIG).is_file():
         return {}
-    run = read_config(checkpoint)
+    run = read_config(Path(checkpoint).expanduser())
     return {k: run[k] for k in ("seed", "synthetic_size") if isinstance(run.get(k), int)}
 
 

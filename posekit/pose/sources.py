@@ -196,15 +196,17 @@ def person_in_file(path, flag: str, size: tuple[int, int] | None = None) -> Pose
     return pose
 
 
-def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.07) -> bool:
+def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.01, rounded: float = 0.07) -> bool:
     """Whether canvases a and b (w, h) have the same shape, one a resized copy of the other:
-    aspect ratios within `tolerance` (7%: preprocessors that round a 512 px copy's sides to
-    multiples of 64 shift its aspect by up to 6%), or one scale that takes the larger to the
-    smaller with both sides within a pixel (a small copy's sides are rounded to whole pixels)."""
+    aspect ratios within `tolerance`; within `rounded` (7%) when the copy `a` has both sides in
+    multiples of 64 (a preprocessor's 512 px copy rounded so: up to about 6% off); or one scale
+    that takes the larger to the smaller with both sides within a pixel (a small copy's sides
+    are rounded to whole pixels). A 4:5 crop of a 3:4 photo (6.5% off) is another shape."""
     (aw, ah), (bw, bh) = a, b
     if min(aw, ah, bw, bh) <= 0:
         return False
-    if abs(math.log((aw / ah) / (bw / bh))) <= tolerance:
+    off = abs(math.log((aw / ah) / (bw / bh)))
+    if off <= tolerance or off <= rounded and aw % 64 == 0 and ah % 64 == 0:
         return True
     (sw, sh), (lw, lh) = sorted((a, b), key=lambda size: size[0] * size[1])
     return max((sw - 1) / lw, (sh - 1) / lh) <= min((sw + 1) / lw, (sh + 1) / lh)

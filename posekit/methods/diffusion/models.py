@@ -63,21 +63,19 @@ def dtype_for(device: torch.device) -> torch.dtype:
 
 def is_local(name: str) -> bool:
     """A path on disk (or meant as one: a missing path must not be sent to the hub as an id)."""
-    p = Path(name).expanduser()
-    return (p.exists() or name.startswith((".", "/", "~")) or name.endswith(SINGLE_FILE_SUFFIXES)
-            or name.count("/") != 1 or os.sep != "/" and os.sep in name)
+    return Path(name).expanduser().exists() or name.count("/") != 1 or clearly_local(name)
 
 
 def clearly_local(name: str) -> bool:
     """Whether a flag's value can only be meant as a path, so that a missing one is the user's
     typo, said when the options are made (`check_local_path`), not after other models loaded:
     it starts with '.', '/' or '~', ends with a weights suffix (SINGLE_FILE_SUFFIXES), has more
-    than one '/', or holds the platform's own separator. A hub id is 'org/name' (one '/', no
+    than one '/', holds the platform's own separator or starts with a drive ('D:/'). A hub id is 'org/name' (one '/', no
     suffix), so none is ever taken for a path; a bare name ('sd', 'mine') might be either and is
     left to loading (`is_local` treats it as a path there: "no such file or folder"). Every
     name this calls local `is_local` does too: the early check never refuses what would load."""
-    return (name.startswith((".", "/", "~")) or name.endswith(SINGLE_FILE_SUFFIXES)
-            or name.count("/") > 1 or (os.sep != "/" and os.sep in name))
+    return (name.startswith((".", "/", "~")) or name.endswith(SINGLE_FILE_SUFFIXES) or name.count("/") > 1
+            or (os.sep != "/" and os.sep in name) or re.match(r"[A-Za-z]:[\\/]", name) is not None)
 
 
 def check_local_path(value, flag: str) -> Path | None:
@@ -146,8 +144,13 @@ def check_model_path(value, flag: str) -> None:
         if flag in ("--model-config", "--controlnet", "--motion-adapter"):
             raise UsageError(f"{flag} {value}: a file, not a folder; {hint}")
         found = weights_format(path)
-        if found is None or (path.suffix.lower() == ".safetensors") != (found == "safetensors"):
+        if found is None:
             raise UsageError(f"{flag} {value}: not a weights file (safetensors or PyTorch); {hint}")
+        named = path.suffix.lower() == ".safetensors"
+        if named != (found == "safetensors"):  # diffusers picks the reader by the name
+            right = ".safetensors" if found == "safetensors" else ".ckpt or .bin"
+            raise UsageError(f"{flag} {value}: holds {found} weights but is named {path.suffix or 'without a suffix'}; "
+                             f"rename it to {right}")
     elif path.is_dir():
         if needs and not (path / needs).is_file():
             raise UsageError(f"{flag} {value}: no {needs} in this folder; {hint}")

@@ -89,7 +89,7 @@ def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
     if checkpoint is None:
         raise UsageError("--method gan needs --checkpoint: a train-gan run folder, a netG .safetensors, "
                          "or the authors' latest_net_netG.pth")
-    path = Path(checkpoint)
+    path = Path(checkpoint).expanduser()
     if path.is_dir():
         from posekit.training import latest_checkpoint
 
