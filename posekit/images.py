@@ -32,19 +32,12 @@ ANIMATED_SUFFIXES = {".gif", ".webp", ".png"}  # images that may hold several fr
 # -- reading -------------------------------------------------------------------------------
 def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
     """Read an image file as an (H, W, 3) RGB uint8 array ((H, W, 4) RGBA with keep_alpha)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     path = _nonempty_file(path, "an image")
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-    except UnidentifiedImageError:
-        raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
-    except PermissionError:
-        raise PosekitError(f"{path}: permission denied") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise PosekitError(f"{path}: corrupt or truncated image ({e})") from None
+    with _pillow_errors(path, "image"), Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        im.load()
     if im.mode.startswith("I"):  # 16-bit (or 32-bit integer) grayscale -> 8 bits
         a = np.asarray(im, np.float64)
         top = 65535.0 if im.mode.startswith("I;16") else max(1.0, a.max())
@@ -91,20 +84,28 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> Iterat
 
 def _animation_frames(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
     """The frames of an animated image, composited by Pillow (GIF disposal, APNG blending)."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
+    from PIL import Image, ImageSequence
+
+    with _pillow_errors(path, "animation"), Image.open(path) as im:
+        for i, frame in enumerate(ImageSequence.Iterator(im)):
+            if max_frames is not None and i >= max_frames:
+                return
+            yield to_rgb(np.asarray(frame.convert("RGBA")))
+
+
+@contextmanager
+def _pillow_errors(path: Path, what: str):
+    """Pillow's errors while reading `path` as one-line PosekitErrors naming it."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            for i, frame in enumerate(ImageSequence.Iterator(im)):
-                if max_frames is not None and i >= max_frames:
-                    return
-                yield to_rgb(np.asarray(frame.convert("RGBA")))
+        yield
     except UnidentifiedImageError:
         raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
     except PermissionError:
         raise PosekitError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise PosekitError(f"{path}: corrupt or truncated animation ({e})") from None
+        raise PosekitError(f"{path}: corrupt or truncated {what} ({e})") from None
 
 
 def _nonempty_file(path: str | os.PathLike, what: str) -> Path:
