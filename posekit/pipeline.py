@@ -27,7 +27,10 @@ animations/. `animate_batch` runs `animate` for many photos (OUT/<stem>/ each, o
 split across processes under `accelerate launch`.
 
 One person detector serves a whole run (the source photo, photo and video clips, pose fidelity);
-it is built on first use, so a run with a --source-pose JSON and a motion never loads it.
+it is built on first use, so a run with a --source-pose JSON and a motion never loads it. It
+keeps the two largest people it finds (each use takes the largest), so a photo with a second
+person gets a warning. A clip that moves a body part the photo does not show (a walk for a
+portrait) gets one too: retargeting leaves that part out of every frame.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     lengths = [n for n in clip_lengths(sources, counts) for _ in range(2 if mirror else 1)]
     check_not_foreign(Path(out), output_names(list(zip(tags, lengths)), formats, exports))
     timer = Timer()
-    given = nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
+    given = nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, max_people=2, lazy=True)
     with given as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
                                              device=device, status=status, options=options)
@@ -139,7 +142,7 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
         with state.split_between_processes(list(photos)) as part:
             mine = list(part)
     results, usage = [], None
-    with load_detector("blazepose", device=device, lazy=True) as detector, closing_models(models):
+    with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector, closing_models(models):
         for photo in mine:
             try:
                 summary = animate(photo, out=Path(out) / Path(photo).stem, device=device, detector=detector,
@@ -220,7 +223,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     one_file = names_a_file(out)
     _never_over_an_input(out, one_file, [photo, source_pose, *poses])
     timer = Timer()
-    with load_detector("blazepose", device=device, lazy=True) as detector:
+    with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         image, pose, targets = prepare(photo, poses, method, timer, detector, retarget=retarget, options=options,
                                        source_pose=source_pose, device=device, status=status)
         if len(targets) > 1 and one_file:
@@ -300,8 +303,22 @@ def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[i
         if retarget:
             from posekit.pose.retarget import retarget as retarget_clip
 
-            clip = retarget_clip(clip, pose)
+            clip, moving = retarget_clip(clip, pose), clip
+            warn_of_parts_left_out(", ".join(map(str, sources)), moving, clip)
     return clip
+
+
+def warn_of_parts_left_out(name: str, clip: list, retargeted: list) -> None:
+    """A warning when the clip moves legs or arms that retargeting had to leave out (the photo
+    does not show them): a walk for a head-and-shoulders photo walks without legs."""
+    from posekit.pose.retarget import moving_parts_left_out
+
+    parts = moving_parts_left_out(clip, retargeted)
+    if parts:
+        from posekit.console import warn
+
+        warn(f"{name} moves the {' and '.join(parts)}, which the photo does not show: they are left out of "
+             "every frame (a photo of the whole body animates fully)")
 
 
 def built_method(method: str, options, image: np.ndarray, pose, models=None):

@@ -9,7 +9,7 @@ from posekit.errors import PosekitError
 from posekit.pose import INDEX, LIMBS, Pose
 from posekit.pose.formats import read_openpose_json
 from posekit.pose.motions import motion
-from posekit.pose.retarget import retarget
+from posekit.pose.retarget import moving_parts_left_out, retarget
 
 FIGURE = Path(__file__).resolve().parents[1] / "examples" / "figure_keypoints.json"
 ANKLES = [INDEX["r_ankle"], INDEX["l_ankle"]]
@@ -273,3 +273,22 @@ def test_a_subject_without_neck_or_shoulders_is_a_clear_error(figure):
     with pytest.raises(PosekitError, match="neck"):
         retarget(motion("walk", 4), Pose(kp, *figure.size))
     assert retarget([], figure) == []
+
+
+def test_parts_a_clip_moves_but_a_partial_photo_lacks_are_named(figure):
+    """Retargeting leaves out what the photo does not show; the clips that move it are named."""
+    def cropped(bottom: float) -> Pose:  # the figure's photo cut off at y = bottom
+        kp = figure.keypoints.copy()
+        kp[kp[:, 1] > bottom] = 0.0
+        return Pose(kp, figure.width, int(bottom))
+
+    waist_up, head_and_shoulders = cropped(figure["r_hip"][1] + 20), cropped(figure["neck"][1] + 25)
+    assert head_and_shoulders["r_elbow"] is None and waist_up["r_elbow"] is not None
+    found = {}
+    for name in ("walk", "run", "jump", "idle", "wave"):
+        clip = motion(name, 12)
+        found[name] = [moving_parts_left_out(clip, retarget(clip, subject))
+                       for subject in (figure, waist_up, head_and_shoulders)]
+    assert found["walk"] == found["run"] == found["jump"] == [[], ["legs"], ["legs", "arms"]]
+    assert found["idle"] == [[], [], []]  # its legs and arms barely move
+    assert found["wave"] == [[], [], []]  # the waving hand rises into the photo, so it is kept

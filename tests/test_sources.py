@@ -2,6 +2,7 @@
 cyclic resampling, the subject's pose, and the `posekit poses` command."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from posekit.pose.formats import jsonl_record, read_openpose_json, write_openpos
 from posekit.pose.motions import motion
 from posekit.pose.render import draw_skeleton
 from posekit.pose.sources import load_poses, resample, source_pose_of
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def stack(clip):
@@ -164,6 +168,28 @@ def test_source_pose_from_json_or_detection(tmp_path, astronaut):
         source_pose_of(astronaut, "astronaut.png", tmp_path / "empty.json")
 
 
+def test_the_largest_of_two_people_is_animated_with_a_warning(capsys):
+    """BlazePose asked for one person gives its most confident one; the person to animate is the
+    largest, and a second one of similar size is worth a warning."""
+    from PIL import Image
+    from skimage import data
+
+    figure = Image.open(EXAMPLES / "figure.png").convert("RGB")  # 384x512, the person about 380 px tall
+    small = figure.resize((307, 409))
+    scene = Image.fromarray(data.rocket()).resize((900, 560))  # a real photo as the room
+    scene.paste(small, (40, 141))  # the smaller person on the left (BlazePose's most confident one)
+    scene.paste(figure, (480, 40))
+    pose = source_pose_of(np.asarray(scene), "two.png")
+    x0, y0, x1, y1 = pose.bbox()
+    assert x0 > 480 and y1 - y0 > 300  # the larger figure's pose
+    assert capsys.readouterr().err.startswith("posekit: warning: two.png: 2 people in the photo; animating the largest")
+    # one person (and one much smaller in the background: not a second subject): no warning
+    scene.paste(Image.fromarray(data.rocket()).resize((400, 560)), (40, 0))
+    scene.paste(figure.resize((96, 128)), (60, 40))
+    assert source_pose_of(np.asarray(scene), "one.png").bbox()[0] > 480
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_cli_poses_list(run_posekit):
     r = run_posekit("poses", "list")
     assert r.returncode == 0, r.stderr
@@ -201,6 +227,12 @@ def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path)
     assert r.returncode == 0, r.stderr
     people = [json.loads(line)["people"][0]["pose_keypoints_2d"] for line in r.stdout.splitlines()]
     assert len(people) == 4 and all(p[3 * INDEX["r_ankle"] + 2] == 0 for p in people)
+    assert "warning" not in r.stderr  # a wave moves no legs
+    # a walk does: the user is told that the frames will have none
+    r = run_posekit("poses", "show", "walk", "--onto", photo, "--frames", "4", "--jsonl")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 4
+    assert r.stderr.splitlines()[0] == ("posekit: warning: walk moves the legs, which the photo does not show: "
+                                        "they are left out of every frame (a photo of the whole body animates fully)")
 
 
 @pytest.mark.parametrize("args, code, words", [

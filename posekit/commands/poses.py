@@ -67,12 +67,12 @@ def show(
             raise UsageError(f"--view: only for built-in motions ({', '.join(MOTIONS)}), not {source}")
         source = f"{source.partition(':')[0]}:{view}"
     # one detector for the command, built only if a photo or video needs it
-    with load_detector("blazepose", device=device, lazy=True) as detector:
+    with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         clip = load_poses(source, frames=frames, size=canvas, detector=detector)
         if canvas and not is_motion:
             clip = [p.fitted(*canvas) for p in clip]
         if onto is not None:
-            clip = _retargeted(clip, onto, detector)
+            clip = _retargeted(clip, onto, detector, source)
 
     skeletons = []
     for i, pose in enumerate(clip):
@@ -91,9 +91,10 @@ def show(
     info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
 
 
-def _retargeted(clip, onto: Path, detector):
+def _retargeted(clip, onto: Path, detector, source: str):
     """The clip on the body of the person in `onto` (a photo, or an OpenPose JSON of them)."""
     from posekit.images import load_image
+    from posekit.pipeline import warn_of_parts_left_out
     from posekit.pose.retarget import retarget
     from posekit.pose.sources import person_in_file, source_pose_of
 
@@ -101,4 +102,6 @@ def _retargeted(clip, onto: Path, detector):
         subject = person_in_file(onto, "--onto")
     else:
         subject = source_pose_of(load_image(onto), onto, detector=detector)
-    return retarget(clip, subject)
+    retargeted = retarget(clip, subject)
+    warn_of_parts_left_out(source, clip, retargeted)
+    return retargeted

@@ -69,6 +69,8 @@ CLAMP = 1.5          # a bone's ratio stays within [s / CLAMP, s * CLAMP]
 HEAD_CLAMP = 2.0     # looser for the head: faces vary more than limbs, and get foreshortened less
 REFERENCE_PERCENTILE = 90.0
 BOB = 0.03           # a partial subject's lift above the ground, at most, of its visible height
+PARTS = {"legs": ("r_knee", "r_ankle", "l_knee", "l_ankle"), "arms": ("r_elbow", "r_wrist", "l_elbow", "l_wrist")}
+MOVES = 0.08         # a part moves when a joint wanders this far about the neck (torso sizes, std over a clip)
 
 NECK, NOSE = INDEX["neck"], INDEX["nose"]
 R_SHOULDER, L_SHOULDER = INDEX["r_shoulder"], INDEX["l_shoulder"]
@@ -119,6 +121,25 @@ def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[P
     drop = _out_of_picture(out, onto)
     conf = np.where(np.isnan(out).any(axis=2) | drop[None, :], 0.0, conf)
     return [Pose(np.column_stack([np.nan_to_num(o), c]), onto.width, onto.height) for o, c in zip(out, conf)]
+
+
+def moving_parts_left_out(clip: list[Pose], retargeted: list[Pose]) -> list[str]:
+    """The body parts ("legs", "arms") that move in `clip` (one of their joints wanders at least
+    MOVES torso sizes about the neck over the clip: walk, run and jump move the legs; idle and
+    wave do not) but that retargeting left out of every frame of `retargeted` (the photo does not
+    show them and they land outside it, see 4): a walk for a head-and-shoulders photo."""
+    out = []
+    for part, names in PARTS.items():
+        joints = [INDEX[n] for n in names]
+        if any(p.visible[joints].any() for p in retargeted) or not clip:
+            continue
+        with warnings.catch_warnings():  # missing points are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            about_neck = np.stack([(p.xy[joints] - p.xy[NECK]) / p.torso_size() for p in clip])  # (T, J, 2)
+            wander = np.linalg.norm(np.nanstd(about_neck, axis=0), axis=-1)
+        if np.nanmax(wander, initial=0.0) >= MOVES:
+            out.append(part)
+    return out
 
 
 def facing(pose: Pose) -> int:

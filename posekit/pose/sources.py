@@ -35,7 +35,7 @@ import numpy as np
 
 from posekit.errors import PosekitError, UsageError
 from posekit.images import IMAGE_SUFFIXES, is_video, load_image, read_video
-from posekit.pose.detect import Detector, largest, load_detector
+from posekit.pose.detect import Detector, largest, largest_first, load_detector
 from posekit.pose.pose import Pose
 
 _DETECT_BATCH = 16
@@ -70,9 +70,11 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
     return resample(clip, frames) if frames is not None else clip
 
 
-def _given_or_own(detector: Detector | None, device: str):
-    """The caller's detector (left open), or BlazePose built on first use and closed on exit."""
-    return nullcontext(detector) if detector is not None else load_detector("blazepose", device=device, lazy=True)
+def _given_or_own(detector: Detector | None, device: str, people: int = 1):
+    """The caller's detector (left open), or BlazePose built on first use (keeping the `people`
+    largest) and closed on exit."""
+    return (nullcontext(detector) if detector is not None
+            else load_detector("blazepose", device=device, max_people=people, lazy=True))
 
 
 def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
@@ -215,8 +217,9 @@ def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.01,
 def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto",
                    detector: Detector | None = None) -> Pose:
     """The pose of the person in `image`: read from `source_pose_json` (OpenPose JSON; the
-    largest person) or found by `detector` (the run's one detector; left open; without it a
-    BlazePose one is built and closed). Put on the image's canvas: a JSON whose canvas has the
+    largest person) or found by `detector` (the run's one detector, left open, asked for two
+    people; without it a BlazePose one is built and closed): a warning when the photo holds
+    another person of a similar size. Put on the image's canvas: a JSON whose canvas has the
     photo's aspect (written for a resized copy of it) is scaled to it; another aspect is a
     UsageError (the pose belongs to another picture). Nobody found -> a PosekitError suggesting
     --source-pose."""
@@ -231,9 +234,25 @@ def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device:
                              "of another picture; pass the keypoints of this photo (posekit extract-pose "
                              "writes them) or leave --source-pose out to detect the pose")
         return pose.resized(width, height)
-    with _given_or_own(detector, device) as detector:
-        pose = largest(detector.detect([image])[0])
+    with _given_or_own(detector, device, people=2) as detector:
+        people = largest_first(detector.detect([image])[0])
+    pose = people[0] if people else None
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
         raise PosekitError(f"{image_path}: no person found in the photo; pass --source-pose with an "
                            "OpenPose JSON of the person (posekit extract-pose writes one)")
+    others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(pose)]
+    if others:
+        from posekit.console import warn
+
+        warn(f"{Path(image_path).name}: {len(others) + 1} people in the photo; animating the largest (crop the photo "
+             "to animate another)")
     return pose
+
+
+ANOTHER_PERSON = 0.5  # a second figure at least this tall (share of the largest) is another person to warn of
+
+
+def _height(pose: Pose) -> float:
+    """The figure's size: its keypoints' box, the longer side (a person lying down counts too)."""
+    x0, y0, x1, y1 = pose.bbox()
+    return max(x1 - x0, y1 - y0)

@@ -21,6 +21,7 @@ from posekit.pose.pose import NUM_KEYPOINTS, Pose
 # COCO-18 index -> BlazePose landmark index; the neck (1) is made from the shoulders 11 and 12.
 BLAZEPOSE_TO_COCO18 = (0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
 MIN_VISIBILITY = 0.5  # below this BlazePose is guessing (occluded or outside the image)
+LOOK_FOR = 4  # people the landmarker looks for: it ranks by confidence, we keep the largest
 
 
 def bundle_path() -> str:
@@ -32,6 +33,8 @@ class BlazePoseDetector(Detector):
         import mediapipe as mp
 
         self._mp = mp
+        # asked for one person, the landmarker gives its most confident one, which may be a small
+        # figure in the background: it looks for a few and the largest `max_people` are kept
         self._path, self._people = model or bundle_path(), max(1, int(max_people))
         self._landmarker = self._create(masks=False)
         self._masker = None  # the landmarker that also segments, built on first use
@@ -41,7 +44,7 @@ class BlazePoseDetector(Detector):
 
         options = vision.PoseLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=self._path), running_mode=vision.RunningMode.IMAGE,
-            num_poses=self._people, output_segmentation_masks=masks)
+            num_poses=max(self._people, LOOK_FOR), output_segmentation_masks=masks)
         try:
             with silence_fd():  # TFLite/absl write their start-up chatter straight to fd 2
                 return vision.PoseLandmarker.create_from_options(options)
@@ -72,7 +75,7 @@ class BlazePoseDetector(Detector):
         poses = [coco18(landmarks, width, height) for landmarks in result.pose_landmarks]
         found = [np.squeeze(m.numpy_view()).astype(np.float32) for m in result.segmentation_masks or []]
         pairs = list(zip(poses, found)) if masks else [(p, None) for p in poses]
-        order = {id(p): i for i, p in enumerate(largest_first(poses))}
+        order = {id(p): i for i, p in enumerate(largest_first(poses)[:self._people])}
         return sorted((pair for pair in pairs if id(pair[0]) in order), key=lambda pair: order[id(pair[0])])
 
     def close(self) -> None:
