@@ -230,3 +230,13 @@ def test_offload_without_a_gpu_fails_with_the_options(method, offload):
     with pytest.raises(UsageError, match=f"^--offload {offload} moves models between the CPU and a CUDA GPU"):
         options(offload=offload, device="cpu")
     assert options(offload="none", device="cpu").offload == "none"
+
+
+@pytest.mark.parametrize("args, missing", [
+    ([], "add --pixel-art N and --background transparent"),
+    (["--pixel-art", "8"], "add --background transparent"),
+    (["--background", "transparent"], "add --pixel-art N"),
+])
+def test_outline_names_every_flag_it_still_needs(run_posekit, tmp_path, args, missing):
+    r = run_posekit("animate", FIGURE, "--poses", "walk", "--outline", *args, "--out", tmp_path / "x")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and missing + " " in r.stderr, r.stderr

@@ -59,6 +59,15 @@ def test_walk_keeps_a_foot_on_the_ground_and_run_flies():
     assert np.ptp(jump[:, [R_ANKLE, L_ANKLE], 1].max(axis=1)) > 30
 
 
+@pytest.mark.parametrize("frames", [8, 12, 16])
+def test_the_jump_moves_from_its_first_frame(frames):
+    """A game plays the jump when the button is pressed: its second frame already crouches
+    (the old jump stood still for its first frames: under 0.1% of its height)."""
+    jump = keypoints(motion("jump", frames))
+    height = np.ptp(jump[0, :, 1])
+    assert np.abs(jump[1, :, :2] - jump[0, :, :2]).mean() > 0.004 * height
+
+
 def test_frames_resample_the_same_cycle_and_canvas_fits():
     a = keypoints(motion("walk", 8, width=300, height=400))
     b = keypoints(motion("walk", 16, width=300, height=400))

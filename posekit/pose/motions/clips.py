@@ -82,9 +82,15 @@ def run(p: float, stride: float = 1.0, arm_swing: float = 1.0, bounce: float = 1
     )
 
 
+JUMP_START = 0.1  # the phase of the jump's first frame: the take-off crouch has begun
+
+
 def jump(p: float, height: float = 0.16) -> Stance:
     """A jump on the spot: crouch with the arms back, push off, arms up in the air, land softly
-    and stand up again. `height` is the jump height in body heights."""
+    and stand up again. `height` is the jump height in body heights. The crouch starts at once
+    (a game plays the jump when the button is pressed: standing frames first would feel like
+    lag); the clip ends standing, ready for idle."""
+    p = (p + JUMP_START) % 1.0
     crouch = bump(p, 0.25, 9.0) + 0.7 * bump(p, 0.8, 12.0)  # take-off and landing squats
     takeoff, landing = 0.40, 0.72
     air = 0.0
