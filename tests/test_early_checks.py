@@ -164,7 +164,15 @@ def test_a_wrong_or_missing_gan_checkpoint_fails_with_the_options(tmp_path, monk
         PatnOptions(checkpoint="netG.safetensors")
     torch.save({"w": torch.zeros(1)}, tmp_path / "latest_net_netG.pth")
     assert PatnOptions(checkpoint="latest_net_netG.pth").checkpoint == "latest_net_netG.pth"
-    assert PatnOptions(checkpoint=str(tmp_path)).checkpoint == str(tmp_path)  # a folder: looked into when loading
+    # a folder: the weights it holds are checked alike (its netG.safetensors is the torch file above)
+    with pytest.raises(UsageError, match=f"^--checkpoint {tmp_path / 'netG.safetensors'}: not a PATN checkpoint"):
+        PatnOptions(checkpoint=str(tmp_path))
+    (tmp_path / "netG.safetensors").unlink()
+    assert PatnOptions(checkpoint=str(tmp_path)).checkpoint == str(tmp_path)  # latest_net_netG.pth
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"^--checkpoint empty: no netG.safetensors, checkpoint-N/ or "
+                                         r"latest_net_netG.pth in this folder; pass a train-gan run folder"):
+        PatnOptions(checkpoint="empty")
     assert PatnOptions().checkpoint is None  # the library may pass the weights in as models=
 
 
@@ -215,4 +223,14 @@ def test_animate_fails_before_any_work_too(run_posekit, astronaut_path, tmp_path
     r = run_posekit("animate", astronaut_path, "--poses", "walk", "--method", "animatediff", "--lora", "./nolora",
                     "--out", tmp_path / "out", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines() == ["posekit: error: --lora ./nolora: no such file or folder"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_gan_run_folder_without_weights_fails_before_any_work(run_posekit, astronaut_path, tmp_path):
+    (tmp_path / "run" / "samples").mkdir(parents=True)  # a train-gan --out that never saved a checkpoint
+    r = run_posekit("animate", astronaut_path, "--poses", "wave", "--method", "gan", "--checkpoint", "run",
+                    "--out", tmp_path / "out", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "posekit: error: --checkpoint run: no netG.safetensors, checkpoint-N/ or latest_net_netG.pth in this folder; "
+        "pass a train-gan run folder (--out of train-gan) or the weights file"]
     assert not (tmp_path / "out").exists()

@@ -82,6 +82,24 @@ def _our_config(meta: str, path: Path) -> dict:
     return config
 
 
+def checkpoint_file(checkpoint: str | Path) -> Path:
+    """The file --checkpoint names: itself, or in a folder its netG.safetensors (a finished
+    train-gan run), its newest checkpoint-N/netG.safetensors (a run still training or stopped)
+    or the authors' latest_net_netG.pth. A folder with none of them is a UsageError."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_dir():
+        return path
+    from posekit.training import latest_checkpoint
+
+    last = latest_checkpoint(path)
+    for candidate in (path / "netG.safetensors", last / "netG.safetensors" if last else None,
+                      path / "latest_net_netG.pth"):
+        if candidate is not None and candidate.is_file():
+            return candidate
+    raise UsageError(f"--checkpoint {checkpoint}: no netG.safetensors, checkpoint-N/ or latest_net_netG.pth in "
+                     "this folder; pass a train-gan run folder (--out of train-gan) or the weights file")
+
+
 def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
     """(generator, config) from a run folder, a .safetensors file or an official .pth."""
     from posekit.methods.patn.model import load_official_generator
@@ -89,19 +107,7 @@ def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
     if checkpoint is None:
         raise UsageError("--method gan needs --checkpoint: a train-gan run folder, a netG .safetensors, "
                          "or the authors' latest_net_netG.pth")
-    path = Path(checkpoint).expanduser()
-    if path.is_dir():
-        from posekit.training import latest_checkpoint
-
-        last = latest_checkpoint(path)
-        for candidate in (path / "netG.safetensors", last / "netG.safetensors" if last else None,
-                          path / "latest_net_netG.pth"):
-            if candidate is not None and candidate.is_file():
-                path = candidate
-                break
-        else:
-            raise PosekitError(f"--checkpoint {checkpoint}: no netG.safetensors, checkpoint or "
-                               f"latest_net_netG.pth in this folder")
+    path = checkpoint_file(checkpoint)
     if not path.is_file():
         raise PosekitError(f"--checkpoint {path}: no such file")
     if path.suffix == ".safetensors":
@@ -143,10 +149,12 @@ class PatnOptions:
     device: str = "auto"
     batch_size: int = 8  # targets per forward pass
 
-    def __post_init__(self):  # a mistyped or wrong --checkpoint file: before any photo is read
+    def __post_init__(self):  # a mistyped or wrong --checkpoint, or a folder without weights: before any work
         from posekit.methods.patn.model import check_checkpoint
 
         check_checkpoint(self.checkpoint)
+        if self.checkpoint is not None and Path(self.checkpoint).expanduser().is_dir():
+            check_checkpoint(checkpoint_file(self.checkpoint))
 
 
 class PatnMethod:

@@ -227,8 +227,9 @@ CHECKPOINT_KINDS = "a train-gan run folder, a .safetensors, or latest_net_netG.p
 def check_checkpoint(checkpoint: str | Path | None) -> None:
     """PatnOptions' check of --checkpoint, before any work: a path that is clearly one
     (posekit.methods.diffusion.models.clearly_local) must exist, and a file must hold what it
-    will be read as (a .safetensors file safetensors, any other torch.save's zip or pickle). A
-    folder is looked into when loading (load_patn). UsageError lines naming --checkpoint."""
+    will be read as (a .safetensors file safetensors, any other torch.save's zip or pickle). For a
+    folder PatnOptions checks the file it holds (patn.method.checkpoint_file). UsageError lines
+    naming --checkpoint."""
     from posekit.errors import UsageError
     from posekit.methods.diffusion.models import check_local_path, weights_format
 
