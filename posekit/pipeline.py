@@ -508,17 +508,22 @@ def is_looping(source: str) -> bool:
 
 def character_strips(strips: list, size: tuple[int, int] | None, mirror: bool, pixel_art: int | None,
                      outline: bool) -> list:
-    """A character's animations as the sheet shows them: with their left-facing twins (`mirror`),
-    all cut to one cell around the figure (the feet on one line), scaled to `size` or pixel art."""
-    from posekit.sheet.layout import cropped, mirrored, scaled
-    from posekit.sheet.pixelart import pixelate
+    """A character's animations as the sheet shows them: all cut to one cell around the figure
+    (the feet on one line; transparent frames keep a margin of CELL_MARGIN pixels of the final
+    cell, one more for a pixel-art outline), scaled to `size` or pixel art, then with their
+    left-facing twins (`mirror`): the finished cells flipped, so the twin is framed as its clip
+    and is its exact mirror image wherever the subject stood in the photo (pivots mirrored too:
+    the poses are flipped)."""
+    from posekit.sheet.layout import CELL_MARGIN, cropped, mirrored, scaled
+    from posekit.sheet.pixelart import DEFAULT_HEIGHT, pixelate
 
-    if mirror:
-        strips = [twin for s in strips for twin in mirrored(s)]
-    strips = cropped(strips)
+    cell = size if size is not None else (None, DEFAULT_HEIGHT) if pixel_art is not None else None
+    strips = cropped(strips, cell, CELL_MARGIN + (1 if outline else 0))
     if pixel_art is not None:
-        return pixelate(strips, pixel_art, size, outline)
-    return [scaled(s, size) for s in strips] if size is not None else strips
+        strips = pixelate(strips, pixel_art, size, outline)
+    elif size is not None:
+        strips = [scaled(s, size) for s in strips]
+    return [twin for s in strips for twin in mirrored(s)] if mirror else strips
 
 
 def clip_name(source: str) -> str:

@@ -15,7 +15,7 @@ from posekit.pose.pose import Pose
 from posekit.sheet import Strip, aseprite_data, layout, render
 from posekit.sheet.atlas import atlas_data
 from posekit.sheet.godot import sprite_frames
-from posekit.sheet.layout import cropped, mirrored
+from posekit.sheet.layout import SOLE_BELOW_ANKLE, cropped, mirrored
 from posekit.sheet.pixelart import pixelate
 
 FIGURE = REPO / "examples" / "figure.png"
@@ -45,6 +45,7 @@ def read_tres(text: str, texture_size: tuple[int, int]) -> dict:
         assert x + w <= texture_size[0] and y + h <= texture_size[1]
         margin = tuple(map(float, re.fullmatch(r"Rect2\(([^)]*)\)", values.pop("margin")).group(1).split(","))) \
             if "margin" in values else (0, 0, 0, 0)
+        assert values.pop("filter_clip") == "true"  # cells packed edge to edge: no bleeding from the next
         assert not values, values  # nothing else
         subs[sub_id] = (x, y, w, h, margin)
     assert int(header.group(1)) == len(subs) + 2  # the resources + the resource itself
@@ -99,13 +100,15 @@ def test_layout_rows_tags_and_pivots():
     assert plan.size == (5 * 40, 2 * 60)  # each strip one row, as wide as the longest
     assert [(t.name, t.start, t.end, t.loop) for t in plan.tags] == [("walk", 0, 2, True), ("jump", 3, 7, False)]
     assert plan.frames[3].rect == (0, 60, 40, 60)
-    assert {f.pivot for f in plan.frames} == {(20.0, 50.0)}  # under the hips, on the lowest ankle
+    # under the hips (pixel centres 18 and 22: x 20.5 in the cell's coordinates), on the soles:
+    # the bottom edge of the lowest opaque row (50), as engines place a pivot
+    assert {f.pivot for f in plan.frames} == {(20.5, 51.0)}
     data = aseprite_data(plan, fps=10)
     assert data["meta"]["frameTags"][1] == {"name": "jump", "from": 3, "to": 7, "direction": "forward", "repeat": "1"}
-    assert data["frames"]["0"]["pivot"] == {"x": 0.5, "y": round(50 / 60, 4)}
+    assert data["frames"]["0"]["pivot"] == {"x": round(20.5 / 40, 4), "y": round(51 / 60, 4)}
     keys = data["meta"]["slices"][0]["keys"]
     assert len(keys) == 8 and keys[7] == {"frame": 7, "bounds": {"x": 0, "y": 0, "w": 40, "h": 60},
-                                          "pivot": {"x": 20, "y": 50}}
+                                          "pivot": {"x": 20, "y": 51}}
     assert layout(strips, columns=2).size == (80, 5 * 60)  # wrapped: 2 + 3 rows
 
 
@@ -133,10 +136,10 @@ def test_mirror_and_crop_keep_the_feet_on_one_line():
     assert w < 60 and h <= 60
     plan = layout(cells)
     assert len({f.pivot[1] for f in plan.frames}) == 1  # the ground line, the same in every frame
-    for s in cells:  # and that is where the feet are
+    for s in cells:  # and that is where the feet are: the bottom edge of their lowest row
         for f, p in zip(s.frames, s.poses):
-            assert np.nonzero(f[:, :, 3])[0].max() == pytest.approx(plan.frames[0].pivot[1])
-            assert max(p["r_ankle"][1], p["l_ankle"][1]) == pytest.approx(plan.frames[0].pivot[1])
+            assert np.nonzero(f[:, :, 3])[0].max() + 1 == pytest.approx(plan.frames[0].pivot[1])
+            assert max(p["r_ankle"][1], p["l_ankle"][1]) + 1 == pytest.approx(plan.frames[0].pivot[1])
 
 
 def test_godot_and_atlas_agree_with_the_aseprite_json():
@@ -174,6 +177,97 @@ def test_pixel_art_one_palette_hard_alpha_outline():
         edge = solid & ~np.pad(solid, 1)[2:, 1:-1] | solid & ~np.pad(solid, 1)[:-2, 1:-1]
         assert all(tuple(c) == dark for c in f[edge][:, :3])  # the outline
     assert art[0].poses[0].size == (20, 30)
+
+
+def shod_strip(n=4, h=120, w=60, ankle=100, sole=110, ground=None):
+    """A figure whose feet reach `sole` (the last opaque row is sole - 1), well below its ankles,
+    the second frame in the air (8 px up); knees 30 px above the ankles."""
+    frames, poses = [], []
+    for i in range(n):
+        lift = 8 if i == 1 else 0
+        f = np.zeros((h, w, 4), np.uint8)
+        f[20 - lift:ankle - lift, 25:35] = (200, 40, 90, 255)   # body and legs
+        f[ankle - lift:sole - lift, 22:38] = (60, 30, 20, 255)  # shoes
+        f[115, 2:6] = (200, 40, 90, 255)  # something low beside the feet (a hand, a prop): not a sole
+        frames.append(f)
+        xy = np.tile([30.0, 40.0], (18, 1))
+        xy[10], xy[13] = (27, ankle - lift), (33, ankle - lift)  # ankles
+        xy[9], xy[12] = (27, ankle - lift - 30), (33, ankle - lift - 30)  # knees
+        xy[8], xy[11] = (27, 60 - lift), (33, 60 - lift)  # hips
+        poses.append(Pose.from_xy(xy, w, h))
+    return Strip("walk", frames, poses, ground=ground)
+
+
+def test_pivot_on_the_soles_not_the_ankles():
+    """A sprite drawn with its pivot on the floor stands on it: the pivot is the soles' bottom
+    edge (was the ankles' line, 10 px up: the sprite sank 10 px into the floor)."""
+    for ground in (None, 100.0):  # from the poses, or the photo's ankle line the pipeline gives
+        plan = layout([shod_strip(ground=ground)])
+        assert {f.pivot[1] for f in plan.frames} == {110.0}
+    # with a background no alpha shows the soles: the ankles plus SOLE_BELOW_ANKLE of the shin
+    opaque = shod_strip()
+    opaque.frames = [f[:, :, :3].copy() for f in opaque.frames]
+    plan = layout([opaque])
+    assert plan.frames[0].pivot[1] == pytest.approx(100.5 + SOLE_BELOW_ANKLE * 30, abs=0.01)
+    # something drawn under the feet further down than a shin (a shadow, a stray blob) is not
+    # taken for the soles
+    far = shod_strip(h=200)
+    for f in far.frames:
+        f[190:, 25:35, 3] = 255  # 90 px under the ankles: 3 shins
+    assert layout([far]).frames[0].pivot[1] == pytest.approx(100.5 + SOLE_BELOW_ANKLE * 30, abs=0.01)
+
+
+def off_centre_strip(n=3, w=240, h=160, x=200):
+    """A photo-wide transparent strip with the figure near its right edge."""
+    s = figure_strip("walk", n, x=x, h=h, w=w, feet=140)
+    for f in s.frames:
+        f[30:141, x - 6:x + 8, 3] = 255
+        f[30:141, x - 6:x + 8, :3] = (90, 120, 200)
+    return s
+
+
+def test_mirror_frames_the_twin_like_its_clip():
+    """--mirror with the subject off the photo's centre: the same cell and framing as without
+    --mirror, the twin the exact mirror image, pivots mirrored (it was one cell around both
+    positions: the figure shrank and sat at the cell's right in _right, at its left in _left)."""
+    from posekit.pipeline import character_strips
+
+    size = (32, 64)
+    plain = character_strips([off_centre_strip()], size, mirror=False, pixel_art=None, outline=False)
+    right, left = character_strips([off_centre_strip()], size, mirror=True, pixel_art=None, outline=False)
+    assert (right.name, left.name) == ("walk_right", "walk_left")
+    for a, b, c in zip(plain[0].frames, right.frames, left.frames):
+        assert np.array_equal(a, b) and np.array_equal(c, b[:, ::-1])
+        ys, xs = np.nonzero(b[:, :, 3])
+        assert ys.max() - ys.min() + 1 >= 0.85 * size[1]  # the figure fills the cell's height
+        assert abs((xs.min() + xs.max() + 1) / 2 - size[0] / 2) < 0.2 * size[0]  # centred
+    plan = layout([right, left])
+    n = len(right.frames)
+    for r, l in zip(plan.frames[:n], plan.frames[n:]):
+        assert l.pivot[0] == pytest.approx(size[0] - r.pivot[0], abs=0.02) and l.pivot[1] == r.pivot[1]
+
+
+@pytest.mark.parametrize("size", [None, (24, 48)])
+def test_pixel_art_figure_and_outline_inside_every_cell(size):
+    """Pixel art scaled far down keeps the whole figure and its outline inside the cell: the
+    margin is counted in the cell's pixels (2 source pixels became a third of one, and hands at
+    the top, feet at the bottom were cut flat with no outline)."""
+    from posekit.pipeline import character_strips
+
+    s = figure_strip("jump", 4, x=150, h=600, w=300, feet=560)
+    for i, f in enumerate(s.frames):
+        f[8 + 20 * i:561, 120:180 + 10 * i] = (200, 60, 90, 255)  # tall: up to 8 px from the frame's top
+    for outline in (True, False):
+        art = character_strips([s], size, mirror=True, pixel_art=8, outline=outline)
+        for strip in art:
+            for f in strip.frames:
+                a = f[:, :, 3] > 0
+                assert not (a[0].any() or a[-1].any() or a[:, 0].any() or a[:, -1].any())
+                if outline:  # the outline closes the figure at the top and the bottom
+                    top, bottom = np.nonzero(a.any(1))[0][[0, -1]]
+                    dark = f[a][:, :3].astype(int).sum(1).min()
+                    assert (f[top][a[top]][:, :3].astype(int).sum(1) == dark).all()
+                    assert (f[bottom][a[bottom]][:, :3].astype(int).sum(1) == dark).all()
 
 
 # -- the command, end to end ------------------------------------------------------------------------
@@ -218,7 +312,8 @@ def test_character_sheet_aseprite_hash_and_array(character):
 
 def test_character_feet_on_one_pivot_line(character):
     """The pivot's y is one line in every frame of every clip and direction, and that is where
-    the feet are: the ankles of every grounded pose written are on it."""
+    the feet are: the soles of every standing frame end on it (the bottom edge of their lowest
+    opaque row), the ankles of every grounded pose written a little above it."""
     from posekit.pose.formats import read_openpose_json
 
     out, summary = character
@@ -232,10 +327,13 @@ def test_character_feet_on_one_pivot_line(character):
         for j in range(3):
             pose = read_openpose_json(out / "poses" / f"{tag}_{j:03d}_keypoints.json")[0]
             assert pose.size == (w, h)
-            assert abs(max(pose["r_ankle"][1], pose["l_ankle"][1]) - ground) < 3
+            assert 0 < ground - max(pose["r_ankle"][1], pose["l_ankle"][1]) < 0.1 * h
+            if tag.startswith("idle"):  # both feet down
+                alpha = np.asarray(Image.open(out / "frames" / f"{tag}_{j:03d}.png"))[:, :, 3]
+                assert abs(np.nonzero(alpha.any(1))[0].max() + 1 - ground) <= 1
     x_right = [p[0] for p in pivots[:3]]  # idle_right
-    x_left = [p[0] for p in pivots[3:6]]  # its twin
-    assert np.allclose(x_left, [w - 1 - x for x in x_right], atol=0.05 * w)
+    x_left = [p[0] for p in pivots[3:6]]  # its twin: the same frames mirrored
+    assert np.allclose(x_left, [w - x for x in x_right], atol=0.01)
 
 
 def test_character_godot_resource_and_atlas(character):
@@ -279,6 +377,9 @@ def test_pixel_art_character_one_palette_in_sheet_and_gifs(run_posekit, tmp_path
     assert set(np.unique(sheet[:, :, 3])) == {0, 255}
     palette = {tuple(c) for c in sheet[sheet[:, :, 3] > 0][:, :3]}
     assert 4 <= len(palette) <= 12
+    for cell in (out / "frames").iterdir():  # the figure and its outline inside every cell
+        a = np.asarray(Image.open(cell))[:, :, 3] > 0
+        assert not (a[0].any() or a[-1].any() or a[:, 0].any() or a[:, -1].any()), cell.name
     for tag in ("walk_right", "walk_left", "jump_right", "jump_left"):
         for g in ImageSequence.Iterator(Image.open(out / "animations" / f"{tag}.gif")):
             rgba = np.asarray(g.convert("RGBA"))

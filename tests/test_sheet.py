@@ -9,7 +9,8 @@ import pytest
 from PIL import Image, ImageSequence
 
 from posekit.errors import PosekitError
-from posekit.sheet import aseprite_json, grid, sprite_sheet, write_animation, write_sheet
+from posekit.sheet import Strip, aseprite_data, aseprite_json, grid, layout, sprite_sheet, write_animation, write_sheet
+from posekit.sheet.animation import frame_durations, gif_durations
 
 
 def frames_rgb(n=5, h=30, w=41):
@@ -71,7 +72,27 @@ def test_aseprite_json_hash_format(tmp_path):
 
 def test_aseprite_durations_follow_fps():
     data = aseprite_json([(0, 0, 4, 4)] * 3, (12, 4), fps=12)
-    assert {f["duration"] for f in data["frames"].values()} == {83}
+    assert [f["duration"] for f in data["frames"].values()] == [83, 84, 83]  # 250 ms, not 3 x 83
+
+
+def test_frame_durations_add_up_to_the_loop():
+    """Per-frame milliseconds from running totals: whole ms, every frame within half a ms of
+    i / fps, the loop frames / fps long (round(1000 / fps) each made 12 frames at 12 fps 996 ms)."""
+    for n, fps in [(12, 12), (16, 12), (10, 7), (7, 30), (5, 0.3), (9, 120), (1, 24)]:
+        ms = frame_durations(n, fps)
+        assert all(isinstance(d, int) and d >= 1 for d in ms)
+        assert sum(ms) == round(n * 1000 / fps)
+        starts = np.cumsum([0] + ms[:-1])
+        assert np.all(np.abs(starts - np.arange(n) * 1000 / fps) <= 0.5)
+    assert frame_durations(12, 12) == [83, 84, 83] * 4
+    assert gif_durations(12, 12) == [80, 90, 80] * 4 and sum(gif_durations(10, 7)) == 1430  # the same rule in cs
+
+
+def test_sheet_json_durations_per_animation():
+    """Each animation's frames are timed from its own first frame, so each lasts frames / fps."""
+    plan = layout([Strip("walk", frames_rgb(12)), Strip("jump", frames_rgb(5))])
+    ms = [f["duration"] for f in aseprite_data(plan, fps=12)["frames"].values()]
+    assert sum(ms[:12]) == 1000 and sum(ms[12:]) == round(5000 / 12) and ms[12:] == frame_durations(5, 12)
 
 
 def test_gif_loops_forever_with_fps_durations(tmp_path):
@@ -99,6 +120,17 @@ def test_gif_keeps_transparency(tmp_path):
 def test_webp_is_animated_and_loops(tmp_path):
     im = Image.open(write_animation(frames_rgb(4), tmp_path / "a.webp", fps=12))
     assert im.n_frames == 4 and im.info.get("loop") == 0
+
+
+def test_webp_durations_add_up_to_the_loop(tmp_path):
+    frames = [np.full((6, 8, 3), 20 * i, np.uint8) for i in range(12)]
+    im = Image.open(write_animation(frames, tmp_path / "a.webp", fps=12))
+    durations = []
+    for i in range(im.n_frames):
+        im.seek(i)
+        im.load()  # Pillow reads a WebP frame's duration as it decodes it
+        durations.append(im.info["duration"])
+    assert durations == frame_durations(12, 12) and sum(durations) == 1000  # was 12 x 83 = 996
 
 
 def test_mp4_has_every_frame(tmp_path):

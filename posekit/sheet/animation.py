@@ -49,15 +49,24 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Pa
     return path
 
 
+def frame_durations(frames: int, fps: float, unit_ms: int = 1) -> list[int]:
+    """Milliseconds per frame, each a whole number of `unit_ms`, from running totals: frame i
+    starts at i / fps rounded to the unit, so the loop lasts frames / fps rounded (12 frames at
+    12 fps: 83, 84, 83, 83, 84, 83, ... = 1000 ms, where 83 each would be 996 ms), and no frame
+    drifts by more than half a unit. The one definition of per-frame times: WebP, sheet.json and
+    the GIF (in centiseconds, `gif_durations`) all use it. Never under one unit."""
+    per_unit = 1000.0 / unit_ms  # units a second
+    starts = [math.floor(i * per_unit / fps + 0.5) for i in range(frames + 1)]
+    return [unit_ms * max(1, b - a) for a, b in zip(starts, starts[1:])]
+
+
 def gif_durations(frames: int, fps: float) -> list[int]:
-    """Milliseconds per frame for a GIF, each a whole number of centiseconds (GIF's unit), chosen
-    so frame i starts as close as can be to i / fps and the loop lasts round(frames * 100 / fps)
-    centiseconds: 12 fps gives 80, 90, 80, 80, 90, 80, ... (not 80 each, 4% fast). Never under
-    20 ms, as browsers slow shorter frames down to 100 ms: above 50 fps, 20 ms each."""
+    """Milliseconds per frame for a GIF, each a whole number of centiseconds (GIF's unit), from
+    `frame_durations`: 12 fps gives 80, 90, 80, 80, 90, 80, ... (not 80 each, 4% fast). Never
+    under 20 ms, as browsers slow shorter frames down to 100 ms: above 50 fps, 20 ms each."""
     if fps >= 50:  # the fastest a GIF plays: 20 ms a frame
         return [20] * frames
-    starts = [math.floor(i * 100.0 / fps + 0.5) for i in range(frames + 1)]
-    return [10 * (b - a) for a, b in zip(starts, starts[1:])]
+    return frame_durations(frames, fps, unit_ms=10)
 
 
 def shared_palette(frames: list[np.ndarray], colours: int = 256):
@@ -90,14 +99,15 @@ def unique_colours(frames: list[np.ndarray]) -> np.ndarray:
 
 
 def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
-    """An animated WebP (lossless, full alpha) that loops forever."""
+    """An animated WebP (lossless, full alpha) that loops forever; frame times in whole
+    milliseconds whose running total follows `fps` (`frame_durations`)."""
     import imageio.v3 as iio
 
     rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
     stack = np.stack([as_rgba(f) if rgba else to_rgb(f) for f in frames])
     path = Path(path)
     with atomic_path(path) as tmp:
-        iio.imwrite(tmp, stack, extension=".webp", plugin="pillow", duration=round(1000.0 / fps),
+        iio.imwrite(tmp, stack, extension=".webp", plugin="pillow", duration=frame_durations(len(frames), fps),
                     loop=0, lossless=True)
     return path
 

@@ -1,6 +1,7 @@
 """Aseprite's sprite-sheet JSON, which Phaser's `load.aseprite` and the Unity and Godot Aseprite
 importers read: "json-hash" (frames keyed "0".."N-1") or "json-array" (a list, each with its
-"filename"); durations in ms; a frameTags entry per animation (a clip that plays once gets
+"filename"); durations in whole ms, each animation's from running totals (`frame_durations`:
+12 frames at 12 fps last 1000 ms, not 12 x 83 = 996); a frameTags entry per animation (a clip that plays once gets
 Aseprite's `"repeat": "1"`); meta.size = the sheet.
 
 Trimmed frames say so: `frame` is the rectangle on the sheet, `spriteSourceSize` where it sits
@@ -14,11 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from posekit.images import save_image, write_json
+from posekit.sheet.animation import frame_durations
 from posekit.sheet.layout import Frame, Layout, Strip, Tag, layout, render
 
 
-def frame_duration(fps: float) -> int:
-    return max(1, round(1000.0 / fps))
+def durations(plan: Layout, fps: float) -> list[int]:
+    """Milliseconds of every frame of `plan`: each tag's frames timed from the tag's first frame
+    (`frame_durations`), so every animation lasts its frames / fps; a frame in no tag (none in
+    what posekit lays out) as if it were a tag of its own."""
+    ms = [frame_durations(1, fps)[0]] * len(plan.frames)
+    for t in plan.tags:
+        ms[t.start:t.end + 1] = frame_durations(t.end - t.start + 1, fps)
+    return ms
 
 
 def frame_entry(f: Frame, duration: int | None = None) -> dict:
@@ -53,8 +61,7 @@ def aseprite_data(plan: Layout, fps: float, image: str = "sheet.png", array: boo
     """The Aseprite JSON (hash, or array with `array`) of a sheet laid out as `plan`."""
     from posekit import __version__
 
-    duration = frame_duration(fps)
-    entries = [frame_entry(f, duration) for f in plan.frames]
+    entries = [frame_entry(f, ms) for f, ms in zip(plan.frames, durations(plan, fps))]
     frames = [{"filename": str(i), **e} for i, e in enumerate(entries)] if array else \
         {str(i): e for i, e in enumerate(entries)}
     meta = {"app": "posekit", "version": __version__, "image": image, "format": "RGBA8888",

@@ -8,9 +8,10 @@ every writer (Aseprite JSON, Godot .tres, atlas JSON) reads, so all the files ag
   longest strip's length, so each strip is one row). With `trim`, each frame keeps only its
   non-transparent box and the rows are packed shelf by shelf; the cell is still its source.
 - The pivot of a frame is where the character stands: under the middle of the hips, on the
-  ground line, one for every frame of every strip, so animations switch without a jump: the
-  photo's floor (the strips' `ground`, where retargeting put the feet), else the lowest ankle of
-  any frame.
+  contact line (the soles, `ground_line`), one line for every frame of every strip, so
+  animations switch without a jump. Pivots are in the cell's pixel coordinates as engines read
+  them (the cell spans 0..w, 0..h; pixel (i, j) covers i..i+1): a sprite drawn with its pivot on
+  the floor stands on it, neither sunk in nor floating.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class Strip:
     frames: list  # HxWx3|4 uint8 arrays, one cell size
     poses: list = field(default_factory=list)  # Pose per frame, in frame pixels ([] = unknown)
     loop: bool = True
-    ground: float | None = None  # y of the floor the figure stands on, in frame pixels
+    ground: float | None = None  # y of the ankles of a figure standing on the floor, in frame pixels
+    # (where retargeting put the lower ankle of every grounded frame; the soles are below it)
 
 
 @dataclass(frozen=True)
@@ -82,23 +84,67 @@ def opaque_box(frame: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
 
 
+SOLE_BELOW_ANKLE = 0.2   # of the shin (knee to ankle): the ankle joint is ~0.039 of stature above
+# the floor barefoot and the shin ~0.246 (Drillis & Contini's segment proportions, as in Winter's
+# "Biomechanics and Motor Control of Human Movement"): 0.16; a shoe's sole (~2 cm, ~0.012 of
+# stature) makes it ~0.2. Used only where no alpha shows the sole.
+GROUNDED = 0.25          # of the shin: a frame's lower ankle this close to the lowest is on the ground
+
+
 def ground_line(strips: list[Strip]) -> float | None:
-    """The strips' ground, else the y of the lowest ankle over every frame of every strip (None
-    without poses)."""
-    if strips[0].ground is not None:
+    """The y the character stands on (the contact line, in cell pixels: the bottom edge of the
+    soles), one for every frame of every strip. It starts from the ankle line, the strips'
+    `ground` (where retargeting put the feet) or else the lowest ankle of any frame, but the
+    ankles lie above the soles (when no pose shows an ankle: `ground` as it is, or None):
+
+    - transparent frames: the soles as drawn. Over the frames whose lower ankle is on the ground
+      (within GROUNDED x the shin of the ankle line), the lowest opaque pixel below that
+      ankle and within 0.6 shin of it sideways (the foot, not a hand or a stray pixel elsewhere);
+      the contact line is the bottom edge of that row, the median over those frames. A value
+      more than a shin below the ankles (something else drawn under the feet) is not trusted.
+    - otherwise (a background, or no sole found): the ankle line plus SOLE_BELOW_ANKLE x the
+      shin, the ankle's usual height above the floor in proportion to the shin.
+
+    The shin is the median knee-to-ankle distance over every pose (a quarter of the figure's
+    height when no knee is seen)."""
+    feet = [(f, p, max((a for a in (p["r_ankle"], p["l_ankle"]) if a is not None), key=lambda a: a[1]))
+            for s in strips for f, p in zip(s.frames, s.poses) if p["r_ankle"] is not None or p["l_ankle"] is not None]
+    if not feet:
         return strips[0].ground
-    ys = [max(a[1] for a in ankles) for s in strips for p in s.poses
-          if (ankles := [a for a in (p["r_ankle"], p["l_ankle"]) if a is not None])]
-    return max(ys) if ys else None
+    line = strips[0].ground if strips[0].ground is not None else max(float(a[1]) for _, _, a in feet)
+    ankles = line + 0.5  # keypoints name pixel centres: to the pixel's edge
+    shins = [math.dist(p[k][:2], p[a][:2]) for _, p, _ in feet for k, a in (("r_knee", "r_ankle"), ("l_knee", "l_ankle"))
+             if p[k] is not None and p[a] is not None]
+    heights = [b[3] - b[1] for _, p, _ in feet if (b := p.bbox()) is not None]
+    shin = float(np.median(shins)) if shins else 0.25 * float(np.median(heights))
+    estimate = ankles + SOLE_BELOW_ANKLE * shin
+    if feet[0][0].ndim < 3 or feet[0][0].shape[2] < 4 or shin <= 0:
+        return estimate
+    soles = []
+    for frame, _, (ax, ay) in feet:
+        if ay + 0.5 < ankles - GROUNDED * shin:
+            continue  # this frame's feet are off the ground
+        h, w = frame.shape[:2]
+        x0, x1 = max(0, int(ax - 0.6 * shin)), min(w, int(ax + 0.6 * shin) + 1)
+        y0 = min(h, max(0, int(ay)))
+        rows = np.nonzero(frame[y0:, x0:x1, 3].any(axis=1))[0]
+        if len(rows):
+            soles.append(y0 + int(rows.max()) + 1)
+    if not soles:
+        return estimate
+    sole = float(np.median(soles))
+    return sole if sole <= ankles + shin else estimate
 
 
 def pivot_of(pose, ground: float | None, cell: tuple[int, int]) -> tuple[float, float] | None:
     """The point the character stands on in this frame: under the middle of the hips (the cell's
-    middle when they are not seen), on the ground line."""
+    middle when they are not seen), on the contact line `ground`. In the cell's pixel coordinates
+    (keypoints name pixel centres, so x is the hips' + 0.5): a mirrored frame's pivot is at
+    cell width - x."""
     if ground is None:
         return None
     hips = [h for h in (pose["r_hip"], pose["l_hip"]) if h is not None] if pose is not None else []
-    x = float(np.mean([h[0] for h in hips])) if hips else cell[0] / 2
+    x = float(np.mean([h[0] for h in hips])) + 0.5 if hips else cell[0] / 2
     return round(x, 2), round(float(ground), 2)
 
 
@@ -111,34 +157,59 @@ def mirrored(strip: Strip) -> list[Strip]:
 
 
 CROP_MARGIN = 0.2  # of the figure's height, around the keypoints (hair above the eyes, hands, feet)
+CELL_MARGIN = 2    # pixels of the finished cell between transparent frames' figure and the cell's edge
 
 
-def figure_box(strips: list[Strip]) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1): the union of the figure over every frame of every strip: its opaque
-    pixels when frames are transparent, else its keypoints plus CROP_MARGIN (the frame when
-    neither is known)."""
+def figure_box(strips: list[Strip], cell: tuple[int | None, int | None] | None = None,
+               margin: float = CELL_MARGIN) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the union of the figure over every frame of every strip: its keypoints
+    plus CROP_MARGIN when frames have a background (within the frame; the frame when neither is
+    known); its opaque pixels when frames are transparent, plus `margin` pixels of the cell the
+    box will be scaled to fit (`cell` = (w, h), either None when free; None: not scaled), so the
+    figure (and a pixel-art outline) stays inside the cell at any scale. That box may reach past
+    the frame (`cropped` pads with transparent pixels)."""
     frames = [f for s in strips for f in s.frames]
     h, w = frames[0].shape[:2]
     if frames[0].ndim == 3 and frames[0].shape[2] == 4:
         boxes = [(x, y, x + bw, y + bh) for x, y, bw, bh in map(opaque_box, frames)]
-        pad = 2
-    else:
-        boxes = [b for s in strips for p in s.poses if (b := p.bbox()) is not None]
-        pad = CROP_MARGIN * (max(b[3] for b in boxes) - min(b[1] for b in boxes)) if boxes else 0
+        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+        pad = cell_padding((x1 - x0, y1 - y0), cell, margin)
+        return x0 - pad, y0 - pad, x1 + pad, y1 + pad
+    boxes = [b for s in strips for p in s.poses if (b := p.bbox()) is not None]
     if not boxes:
         return 0, 0, w, h
+    pad = CROP_MARGIN * (max(b[3] for b in boxes) - min(b[1] for b in boxes))
     x0, y0 = min(b[0] for b in boxes) - pad, min(b[1] for b in boxes) - pad
     x1, y1 = max(b[2] for b in boxes) + pad, max(b[3] for b in boxes) + pad
     return max(0, int(x0)), max(0, int(y0)), min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
 
 
-def cropped(strips: list[Strip]) -> list[Strip]:
+def cell_padding(box: tuple[int, int], cell: tuple[int | None, int | None] | None, margin: float) -> int:
+    """Source pixels to add on each side of a (w, h) box so that, once the padded box is scaled
+    to fit `cell` (its limiting side), the padding is at least `margin` cell pixels: for a side
+    of b source and c cell pixels, p = margin * b / (c - 2 margin) gives p * c / (b + 2p) = margin."""
+    pads = [margin * b / (c - 2 * margin) for b, c in zip(box, cell or (None, None))
+            if c is not None and c > 2 * margin]
+    return int(math.ceil(max(pads, default=margin)))
+
+
+def cropped(strips: list[Strip], cell: tuple[int | None, int | None] | None = None,
+            margin: float = CELL_MARGIN) -> list[Strip]:
     """Every frame cut to one cell, `figure_box`: the same for every strip, so the ground line
     and the pivot stay where they are relative to the cell from one animation to the next."""
-    x0, y0, x1, y1 = figure_box(strips)
-    return [replace(s, frames=[f[y0:y1, x0:x1].copy() for f in s.frames],
+    x0, y0, x1, y1 = figure_box(strips, cell, margin)
+    return [replace(s, frames=[cut(f, x0, y0, x1, y1) for f in s.frames],
                     poses=[p.cropped(x0, y0, x1 - x0, y1 - y0) for p in s.poses],
                     ground=None if s.ground is None else s.ground - y0) for s in strips]
+
+
+def cut(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """frame[y0:y1, x0:x1], a copy, padded with zeros (transparent) where it reaches past the frame."""
+    h, w = frame.shape[:2]
+    part = frame[max(0, y0):min(h, y1), max(0, x0):min(w, x1)]
+    pads = ((max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w))) + ((0, 0),) * (frame.ndim - 2)
+    return np.pad(part, pads) if any(any(p) for p in pads) else part.copy()
 
 
 def scaled(strip: Strip, size: tuple[int, int]) -> Strip:
