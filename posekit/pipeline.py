@@ -84,6 +84,9 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     check_finite(fps, "--fps", *FPS)
     check_pixel_art(pixel_art, outline)
     character = len(sources) > 1 or mirror or pixel_art is not None
+    # sprites (a character, or a transparent clip) are cut to one cell around the figure; a clip
+    # with a background keeps the photo's framing
+    sprites = character or str(getattr(options, "background", "")).lower() == "transparent"
     names = tag_names(sources) if character else [clip_name(str(sources[0]))]
     # before any work: no input where an output goes, no file of the user's at an output's name
     check_inputs_apart([Path(out)], [photo, source_pose, *pose_files(sources)])
@@ -100,14 +103,14 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
                  for name, src, n in zip(names, sources, counts)]
         strips = generate_strips(method, options, image, pose, clips, timer, status, retargeted=retarget,
                                  models=models, sources=sources, detector=detector)
-        if size is not None and not character:
+        if size is not None and not sprites:
             from posekit.sheet.layout import scaled
 
             strips = [scaled(s, size) for s in strips]
         fidelity = measure_fidelity(strips, detector, timer, status) if evaluate else None
     status("writing")
     with timer("writing"):
-        if character:
+        if sprites:
             strips = character_strips(strips, size, mirror, pixel_art, outline)
         files = write_strips(Path(out), strips, fps=fps, columns=columns, formats=formats, trim=trim,
                              exports=exports)

@@ -230,3 +230,23 @@ def test_a_mistyped_motion_is_a_usage_error_before_any_work(run_posekit, tmp_pat
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "--poses 'walkk'" in lines[0] and "did you mean 'walk'" in lines[0] and "run, jump" in lines[0]
     assert not (tmp_path / "x").exists()
+
+
+def test_a_transparent_clip_is_a_sprite_framed_around_the_figure(run_posekit, tmp_path):
+    """One clip with --background transparent is a sprite: cut to one cell around the figure, as
+    a character's clips are, not the whole photo letterboxed (the figure was 35 px of 128)."""
+    from skimage import data
+
+    scene = Image.fromarray(data.coffee()).resize((600, 400))  # a wide real photo, the person at its right
+    scene.paste(Image.open(FIGURE).convert("RGB").resize((225, 300)), (360, 100))
+    scene.save(tmp_path / "wide.png")
+    out = tmp_path / "sprite"
+    r = run_posekit("animate", tmp_path / "wide.png", "--poses", "walk", "--frames", "4", "--size", "64x128",
+                    "--background", "transparent", "--no-evaluate", "--out", out)
+    assert r.returncode == 0, r.stderr
+    alphas = [np.asarray(Image.open(out / "frames" / f"frame_{i:03d}.png"))[:, :, 3] > 127 for i in range(4)]
+    assert all(a.shape == (128, 64) for a in alphas)
+    rows = [np.flatnonzero(a.any(axis=1)) for a in alphas]
+    cols = [np.flatnonzero(a.any(axis=0)) for a in alphas]
+    assert min(r[-1] - r[0] + 1 for r in rows) > 100  # the figure fills the cell's height
+    assert all(abs((c[0] + c[-1]) / 2 - 32) < 12 for c in cols)  # and stands in its middle
