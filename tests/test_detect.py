@@ -194,9 +194,10 @@ def test_openpose_missing_weights_say_what_to_download(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="body_pose_model.pth"):
         weights_path(None)  # lllyasviel/Annotators, offline and not cached
-    with pytest.raises(ModelNotFoundError, match="no such file"):
+    # a path that is not there, or a folder without the weights: the flag is wrong (exit 2)
+    with pytest.raises(UsageError, match="no such file"):
         weights_path(str(tmp_path / "nothing.pth"))
-    with pytest.raises(ModelNotFoundError, match="has no body_pose_model.pth"):
+    with pytest.raises(UsageError, match="has no body_pose_model.pth"):
         weights_path(str(tmp_path))
 
 

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from posekit.errors import ModelNotFoundError
+from posekit.errors import ModelNotFoundError, UsageError
 from posekit.pose.detect import Detector, largest_first
 from posekit.pose.pose import NUM_KEYPOINTS, Pose
 
@@ -45,10 +45,10 @@ def weights_path(model: str | None) -> Path:
     if path.is_dir():
         if (path / WEIGHTS_NAME).is_file():
             return path / WEIGHTS_NAME
-        raise ModelNotFoundError(f"--model {model}: the folder has no {WEIGHTS_NAME}; "
+        raise UsageError(f"--model {model}: the folder has no {WEIGHTS_NAME}; "
                                  f"download it from https://huggingface.co/{DEFAULT_REPO}")
     if path.suffix in (".pth", ".pt") or model.startswith((".", "/", "~")) or model.count("/") != 1:
-        raise ModelNotFoundError(f"--model {model}: no such file or folder; pass the path of "
+        raise UsageError(f"--model {model}: no such file or folder; pass the path of "
                                  f"{WEIGHTS_NAME} or a hub id such as {DEFAULT_REPO}")
     from huggingface_hub import hf_hub_download
 
