@@ -60,8 +60,10 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
 
 
 def _inputs(frames_dir: Path, poses_dir: Path, reference) -> tuple[list[Path], dict[str, Path]]:
-    """The frames to score, and the reference images by stem; a folder that is not one is a usage error."""
+    """The frames to score, and the reference images by stem; a folder that is not one, or that
+    holds a target pose (a reference image) for none of the frames, is a usage error."""
     from posekit.images import IMAGE_SUFFIXES
+    from posekit.pose.formats import keypoints_json_name
 
     if not frames_dir.is_dir():
         raise UsageError(f"{frames_dir}: not a folder; pass the folder of frames (e.g. OUT/frames)")
@@ -74,6 +76,13 @@ def _inputs(frames_dir: Path, poses_dir: Path, reference) -> tuple[list[Path], d
         raise PosekitError(f"{frames_dir}: no images found")
     refs = {} if reference is None else {p.stem: p for p in sorted(Path(reference).iterdir())
                                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    # a folder that matches none of the frames is the wrong folder: said once, before any work
+    if not any((poses_dir / keypoints_json_name(p.stem)).is_file() for p in paths):
+        raise UsageError(f"--poses {poses_dir}: no target pose for any frame ({keypoints_json_name(paths[0].stem)} "
+                         f"for {paths[0].name}, ...); pass the folder of target poses (e.g. OUT/poses)")
+    if reference is not None and not any(p.stem in refs for p in paths):
+        raise UsageError(f"--reference {reference}: no image named as any frame ({paths[0].stem}.* for "
+                         f"{paths[0].name}, ...); pass the folder of ground-truth images")
     return paths, refs
 
 

@@ -217,42 +217,94 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
              retarget: bool = False, source_pose: str | Path | None = None, device: str = "auto",
              status=_silent) -> dict:
     """Move the person in `photo` into each pose the `poses` sources hold: one image per target,
-    `out` itself when it names a file (one target only), else out/000.png, out/001.png, ...
-    Returns the summary: the files written, their size and the seconds per stage."""
+    `out` itself when it names a file (.png, .jpg/.jpeg or .webp; one target only; it is
+    replaced), else out/000.png, out/001.png, ... numbered across all the sources.
+    Returns the summary: the files written, their size and the seconds per stage.
+
+    The targets are one job (the method gets them all at once, the numbers run across the
+    sources): a source that cannot be read or holds nobody stops the run and nothing is written.
+    Before any work: a usage error for a --pose that is neither a motion nor a file or folder, an
+    --out file of another format, a JPEG for a transparent background, several targets for one
+    file, an input where an output goes; a PosekitError when a file posekit did not write has an
+    output's name in the folder `out` (`check_not_foreign`). The folder is written as animate's
+    (`staged_outputs`): a re-run replaces the last run's images and removes those it does not
+    write again, and never touches another file."""
     from posekit.images import save_image
     from posekit.pose.detect import load_detector
 
     out = Path(out)
     one_file = names_a_file(out)
-    _never_over_an_input(out, one_file, [photo, source_pose, *poses])
+    if not poses:
+        raise UsageError("--pose: name at least one motion or pose file")
+    try:
+        sources = check_poses([str(p) for p in poses])
+    except UsageError as e:  # its words are animate's --poses
+        raise UsageError(f"--pose {str(e).removeprefix('--poses ')}") from None
+    lengths = clip_lengths(sources, [None] * len(sources))  # a motion's count, None for a file until read
+    if one_file:
+        suffix = out.suffix.lower()
+        if suffix not in (".png", ".jpg", ".jpeg", ".webp"):
+            raise UsageError(f"--out {out}: transfer writes .png, .jpg, .jpeg or .webp images; name the file so, "
+                             "or pass a folder (a name without a suffix) for 000.png, 001.png, ...")
+        if suffix in (".jpg", ".jpeg") and str(getattr(options, "background", "")).strip().lower() == "transparent":
+            raise UsageError(f"--out {out}: JPEG has no transparency; use .png or .webp "
+                             "(or leave out --background transparent)")
+    _never_over_an_input(out, one_file, [photo, source_pose, *pose_files(sources)])
+    if one_file and (len(sources) > 1 or (lengths[0] or 1) > 1):
+        targets = f"{lengths[0]} target poses" if len(sources) == 1 else f"{len(sources)} --pose sources"
+        raise UsageError(f"--out {out}: {targets} need an output folder, not a file name")
+    if not one_file:  # as animate: no file of the user's is replaced (all names known, or every NNN.png there)
+        known = None if None in lengths else sum(lengths)
+        check_not_foreign(out, [f"{i:03d}.png" for i in range(known)] if known is not None else
+                          [p.name for p in (out.iterdir() if out.is_dir() else ())
+                           if re.fullmatch(r"\d{3,}\.png", p.name)])
     timer = Timer()
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
-        image, pose, targets = prepare(photo, poses, method, timer, detector, retarget=retarget, options=options,
-                                       source_pose=source_pose, device=device, status=status)
+        image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
+                                             device=device, status=status, options=options)
+        try:
+            targets = prepare_targets(sources, image, pose, canvas, timer, detector, retarget=retarget,
+                                      device=device, status=status)
+        except PosekitError as e:  # one --pose that cannot be read or holds nobody: said as such
+            if isinstance(e, UsageError) or not any(str(e).startswith(str(s)) for s in sources):
+                raise
+            raise PosekitError(f"--pose {e}; nothing was written (transfer makes the images of all its --pose "
+                               "sources in one run): fix or leave out this --pose") from None
         if len(targets) > 1 and one_file:
             raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
         images, _ = generate(method, options, image, pose, targets, timer, status)
-    paths = [out] if one_file else [out / f"{i:03d}.png" for i in range(len(images))]
+    names = [out.name] if one_file else [f"{i:03d}.png" for i in range(len(images))]
     status("writing")
     with timer("writing"):
-        for frame, path in zip(images, paths):
-            save_image(frame, path)
+        if one_file:
+            save_image(images[0], out)
+        else:
+            with staged_outputs(out) as stage:  # the last run's images replaced, its extra ones removed
+                for frame, name in zip(images, names):
+                    save_image(frame, stage / name)
+    paths = [out] if one_file else [out / n for n in names]
     fh, fw = images[0].shape[:2]
     return {"out": str(out), "method": method, "files": [str(p) for p in paths], "size": [fw, fh],
             **timer.summary()}
 
 
 def _never_over_an_input(out: Path, one_file: bool, inputs: list) -> None:
-    """transfer writes `out` (one file) or out/NNN.png: a usage error when that is an input."""
+    """transfer writes `out` (one file) or out/NNN.png: a usage error when that is an input, or
+    the folder `out` is an input folder (of poses)."""
     for given in inputs:
-        path = Path(given).resolve() if given is not None and Path(given).is_file() else None
-        if path is not None and (path == out.resolve() if one_file else
-                                 path.parent == out.resolve() and re.fullmatch(r"\d{3,}\.png", path.name)):
+        if given is None or not Path(given).exists():
+            continue
+        path = Path(given).resolve()
+        if path.is_dir() and not one_file and path == out.resolve():
+            raise UsageError(f"--out {out}: would write into the input folder {given}; choose another --out")
+        if path.is_file() and (path == out.resolve() if one_file else
+                               path.parent == out.resolve() and re.fullmatch(r"\d{3,}\.png", path.name)):
             raise UsageError(f"--out {out}: would write over the input {given}; choose another --out")
 
 
 def names_a_file(out: Path) -> bool:
-    """Whether transfer's --out is one image (a name with a suffix that is not a folder)."""
+    """Whether transfer's --out is one image (a name with a suffix that is not a folder); any
+    other --out is a folder."""
     return bool(out.suffix) and not out.is_dir()
 
 

@@ -86,3 +86,67 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_output(tmp_path):
     assert proc.wait(60) == 130, first + rest
     assert rest.splitlines()[-1] == "posekit: error: interrupted" and "Traceback" not in rest
     assert not out.exists()
+
+
+def _one_pose(tmp_path, name: str):
+    """An OpenPose JSON of one target pose on the example figure's canvas."""
+    from posekit.pose.formats import write_openpose_json
+    from posekit.pose.motions import motion
+
+    path = tmp_path / name
+    write_openpose_json([motion("walk", 4, 384, 512)[int(name[1])]], path)
+    return path
+
+
+def test_transfer_out_refuses_other_formats_and_transparent_jpeg_before_any_work(run_posekit, tmp_path):
+    from pathlib import Path
+
+    figure = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
+    pose = _one_pose(tmp_path, "p1.json")
+    (tmp_path / "existing.txt").write_text("hello\n")
+    proc = run_posekit("transfer", figure, "--pose", pose, "--out", tmp_path / "existing.txt")
+    assert proc.returncode == 2 and "--out" in proc.stderr and ".png" in proc.stderr
+    assert (tmp_path / "existing.txt").read_text() == "hello\n"
+    proc = run_posekit("transfer", figure, "--pose", pose, "--background", "transparent", "--out", tmp_path / "x.jpg")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"posekit: error: --out {tmp_path / 'x.jpg'}: JPEG has no transparency; use .png or .webp (or leave out "
+        "--background transparent)"]
+    proc = run_posekit("transfer", figure, "--pose", "walk", "--out", tmp_path / "x.png")  # 12 targets, one file
+    assert proc.returncode == 2 and "output folder" in proc.stderr
+    proc = run_posekit("transfer", figure, "--pose", pose, "--pose", tmp_path / "nosuch.json", "--out", tmp_path / "o")
+    assert proc.returncode == 2 and "--pose" in proc.stderr and "nosuch.json" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.txt", "p1.json"]
+
+
+def test_transfer_out_folder_is_protected_as_animates(run_posekit, tmp_path):
+    """transfer's --out folder: a file posekit did not write is never replaced (one line, nothing
+    done); a re-run with fewer targets leaves only its own images; one --pose that holds nobody
+    stops the run (all targets are one job) with an error naming it, nothing written."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    figure = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
+    poses = [_one_pose(tmp_path, f"p{i}.json") for i in range(3)]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "000.png").write_text("mine\n")
+    proc = run_posekit("transfer", figure, *(a for p in poses for a in ("--pose", p)), "--out", out)
+    assert proc.returncode == 1 and "000.png" in proc.stderr and "did not write" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and [p.name for p in out.iterdir()] == ["000.png"]
+    (out / "000.png").unlink()
+
+    proc = run_posekit("transfer", figure, *(a for p in poses for a in ("--pose", p)), "--out", out)
+    assert proc.returncode == 0 and "wrote 3 images" in proc.stderr, proc.stderr
+    proc = run_posekit("transfer", figure, "--pose", poses[2], "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["000.png"]
+    with Image.open(out / "000.png") as im:
+        assert im.size == (384, 512)
+
+    nobody = tmp_path / "nobody.json"
+    nobody.write_text('{"people": []}\n')
+    proc = run_posekit("transfer", figure, "--pose", poses[0], "--pose", nobody, "--out", tmp_path / "o2")
+    assert proc.returncode == 1 and not (tmp_path / "o2").exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"posekit: error: --pose {nobody}") and "nothing was written" in lines[0]

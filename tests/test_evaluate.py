@@ -82,10 +82,18 @@ def test_evaluate_usage_errors(run_posekit, tmp_path):
     assert proc.returncode == 2 and "nope" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_evaluate_with_no_matching_poses_is_an_error(frames_and_poses, run_posekit, tmp_path):
-    proc = run_posekit("evaluate", frames_and_poses / "frames", "--poses", tmp_path, "--json")
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert "none of its 4 images could be scored" in proc.stderr.strip().splitlines()[-1]
+def test_evaluate_with_a_folder_matching_no_frame_is_a_usage_error(frames_and_poses, run_posekit, tmp_path):
+    """--poses (or --reference) naming a folder that has nothing for any frame is the wrong folder:
+    one line naming the flag, exit 2, before any frame is read (not a warning per frame)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.csv").write_text("x\n")
+    frames, poses = frames_and_poses / "frames", frames_and_poses / "poses"
+    for flags, named in ((("--poses", tmp_path), "--poses"), (("--poses", poses, "--reference", tmp_path), "--reference")):
+        proc = run_posekit("evaluate", frames, *flags, "--json")
+        assert proc.returncode == 2 and proc.stdout == ""
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"posekit: error: {named} {tmp_path}: "), proc.stderr
+        assert "frame_000" in lines[0]
 
 
 def test_evaluate_names_frames_of_another_size_and_counts_what_it_scored(frames_and_poses, run_posekit, tmp_path):

@@ -205,7 +205,8 @@ def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path)
     r = run_posekit("poses", "show", "walk", "--frames", "6", "--size", "320x240", "--out", out, "--gif")
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and "6 frames" in r.stderr
-    assert sorted(p.name for p in out.iterdir())[:2] == ["frame_000_keypoints.json", "frame_000_pose.png"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("."))[:2] == [
+        "frame_000_keypoints.json", "frame_000_pose.png"]
     from PIL import Image
 
     with Image.open(out / "preview.gif") as im:
@@ -287,3 +288,80 @@ def test_the_runs_detector_finds_people_in_photos_only_and_stays_open(tmp_path, 
     (tmp_path / "skeletons").mkdir()
     save_image(draw_skeleton(motion("walk", 1, 256, 256)[0]), tmp_path / "skeletons" / "f.png")
     assert len(load_poses(str(tmp_path / "skeletons"))) == 1 and len(load_poses("run")) > 0
+
+
+def test_cli_poses_show_replaces_only_its_own_last_run(run_posekit, tmp_path):
+    """As animate's --out: a re-run replaces what the last run wrote and removes its frames
+    beyond the new count (and a preview not asked for again); a file posekit did not write stops
+    the run before any work, one line naming it, the folder untouched."""
+    out = tmp_path / "walk"
+    r = run_posekit("poses", "show", "walk", "--frames", "6", "--out", out, "--gif")
+    assert r.returncode == 0, r.stderr
+    r = run_posekit("poses", "show", "walk", "--frames", "3", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        f"frame_{i:03d}_{kind}" for i in range(3) for kind in ("keypoints.json", "pose.png")]
+    r = run_posekit("poses", "show", out, "--jsonl")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "frame_000_keypoints.json").write_text("mine\n")
+    for source in (("walk", "--frames", "2"), (out,)):  # a count known before any work, and one known only once read
+        r = run_posekit("poses", "show", *source, "--out", mine)
+        assert r.returncode == 1 and "frame_000_keypoints.json" in r.stderr and "did not write" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert [p.name for p in mine.iterdir()] == ["frame_000_keypoints.json"]
+        assert (mine / "frame_000_keypoints.json").read_text() == "mine\n"
+    (mine / "frame_000_keypoints.json").rename(mine / "frame_009_pose.png")  # any frame file, when the count is unknown
+    r = run_posekit("poses", "show", out, "--out", mine)
+    assert r.returncode == 1 and "frame_009_pose.png" in r.stderr
+    assert [p.name for p in mine.iterdir()] == ["frame_009_pose.png"]
+    # reading a folder and writing into it would replace what it reads
+    r = run_posekit("poses", "show", out, "--frames", "2", "--out", out)
+    assert r.returncode == 2 and "--out" in r.stderr and "input folder" in r.stderr
+    assert len(list(out.glob("*_pose.png"))) == 3
+
+
+def test_cli_poses_show_says_when_frame_sizes_vary(run_posekit, tmp_path):
+    """extract-pose on images of several sizes: each frame keeps its image's canvas and the summary
+    says so (not the first frame's size as everyone's); --size fits them onto one canvas."""
+    big, small = motion("walk", 2, 3000, 4000), motion("walk", 1, 20, 20)
+    lines = [jsonl_record(f"f{i}.png", p.width, p.height, [p]) for i, p in enumerate([*big, *small])]
+    jsonl = tmp_path / "ep.jsonl"
+    jsonl.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    r = run_posekit("poses", "show", jsonl, "--out", tmp_path / "o", "--gif")
+    assert r.returncode == 0, r.stderr
+    assert "3 frames, sizes vary: 3000x4000 (2 frames), 20x20 (1)" in r.stderr and "--size" in r.stderr
+    assert [read_openpose_json(tmp_path / "o" / f"frame_{i:03d}_keypoints.json")[0].size for i in range(3)] == [
+        (3000, 4000), (3000, 4000), (20, 20)]
+    from PIL import Image
+
+    with Image.open(tmp_path / "o" / "preview.gif") as im:  # one canvas: the first frame's
+        assert im.size == (3000, 4000) and im.n_frames == 3
+    r = run_posekit("poses", "show", jsonl, "--size", "256x256", "--jsonl")
+    assert r.returncode == 0 and "3 frames, 256x256" in r.stderr and "vary" not in r.stderr
+    assert {(json.loads(line)["width"], json.loads(line)["height"]) for line in r.stdout.splitlines()} == {(256, 256)}
+
+
+def test_cli_poses_show_onto_errors_name_onto(run_posekit, tmp_path):
+    """--onto, not animate's --source-pose (poses show has none), in every error about the subject."""
+    r = run_posekit("poses", "show", "walk", "--onto", tmp_path / "missing.png", "--jsonl")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().splitlines() == [
+        f"posekit: error: --onto {tmp_path / 'missing.png'}: no such file; pass a photo of the person (or an "
+        "OpenPose JSON of them)"]
+    empty = tmp_path / "wall.png"
+    save_image(np.full((256, 256, 3), 128, np.uint8), empty)  # nobody in it
+    r = run_posekit("poses", "show", "walk", "--onto", empty, "--jsonl")
+    assert r.returncode == 1 and "no person found" in r.stderr and "pass --onto with an OpenPose JSON" in r.stderr
+    assert "--source-pose" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    feet = motion("idle", 1, 256, 256)[0]
+    kp = feet.keypoints.copy()
+    kp[[i for i in range(18) if i not in (INDEX["r_ankle"], INDEX["l_ankle"], INDEX["r_knee"], INDEX["l_knee"])]] = 0
+    write_openpose_json([Pose(kp, 256, 256)], tmp_path / "feet_keypoints.json")  # no neck, no shoulders
+    r = run_posekit("poses", "show", "walk", "--onto", tmp_path / "feet_keypoints.json", "--jsonl")
+    assert r.returncode == 1 and "--onto" in r.stderr and "--source-pose" not in r.stderr, r.stderr
+    # animate and transfer keep their own flag in the hint
+    with pytest.raises(PosekitError, match="pass --source-pose with an OpenPose JSON"):
+        source_pose_of(np.full((256, 256, 3), 128, np.uint8), "wall.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -34,13 +35,13 @@ def list_motions(
 @app.command("show")
 def show(
     source: str = typer.Argument(..., help="Motion name (walk, walk:side, ...), OpenPose JSON file or folder, skeleton image(s), photo(s), video, or extract-pose .jsonl."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Number of frames (motions are regenerated, other clips resampled cyclically)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Canvas WxH: a motion's canvas; other clips are fitted onto it. Default 512x512 for motions."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json. A re-run replaces what posekit's last run wrote there (and removes its frames beyond the new count); a file posekit did not write stops it before any work."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Number of frames (motions are regenerated, other clips resampled cyclically onto their first frame's canvas)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Canvas WxH: a motion's canvas; other clips are fitted onto it (each frame otherwise keeps its own image's size). Default 512x512 for motions."),
     view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
     onto: Optional[Path] = typer.Option(None, "--onto", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
-    gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping."),
+    gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping (on the first frame's canvas)."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed of --gif (0.1 to 120)."),
     device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps (pose detection in photos and videos)."),
 ):
@@ -55,10 +56,14 @@ def show(
         raise UsageError("--gif: needs --out DIR to write preview.gif into")
     check_out(out)
     canvas = parse_size(size)
+    if onto is not None and not onto.is_file():
+        raise UsageError(f"--onto {onto}: {'is a folder' if onto.is_dir() else 'no such file'}; pass a photo of "
+                         "the person (or an OpenPose JSON of them)")
 
+    from posekit.pipeline import check_not_foreign, staged_outputs
     from posekit.pose.detect import load_detector
     from posekit.pose.formats import jsonl_record, keypoints_json_name, skeleton_png_name, write_pose_files
-    from posekit.pose.motions import MOTIONS
+    from posekit.pose.motions import MOTIONS, default_frames
     from posekit.pose.sources import load_poses
 
     is_motion = source.partition(":")[0] in MOTIONS
@@ -66,6 +71,10 @@ def show(
         if not is_motion:
             raise UsageError(f"--view: only for built-in motions ({', '.join(MOTIONS)}), not {source}")
         source = f"{source.partition(':')[0]}:{view}"
+    if out is not None:  # before any work: the input is not where the frames go, no file of the user's is replaced
+        _check_apart(out, [None if is_motion else source, onto])
+        count = frames if frames is not None else default_frames(source.partition(":")[0]) if is_motion else None
+        check_not_foreign(out, _output_names(out, count, gif))
     # one detector for the command, built only if a photo or video needs it
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         clip = load_poses(source, frames=frames, size=canvas, detector=detector)
@@ -74,25 +83,80 @@ def show(
         if onto is not None:
             clip = _retargeted(clip, onto, detector, source)
 
-    skeletons = []
-    for i, pose in enumerate(clip):
-        stem = f"frame_{i:03d}"
-        if out is not None:
-            skeletons.append(write_pose_files([pose], out, stem, pose.size))
-        if jsonl:
-            record = jsonl_record(str(out / skeleton_png_name(stem)) if out is not None else stem, pose.width, pose.height, [pose])
-            emit_json({**record, "frame": i})
-    if gif:
-        from posekit.sheet import write_gif
+    stems = [_stem(i) for i in range(len(clip))]
+    if out is not None:
+        with staged_outputs(out) as stage:  # as animate: the last run's files replaced, its extra frames removed
+            skeletons = [write_pose_files([pose], stage, stem, pose.size) for pose, stem in zip(clip, stems)]
+            if gif:
+                from posekit.pose.render import draw_skeleton
+                from posekit.sheet import write_gif
 
-        write_gif(skeletons, out / "preview.gif", fps=fps)
-    w, h = clip[0].size
-    where = f" -> {out}/ ({skeleton_png_name('frame_000')}, {keypoints_json_name('frame_000')}, ...)" if out is not None else ""
-    info(f"{source}: {len(clip)} frames, {w}x{h}{' retargeted onto ' + str(onto) if onto else ''}{where}")
+                w, h = clip[0].size  # one canvas for the preview: frames of another size fitted onto the first's
+                write_gif([s if p.size == (w, h) else draw_skeleton([p.fitted(w, h)], w, h)
+                           for s, p in zip(skeletons, clip)], stage / "preview.gif", fps=fps)
+    if jsonl:
+        for i, (pose, stem) in enumerate(zip(clip, stems)):
+            record = jsonl_record(str(out / skeleton_png_name(stem)) if out is not None else stem, pose.width,
+                                  pose.height, [pose])
+            emit_json({**record, "frame": i})
+    where = f" -> {out}/ ({skeleton_png_name(stems[0])}, {keypoints_json_name(stems[0])}, ...)" if out is not None else ""
+    sizes = _sizes(clip)
+    hint = "; --size WxH fits them onto one canvas" if sizes.startswith("sizes vary") else ""
+    info(f"{source}: {len(clip)} frames, {sizes}{' retargeted onto ' + str(onto) if onto else ''}{where}{hint}")
+
+
+_OUTPUT = re.compile(r"frame_\d{3,}_(pose\.png|keypoints\.json)")  # the frame files `show` writes
+
+
+def _stem(i: int) -> str:
+    return f"frame_{i:03d}"
+
+
+def _output_names(out: Path, count: int | None, gif: bool) -> list[str]:
+    """What `show` writes into `out` (relative names) for `count` frames; when the count is not
+    known before the source is read, every frame file already there (any of them may be written)."""
+    from posekit.pose.formats import keypoints_json_name, skeleton_png_name
+
+    if count is not None:
+        names = [n for i in range(count) for n in (skeleton_png_name(_stem(i)), keypoints_json_name(_stem(i)))]
+    else:
+        names = [p.name for p in (out.iterdir() if out.is_dir() else ())
+                 if _OUTPUT.fullmatch(p.name)]
+    return names + (["preview.gif"] if gif else [])
+
+
+def _check_apart(out: Path, inputs: list) -> None:
+    """A usage error when an input (the source file or folder, --onto) is the --out folder or
+    lies in it: the run would replace or remove what it reads."""
+    import os
+
+    from posekit.errors import UsageError
+
+    root = {Path(os.path.abspath(out)), out.resolve()}
+    for given in inputs:
+        if given is None or not Path(given).exists():
+            continue  # a motion name
+        path = Path(given).resolve()
+        if path in root or path.parent in root and (path.name == "preview.gif" or _OUTPUT.fullmatch(path.name)):
+            what = "into the input folder" if path.is_dir() else "over the input"
+            raise UsageError(f"--out {out}: would write {what} {given}; choose another --out")
+
+
+def _sizes(clip) -> str:
+    """'384x512', or when the frames' canvases differ 'sizes vary: 384x512 (14 frames), 20x20 (1), ...'."""
+    from collections import Counter
+
+    counts = Counter(p.size for p in clip).most_common()
+    if len(counts) == 1:
+        return f"{counts[0][0][0]}x{counts[0][0][1]}"
+    shown = ", ".join(f"{w}x{h} ({n}{(' frames' if n > 1 else ' frame') if i == 0 else ''})"
+                      for i, ((w, h), n) in enumerate(counts[:4]))
+    return f"sizes vary: {shown}{', ...' if len(counts) > 4 else ''}"
 
 
 def _retargeted(clip, onto: Path, detector, source: str):
     """The clip on the body of the person in `onto` (a photo, or an OpenPose JSON of them)."""
+    from posekit.errors import PosekitError
     from posekit.images import load_image
     from posekit.pipeline import warn_of_parts_left_out
     from posekit.pose.retarget import retarget
@@ -101,7 +165,14 @@ def _retargeted(clip, onto: Path, detector, source: str):
     if onto.suffix.lower() == ".json":
         subject = person_in_file(onto, "--onto")
     else:
-        subject = source_pose_of(load_image(onto), onto, detector=detector)
-    retargeted = retarget(clip, subject)
+        try:
+            image = load_image(onto)
+        except PosekitError as e:  # unreadable: say which flag gave it
+            raise PosekitError(f"--onto {e}") from None
+        subject = source_pose_of(image, onto, detector=detector, flag="--onto")
+    try:
+        retargeted = retarget(clip, subject)
+    except PosekitError as e:  # its hints name animate's flag for the subject's pose: here it is --onto
+        raise type(e)(str(e).replace("--source-pose", "--onto")) from None
     warn_of_parts_left_out(source, clip, retargeted)
     return retargeted

@@ -14,8 +14,8 @@ from posekit.checks import check_out
 @flags.with_method_flags
 def transfer(
     source: Path = typer.Argument(..., help="Photo of the person to move."),
-    pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output image (one target) or folder (several targets)."),
+    pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable: the images of all of them are one run, numbered across them, so one that cannot be read or holds nobody stops it before anything is written."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image, .png, .jpg or .webp (one target; replaced if there), or a folder for 000.png, 001.png, ... (several targets; as with animate, a re-run replaces and prunes only the images posekit's last run wrote there, and a file posekit did not write stops it before any work)."),
     method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion | animatediff | wan."),
     retarget: bool = typer.Option(False, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
     source_pose: Optional[Path] = flags.SOURCE_POSE,
@@ -24,7 +24,10 @@ def transfer(
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, help="[diffusion] With --sheet: images per row of the one canvas (default: square-ish)."),
     **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
-    """Move the person in SOURCE into each target pose (one output image per target)."""
+    """Move the person in SOURCE into each target pose (one output image per target).
+
+    All the --pose sources are one job (the method gets all the targets at once): a source that
+    cannot be read or shows nobody stops the run with an error naming it, and nothing is written."""
     from posekit.console import info, quiet_libraries
     from posekit.pipeline import names_a_file
 

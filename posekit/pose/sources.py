@@ -215,14 +215,14 @@ def same_aspect(a: tuple[int, int], b: tuple[int, int], tolerance: float = 0.01,
 
 
 def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device: str = "auto",
-                   detector: Detector | None = None) -> Pose:
+                   detector: Detector | None = None, flag: str = "--source-pose") -> Pose:
     """The pose of the person in `image`: read from `source_pose_json` (OpenPose JSON; the
     largest person) or found by `detector` (the run's one detector, left open, asked for two
     people; without it a BlazePose one is built and closed): a warning when the photo holds
     another person of a similar size. Put on the image's canvas: a JSON whose canvas has the
     photo's aspect (written for a resized copy of it) is scaled to it; another aspect is a
     UsageError (the pose belongs to another picture). Nobody found -> a PosekitError suggesting
-    --source-pose."""
+    `flag` (the command's flag that takes a keypoint file of the person: --source-pose, --onto)."""
     height, width = image.shape[:2]
     if source_pose_json is not None:
         pose = person_in_file(source_pose_json, "--source-pose", size=(width, height))
@@ -238,7 +238,7 @@ def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device:
         people = largest_first(detector.detect([image])[0])
     pose = people[0] if people else None
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
-        raise PosekitError(f"{image_path}: no person found in the photo; pass --source-pose with an "
+        raise PosekitError(f"{image_path}: no person found in the photo; pass {flag} with an "
                            "OpenPose JSON of the person (posekit extract-pose writes one)")
     others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(pose)]
     if others:
