@@ -257,7 +257,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
         known = None if None in lengths else sum(lengths)
         check_not_foreign(out, [f"{i:03d}.png" for i in range(known)] if known is not None else
                           [p.name for p in (out.iterdir() if out.is_dir() else ())
-                           if re.fullmatch(r"\d{3,}\.png", p.name)])
+                           if re.fullmatch(r"\d{3,}\.png", p.name)], "transfer")
     timer = Timer()
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
@@ -279,7 +279,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
         if one_file:
             save_image(images[0], out)
         else:
-            with staged_outputs(out) as stage:  # the last run's images replaced, its extra ones removed
+            with staged_outputs(out, "transfer") as stage:  # the last run's images replaced, its extra ones removed
                 for frame, name in zip(images, names):
                     save_image(frame, stage / name)
     paths = [out] if one_file else [out / n for n in names]
@@ -719,23 +719,42 @@ def check_inputs_apart(outs: list[Path], inputs: list) -> None:
 def manifest_files(out: Path) -> list[str] | None:
     """The files (relative to `out`) that posekit's last run wrote into `out`; None without a
     readable MANIFEST."""
-    import json
-
-    try:
-        files = json.loads((Path(out) / MANIFEST).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    manifest = _manifest(out)
+    files = manifest.get("files") if manifest is not None else None
     return [str(f) for f in files] if isinstance(files, list) else None
 
 
-def check_not_foreign(out: Path, names: list[str]) -> None:
+def manifest_command(out: Path) -> str | None:
+    """The command whose run wrote `out` (its MANIFEST's "command": animate, transfer, poses
+    show; a manifest without one is animate's, the only writer before), None without a manifest."""
+    manifest = _manifest(out)
+    return None if manifest is None else str(manifest.get("command", "animate"))
+
+
+def _manifest(out: Path) -> dict | None:
+    import json
+
+    try:
+        manifest = json.loads((Path(out) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def check_not_foreign(out: Path, names: list[str], command: str = "animate") -> None:
     """Refuse (one line naming the file and what to do) to write the files `names` (relative to
     `out`) when one of them would replace a file that posekit's last run did not write (its
     MANIFEST does not list it), or would need a folder where a file is or the reverse. A folder
     with outputs but no manifest (deleted, or written by a posekit from before manifests) holds
-    nothing known to be posekit's: its files are refused alike, and the user moves them away."""
+    nothing known to be posekit's: its files are refused alike, and the user moves them away.
+    A folder another `command` wrote last is refused whole: this run would remove its outputs
+    (`posekit transfer` into an animate folder would take its sheet)."""
     if out.exists() and not out.is_dir():
         raise PosekitError(f"--out {out}: is a file, not a folder; move it or choose another --out")
+    other = manifest_command(out)
+    if other is not None and other != command:
+        raise PosekitError(f"--out {out}: holds the outputs of posekit {other}, which posekit {command} would "
+                           "remove; choose another --out (or delete them)")
     listed = manifest_files(out)
     ours = {Path(f) for f in listed or ()}
     older = listed is None and (out / "sheet.json").is_file() and (out / "frames").is_dir()
@@ -752,7 +771,7 @@ def check_not_foreign(out: Path, names: list[str]) -> None:
 
 
 @contextmanager
-def staged_outputs(out: Path):
+def staged_outputs(out: Path, command: str = "animate"):
     """Yield an empty hidden folder inside `out` to write a run's outputs into. When the block
     ends well they replace the previous run's: each file is moved onto its name (with Ctrl-C held
     back meanwhile), and the files the previous run wrote (its MANIFEST) that this one did not
@@ -760,7 +779,8 @@ def staged_outputs(out: Path):
     other files in `out` are never touched: one at an output's name stops the run before any
     file moves (`check_not_foreign`). When the block fails, `out` is as it was (and not
     left behind empty if this made it). Runs writing into one `out` at the same time take turns
-    (`writing_lock`): each one's files and manifest are whole, the last to finish wins."""
+    (`writing_lock`): each one's files and manifest are whole, the last to finish wins. The
+    manifest names the `command`, so that another command's run refuses the folder."""
     import shutil
     import tempfile
 
@@ -773,7 +793,7 @@ def staged_outputs(out: Path):
         stage = Path(tempfile.mkdtemp(prefix=".posekit-", dir=out))
         try:
             yield stage
-            _move_outputs(stage, out)
+            _move_outputs(stage, out, command)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
             if made and not any(out.iterdir()):
@@ -804,7 +824,7 @@ def writing_lock(folder: Path):
         os.close(fd)  # closing the only descriptor releases the lock
 
 
-def _move_outputs(stage: Path, out: Path) -> None:
+def _move_outputs(stage: Path, out: Path, command: str) -> None:
     """Move the staged files into `out`, after checking them all (`check_not_foreign`: nothing of
     the user's is replaced, no folder in the way stops the moves half-way). The manifest lists
     the last run's files and this one's while they move in (a run killed meanwhile leaves none
@@ -815,12 +835,12 @@ def _move_outputs(stage: Path, out: Path) -> None:
     from posekit.images import write_json
 
     new = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
-    check_not_foreign(out, [str(rel) for rel in new])
+    check_not_foreign(out, [str(rel) for rel in new], command)
     previous = manifest_files(out) or []
     can_hold = _main_thread() and hasattr(signal, "pthread_sigmask")  # not on Windows
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if can_hold else None
     try:
-        write_json({"files": sorted({*previous, *(str(rel) for rel in new)})}, out / MANIFEST)
+        write_json({"command": command, "files": sorted({*previous, *(str(rel) for rel in new)})}, out / MANIFEST)
         for rel in new:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out / rel)
@@ -832,7 +852,7 @@ def _move_outputs(stage: Path, out: Path) -> None:
                 old.unlink()
                 if old.parent != out and not any(old.parent.iterdir()):
                     old.parent.rmdir()
-        write_json({"files": [str(rel) for rel in new]}, out / MANIFEST)
+        write_json({"command": command, "files": [str(rel) for rel in new]}, out / MANIFEST)
     finally:
         if held is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import REPO
 from posekit import __version__
 
 
@@ -150,3 +151,33 @@ def test_transfer_out_folder_is_protected_as_animates(run_posekit, tmp_path):
     assert proc.returncode == 1 and not (tmp_path / "o2").exists()
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"posekit: error: --pose {nobody}") and "nothing was written" in lines[0]
+
+
+def test_one_command_never_removes_another_commands_outputs(run_posekit, tmp_path):
+    """A re-run removes what its last run wrote; so a folder another command wrote is refused
+    (transfer into an animate folder would have taken its sheet and frames)."""
+    import json
+
+    shared = tmp_path / "out"
+    r = run_posekit("poses", "show", "walk", "--frames", "2", "--out", shared)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((shared / ".posekit-outputs.json").read_text())["command"] == "poses show"
+    before = sorted(p.name for p in shared.iterdir())
+    keypoints = shared / "frame_000_keypoints.json"
+    r = run_posekit("transfer", REPO / "examples" / "figure.png", "--source-pose", REPO / "examples" / "figure_keypoints.json",
+                    "--pose", "walk", "--out", shared)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"posekit: error: --out {shared}: holds the outputs of posekit poses show, which posekit transfer would "
+        "remove; choose another --out (or delete them)"]
+    assert sorted(p.name for p in shared.iterdir()) == before and keypoints.is_file()
+    r = run_posekit("poses", "show", "run", "--frames", "3", "--out", shared)  # the same command: its own files
+    assert r.returncode == 0, r.stderr
+    assert len(list(shared.glob("frame_*_keypoints.json"))) == 3
+    # a manifest without a command is an animate folder (the only writer of manifests before)
+    animated = tmp_path / "animated"
+    animated.mkdir()
+    (animated / "sheet.png").write_bytes(b"not really")
+    (animated / ".posekit-outputs.json").write_text(json.dumps({"files": ["sheet.png"]}))
+    r = run_posekit("poses", "show", "walk", "--frames", "2", "--out", animated)
+    assert r.returncode == 1 and "holds the outputs of posekit animate" in r.stderr
+    assert sorted(p.name for p in animated.iterdir()) == [".posekit-outputs.json", "sheet.png"]

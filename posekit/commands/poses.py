@@ -74,7 +74,7 @@ def show(
     if out is not None:  # before any work: the input is not where the frames go, no file of the user's is replaced
         _check_apart(out, [None if is_motion else source, onto])
         count = frames if frames is not None else default_frames(source.partition(":")[0]) if is_motion else None
-        check_not_foreign(out, _output_names(out, count, gif))
+        check_not_foreign(out, _output_names(out, count, gif), "poses show")
     # one detector for the command, built only if a photo or video needs it
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         clip = load_poses(source, frames=frames, size=canvas, detector=detector)
@@ -85,7 +85,7 @@ def show(
 
     stems = [_stem(i) for i in range(len(clip))]
     if out is not None:
-        with staged_outputs(out) as stage:  # as animate: the last run's files replaced, its extra frames removed
+        with staged_outputs(out, "poses show") as stage:  # as animate: the last run's files replaced, its extra frames removed
             skeletons = [write_pose_files([pose], stage, stem, pose.size) for pose, stem in zip(clip, stems)]
             if gif:
                 from posekit.pose.render import draw_skeleton
