@@ -215,8 +215,9 @@ def measure_fidelity(strips: list, detector, timer: "Timer", status=_silent) -> 
 
 def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str = "warp", options=None,
              retarget: bool = False, source_pose: str | Path | None = None, device: str = "auto",
-             status=_silent) -> dict:
+             size: tuple[int, int] | None = None, status=_silent) -> dict:
     """Move the person in `photo` into each pose the `poses` sources hold: one image per target,
+    at the method's working size, or scaled to fit `size` (width, height) and padded,
     `out` itself when it names a file (.png, .jpg/.jpeg or .webp; one target only; it is
     replaced), else out/000.png, out/001.png, ... numbered across all the sources.
     Returns the summary: the files written, their size and the seconds per stage.
@@ -273,6 +274,8 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
         if len(targets) > 1 and one_file:
             raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
         images, _ = generate(method, options, image, pose, targets, timer, status)
+    if size is not None:
+        images = [letterbox(i, *size) for i in images]
     names = [out.name] if one_file else [f"{i:03d}.png" for i in range(len(images))]
     status("writing")
     with timer("writing"):

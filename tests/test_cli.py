@@ -181,3 +181,16 @@ def test_one_command_never_removes_another_commands_outputs(run_posekit, tmp_pat
     r = run_posekit("poses", "show", "walk", "--frames", "2", "--out", animated)
     assert r.returncode == 1 and "holds the outputs of posekit animate" in r.stderr
     assert sorted(p.name for p in animated.iterdir()) == [".posekit-outputs.json", "sheet.png"]
+
+
+def test_transfer_writes_the_working_size_or_fits_size(run_posekit, tmp_path):
+    figure, keypoints = REPO / "examples" / "figure.png", REPO / "examples" / "figure_keypoints.json"
+    from PIL import Image
+
+    for args, expected in (([], (384, 512)), (["--size", "200x100"], (200, 100))):
+        r = run_posekit("transfer", figure, "--source-pose", keypoints, "--pose", keypoints, *args,
+                        "--out", tmp_path / f"{len(args)}.png")
+        assert r.returncode == 0, r.stderr
+        assert Image.open(tmp_path / f"{len(args)}.png").size == expected
+    r = run_posekit("transfer", figure, "--pose", keypoints, "--size", "wide", "--out", tmp_path / "x.png")
+    assert r.returncode == 2 and "--size 'wide'" in r.stderr and not (tmp_path / "x.png").exists()

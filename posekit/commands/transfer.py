@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from posekit.commands import method_flags as flags
-from posekit.checks import check_out
+from posekit.checks import check_out, parse_size
 
 
 @flags.with_method_flags
@@ -17,6 +17,7 @@ def transfer(
     pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable: the images of all of them are one run, numbered across them, so one that cannot be read or holds nobody stops it before anything is written."),
     out: Path = typer.Option(..., "--out", "-o", help="Output image, .png, .jpg or .webp (one target; replaced if there), or a folder for 000.png, 001.png, ... (several targets; as with animate, a re-run replaces and prunes only the images posekit's last run wrote there, and a file posekit did not write stops it before any work)."),
     method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion | animatediff | wan."),
+    size: Optional[str] = typer.Option(None, "--size", help="Image size WxH: each image scaled to fit and padded. Default: the method's working size (warp and gan: the photo, up to 1024 px; the SD methods: about 512 px on the short side; wan: 480p)."),
     retarget: bool = typer.Option(False, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
     source_pose: Optional[Path] = flags.SOURCE_POSE,
     device: str = flags.DEVICE,
@@ -32,12 +33,13 @@ def transfer(
     from posekit.pipeline import names_a_file
 
     check_out(out, file=names_a_file(out))  # else a folder of 000.png, 001.png, ...
+    image_size = parse_size(size)
     quiet_libraries()
     from posekit.pipeline import transfer as run
 
     given = dict(method_flags, seed=seed, device=device, columns=columns)
     options = flags.options_for(method, given)  # bad option values fail here, before any work
     summary = run(source, pose, out, method=method, options=options, retarget=retarget, source_pose=source_pose,
-                  device=device)
+                  device=device, size=image_size)
     files = summary["files"]
     info(f"wrote {files[0] if len(files) == 1 else f'{len(files)} images to {out}'}")
