@@ -241,6 +241,7 @@ def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path)
     (["show", "walk"], 2, "--out"),
     (["show", "walk", "--size", "big", "--out", "x"], 2, "--size"),
     (["show", "walk", "--view", "sideways", "--out", "x"], 2, "--view"),
+    (["show", "walk:side", "--view", "front", "--out", "x"], 2, "walk:side names a view already"),
 ])
 def test_cli_poses_show_errors_are_one_line(run_posekit, tmp_path, args, code, words):
     r = run_posekit("poses", *args, cwd=tmp_path)

@@ -70,7 +70,10 @@ def show(
     if view is not None:
         if not is_motion:
             raise UsageError(f"--view: only for built-in motions ({', '.join(MOTIONS)}), not {source}")
-        source = f"{source.partition(':')[0]}:{view}"
+        name, _, named_view = source.partition(":")
+        if named_view and named_view != view:
+            raise UsageError(f"--view {view}: {source} names a view already; give one of them")
+        source = f"{name}:{view}"
     if out is not None:  # before any work: the input is not where the frames go, no file of the user's is replaced
         _check_apart(out, [None if is_motion else source, onto])
         count = frames if frames is not None else default_frames(source.partition(":")[0]) if is_motion else None
