@@ -3,8 +3,8 @@
 The drawn figure over real scikit-image photos (and cut above the knees: a portrait), each
 animated along a few motions with a transparent background (tests/warp_cases.py). Per case and
 motion it prints the worst frame's: share of the figure outside its largest piece, holes through
-its core, enclosed gaps (also those between a limb and the body), figure pixels on the frame
-border (where the photo did not cut the body), whether a cut body stays cut at the frame's edge,
+its core, enclosed gaps (also those between a limb and the body), pixels that show apart from
+the figure (specks), figure pixels on the frame border (where the photo did not cut the body), whether a cut body stays cut at the frame's edge,
 pose fidelity (PCK@0.35 of the torso: worst frame and clip mean), torso colour drift (/255, of
 the inner torso's median colour: a forearm swinging in front of the chest is no drift), and
 the source mask's errors against the truth (background kept as figure, figure missed).
@@ -12,7 +12,7 @@ the source mask's errors against the truth (background kept as figure, figure mi
 With --speed it times the method instead: building it (mask, rig, background plate) and the
 warp itself per frame, on the astronaut (512x512) and the figure (384x512).
 
-    python benchmarks/bench_warp_quality.py [--motions wave,jump,walk] [--speed]
+    python benchmarks/bench_warp_quality.py [--motions wave,jump,walk,walk:side,run:side] [--speed]
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ def main():
     from posekit.pose.detect import load_detector
     from warp_cases import PHOTOS, make_case, measure
 
-    cols = ("pieces", "holes", "gaps", "border_px", "cut_kept", "pck", "pck_mean", "drift", "background_kept", "missed")
-    print(f"{'case':<26}{'motion':<7}" + "".join(f"{c[:10]:>11}" for c in cols) + f"{'s':>6}")
+    cols = ("pieces", "holes", "gaps", "stray_px", "border_px", "cut_kept", "pck", "pck_mean", "drift", "background_kept", "missed")
+    print(f"{'case':<26}{'motion':<10}" + "".join(f"{c[:10]:>11}" for c in cols) + f"{'s':>6}")
     with load_detector("blazepose") as detector:
         for photo in PHOTOS:
             for portrait in (False, True):
@@ -75,7 +75,7 @@ def main():
                     t = time.perf_counter()
                     r = measure(case, m, detector=detector)
                     cells = "".join(f"{'-':>11}" if r[c] is None else f"{float(r[c]):11.4f}" for c in cols)
-                    print(f"{case.name:<26}{m:<7}{cells}{time.perf_counter() - t:6.1f}", flush=True)
+                    print(f"{case.name:<26}{m:<10}{cells}{time.perf_counter() - t:6.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -284,3 +284,52 @@ def test_torso_corner_pulls_are_scaled_down_before_they_fold():
     miss = np.hypot(*(apply(q, torso_polygon(src.xy)) - torso_polygon(kp[:, :2])).T).max()
     affine_miss = np.hypot(*(apply(m, torso_polygon(src.xy)) - torso_polygon(kp[:, :2])).T).max()
     assert miss < 1.5 and affine_miss > 15, (miss, affine_miss)
+
+
+def test_side_on_torso_keeps_a_body_depth():
+    """Seen side on, the skeleton's shoulders and hips fall on top of each other; the torso then
+    keeps TORSO_DEPTH of its width (not the 0 or mirrored width of their fit, which drew the shirt
+    as a line), unmirrored, centred where the fit put it; a frontal target keeps its fit exactly
+    and a back view (everything mirrored) stays mirrored."""
+    from posekit.methods.warp.rig import TORSO_DEPTH, TORSO_POINTS, affine, apply, part_transforms
+
+    data = json.loads((REPO / "examples" / "figure_keypoints.json").read_text())
+    src = Pose(np.float32(data["people"][0]["pose_keypoints_2d"]).reshape(18, 3), 384, 512)
+    idx = list(TORSO_POINTS)
+    centre = src.xy[idx].mean(axis=0)
+    for cross in (0.0, 6.0, -6.0):  # the shoulders exactly on top of each other, or just crossed
+        kp = src.keypoints.copy()
+        for name, dx in (("r_shoulder", -cross), ("l_shoulder", cross), ("r_hip", cross), ("l_hip", -cross)):
+            kp[INDEX[name], 0] = 192 + dx
+        m = part_transforms(src.xy, kp[:, :2])[0]
+        assert m.shape == (2, 3) and np.linalg.det(m[:, :2]) > 0, (cross, m)
+        across = m[:, :2] @ np.float64([1, 0])
+        assert abs(np.hypot(*across) - TORSO_DEPTH) < 0.05, (cross, across)  # was 0.00-0.09 wide
+        fit = affine(src.xy[idx], kp[idx, :2])
+        assert np.abs(apply(m, centre[None]) - apply(fit, centre[None])).max() < 1e-6
+    same = part_transforms(src.xy, src.xy)[0]
+    assert np.allclose(apply(same, src.xy[idx]), src.xy[idx], atol=1e-6)
+    back = src.keypoints.copy()
+    back[:, 0] = 384 - back[:, 0]
+    m = part_transforms(src.xy, back[:, :2])[0]
+    assert np.linalg.det(getattr(m, "affine", m)[:, :2]) < 0
+
+
+def test_specks_apart_from_the_figure_are_dropped():
+    """A piece of alpha apart from the figure and smaller than a part could be goes, soft edge and
+    all; the body's own soft rim, and a piece as big as a hand, stay as they were."""
+    import cv2
+
+    from posekit.methods.warp.method import SPECK, without_specks
+
+    alpha = np.zeros((120, 100), np.float32)
+    cv2.circle(alpha, (40, 50), 25, 1.0, -1)
+    alpha[20:34, 80:92] = 1.0  # a hand apart from the body (14 x 12 px)
+    alpha = cv2.GaussianBlur(alpha, (5, 5), 1.0)  # soft, anti-aliased rims
+    alpha[100:103, 80:83] = 0.25  # the speck: a faint 3 x 3 px blob
+    keep = without_specks(alpha, (SPECK * 30) ** 2)  # shoulders 30 px wide: 144 px at least
+    assert keep[100:103, 80:83].max() == 0
+    rest = np.ones_like(keep, bool)
+    rest[99:104, 79:84] = False
+    assert keep[rest & (alpha * 255 >= 0.5)].min() == 1  # the body with its rim, and the hand
+    assert without_specks(np.zeros((8, 8), np.float32), 10).min() == 1  # nothing to drop

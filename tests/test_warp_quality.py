@@ -149,3 +149,48 @@ def test_arm_across_the_chest_uncovers_the_shirt(photo):
     rgba = frame[band > 0].astype(float)
     red = (rgba[:, 0] > 120) & (rgba[:, 0] > 2 * rgba[:, 2])
     assert (rgba[:, 3] > 127).mean() == 1.0 and red.mean() > 0.8, ((rgba[:, 3] > 127).mean(), red.mean())
+
+
+@pytest.mark.parametrize("portrait", [False, True], ids=["full", "portrait"])
+@pytest.mark.parametrize("photo", ["coffee", "rocket"])
+def test_side_views_stay_whole(photo, portrait, detector):
+    """A frontal photo walked and run side on (the view a side-scroller takes) stays one figure
+    with no hole through its body in any frame: the torso keeps a body's depth where the
+    skeleton's shoulders and hips fall on top of each other (rig.kept_depth). Before, the torso
+    shrank to a sliver: the whole figure's run:side came apart (37-38% of it in a second piece,
+    the upper body floating over the legs), its walk:side had a hole down the chest (0.7% of the
+    figure; 0.1% in the portraits) and enclosed gaps of 7% (now 0.6% at most: a leg crossing the
+    other)."""
+    case = make_case(photo, portrait)
+    method = WarpMethod(case.image, case.pose, WarpOptions(background="transparent"))
+    for motion in ("walk:side", "run:side"):
+        r = measure(case, motion, method=method, detector=detector)
+        assert r["pieces"] <= 0.005 and r["holes"] <= 0.0005 and r["stray_px"] == 0, r
+        assert r["gaps"] <= 0.02 and r["border_px"] == 0 and r["cut_kept"], r
+        # left and right swap in the detector's eyes on a front-facing figure seen side on (the
+        # limbs it misses are the other side's), so no PCK floor here; it finds the figure in
+        # every frame, and the torso it finds is the target's
+        assert r["pck"] >= 0.4, r
+
+
+def test_no_speck_apart_from_the_figure(detector):
+    """examples/figure.png's mask gives a little alpha to a few pixels of wall between the knees;
+    the warp carried them off alone: a 14 px speck (alpha up to 183) beside the figure in every
+    idle frame; 4-10 px with alpha up to 88 in 50 of the 60 frames of a 96x192 sheet of all five
+    motions. Every pixel
+    that shows now belongs to the figure, and its soft rim stays (the share of part-transparent
+    pixels is what it was: 8-10% of the opaque ones)."""
+    from conftest import REPO
+    from posekit.images import load_image
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+    from warp_cases import stray
+
+    image = load_image(REPO / "examples" / "figure.png")
+    pose = detector.detect([image])[0][0]
+    method = WarpMethod(image, pose, WarpOptions(background="transparent"))
+    for name in ("idle", "walk", "run"):
+        frames = method(retarget([p.fitted(*pose.size) for p in motion(name, frames=6)], pose))
+        for a in (f[:, :, 3] for f in frames):
+            soft = ((a > 0) & (a < 255)).sum() / (a == 255).sum()
+            assert stray(a / 255) == 0 and 0.06 < soft < 0.14, (name, stray(a / 255), soft)

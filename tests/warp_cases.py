@@ -96,11 +96,14 @@ def make_case(photo: str, portrait: bool = False, arm_across: bool = False) -> C
 
 
 def clip(case: Case, name: str, frames: int = 8) -> list[Pose]:
+    """The motion `name` ("walk", or with a view as on the command line: "walk:side") retargeted
+    onto the case's figure."""
     from posekit.pose.motions import motion
     from posekit.pose.retarget import retarget
 
     w, h = case.pose.size
-    return retarget([p.fitted(w, h) for p in motion(name, frames=frames)], case.pose)
+    name, _, view = name.partition(":")
+    return retarget([p.fitted(w, h) for p in motion(name, frames=frames, view=view or None)], case.pose)
 
 
 # -- measurements --------------------------------------------------------------------------------
@@ -114,6 +117,17 @@ def pieces(alpha: np.ndarray) -> float:
         return 0.0
     areas = stats[1:, cv2.CC_STAT_AREA]
     return float(1 - areas.max() / areas.sum())
+
+
+def stray(alpha: np.ndarray) -> int:
+    """Pixels that show at all (alpha > 0 in 8 bits) apart from the figure: outside the largest
+    connected piece of them (a speck of the photo's background floating beside the body)."""
+    import cv2
+
+    seen = (np.round(alpha * 255) > 0).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seen, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return int(areas.sum() - areas.max()) if n > 2 else 0
 
 
 def holes(alpha: np.ndarray, pose: Pose | None = None) -> float:
@@ -166,7 +180,8 @@ def torso_colour(image: np.ndarray, pose: Pose) -> np.ndarray | None:
 
 def measure(case: Case, motion_name: str, method=None, detector=None) -> dict:
     """Build the warp method on the case (transparent background), run the clip and measure
-    every frame; returns the worst frame's value of each measurement (and the clip's mean PCK),
+    every frame (`motion_name` may name a view: "walk:side"); returns the worst frame's value of
+    each measurement (and the clip's mean PCK),
     and the mask's errors:
     `background_kept` (figure where the truth is background) and `missed` (the other way round),
     each as a share of the true figure's area."""
@@ -188,6 +203,7 @@ def measure(case: Case, motion_name: str, method=None, detector=None) -> dict:
         "pieces": max(map(pieces, alphas)),
         "holes": max(holes(a, p) for a, p in zip(alphas, frame_poses)),
         "gaps": max(map(holes, alphas)),  # every enclosed piece of background, gaps beside the body too
+        "stray_px": max(map(stray, alphas)),
         "border_px": max(border(a, cut) for a in alphas),
         "cut_kept": min(all(a[-1 if s == "bottom" else 0] .max() > 0.5 if s in ("top", "bottom")
                             else a[:, -1 if s == "right" else 0].max() > 0.5 for s in cut) for a in alphas),

@@ -9,9 +9,13 @@ In the spirit of Meta's Animated Drawings, for a photo:
 4. per target pose, move each part with the transform its bone takes from the source pose to the
    target pose and draw the parts back to front (legs, torso, head, arms). The torso's four
    corners land exactly on the target's shoulders and hips (its affine fit plus a bilinear pull,
-   `rig.QuadWarp`), so it meets each limb at its joint with no step or wedge of background. The parts of one limb
+   `rig.QuadWarp`), so it meets each limb at its joint with no step or wedge of background; seen
+   side on, where the shoulders and hips fall on top of each other, it keeps a body's depth
+   (`rig.kept_depth`) instead of shrinking to a sliver. The parts of one limb
    are warped together with weights that blend their transforms smoothly across the knee or
    elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
+   Specks the warp carries off alone (a wisp of background the mask gave a little alpha) are
+   dropped before the figure goes over the background (`without_specks`).
 5. one camera for the whole clip (`camera.py`): one scale and offset, chosen in `__call__` from
    all the targets, that keeps the clip's figure inside the frame (a body the photo cuts stays
    cut at the frame's edge); `frame_pose` gives the targets in those frame pixels.
@@ -38,6 +42,28 @@ from posekit.methods.warp.segment import person_mask
 from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
+# A piece of the figure apart from the rest and smaller than a square this many shoulder widths
+# on a side (a forearm's width: no body part is smaller) is a speck, not a part, and is dropped
+SPECK = 2 * min(p.thickness for p in PARTS)
+
+
+def without_specks(alpha: np.ndarray, least_area: float) -> np.ndarray:
+    """(H, W) float32 1/0: where to keep the figure's `alpha` (0..1). Its pieces are the connected
+    (8-neighbour) regions of what shows at all (alpha at least half a level of 255), so a piece's
+    soft rim goes with it; pieces under `least_area` pixels are dropped (a wisp of the photo's
+    background between the knees, which the mask gave a little alpha and the warp carried off
+    alone), except the largest, which is the body."""
+    import cv2
+
+    seen = (alpha * 255 >= 0.5).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seen, connectivity=8)
+    if n <= 2:
+        return np.ones(alpha.shape, np.float32)
+    areas = stats[:, cv2.CC_STAT_AREA].copy()
+    areas[0] = 0
+    keep = areas >= least_area
+    keep[0], keep[int(areas.argmax())] = True, True  # the background (no alpha anyway), the body
+    return keep[labels].astype(np.float32)
 
 
 def parse_background(background: str) -> str | tuple[int, int, int]:
@@ -223,9 +249,10 @@ class WarpMethod:
         tf = [then(m, c) for m in self._transforms(target)]
         moved = self.shapes.moved(tf)
         moved.scale *= self.camera.scale
-        plate = self.viewed_plate
-        colour = plate[:, :, :3].astype(np.float32)
-        alpha = plate[:, :, 3].astype(np.float32) / 255 if plate.shape[2] == 4 else np.ones((h, w), np.float32)
+        # the figure alone (colour premultiplied by its alpha), then over the plate: the same
+        # as drawing each layer over the plate in turn, with the specks dropped in between
+        colour = np.zeros((h, w, 3), np.float32)
+        alpha = np.zeros((h, w), np.float32)
         for layer, rgba, labels in zip(LAYERS, self.rgba, self.layer_labels):
             ids = [PART_INDEX[n] for n in layer]
             box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
@@ -236,6 +263,13 @@ class WarpMethod:
             a = warped[:, :, 3:4].astype(np.float32) / 255
             colour[y0:y1, x0:x1] = warped[:, :, :3] * a + colour[y0:y1, x0:x1] * (1 - a)
             alpha[y0:y1, x0:x1] = a[:, :, 0] + alpha[y0:y1, x0:x1] * (1 - a[:, :, 0])
+        keep = without_specks(alpha, (SPECK * moved.scale) ** 2)
+        colour *= keep[:, :, None]
+        alpha *= keep
+        plate = self.viewed_plate
+        colour += plate[:, :, :3] * (1 - alpha[:, :, None])
+        if plate.shape[2] == 4:
+            alpha += plate[:, :, 3].astype(np.float32) / 255 * (1 - alpha)
         rgb = np.clip(colour, 0, 255).round().astype(np.uint8)
         if self.background != "transparent":
             return rgb

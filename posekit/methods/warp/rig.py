@@ -5,7 +5,9 @@ The warp method labels the source pixels by the nearest part (`part_segments`, `
 `torso_polygon`) and moves each part by its own transform (`part_transforms`): 2x3 affine matrices
 mapping source pixels to target pixels, except the torso's, a `QuadWarp` (its affine fit with a
 bilinear pull that puts each shoulder and hip exactly where the limbs join it) when both poses
-show its four corners. `apply`, `then` and `source_maps` take either kind.
+show its four corners; its width across the spine never falls below a body's depth (`kept_depth`:
+a side view's shoulders and hips on top of each other). `apply`, `then` and `source_maps` take
+either kind.
 """
 
 from __future__ import annotations
@@ -383,6 +385,53 @@ def _convex(quad: np.ndarray) -> bool:
     return bool((cross > 0).all() or (cross < 0).all()) and area > 1e-3 * float(np.ptp(quad, axis=0).max() ** 2)
 
 
+TORSO_DEPTH = 0.6  # a torso's depth front to back, in its widths across (chest and waist: 0.6-0.7)
+MIRRORED = -0.5  # a torso fit this far mirrored across (a negative width) or more is a back view
+
+
+def spine(xy: np.ndarray) -> np.ndarray | None:
+    """Unit vector down the torso: neck to the hips' midpoint, else square to the shoulders
+    (pointing down the image); None when neither is known."""
+    neck = xy[INDEX["neck"]]
+    hips = [xy[INDEX[n]] for n in ("r_hip", "l_hip") if not np.isnan(xy[INDEX[n]]).any()]
+    if hips and not np.isnan(neck).any():
+        d = np.mean(hips, axis=0) - neck
+    else:
+        rs, ls = xy[INDEX["r_shoulder"]], xy[INDEX["l_shoulder"]]
+        if np.isnan(rs).any() or np.isnan(ls).any():
+            return None
+        d = np.float64([ls[1] - rs[1], rs[0] - ls[0]])
+        d = d if d[1] >= 0 else -d
+    n = float(np.linalg.norm(d))
+    return None if n < 1e-6 else d / n
+
+
+def kept_depth(m: np.ndarray, src: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The torso's affine fit `m` (from the source's torso `points`) kept at least TORSO_DEPTH
+    of the photo's width across the spine. A body is about that deep front to back, so that is
+    the least it shows when it turns; the skeleton's shoulders and hips, seen side on, lie on top
+    of each other and give a fit about 0 wide or mirrored (below 0), which left the shirt a sliver
+    and the upper body floating over the legs. A fit that wide already is kept as it is; the
+    width is taken about the points' centroid, so the fit still lands there; a fit mirrored
+    beyond MIRRORED (the subject's back) stays mirrored."""
+    down = spine(src)
+    if down is None:
+        return m
+    lin = m[:, :2]
+    down_t = lin @ down
+    if np.linalg.norm(down_t) < 1e-6:
+        return m
+    down_t = down_t / np.linalg.norm(down_t)
+    across, across_t = np.float64([-down[1], down[0]]), np.float64([-down_t[1], down_t[0]])
+    c = float(across_t @ lin @ across)  # the fit's width across the spine, as a share of the photo's
+    if abs(c) >= TORSO_DEPTH:
+        return m
+    wide = -TORSO_DEPTH if c < MIRRORED else TORSO_DEPTH
+    extra = (wide - c) * np.outer(across_t, across)
+    centre = points.mean(axis=0)
+    return np.column_stack([lin + extra, m[:, 2] - extra @ centre])
+
+
 def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
     """One transform per part taking the source pose's part onto the target's: 2x3 affines, the
     torso's a `QuadWarp` when both poses show its four corners. A part whose joints are missing
@@ -395,7 +444,7 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
         if part.name == "torso":
             idx = [i for i in TORSO_POINTS if both[i]]
             if idx:
-                m = corners_exact(src, dst, affine(src[idx], dst[idx]))
+                m = corners_exact(src, dst, kept_depth(affine(src[idx], dst[idx]), src, src[idx]))
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
             if len(idx) >= 2:
