@@ -610,12 +610,28 @@ def letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:
         return frame
     s = min(width / w, height / h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    rgba = frame.ndim == 3 and frame.shape[2] == 4
+    small = resized(frame, (nw, nh), cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
     x0, y0 = round((width - w * s) / 2), round((height - h * s) / 2)
     x0, y0 = min(max(x0, 0), width - nw), min(max(y0, 0), height - nh)
-    rgba = frame.ndim == 3 and frame.shape[2] == 4
     return cv2.copyMakeBorder(small, y0, height - nh - y0, x0, width - nw - x0,
                               cv2.BORDER_CONSTANT if rgba else cv2.BORDER_REPLICATE, value=(0, 0, 0, 0))
+
+
+def resized(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """An RGB(A) uint8 image at `size` (w, h). RGBA is resampled with its colour premultiplied by
+    its alpha, then made straight again: resampled as it is, the colour of transparent pixels
+    (black, or the old background) bleeds into the sprite's soft edge as a dark or coloured rim."""
+    import cv2
+
+    if not (image.ndim == 3 and image.shape[2] == 4):
+        return cv2.resize(image, size, interpolation=interpolation)
+    alpha = image[:, :, 3:4].astype(np.float32) / 255
+    pre = np.concatenate([image[:, :, :3] * alpha, alpha * 255], axis=2)
+    out = np.clip(cv2.resize(pre, size, interpolation=interpolation), 0, 255)  # cubic overshoots
+    a = out[:, :, 3:4] / 255
+    rgb = np.where(a > 0, np.clip(out[:, :, :3] / np.maximum(a, 1e-6), 0, 255), 0)
+    return np.concatenate([rgb, out[:, :, 3:4]], axis=2).round().astype(np.uint8)
 
 
 # -- animate's outputs ---------------------------------------------------------------------------

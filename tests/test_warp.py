@@ -333,3 +333,30 @@ def test_specks_apart_from_the_figure_are_dropped():
     rest[99:104, 79:84] = False
     assert keep[rest & (alpha * 255 >= 0.5)].min() == 1  # the body with its rim, and the hand
     assert without_specks(np.zeros((8, 8), np.float32), 10).min() == 1  # nothing to drop
+
+
+def test_a_cut_out_edge_has_the_persons_colour_not_a_dark_or_old_background_rim(figure):
+    """PNG holds straight colour: the soft edge of a transparent frame must not be darkened by its
+    alpha (premultiplied colour: a dark rim on light game backgrounds) nor carry the photo's wall
+    (a light rim on dark ones); it takes the colour of the person next to it."""
+    import cv2
+
+    image, pose = figure
+    frame = WarpMethod(image, pose, WarpOptions(background="transparent"))([pose])[0]
+    alpha, rgb = frame[:, :, 3], frame[:, :, :3].astype(float)
+    rim = (alpha > 10) & (alpha < 200)
+    solid = alpha == 255
+    _, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(solid)
+    k = nearest[rim] - 1
+    gap = np.abs(rgb[rim] - rgb[ys[k], xs[k]]).mean()
+    assert rim.sum() > 500 and gap < 10, gap  # was 39 (premultiplied, dark), now about 1
+    # scaled for a sheet, the edge keeps its colour too (resampled premultiplied)
+    from posekit.pipeline import letterbox
+
+    red = np.zeros((40, 40, 4), np.uint8)
+    red[10:30, 10:30] = (230, 20, 20, 255)
+    small = letterbox(red, 15, 15).astype(int)
+    edge = (small[:, :, 3] > 0) & (small[:, :, 3] < 255)
+    assert edge.any() and (small[edge, 0] > 200).all() and (small[edge, 1:3] < 40).all()

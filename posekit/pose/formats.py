@@ -126,7 +126,7 @@ def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[
         try:
             with Image.open(image) as im:
                 return im.size
-        except OSError:
+        except (OSError, Image.DecompressionBombError):  # the image's size is a guess here: go on without it
             pass
     if size is not None:
         return int(size[0]), int(size[1])

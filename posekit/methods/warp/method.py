@@ -38,7 +38,7 @@ from posekit.methods.warp.camera import Camera, Outline, clip_camera
 from posekit.methods.warp.plate import average_fill, background_plate
 from posekit.methods.warp.rig import (LAYERS, PART_INDEX, PARTS, QuadWarp, Shapes, apply, part_transforms,
                                      source_maps, then)
-from posekit.methods.warp.segment import person_mask
+from posekit.methods.warp.segment import decontaminated, person_mask
 from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
@@ -119,7 +119,9 @@ class WarpMethod:
         self.plate = self._background_plate()
         # each layer's own source alpha: its parts, plus a cap of the neighbouring parts around
         # the joints it shares with them (so a limb that swings away leaves no hole behind it)
-        self.rgba = [np.dstack([self.image, self._layer_alpha(layer)]) for layer in LAYERS]
+        # cut out over a new background, the soft edge takes the person's colour, not the old background's
+        colours = self.image if self.background == "keep" else decontaminated(self.image, self.alpha)
+        self.rgba = [np.dstack([colours, self._layer_alpha(layer)]) for layer in LAYERS]
         torso = LAYERS.index(("torso",))
         self.rgba[torso] = self._torso_under_limbs(self.rgba[torso])
         self.outline = Outline.of(self.alpha, self.labels, len(PARTS))
@@ -270,9 +272,12 @@ class WarpMethod:
         colour += plate[:, :, :3] * (1 - alpha[:, :, None])
         if plate.shape[2] == 4:
             alpha += plate[:, :, 3].astype(np.float32) / 255 * (1 - alpha)
-        rgb = np.clip(colour, 0, 255).round().astype(np.uint8)
         if self.background != "transparent":
-            return rgb
+            return np.clip(colour, 0, 255).round().astype(np.uint8)
+        # PNG, GIF and WebP hold straight colour: un-premultiply, or every soft edge is darkened
+        # by its transparency (a dark rim around the sprite on a light game background)
+        straight = colour / np.maximum(alpha, 1e-6)[:, :, None]
+        rgb = np.where(alpha[:, :, None] > 0, np.clip(straight, 0, 255), 0).round().astype(np.uint8)
         return np.dstack([rgb, (alpha * 255).round().astype(np.uint8)])
 
     def _viewed_plate(self) -> np.ndarray:

@@ -144,3 +144,27 @@ def connected_to(mask: np.ndarray, core: np.ndarray) -> np.ndarray:
     keep = np.unique(labels[core & (mask > 0)])
     keep = keep[keep > 0]
     return np.isin(labels, keep).astype(np.uint8)
+
+
+SOLID = 0.95  # alpha from which a pixel is the person's own colour, not mixed with the background
+
+
+def decontaminated(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The photo with the person's soft edge (alpha under SOLID) given the colour of the nearest
+    solid pixel of the person: an edge pixel of the photo mixes the person with the old
+    background, which cut out over a new one (transparent, a flat colour) shows as a rim of the
+    old background's colour. The pixels outside the person take it too: resampling (the warp,
+    scaling) mixes neighbours' colours into the edge, and theirs must be the person's as well."""
+    import cv2
+
+    solid = alpha >= SOLID
+    edge = ~solid
+    if not solid.any() or not edge.any():
+        return image
+    _, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(solid)  # label k is the k-th solid pixel in raster order
+    out = image.copy()
+    k = nearest[edge] - 1
+    out[edge] = image[ys[k], xs[k]]
+    return out
