@@ -3,18 +3,27 @@
 - `load_image(path)` -> RGB uint8 array (EXIF orientation applied, alpha composited on white,
   grayscale expanded); anything unreadable raises a one-line PosekitError naming the file.
 - `iter_inputs(args)` expands CLI inputs (files, folders recursively, videos frame by frame,
-  "-" for paths on stdin) into `Item`s, each loaded lazily so one bad file fails alone.
+  "-" for paths on stdin, one a line or NUL-separated) into `Item`s, each loaded lazily so one
+  bad file fails alone.
   An animated GIF, WebP or PNG (more than one frame) is a video (`is_video`); one frame, an image.
 - `save_image`, `write_json`, `write_text`, `atomic_path`: atomic writes (temp file + rename), so
   a killed run never leaves a half-written file under the final name.
+- `recording_outputs(folder)`: atomic writes into `folder` are listed, content hash and name, in
+  its hidden `.posekit-written` before they take their final name, so that `recorded_by_posekit`
+  knows posekit's own files again, even those of a run killed halfway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
+import time
+import warnings
+from contextvars import ContextVar
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,17 +104,34 @@ def _animation_frames(path: Path, max_frames: int | None) -> Iterator[np.ndarray
 
 @contextmanager
 def _pillow_errors(path: Path, what: str):
-    """Pillow's errors while reading `path` as one-line PosekitErrors naming it."""
-    from PIL import UnidentifiedImageError
+    """Pillow's errors while reading `path` as one-line PosekitErrors naming it. An image over
+    Pillow's decompression-bomb limit (about 179 megapixels) is refused in one line; one between
+    half that and the limit is read, without Pillow's warning."""
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    except Image.DecompressionBombError as e:
+        raise PosekitError(_too_large(path, e)) from None
     except UnidentifiedImageError:
         raise PosekitError(f"{path}: not an image file (expected JPEG, PNG, WebP, GIF, BMP or TIFF)") from None
     except PermissionError:
         raise PosekitError(f"{path}: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise PosekitError(f"{path}: corrupt or truncated {what} ({e})") from None
+
+
+def _too_large(path: Path, e: Exception) -> str:
+    """The one line for an image over Pillow's limit, with its size in megapixels when Pillow said it."""
+    from PIL import Image
+
+    pixels = re.search(r"\((\d+) pixels\)", str(e))
+    size = f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "too many pixels"
+    limit = 2 * Image.MAX_IMAGE_PIXELS / 1e6 if Image.MAX_IMAGE_PIXELS else 0
+    return (f"{path}: {size}, more than the {limit:.0f} megapixels posekit reads; downscale it "
+            "(e.g. to 4000 pixels on its long side) and pass the smaller copy")
 
 
 def _nonempty_file(path: str | os.PathLike, what: str) -> Path:
@@ -134,6 +160,7 @@ class Item:
     name: str  # what errors and --jsonl call it: the path, or "clip.mp4#12" for a video frame
     stem: str  # base for output file names
     load: Callable[[], np.ndarray]
+    source: Path | None = None  # the file it comes from (a video's, for each of its frames)
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -159,12 +186,12 @@ def is_animated_image(path: str | os.PathLike) -> bool:
 def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) -> list[Path]:
     """Files as given; folders expanded recursively (sorted) to files with the given suffixes,
     leaving out hidden files and folders (temporary files of atomic writes among them) and the
-    skeleton images posekit wrote; "-" reads one path per line from stdin. Missing paths are
-    kept so they fail with a message."""
+    skeleton images posekit wrote; "-" reads paths from stdin: NUL-separated when stdin holds a
+    NUL (`find ... -print0`), else one a line. Missing paths are kept so they fail with a message."""
     out: list[Path] = []
     for arg in inputs:
         if arg == "-":
-            out.extend(Path(line.strip()) for line in sys.stdin if line.strip())
+            out.extend(Path(p) for p in read_stdin_paths())
         elif Path(arg).is_dir():
             out.extend(sorted(p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes
                               and not any(part.startswith(".") for part in p.relative_to(arg).parts)
@@ -174,14 +201,35 @@ def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) ->
     return out
 
 
+def read_stdin_paths(stream=None) -> list[str]:
+    """The paths on stdin: split on NUL when it holds one (`find -print0`, names may then hold
+    newlines or edge spaces), else one a line (blank lines and edge spaces dropped). Bytes that
+    are not UTF-8 are kept as the file system names them (os.fsdecode)."""
+    stream = sys.stdin if stream is None else stream
+    if stream is None:  # started with stdin closed
+        return []
+    raw = getattr(stream, "buffer", None)
+    data = raw.read() if raw is not None else stream.read()
+    if isinstance(data, bytes):
+        if b"\0" in data:
+            return [os.fsdecode(p) for p in data.split(b"\0") if p]
+        data = os.fsdecode(data)
+    if "\0" in data:
+        return [p for p in data.split("\0") if p]
+    return [line.strip() for line in data.splitlines() if line.strip()]
+
+
 def written_by_posekit(path: str | os.PathLike) -> bool:
     """Whether `path` is a skeleton image that posekit wrote (extract-pose, poses show, animate):
-    <stem>_pose.png beside <stem>_keypoints.json."""
+    <stem>_pose.png beside <stem>_keypoints.json, or one listed in its folder's `.posekit-written`
+    (`recorded_by_posekit`: a skeleton whose keypoints a killed run never wrote)."""
     from posekit.pose.formats import keypoints_json_name
 
     path = Path(path)
     stem = path.name.removesuffix("_pose.png")
-    return stem != path.name and path.is_file() and (path.parent / keypoints_json_name(stem)).is_file()
+    if stem == path.name or not path.is_file():
+        return False
+    return (path.parent / keypoints_json_name(stem)).is_file() or recorded_by_posekit(path)
 
 
 def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:
@@ -192,11 +240,11 @@ def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:
         if is_video(path):
             try:
                 for i, frame in enumerate(read_video(path)):
-                    yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f)
+                    yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f, path)
             except PosekitError as e:
-                yield Item(str(path), path.stem, lambda e=e: _raise(e))
+                yield Item(str(path), path.stem, lambda e=e: _raise(e), path)
         else:
-            yield Item(str(path), path.stem, lambda p=path: load_image(p))
+            yield Item(str(path), path.stem, lambda p=path: load_image(p), path)
 
 
 def _raise(error: Exception):
@@ -215,10 +263,151 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+        if _recording_in(path.parent):
+            _record(path.parent, path.name, Path(tmp))  # listed before it takes its name
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]*)?$")  # atomic_path's mkstemp names
+
+
+def remove_stale_temp_files(folder: str | os.PathLike, older_than: float = 3600.0) -> int:
+    """Remove the temporary files of atomic writes that a killed run (SIGKILL, power loss) left
+    in `folder` (`.<name>.XXXXXXXX.tmp<suffix of name>`, untouched for `older_than` seconds, so
+    a write still under way in another run is left alone). Returns how many were removed."""
+    folder, removed, now = Path(folder), 0, time.time()
+    if not folder.is_dir():
+        return 0
+    for entry in os.scandir(folder):
+        m = _TEMP_NAME.match(entry.name)
+        if not m or (m["suffix"] or "") != Path(m["name"]).suffix or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime >= older_than:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:  # gone already, or not ours to remove: it stays hidden either way
+            pass
+    return removed
+
+
+# -- which outputs posekit wrote -----------------------------------------------------------
+# hidden: folder reading never takes it (or its temp files) for an input. Not the .posekit-outputs.json
+# of animate, transfer and poses show (pipeline.MANIFEST): that lists a whole staged run by name.
+LEDGER_NAME = ".posekit-written"
+_RECORDING: ContextVar[frozenset] = ContextVar("posekit_recording", default=frozenset())
+_LEDGERS: dict[Path, tuple[tuple, dict[str, list[str]]]] = {}  # ledger -> (its stat, name -> digests)
+
+
+@contextmanager
+def recording_outputs(folder: str | os.PathLike):
+    """Within this block, each atomic write into `folder` itself (`atomic_path`, `save_image`,
+    `write_json`, ...) is listed in the folder's `.posekit-written` as `<sha256> <name>`, written
+    *before* the file is renamed onto its name. A kill at any moment therefore leaves every
+    output posekit wrote listed with its content, so a re-run tells its own half-written results
+    (`recorded_by_posekit`) from files someone else put there. The list keeps the last two
+    contents of each name (a run killed between listing and renaming leaves the older one in
+    place); it is compacted on entry."""
+    folder = Path(os.path.abspath(folder))
+    _compact_ledger(folder)
+    token = _RECORDING.set(_RECORDING.get() | {folder})
+    try:
+        yield folder
+    finally:
+        _RECORDING.reset(token)
+
+
+def listed_by_posekit(path: str | os.PathLike) -> bool:
+    """Whether `path`'s name is listed in its folder's `.posekit-written`, whatever it holds now."""
+    path = Path(path)
+    return path.name in _ledger(Path(os.path.abspath(path.parent)))
+
+
+def recorded_by_posekit(path: str | os.PathLike) -> bool:
+    """Whether `path` holds content posekit listed under its name in its folder's
+    `.posekit-written` (see `recording_outputs`). A file changed since, or never listed, is not."""
+    path = Path(path)
+    digests = _ledger(Path(os.path.abspath(path.parent))).get(path.name)
+    if not digests or not path.is_file():
+        return False
+    try:
+        return _digest(path) in digests
+    except OSError:
+        return False
+
+
+def _recording_in(folder: Path) -> bool:
+    recording = _RECORDING.get()
+    return bool(recording) and Path(os.path.abspath(folder)) in recording
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _ledger(folder: Path) -> dict[str, list[str]]:
+    """name -> the digests listed for it, oldest first (re-read only when the file changed)."""
+    ledger = folder / LEDGER_NAME
+    try:
+        st = ledger.stat()
+    except OSError:
+        return {}
+    key = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _LEDGERS.get(ledger)
+    if cached and cached[0] == key:
+        return cached[1]
+    entries: dict[str, list[str]] = {}
+    try:
+        data = ledger.read_bytes()
+    except OSError:
+        return {}
+    for line in data.split(b"\n"):
+        digest, _, name = line.partition(b" ")
+        if len(digest) == 64 and name:
+            entries.setdefault(os.fsdecode(name), []).append(digest.decode("ascii", "replace"))
+    _LEDGERS[ledger] = (key, entries)
+    return entries
+
+
+def _record(folder: Path, name: str, tmp: Path) -> None:
+    if "\n" in name or name == LEDGER_NAME:
+        return  # a name the list cannot hold: that file is simply not recognised later
+    folder = Path(os.path.abspath(folder))
+    entries = _ledger(folder)
+    digest = _digest(tmp)
+    ledger = folder / LEDGER_NAME
+    with open(ledger, "ab") as f:
+        f.write(digest.encode() + b" " + os.fsencode(name) + b"\n")
+    entries.setdefault(name, []).append(digest)
+    st = ledger.stat()
+    _LEDGERS[ledger] = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
+
+
+def _compact_ledger(folder: Path, keep: int = 2) -> None:
+    """Rewrite the list without names whose file is gone and with at most `keep` digests a name,
+    once it holds more than that (re-runs append to it)."""
+    entries = _ledger(folder)
+    if all(len(d) <= keep and (folder / n).exists() for n, d in entries.items()):
+        return
+    kept = {n: d[-keep:] for n, d in entries.items() if (folder / n).exists()}
+    ledger = folder / LEDGER_NAME
+    fd, tmp = tempfile.mkstemp(prefix=f".{LEDGER_NAME}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(d.encode() + b" " + os.fsencode(n) + b"\n" for n, ds in kept.items() for d in ds))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, ledger)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _LEDGERS.pop(ledger, None)
 
 
 def _umask() -> int:

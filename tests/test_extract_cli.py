@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,8 +51,8 @@ def test_folder_with_bad_files_jsonl_and_outputs(run_posekit, photos, tmp_path):
         assert len(errors) == 1
     assert "posekit: warning:" in r.stderr and "wall.jpg: nobody found" in r.stderr
 
-    assert sorted(p.name for p in out.iterdir()) == [
-        "astronaut_keypoints.json", "astronaut_pose.png", "wall_keypoints.json", "wall_pose.png"]
+    assert sorted(p.name for p in out.iterdir()) == [  # and the hidden list of what it wrote (see below)
+        ".posekit-written", "astronaut_keypoints.json", "astronaut_pose.png", "wall_keypoints.json", "wall_pose.png"]
     (pose,) = read_openpose_json(out / "astronaut_keypoints.json")
     assert pose.size == (512, 512) and np.hypot(*(pose["nose"] - NOSE)) < 12
     assert np.allclose(pose.keypoints, np.reshape(astro["people"][0]["pose_keypoints_2d"], (18, 3)), atol=1e-3)
@@ -152,3 +153,126 @@ def test_openpose_offline_hub_id_is_one_line(run_posekit, astronaut_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("posekit: error: --model lllyasviel/Annotators")
     assert "body_pose_model.pth" in lines[0] and "--model DIR" in lines[0] and "hf download lllyasviel/Annotators body_pose_model.pth --local-dir DIR" in lines[0]
+
+
+FIGURE = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
+
+
+def test_annotations_never_replace_an_input_or_a_file_posekit_did_not_write(run_posekit, tmp_path):
+    import shutil
+
+    photo = tmp_path / "p.png"
+    shutil.copy(FIGURE, photo)
+    photo_bytes = photo.read_bytes()
+    r = run_posekit("extract-pose", photo, "--annotations", photo)
+    assert r.returncode == 2 and photo.read_bytes() == photo_bytes
+    # refused before any detection: one line, no line for the input
+    assert r.stderr.splitlines() == [f"posekit: error: --annotations {photo}: is one of the inputs; "
+                                     "pass another file name (e.g. annotations.csv)"]
+    r = run_posekit("extract-pose", "-", "--annotations", photo, input=f"{photo}\n")  # an input from stdin too
+    assert r.returncode == 2 and "is one of the inputs" in r.stderr and photo.read_bytes() == photo_bytes
+
+    poses = tmp_path / "poses.jsonl"
+    r = run_posekit("extract-pose", photo, "--jsonl")
+    poses.write_text(r.stdout)
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,comment\np.png,mine\n")
+    for theirs in (poses, notes, FIGURE.parent / "figure_keypoints.json"):
+        before = theirs.read_bytes()
+        r = run_posekit("extract-pose", photo, "--annotations", theirs)
+        assert r.returncode == 2 and theirs.read_bytes() == before
+        assert r.stderr.splitlines() == [f"posekit: error: --annotations {theirs}: exists and posekit did not write "
+                                         "it (not a PATN annotation file); not replacing it (move it or pass another "
+                                         "file name)"]
+    ann = tmp_path / "ann.csv"  # a PATN annotation file (posekit's) is replaced, as a re-run does; an empty file too
+    for before in ("name:keypoints_y:keypoints_x\nold.png: [-1]: [-1]\n", ""):
+        ann.write_text(before)
+        r = run_posekit("extract-pose", photo, "--annotations", ann)
+        assert r.returncode == 0, r.stderr
+        assert list(read_patn_annotations(ann, 384, 512)) == ["p.png"]
+
+
+def test_same_names_from_two_folders_are_said_and_annotated_as_written(run_posekit, tmp_path):
+    import shutil
+
+    for name in ("a/x.png", "b/x.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        shutil.copy(FIGURE, tmp_path / name)
+    Image.open(FIGURE).convert("RGB").save(tmp_path / "a" / "x.jpg")
+    out = tmp_path / "out"
+    r = run_posekit("extract-pose", "a/x.png", "b/x.png", "a/x.jpg", "--out", out, "--annotations", out / "ann.csv",
+                    cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "posekit: warning: b/x.png: another input, a/x.png, has the same name; its outputs are named x_2",
+        "posekit: warning: a/x.jpg: another input, a/x.png, has the same name; its outputs are named x_3"]
+    for stem in ("x", "x_2", "x_3"):
+        assert (out / f"{stem}_keypoints.json").is_file() and (out / f"{stem}_pose.png").is_file()
+    # each row names its image as it is or, renamed, under its output stem with its own suffix
+    assert list(read_patn_annotations(out / "ann.csv", 384, 512)) == ["x.png", "x_2.png", "x_3.jpg"]
+    r = run_posekit("extract-pose", "a/x.png", "b/x.png", cwd=tmp_path)  # nothing named, nothing to say
+    assert r.returncode == 0 and "warning" not in r.stderr
+
+
+def test_help_names_values_not_python_types(run_posekit):
+    r = run_posekit("extract-pose", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for leak in ("<list[", "<int", "<str>", "<path>", "<bool>"):
+        assert leak not in text, leak
+    for shown in ("--out DIR", "--detector NAME", "--model ID|PATH", "--max-people N", "--device DEVICE",
+                  "--heatmap-kind KIND", "--annotations FILE.csv"):
+        assert shown in text, shown
+    assert "INPUT is any mix of" in text and "NUL-separated" in text
+    assert "per frame of a video or animated image" in text  # --jsonl: not one object per input
+
+
+def test_rerun_repairs_its_own_half_written_outputs_not_hand_made_ones(run_posekit, tmp_path):
+    """A run killed between an input's keypoints and its skeleton leaves a keypoints JSON alone:
+    posekit listed it in --out/.posekit-written, so the re-run replaces it and finishes the
+    pair. A hand-made <stem>_keypoints.json, or posekit's edited since, stays."""
+    import shutil
+
+    out = tmp_path / "out"
+    for name in ("a.png", "b.png", "c.png"):
+        shutil.copy(FIGURE, tmp_path / name)
+    r = run_posekit("extract-pose", tmp_path / "a.png", tmp_path / "b.png", "--out", out)
+    assert r.returncode == 0, r.stderr
+    (out / "a_pose.png").unlink()  # the half pair a kill leaves (the JSON is written first)
+    edited = (out / "b_keypoints.json").read_text().replace("[", "[ ", 1)  # corrected by hand
+    (out / "b_keypoints.json").write_text(edited)
+    (out / "c_keypoints.json").write_text('{"people": []}\n')  # hand-made
+    r = run_posekit("extract-pose", tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png", "--out", out)
+    assert r.returncode == 1
+    assert [line for line in r.stderr.splitlines() if "error" in line] == [
+        f"posekit: error: {out}/b_keypoints.json: changed since posekit wrote it; not replacing it "
+        "(move it or pass another --out folder)",
+        f"posekit: error: {out}/c_keypoints.json: exists and posekit did not write it; not replacing it "
+        "(move it or pass another --out folder)"]
+    assert (out / "a_pose.png").is_file() and len(read_openpose_json(out / "a_keypoints.json")) == 1
+    assert (out / "b_keypoints.json").read_text() == edited and (out / "b_pose.png").is_file()
+    assert (out / "c_keypoints.json").read_text() == '{"people": []}\n' and not (out / "c_pose.png").exists()
+    r = run_posekit("extract-pose", tmp_path / "a.png", "--out", out)  # a finished pair: replaced as before
+    assert r.returncode == 0, r.stderr
+
+
+def test_sigterm_removes_the_file_being_written(tmp_path):
+    """kill (SIGTERM) ends extract-pose as Ctrl-C does, by an exception: the temporary file of
+    the write under way is removed, not left hidden in --out."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from posekit.commands.extract import _end_cleanly_on_signals\n"
+        "from posekit.images import atomic_path\n"
+        "with _end_cleanly_on_signals():\n"
+        "    with atomic_path(Path(sys.argv[1]) / 'x_pose.png') as tmp:\n"
+        "        tmp.write_bytes(b'half a skeleton')\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143 and proc.stderr == ""
+    assert list(tmp_path.iterdir()) == []

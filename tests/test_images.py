@@ -86,3 +86,100 @@ def test_animated_images_are_videos_frame_by_frame(tmp_path):
     names = [item.name for item in iter_inputs([tmp_path])]  # a folder: the animations frame by frame
     assert names.count(f"{tmp_path / 'anim.gif'}#3") == 1 and str(tmp_path / "still.gif") in names
     assert len(names) == 3 * 4 + 3
+
+
+def _header_only_png(path, width, height):
+    """A PNG that says it is width x height (and holds no pixels): Pillow judges its size on open."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_over_pillows_limit_are_one_line_and_under_it_load_quietly(tmp_path, monkeypatch):
+    import warnings
+
+    bomb = _header_only_png(tmp_path / "bomb.png", 15000, 15000)  # 225 megapixels, over Pillow's 179
+    with pytest.raises(PosekitError) as e:
+        load_image(bomb)
+    message = str(e.value)
+    assert message.startswith(f"{bomb}: 225 megapixels") and "179 megapixels" in message and "downscale" in message
+    assert "\n" not in message
+    # between half the limit and the limit Pillow only warns: the image is read, the warning kept quiet
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    Image.new("RGB", (12, 12), (10, 20, 30)).save(tmp_path / "big.png")  # 144 pixels
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert load_image(tmp_path / "big.png")[0, 0].tolist() == [10, 20, 30]
+    assert seen == []
+
+
+def test_stdin_paths_split_on_nul_else_on_lines():
+    import io
+
+    from posekit.images import read_stdin_paths
+
+    def stdin(data: bytes):
+        return io.TextIOWrapper(io.BytesIO(data))
+
+    # find -print0: names may hold newlines and edge spaces
+    assert read_stdin_paths(stdin(b"a.png\0two\nlines.png\0 b.png \0")) == ["a.png", "two\nlines.png", " b.png "]
+    assert read_stdin_paths(stdin(b"a.png\n\n  b.png \r\n")) == ["a.png", "b.png"]
+    assert read_stdin_paths(stdin(b"caf\xe9.png\0")) == ["caf\udce9.png"]  # not UTF-8: as the file system names it
+    assert read_stdin_paths(io.StringIO("a.png\0b.png")) == ["a.png", "b.png"]  # a text stream (no .buffer)
+    assert read_stdin_paths(stdin(b"")) == []
+
+
+def test_recorded_outputs_are_known_by_content(tmp_path):
+    """Inside recording_outputs each atomic write is listed (hash and name) before it takes its
+    name: a listed file is posekit's while its content is what was written, not once changed;
+    files written outside the block, or elsewhere, are not listed."""
+    from posekit.images import LEDGER_NAME, recorded_by_posekit, recording_outputs, write_json, write_text
+
+    out = tmp_path / "out"
+    write_text("before\n", out / "early.txt")
+    with recording_outputs(out):
+        save_image(np.zeros((4, 4, 3), np.uint8), out / "a_pose.png")
+        write_json({"people": []}, out / "a_keypoints.json")
+        write_text("elsewhere\n", tmp_path / "other.txt")
+    assert recorded_by_posekit(out / "a_pose.png") and recorded_by_posekit(out / "a_keypoints.json")
+    assert not recorded_by_posekit(out / "early.txt") and not recorded_by_posekit(tmp_path / "other.txt")
+    assert not recorded_by_posekit(out / "missing.json")
+    (out / "a_keypoints.json").write_text('{"people": []}  \n')  # edited by hand since
+    assert not recorded_by_posekit(out / "a_keypoints.json")
+    # the half pair a killed run leaves: a listed skeleton without its keypoints is still posekit's
+    (out / "a_keypoints.json").unlink()
+    assert [p.name for p in expand_paths([str(out)])] == []  # not a photo: a skeleton posekit wrote
+    for i in range(5):  # re-runs append; entering again keeps the last two contents of each name
+        with recording_outputs(out):
+            write_text(f"run {i}\n", out / "b.txt")
+    with recording_outputs(out):
+        pass
+    lines = (out / LEDGER_NAME).read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines].count("b.txt") == 2
+    assert not any(line.endswith("a_keypoints.json") for line in lines)  # gone: no longer listed
+    assert recorded_by_posekit(out / "b.txt") and recorded_by_posekit(out / "a_pose.png")
+
+
+def test_stale_temporary_files_of_killed_runs_are_removed(tmp_path):
+    import os
+    import time
+
+    from posekit.images import remove_stale_temp_files
+
+    names = {".x_pose.png.ab12_cd3.tmp.png": True,  # atomic_path's temp file, hours old: removed
+             ".x.npy.0123abcd.tmp.npy": True,
+             ".x_keypoints.json.zzzzzzzz.tmp.json": False,  # a write under way now: kept
+             ".x.png.ab12cd34.tmp.jpg": False,  # not atomic_path's pattern: kept
+             ".notes.txt": False, "x.png": False}
+    for name, stale in names.items():
+        (tmp_path / name).write_bytes(b"x")
+        if stale or name != ".x_keypoints.json.zzzzzzzz.tmp.json":
+            os.utime(tmp_path / name, (time.time() - 7200,) * 2)
+    assert remove_stale_temp_files(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, stale in names.items() if not stale)

@@ -85,3 +85,45 @@ def test_out_among_the_inputs_never_clobbers_and_reruns_skip_own_outputs(run_pos
         assert (ex / "copy_pose.png").read_bytes() == (ex / "figure.png").read_bytes()
         assert (ex / "astronaut_pose.png").exists() and (ex / "copy_pose_pose.png").exists()
         assert not (ex / "figure_pose.png").exists() and not (ex / "astronaut_pose_pose.png").exists()
+
+
+def test_closed_stdout_with_out_still_writes_every_input(tmp_path):
+    """`--jsonl --out DIR | head -1`: printing stops with the reader, the files do not."""
+    photos, out = tmp_path / "in", tmp_path / "out"
+    photos.mkdir()
+    for i in range(20):  # three detector batches: the reader is gone long before the last
+        shutil.copy(EXAMPLES / "figure.png", photos / f"figure{i:02d}.png")
+    proc = subprocess.Popen([posekit_exe(), "extract-pose", photos, "--jsonl", "--out", out],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b'{"path":"' + str(photos).encode())
+    proc.stdout.close()  # as `| head -1` does
+    assert proc.wait(timeout=600) == 0  # as if stdout had stayed: every input done
+    assert proc.stderr.read().decode().splitlines() == [f"20 of 20 inputs processed; poses in {out}"]
+    assert sorted(p.name for p in out.glob("*_keypoints.json")) == [f"figure{i:02d}_keypoints.json" for i in range(20)]
+    assert len(list(out.glob("*_pose.png"))) == 20
+
+
+def test_nul_separated_paths_on_stdin(run_posekit, tmp_path):
+    """find -print0 | posekit extract-pose -: split on NUL (names may hold a newline)."""
+    odd = tmp_path / "two\nlines.png"
+    shutil.copy(EXAMPLES / "figure.png", odd)
+    names = [str(EXAMPLES / "astronaut.png"), str(odd)]
+    r = run_posekit("extract-pose", "-", "--jsonl", input="\0".join(names) + "\0")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["path"] for line in r.stdout.splitlines()] == names
+    r = run_posekit("extract-pose", "-", "--jsonl", input=f"{EXAMPLES / 'figure.png'}\n\n")  # one a line, as before
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 1
+
+
+def test_an_image_over_pillows_limit_fails_alone(run_posekit, tmp_path):
+    """A 15000 x 15000 PNG (225 megapixels): one line naming it, its size and what to do; the
+    other inputs are still read."""
+    from test_images import _header_only_png
+
+    bomb = _header_only_png(tmp_path / "bomb.png", 15000, 15000)
+    r = run_posekit("extract-pose", bomb, EXAMPLES / "figure.png", "--jsonl")
+    assert r.returncode == 1
+    first, second = map(json.loads, r.stdout.splitlines())
+    assert first["error"].startswith(f"{bomb}: 225 megapixels") and "downscale" in first["error"]
+    assert len(second["people"]) == 1
+    assert r.stderr.splitlines() == [f"posekit: error: {first['error']}", "1 of 2 inputs processed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -13,19 +14,27 @@ from posekit.device import check_device
 BATCH = 8  # images handed to the detector at once (the openpose network batches them on a GPU)
 
 
+PATN_HEADER = "name:keypoints_y:keypoints_x"  # the first line of every PATN annotation file
+
+
 def extract_pose(
-    inputs: list[str] = typer.Argument(..., metavar="INPUT", help="Image files, folders (recursive), video files (one pose per frame), or - to read paths from stdin."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl. Never replaces an input or a file posekit did not write; folders are read without the skeletons posekit wrote."),
-    detector: str = typer.Option("blazepose", "--detector", "-d", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
-    model: Optional[str] = typer.Option(None, "--model", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per input on stdout: path, width, height, people."),
-    max_people: int = typer.Option(1, "--max-people", min=1, help="Most people to keep per image (largest first)."),
-    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
+    # hidden from the Arguments list (Typer would print its Python type there): the docstring says what INPUT is
+    inputs: list[str] = typer.Argument(..., metavar="INPUT", hidden=True),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl. Never replaces an input or a file posekit did not write (its own, even half-written by a killed run, it replaces); folders are read without the skeletons posekit wrote."),
+    detector: str = typer.Option("blazepose", "--detector", "-d", metavar="NAME", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
+    model: Optional[str] = typer.Option(None, "--model", metavar="ID|PATH", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per image, and per frame of a video or animated image, on stdout (path, width, height, people; an input that could not be read: error). Nothing else goes to stdout."),
+    max_people: int = typer.Option(1, "--max-people", min=1, metavar="N", help="Most people to keep per image (largest first)."),
+    device: str = typer.Option("auto", "--device", callback=check_device, metavar="DEVICE", help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write <stem>.npy: H x W x 18 float32 maps of the largest person (PATN input)."),
-    heatmap_kind: str = typer.Option("gaussian", "--heatmap-kind", help="gaussian (sigma 6) | pixel (single pixel, as DeepFashion's maps)."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Write a PATN annotation CSV (name:keypoints_y:keypoints_x) of the largest person per image."),
+    heatmap_kind: str = typer.Option("gaussian", "--heatmap-kind", metavar="KIND", help="gaussian (sigma 6) | pixel (single pixel, as DeepFashion's maps)."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", metavar="FILE.csv", help="Write a PATN annotation file (name:keypoints_y:keypoints_x) of the largest person per image. Never an input, nor an existing file that is not a PATN annotation file."),
 ):
     """Find people's poses (COCO-18 keypoints) in images, folders or videos.
+
+    INPUT is any mix of image files, folders (searched recursively), video files and animated
+    GIF/WebP/PNG (one pose per frame), and - for paths on stdin: one a line, or NUL-separated
+    (find ... -print0 | posekit extract-pose -).
 
     Inputs that cannot be read are reported one line each and skipped; the exit status is 1
     when any failed.
@@ -49,28 +58,123 @@ def extract_pose(
     paths = expand_paths(inputs)  # once: "-" reads stdin
     if not paths:
         raise UsageError(f"no images or videos found in {' '.join(inputs)}")
+    protected = {p.resolve() for p in paths}  # outputs never replace an input
+    _check_annotations(annotations, protected)  # before any detection
     total = None if any(is_video(p) for p in paths) else len(paths)  # frames are counted as decoded
 
-    protected = {p.resolve() for p in paths}  # outputs never replace an input
-    with load_detector(detector, model=model, device=device, max_people=max_people) as det:  # one for all inputs
-        done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, jsonl, max_people, heatmaps, heatmap_kind)
-    if annotations is not None:
-        from posekit.pose.formats import write_patn_annotations
+    # --jsonl lines stop when stdout's reader goes; with files to write the run goes on
+    printer = _Printer(jsonl, keep_going=out is not None or annotations is not None)
+    with _end_cleanly_on_signals():
+        with _recording(out), load_detector(detector, model=model, device=device, max_people=max_people) as det:
+            done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, printer, max_people, heatmaps,
+                                      heatmap_kind, names=out is not None or annotations is not None)
+        if annotations is not None:
+            from posekit.pose.formats import write_patn_annotations
 
-        write_patn_annotations(rows, annotations)
+            write_patn_annotations(rows, annotations)
     _summary(done, failed, out, annotations, jsonl)
     if failed:
         raise typer.Exit(1)
 
 
-def _run(items, protected, total, det, out, jsonl, max_people, heatmaps, heatmap_kind):
-    """Detect batch by batch as inputs stream in; returns (inputs seen, failed, PATN annotation rows)."""
+def _check_annotations(path: Path | None, inputs: set) -> None:
+    """--annotations must not be an input, nor replace a file that is not a PATN annotation file
+    (one whose first line is name:keypoints_y:keypoints_x, as posekit writes them) or empty."""
+    from posekit.errors import UsageError
+
+    if path is None:
+        return
+    if path.resolve() in inputs:
+        raise UsageError(f"--annotations {path}: is one of the inputs; pass another file name (e.g. annotations.csv)")
+    if path.exists() or path.is_symlink():
+        try:
+            with open(path, "rb") as f:
+                first = f.read(len(PATN_HEADER) + 2).splitlines()[:1]
+        except OSError:
+            first = []
+        if first != [PATN_HEADER.encode()] and not (path.is_file() and path.stat().st_size == 0):
+            raise UsageError(f"--annotations {path}: exists and posekit did not write it (not a PATN annotation "
+                             "file); not replacing it (move it or pass another file name)")
+
+
+class _Printer:
+    """The --jsonl lines. When stdout's reader goes (`--jsonl | head -1`), printing stops; then
+    a run with files to write (keep_going: --out, --annotations) writes them all and exits as it
+    would have, while a run that only prints ends there (exit 1, nothing said)."""
+
+    def __init__(self, requested: bool, keep_going: bool):
+        self.requested, self.keep_going = requested, keep_going
+        self.printing = requested
+
+    def emit(self, name: str, size, poses, error: str | None = None) -> None:
+        if not self.printing:
+            return
+        from posekit.console import emit_json
+        from posekit.pose.formats import jsonl_record
+
+        width, height = size if size else (None, None)
+        try:
+            emit_json(jsonl_record(name, width, height, poses, error=error))
+        except BrokenPipeError:  # emit_json has pointed stdout at devnull
+            if not self.keep_going:
+                raise
+            self.printing = False
+
+
+@contextmanager
+def _end_cleanly_on_signals():
+    """SIGTERM (`kill`, a job scheduler) and SIGHUP (the terminal closed) end the run as Ctrl-C
+    does: by an exception, so the file being written is removed, never left as a hidden
+    temporary file. Exit status 128 + the signal, nothing printed."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    before = {sig: signal.signal(sig, stop) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _recording(out: Path | None):
+    """Around the writes into --out: list them in its .posekit-written (posekit.images.
+    recording_outputs), and remove temporary files a killed run left there an hour ago or more."""
+    if out is None:
+        yield
+        return
+    from contextlib import ExitStack
+
+    from posekit.errors import PosekitError
+    from posekit.images import recording_outputs, remove_stale_temp_files
+
+    with ExitStack() as stack:
+        try:
+            remove_stale_temp_files(out)
+            stack.enter_context(recording_outputs(out))  # compacts the list: may fail as any write into --out
+        except OSError as e:
+            raise PosekitError(f"--out {out}: cannot write ({e.strerror or e})") from None
+        yield
+
+
+def _run(items, protected, total, det, out, printer, max_people, heatmaps, heatmap_kind, names=True):
+    """Detect batch by batch as inputs stream in; returns (inputs seen, failed, PATN annotation rows).
+    `names`: whether outputs are named (--out, --annotations): only then is a duplicate name said."""
     from itertools import islice
 
     from posekit.console import error, progress
     from posekit.errors import PosekitError
 
-    seen, failed, rows, stems = 0, 0, [], set()
+    seen, failed, rows, stems = 0, 0, [], _Stems(warn=names)
     with progress() as bar:
         task = bar.add_task("extract-pose", total=total, status="")
         while chunk := list(islice(items, BATCH)):
@@ -82,19 +186,19 @@ def _run(items, protected, total, det, out, jsonl, max_people, heatmaps, heatmap
                 bar.advance(task)
                 if image is not None:
                     poses = next(people)[:max_people]
-                    stem = _unique(item.stem, stems)
+                    stem = stems.stem(item)
                     problem = _clobbers(out, stem, heatmaps, protected) if out is not None else None
                 if problem:
                     failed += 1
                     error(problem)
-                    _emit(jsonl, item.name, None, [], error=problem)
+                    printer.emit(item.name, None, [], error=problem)
                     continue
                 if out is not None:
                     try:
                         _write_outputs(out, stem, poses, image, heatmaps, heatmap_kind)
                     except OSError as e:  # disk full, permission denied on --out
                         raise PosekitError(f"--out {out}: cannot write ({e.strerror or e})") from None
-                _report(item, image, poses, out, jsonl)
+                _report(item, image, poses, out, printer)
                 rows.append((_annotation_name(item, stem), poses[0] if poses else _empty(image)))
     return seen, failed, rows
 
@@ -109,14 +213,14 @@ def _load(item):
         return None, str(e)
 
 
-def _report(item, image, poses, out, jsonl):
+def _report(item, image, poses, out, printer):
     from posekit.console import info, warn
 
     height, width = image.shape[:2]
     if not poses:
         warn(f"{item.name}: nobody found")
-    if jsonl:
-        _emit(True, item.name, (width, height), poses)
+    if printer.requested:
+        printer.emit(item.name, (width, height), poses)
     elif out is None:
         counts = ", ".join(f"{len(p)}/18" for p in poses)
         info(f"{item.name}: {len(poses)} {'person' if len(poses) == 1 else 'people'}"
@@ -132,15 +236,28 @@ def _output_paths(out: Path, stem: str, heatmaps: bool) -> list[Path]:
 
 def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | None:
     """Why this input's outputs must not be written, if one would replace an input, or a file
-    posekit did not write (outputs are posekit's when its skeleton and keypoints JSON are there:
-    a re-run replaces them, but never a hand-made <stem>_keypoints.json)."""
-    from posekit.images import written_by_posekit
+    posekit did not write. A file in --out is posekit's, and a re-run replaces it:
+    - when its name is listed in --out/.posekit-written (extract-pose lists each output there,
+      SHA-256 and name, before renaming it onto its name): while it holds what was listed. So the
+      half pair a killed run leaves (a keypoints JSON without its skeleton) is known as its own,
+      and a listed file edited since is not;
+    - else, when it is one of a pair <stem>_pose.png + <stem>_keypoints.json (what every posekit
+      command writes per image: `animate`, `poses show`, an older extract-pose that kept no list).
+    Anything else is someone's, a hand-made <stem>_keypoints.json above all: never replaced (that
+    input fails, one line)."""
+    from posekit.images import listed_by_posekit, recorded_by_posekit, written_by_posekit
 
-    ours = written_by_posekit(_output_paths(out, stem, False)[1])
-    for path in _output_paths(out, stem, heatmaps):
+    paths = _output_paths(out, stem, heatmaps)
+    pair = written_by_posekit(paths[1])
+    for path in paths:
         if path.resolve() in protected:
             return f"{path}: is an input; not writing over it (pass another --out folder)"
-        if path.exists() and not ours:
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if listed_by_posekit(path):
+            if not recorded_by_posekit(path):
+                return f"{path}: changed since posekit wrote it; not replacing it (move it or pass another --out folder)"
+        elif not pair:
             return f"{path}: exists and posekit did not write it; not replacing it (move it or pass another --out folder)"
     return None
 
@@ -161,36 +278,57 @@ def _write_outputs(out: Path, stem: str, poses, image, heatmaps, heatmap_kind):
             np.save(tmp, make_heatmaps(pose, kind=heatmap_kind))
 
 
-def _emit(enabled: bool, name: str, size, poses, error: str | None = None):
-    if not enabled:
-        return
-    from posekit.console import emit_json
-    from posekit.pose.formats import jsonl_record
+class _Stems:
+    """Output stems that never collide: two inputs with the same name (a/x.png, b/x.png, or
+    a/x.jpg) give the later one x_2, x_3 ... (a video: x_2_00000 ... for its frames), with one
+    warning per renamed input naming both files."""
 
-    width, height = size if size else (None, None)
-    emit_json(jsonl_record(name, width, height, poses, error=error))
+    def __init__(self, warn: bool = True):
+        self.warn = warn
+        self.bases: dict = {}  # source file -> its base stem
+        self.owners: dict[str, str] = {}  # base stem -> the file that has it
+        self.stems: dict[str, str] = {}  # output stem -> the input (or frame) that has it
 
+    def stem(self, item) -> str:
+        source = item.source or Path(item.name)
+        base = self.bases.get(source)
+        if base is None:
+            base = self._free(source.stem, self.owners)
+            self.bases[source], self.owners[base] = base, str(source)
+            if base != source.stem:
+                self._say(f"{source}: another input, {self.owners[source.stem]}, has the same name; "
+                          f"its outputs are named {base}{item.stem[len(source.stem):]}" + (" ..." if item.name != str(source) else ""))
+        stem = base + item.stem[len(source.stem):]  # a frame's _00012 after the base
+        candidate = self._free(stem, self.stems)
+        if candidate != stem:  # another input's output already has this stem (a photo clip_00000.png and clip.mp4)
+            self._say(f"{item.name}: the outputs of {self.stems[stem]} are named {stem} too; "
+                      f"its outputs are named {candidate}")
+        self.stems[candidate] = item.name
+        return candidate
 
-def _unique(stem: str, used: set) -> str:
-    """Output stems must not collide (two folders may both hold img.jpg): add _2, _3, ..."""
-    from posekit.console import warn
+    @staticmethod
+    def _free(stem: str, taken) -> str:
+        candidate, n = stem, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{stem}_{n}"
+        return candidate
 
-    candidate, n = stem, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{stem}_{n}"
-    if candidate != stem:
-        warn(f"{stem}: another input has the same name; writing this one as {candidate}")
-    used.add(candidate)
-    return candidate
+    def _say(self, message: str) -> None:
+        if self.warn:
+            from posekit.console import warn
+
+            warn(message)
 
 
 def _annotation_name(item, stem: str) -> str:
-    """PATN names rows by image file name; a video frame (or a renamed duplicate) is named as
-    if saved as <stem>.png."""
-    if "#" in item.name or stem != item.stem:
+    """PATN names a row by the file name of its image: an image's own (photo.jpg), under its
+    output stem when it was renamed (a second x.jpg: x_2.jpg), and <stem>.png for a video frame,
+    the name to save that frame under beside the other images."""
+    source = item.source or Path(item.name)
+    if item.name != str(source):  # a frame of a video or an animated image
         return f"{stem}.png"
-    return Path(item.name).name
+    return f"{stem}{source.suffix}"
 
 
 def _empty(image):
