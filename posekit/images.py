@@ -294,6 +294,28 @@ def remove_stale_temp_files(folder: str | os.PathLike, older_than: float = 3600.
     return removed
 
 
+@contextmanager
+def writing_lock(folder: str | os.PathLike):
+    """Hold an exclusive lock on `folder` (flock on the folder itself, so nothing is left in
+    it): another process writing there (a run moving its outputs in, a list of outputs being
+    appended to or rewritten) waits until this one is done; the lock goes with the process, so a
+    killed run never leaves it held. Without flock (Windows; NFS for a folder) nobody waits."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # NFS emulates flock with write locks, which a folder cannot take: go unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
 # -- which outputs posekit wrote -----------------------------------------------------------
 # hidden: folder reading never takes it (or its temp files) for an input. Not the .posekit-outputs.json
 # of animate, transfer and poses show (pipeline.MANIFEST): that lists a whole staged run by name.
@@ -380,22 +402,24 @@ def _record(folder: Path, name: str, tmp: Path) -> None:
     if "\n" in name or name == LEDGER_NAME:
         return  # a name the list cannot hold: that file is simply not recognised later
     folder = Path(os.path.abspath(folder))
-    entries = _ledger(folder)
     digest = _digest(tmp)
     ledger = folder / LEDGER_NAME
-    with open(ledger, "ab") as f:
+    with writing_lock(folder), open(ledger, "ab") as f:  # never into a list another run is rewriting
         f.write(digest.encode() + b" " + os.fsencode(name) + b"\n")
-    entries.setdefault(name, []).append(digest)
-    st = ledger.stat()
-    _LEDGERS[ledger] = ((st.st_mtime_ns, st.st_size, st.st_ino), entries)
+    _LEDGERS.pop(ledger, None)  # read again when next asked (another run may have added to it too)
 
 
 def _compact_ledger(folder: Path, keep: int = 2) -> None:
     """Rewrite the list without names whose file is gone and with at most `keep` digests a name,
     once it holds more than that (re-runs append to it)."""
-    entries = _ledger(folder)
-    if all(len(d) <= keep and (folder / n).exists() for n, d in entries.items()):
+    if all(len(d) <= keep and (folder / n).exists() for n, d in _ledger(folder).items()):
         return
+    with writing_lock(folder):  # another run appending meanwhile waits, and is read back here
+        _LEDGERS.pop(folder / LEDGER_NAME, None)
+        _rewrite_ledger(folder, _ledger(folder), keep)
+
+
+def _rewrite_ledger(folder: Path, entries: dict[str, list[str]], keep: int) -> None:
     kept = {n: d[-keep:] for n, d in entries.items() if (folder / n).exists()}
     ledger = folder / LEDGER_NAME
     fd, tmp = tempfile.mkstemp(prefix=f".{LEDGER_NAME}.", suffix=".tmp", dir=folder)

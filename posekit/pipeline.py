@@ -44,6 +44,7 @@ import numpy as np
 
 from posekit.checks import FPS, check_finite
 from posekit.errors import PosekitError, UsageError
+from posekit.images import writing_lock
 
 # what animate writes into its --out folder, and all it ever replaces or removes there
 EXPORTS = {"array": "sheet_array.json", "godot": "sheet.tres", "atlas": "atlas.json"}  # --export: file
@@ -53,6 +54,13 @@ ONCE = ("jump",)  # the built-in motions a game plays once (their tag does not l
 
 def _silent(stage: str) -> None:
     pass
+
+
+def is_transparent(options) -> bool:
+    """Whether a method's options ask for a transparent background (`--background transparent`,
+    written in any case, with spaces around: as the warp reads it)."""
+    value = getattr(options, "background", None)
+    return isinstance(value, str) and value.strip().lower() == "transparent"
 
 
 def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: str = "warp", options=None,
@@ -86,7 +94,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     character = len(sources) > 1 or mirror or pixel_art is not None
     # sprites (a character, or a transparent clip) are cut to one cell around the figure; a clip
     # with a background keeps the photo's framing
-    sprites = character or str(getattr(options, "background", "")).lower() == "transparent"
+    sprites = character or is_transparent(options)
     names = tag_names(sources) if character else [clip_name(str(sources[0]))]
     # before any work: no input where an output goes, no file of the user's at an output's name
     check_inputs_apart([Path(out)], [photo, source_pose, *pose_files(sources)])
@@ -247,7 +255,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
         if suffix not in (".png", ".jpg", ".jpeg", ".webp"):
             raise UsageError(f"--out {out}: transfer writes .png, .jpg, .jpeg or .webp images; name the file so, "
                              "or pass a folder (a name without a suffix) for 000.png, 001.png, ...")
-        if suffix in (".jpg", ".jpeg") and str(getattr(options, "background", "")).strip().lower() == "transparent":
+        if suffix in (".jpg", ".jpeg") and is_transparent(options):
             raise UsageError(f"--out {out}: JPEG has no transparency; use .png or .webp "
                              "(or leave out --background transparent)")
     _never_over_an_input(out, one_file, [photo, source_pose, *pose_files(sources)])
@@ -817,30 +825,6 @@ def staged_outputs(out: Path, command: str = "animate"):
             shutil.rmtree(stage, ignore_errors=True)
             if made and not any(out.iterdir()):
                 out.rmdir()
-
-
-@contextmanager
-def writing_lock(folder: Path):
-    """Hold an exclusive lock on `folder` (flock on the folder itself, so nothing is left in
-    it): another run writing there waits until this one is done; the lock goes with the
-    process, so a killed run never leaves it held. Without flock (Windows; NFS for a folder) runs do not
-    wait."""
-    import os
-
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # NFS emulates flock with write locks, which a folder cannot take: go unlocked
-            pass
-        yield
-    finally:
-        os.close(fd)  # closing the only descriptor releases the lock
 
 
 def _move_outputs(stage: Path, out: Path, command: str) -> None:

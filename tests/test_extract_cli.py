@@ -177,19 +177,26 @@ def test_annotations_never_replace_an_input_or_a_file_posekit_did_not_write(run_
     poses.write_text(r.stdout)
     notes = tmp_path / "notes.csv"
     notes.write_text("name,comment\np.png,mine\n")
-    for theirs in (poses, notes, FIGURE.parent / "figure_keypoints.json"):
+    # a PATN dataset's own annotation file has posekit's header: it is the user's all the same
+    dataset = tmp_path / "fasion-resize-annotation-train.csv"
+    dataset.write_text("name:keypoints_y:keypoints_x\nfashionWOMENDresses1.jpg: [18, 52]: [85, 84]\n")
+    for theirs in (poses, notes, FIGURE.parent / "figure_keypoints.json", dataset):
         before = theirs.read_bytes()
         r = run_posekit("extract-pose", photo, "--annotations", theirs)
         assert r.returncode == 2 and theirs.read_bytes() == before
         assert r.stderr.splitlines() == [f"posekit: error: --annotations {theirs}: exists and posekit did not write "
-                                         "it (not a PATN annotation file); not replacing it (move it or pass another "
-                                         "file name)"]
-    ann = tmp_path / "ann.csv"  # a PATN annotation file (posekit's) is replaced, as a re-run does; an empty file too
-    for before in ("name:keypoints_y:keypoints_x\nold.png: [-1]: [-1]\n", ""):
-        ann.write_text(before)
+                                         "it (or it changed since); not replacing it (move it or pass another file "
+                                         "name)"]
+    ann = tmp_path / "ann.csv"  # an empty file is filled; the file posekit wrote is replaced by a re-run
+    ann.write_text("")
+    for _ in range(2):
         r = run_posekit("extract-pose", photo, "--annotations", ann)
         assert r.returncode == 0, r.stderr
         assert list(read_patn_annotations(ann, 384, 512)) == ["p.png"]
+    with open(ann, "a") as f:  # edited by hand since: the user's now
+        f.write("mine.png: [-1]: [-1]\n")
+    r = run_posekit("extract-pose", photo, "--annotations", ann)
+    assert r.returncode == 2 and "mine.png" in ann.read_text()
 
 
 def test_same_names_from_two_folders_are_said_and_annotated_as_written(run_posekit, tmp_path):

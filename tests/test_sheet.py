@@ -164,3 +164,17 @@ def test_gif_of_few_colours_keeps_them_exactly(tmp_path):
         opaque = f[:, :, 3] == 255
         assert np.array_equal(rgba[:, :, 3] == 255, opaque)
         assert np.array_equal(rgba[opaque][:, :3], f[opaque][:, :3])
+
+
+def test_an_empty_transparent_frame_does_not_stretch_the_figure_box():
+    """A frame where nothing shows (the figure warped out of view) used to add the frame's
+    corner to the box, so every cell became nearly the whole photo."""
+    from posekit.sheet.layout import figure_box
+
+    frame = np.zeros((400, 300, 4), np.uint8)
+    frame[200:380, 200:260, 3] = 255
+    empty = np.zeros_like(frame)
+    alone = figure_box([Strip("a", [frame, frame])])
+    assert figure_box([Strip("a", [frame, empty])]) == alone and alone[0] > 150 and alone[1] > 150
+    x0, y0, x1, y1 = figure_box([Strip("a", [empty, empty])])  # nothing anywhere: some box all the same
+    assert x1 > x0 and y1 > y0

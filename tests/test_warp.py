@@ -324,10 +324,10 @@ def test_specks_apart_from_the_figure_are_dropped():
 
     alpha = np.zeros((120, 100), np.float32)
     cv2.circle(alpha, (40, 50), 25, 1.0, -1)
-    alpha[20:34, 80:92] = 1.0  # a hand apart from the body (14 x 12 px)
+    alpha[20:34, 80:87] = 1.0  # a hand apart from the body: 14 x 7 px for shoulders 30 px wide
     alpha = cv2.GaussianBlur(alpha, (5, 5), 1.0)  # soft, anti-aliased rims
     alpha[100:103, 80:83] = 0.25  # the speck: a faint 3 x 3 px blob
-    keep = without_specks(alpha, (SPECK * 30) ** 2)  # shoulders 30 px wide: 144 px at least
+    keep = without_specks(alpha, (SPECK * 30) ** 2)  # shoulders 30 px wide: 36 px at least
     assert keep[100:103, 80:83].max() == 0
     rest = np.ones_like(keep, bool)
     rest[99:104, 79:84] = False

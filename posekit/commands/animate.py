@@ -45,14 +45,14 @@ def animate(
 
     check_out(out)
     frame_size = parse_size(size)
-    if outline and (method_flags["background"] != "transparent" or pixel_art is None):
+    given = dict(method_flags, seed=seed, device=device, columns=columns)
+    options = flags.options_for(method, given)  # bad option values fail here, before any work
+    if outline and (not pipeline.is_transparent(options) or pixel_art is None):
         missing = [f for f, absent in (("--pixel-art N", pixel_art is None),
-                                       ("--background transparent", method_flags["background"] != "transparent"))
+                                       ("--background transparent", not pipeline.is_transparent(options)))
                    if absent]
         raise UsageError(f"--outline draws around a transparent pixel-art sprite; add {' and '.join(missing)} "
                          "(--method warp)")
-    given = dict(method_flags, seed=seed, device=device, columns=columns)
-    options = flags.options_for(method, given)  # bad option values fail here, before any work
     batch = photo_batch(photo, source_pose, out)
     common = dict(poses=poses, method=method, options=options, frames=frames or None, fps=fps, columns=columns,
                   size=frame_size, retarget=retarget, formats=("gif", *fmt), device=device, evaluate=evaluate,

@@ -14,7 +14,6 @@ from posekit.device import check_device
 BATCH = 8  # images handed to the detector at once (the openpose network batches them on a GPU)
 
 
-PATN_HEADER = "name:keypoints_y:keypoints_x"  # the first line of every PATN annotation file
 
 
 def extract_pose(
@@ -28,7 +27,7 @@ def extract_pose(
     device: str = typer.Option("auto", "--device", callback=check_device, metavar="DEVICE", help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write <stem>.npy: H x W x 18 float32 maps of the largest person (PATN input)."),
     heatmap_kind: str = typer.Option("gaussian", "--heatmap-kind", metavar="KIND", help="gaussian (sigma 6) | pixel (single pixel, as DeepFashion's maps)."),
-    annotations: Optional[Path] = typer.Option(None, "--annotations", metavar="FILE.csv", help="Write a PATN annotation file (name:keypoints_y:keypoints_x) of the largest person per image. Never an input, nor an existing file that is not a PATN annotation file."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", metavar="FILE.csv", help="Write a PATN annotation file (name:keypoints_y:keypoints_x) of the largest person per image. Never an input, nor an existing file posekit did not write (an earlier run's is replaced)."),
 ):
     """Find people's poses (COCO-18 keypoints) in images, folders or videos.
 
@@ -69,32 +68,31 @@ def extract_pose(
             done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, printer, max_people, heatmaps,
                                       heatmap_kind, names=out is not None or annotations is not None)
         if annotations is not None:
+            from posekit.images import recording_outputs
             from posekit.pose.formats import write_patn_annotations
 
-            write_patn_annotations(rows, annotations)
+            with recording_outputs(annotations.parent):  # listed, so that a re-run may replace it
+                write_patn_annotations(rows, annotations)
     _summary(done, failed, out, annotations, jsonl)
     if failed:
         raise typer.Exit(1)
 
 
 def _check_annotations(path: Path | None, inputs: set) -> None:
-    """--annotations must not be an input, nor replace a file that is not a PATN annotation file
-    (one whose first line is name:keypoints_y:keypoints_x, as posekit writes them) or empty."""
+    """--annotations must not be an input, nor replace a file other than an empty one or one
+    posekit wrote there (listed in the folder's .posekit-written with what it holds): a PATN
+    dataset's own annotation file has the same header and must never be replaced."""
     from posekit.errors import UsageError
+    from posekit.images import recorded_by_posekit
 
     if path is None:
         return
     if path.resolve() in inputs:
         raise UsageError(f"--annotations {path}: is one of the inputs; pass another file name (e.g. annotations.csv)")
-    if path.exists() or path.is_symlink():
-        try:
-            with open(path, "rb") as f:
-                first = f.read(len(PATN_HEADER) + 2).splitlines()[:1]
-        except OSError:
-            first = []
-        if first != [PATN_HEADER.encode()] and not (path.is_file() and path.stat().st_size == 0):
-            raise UsageError(f"--annotations {path}: exists and posekit did not write it (not a PATN annotation "
-                             "file); not replacing it (move it or pass another file name)")
+    if (path.exists() or path.is_symlink()) and not (path.is_file() and path.stat().st_size == 0) \
+            and not recorded_by_posekit(path):
+        raise UsageError(f"--annotations {path}: exists and posekit did not write it (or it changed since); "
+                         "not replacing it (move it or pass another file name)")
 
 
 class _Printer:

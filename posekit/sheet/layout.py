@@ -164,14 +164,15 @@ def figure_box(strips: list[Strip], cell: tuple[int | None, int | None] | None =
                margin: float = CELL_MARGIN) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the union of the figure over every frame of every strip: its keypoints
     plus CROP_MARGIN when frames have a background (within the frame; the frame when neither is
-    known); its opaque pixels when frames are transparent, plus `margin` pixels of the cell the
+    known); its opaque pixels when frames are transparent (frames with none left out), plus `margin` pixels of the cell the
     box will be scaled to fit (`cell` = (w, h), either None when free; None: not scaled), so the
     figure (and a pixel-art outline) stays inside the cell at any scale. That box may reach past
     the frame (`cropped` pads with transparent pixels)."""
     frames = [f for s in strips for f in s.frames]
     h, w = frames[0].shape[:2]
     if frames[0].ndim == 3 and frames[0].shape[2] == 4:
-        boxes = [(x, y, x + bw, y + bh) for x, y, bw, bh in map(opaque_box, frames)]
+        shown = [f for f in frames if f[:, :, 3].any()] or frames  # an empty frame does not stretch the box
+        boxes = [(x, y, x + bw, y + bh) for x, y, bw, bh in map(opaque_box, shown)]
         x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
         x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
         pad = cell_padding((x1 - x0, y1 - y0), cell, margin)

@@ -43,8 +43,10 @@ from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
 # A piece of the figure apart from the rest and smaller than a square this many shoulder widths
-# on a side (a forearm's width: no body part is smaller) is a speck, not a part, and is dropped
-SPECK = 2 * min(p.thickness for p in PARTS)
+# on a side (the thinnest part's half-width, a forearm's: 0.2) is a speck, not a part, and is dropped: the
+# smallest part that can come loose, a hand (about 0.47 x 0.22 shoulder widths), has 2.5 times
+# that area
+SPECK = min(p.thickness for p in PARTS)
 
 
 def without_specks(alpha: np.ndarray, least_area: float) -> np.ndarray:
