@@ -258,7 +258,12 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
         if suffix in (".jpg", ".jpeg") and is_transparent(options):
             raise UsageError(f"--out {out}: JPEG has no transparency; use .png or .webp "
                              "(or leave out --background transparent)")
-    _never_over_an_input(out, one_file, [photo, source_pose, *pose_files(sources)])
+    inputs = [photo, source_pose, *pose_files(sources)]
+    if one_file:  # the one image, or out/NNN.png
+        check_inputs_apart([out.parent], [i for i in inputs if i is None or not Path(i).is_dir()],
+                           lambda rel: rel == Path(out.name))
+    else:
+        check_inputs_apart([out], inputs, lambda rel: len(rel.parts) == 1 and re.fullmatch(r"\d{3,}\.png", rel.name))
     if one_file and (len(sources) > 1 or (lengths[0] or 1) > 1):
         targets = f"{lengths[0]} target poses" if len(sources) == 1 else f"{len(sources)} --pose sources"
         raise UsageError(f"--out {out}: {targets} need an output folder, not a file name")
@@ -297,20 +302,6 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     fh, fw = images[0].shape[:2]
     return {"out": str(out), "method": method, "files": [str(p) for p in paths], "size": [fw, fh],
             **timer.summary()}
-
-
-def _never_over_an_input(out: Path, one_file: bool, inputs: list) -> None:
-    """transfer writes `out` (one file) or out/NNN.png: a usage error when that is an input, or
-    the folder `out` is an input folder (of poses)."""
-    for given in inputs:
-        if given is None or not Path(given).exists():
-            continue
-        path = Path(given).resolve()
-        if path.is_dir() and not one_file and path == out.resolve():
-            raise UsageError(f"--out {out}: would write into the input folder {given}; choose another --out")
-        if path.is_file() and (path == out.resolve() if one_file else
-                               path.parent == out.resolve() and re.fullmatch(r"\d{3,}\.png", path.name)):
-            raise UsageError(f"--out {out}: would write over the input {given}; choose another --out")
 
 
 def names_a_file(out: Path) -> bool:
@@ -713,19 +704,22 @@ def output_names(clips: list[tuple[str, int | None]], formats=("gif",), exports=
     return names
 
 
-def output_places(out: Path) -> tuple[list[Path], list[Path]]:
-    """(files, folders): every place in `out` that animate writes, or removes as stale, in any run."""
+def animate_output(rel: Path) -> bool:
+    """Whether animate writes or removes, in any run, the place `rel` (relative to its --out):
+    sheet.png, sheet.json, the manifest, the exports and previews, and all under frames/,
+    poses/ and animations/."""
     from posekit.sheet import ANIMATION_FORMATS
 
-    files = ["sheet.png", "sheet.json", MANIFEST, *EXPORTS.values(), *(f"animation.{f}" for f in ANIMATION_FORMATS)]
-    return [out / f for f in files], [out / d for d in ("frames", "poses", "animations")]
+    files = {"sheet.png", "sheet.json", MANIFEST, *EXPORTS.values(), *(f"animation.{f}" for f in ANIMATION_FORMATS)}
+    return str(rel) in files or rel.parts[0] in ("frames", "poses", "animations")
 
 
-def check_inputs_apart(outs: list[Path], inputs: list) -> None:
-    """A usage error when an input file (a photo, a source pose, a pose file) lies where animate
-    writes into one of the `outs` (an output's name, or inside frames/, poses/, animations/), or
-    an input folder (of poses) is one of those places or an `out` itself (sheet.png and
-    sheet.json would be written among the poses it holds). Cheap: run it before any work."""
+def check_inputs_apart(outs: list[Path], inputs: list, is_output=animate_output) -> None:
+    """A usage error when an input file (a photo, a source pose, a pose file) lies where a
+    command writes into one of the `outs` (`is_output(its path relative to the out)`; animate's
+    places by default), or an input folder (of poses) is an `out` itself or one of those places
+    (the outputs would be written among the poses it holds). Paths are compared as given
+    (absolute) and with links followed. Cheap: run it before any work."""
     import os
 
     def forms(path: Path) -> set[Path]:  # as given (absolute) and with links followed
@@ -734,12 +728,11 @@ def check_inputs_apart(outs: list[Path], inputs: list) -> None:
     given = [(g, forms(Path(g)), Path(g).is_dir()) for g in inputs if g is not None and Path(g).exists()]
     for out in outs:
         for root in forms(Path(out)):
-            files, folders = output_places(root)
             for name, paths, is_dir in given:
                 for path in paths:
                     if is_dir and path == root:
                         raise UsageError(f"--out {out}: would write into the input folder {name}; choose another --out")
-                    if path in files or any(path == f or f in path.parents for f in folders):
+                    if root in path.parents and is_output(path.relative_to(root)):
                         raise UsageError(f"--out {out}: would write over the input {name}; choose another --out")
 
 

@@ -60,7 +60,7 @@ def show(
         raise UsageError(f"--onto {onto}: {'is a folder' if onto.is_dir() else 'no such file'}; pass a photo of "
                          "the person (or an OpenPose JSON of them)")
 
-    from posekit.pipeline import check_not_foreign, staged_outputs
+    from posekit.pipeline import check_inputs_apart, check_not_foreign, staged_outputs
     from posekit.pose.detect import load_detector
     from posekit.pose.formats import jsonl_record, keypoints_json_name, skeleton_png_name, write_pose_files
     from posekit.pose.motions import MOTIONS, default_frames
@@ -75,7 +75,8 @@ def show(
             raise UsageError(f"--view {view}: {source} names a view already; give one of them")
         source = f"{name}:{view}"
     if out is not None:  # before any work: the input is not where the frames go, no file of the user's is replaced
-        _check_apart(out, [None if is_motion else source, onto])
+        check_inputs_apart([out], [None if is_motion else source, onto],  # what it reads is not where it writes
+                           lambda rel: len(rel.parts) == 1 and (rel.name == "preview.gif" or _OUTPUT.fullmatch(rel.name)))
         count = frames if frames is not None else default_frames(source.partition(":")[0]) if is_motion else None
         check_not_foreign(out, _output_names(out, count, gif), "poses show")
     # one detector for the command, built only if a photo or video needs it
@@ -126,23 +127,6 @@ def _output_names(out: Path, count: int | None, gif: bool) -> list[str]:
         names = [p.name for p in (out.iterdir() if out.is_dir() else ())
                  if _OUTPUT.fullmatch(p.name)]
     return names + (["preview.gif"] if gif else [])
-
-
-def _check_apart(out: Path, inputs: list) -> None:
-    """A usage error when an input (the source file or folder, --onto) is the --out folder or
-    lies in it: the run would replace or remove what it reads."""
-    import os
-
-    from posekit.errors import UsageError
-
-    root = {Path(os.path.abspath(out)), out.resolve()}
-    for given in inputs:
-        if given is None or not Path(given).exists():
-            continue  # a motion name
-        path = Path(given).resolve()
-        if path in root or path.parent in root and (path.name == "preview.gif" or _OUTPUT.fullmatch(path.name)):
-            what = "into the input folder" if path.is_dir() else "over the input"
-            raise UsageError(f"--out {out}: would write {what} {given}; choose another --out")
 
 
 def _sizes(clip) -> str:
