@@ -118,7 +118,7 @@ def report(summary: dict, out: Path, method: str) -> None:
 
     fid, clips = summary["pose_fidelity"], summary["clips"]
     written = [Path(p).name for k, p in summary["files"].items() if k not in ("frames", "poses", "sheet", "sheet_json")]
-    info(f"wrote {summary['frames']} frames ({summary['size'][0]}x{summary['size'][1]}, {method}"
+    info(f"wrote {summary['frames']} frame{'s' if summary['frames'] != 1 else ''} ({summary['size'][0]}x{summary['size'][1]}, {method}"
          + (f", {len(clips)} animations: {', '.join(c['name'] for c in clips)}" if len(clips) > 1 else "")
          + f") to {out}: frames/, poses/, sheet.png, sheet.json, " + ", ".join(
              p + ("/" if p == "animations" else "") for p in written))

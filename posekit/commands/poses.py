@@ -106,7 +106,7 @@ def show(
     where = f" -> {out}/ ({skeleton_png_name(stems[0])}, {keypoints_json_name(stems[0])}, ...)" if out is not None else ""
     sizes = _sizes(clip)
     hint = "; --size WxH fits them onto one canvas" if sizes.startswith("sizes vary") else ""
-    info(f"{source}: {len(clip)} frames, {sizes}{' retargeted onto ' + str(onto) if onto else ''}{where}{hint}")
+    info(f"{source}: {len(clip)} frame{'s' if len(clip) != 1 else ''}, {sizes}{' retargeted onto ' + str(onto) if onto else ''}{where}{hint}")
 
 
 _OUTPUT = re.compile(r"frame_\d{3,}_(pose\.png|keypoints\.json)")  # the frame files `show` writes
