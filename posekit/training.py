@@ -8,6 +8,9 @@
     RUN/.checkpoint-<step>.tmp   a checkpoint being written; removed when found later
 
 The policies, the same for every trainer:
+- One run writes into a folder at a time: the main process holds an advisory lock on it for the
+  whole run (`run_lock`, flock on the folder itself, so nothing is left in it and a killed run
+  never leaves it held); a second run into the same --out is refused at once, naming the first.
 - A folder that holds checkpoints or a finished result is not trained over without --resume.
 - --resume continues from the newest checkpoint. The saved config must agree with the new one
   on every field except those the config class lists in `may_change_on_resume` (how long to
@@ -28,6 +31,7 @@ import json
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
@@ -53,6 +57,88 @@ def make_accelerator(mixed_precision: str, **kwargs):
         return Accelerator(mixed_precision=mixed_precision, **kwargs)
     except (ValueError, RuntimeError) as e:
         raise UsageError(f"--mixed-precision {mixed_precision}: {e}") from None
+
+
+@contextmanager
+def run_lock(run: str | Path, main: bool = True, flag: str = "--out"):
+    """Hold `run` (made if missing) for the whole run: an exclusive advisory lock, taken without
+    waiting. A folder another posekit process is writing into (a trainer, or animate's
+    `writing_lock`, which takes the same lock) is refused at once: one line naming `flag` and the
+    other process's id where the system says it. The lock goes with the process (flock on the
+    folder itself: nothing is left in it), so a killed run never leaves it held. Only the main
+    process of an `accelerate launch` takes it (`main`). Without flock (Windows; NFS, which
+    cannot lock a folder) runs go unlocked. A folder made here and still empty at the end (a run
+    that failed to start) is removed, while the lock is still held."""
+    run = Path(run)
+    if not main:
+        yield
+        return
+    made = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    fd = _locked(run, fcntl, flag) if fcntl else None
+    try:
+        yield
+    finally:
+        try:
+            if made and run.is_dir() and not any(run.iterdir()):
+                run.rmdir()
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing it releases the lock
+
+
+def _locked(run: Path, fcntl, flag: str) -> int:
+    """A descriptor of `run` holding its flock, taken without waiting; the folder is checked to
+    be still the one at that path once locked (a run that made it and failed may remove it)."""
+    for _ in range(10):
+        try:
+            fd = os.open(run, os.O_RDONLY)
+        except FileNotFoundError:
+            run.mkdir(parents=True, exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock_holder(fd)
+            os.close(fd)
+            raise UsageError(f"{flag} {run}: another posekit run is writing into it"
+                             f"{f' (pid {holder})' if holder else ''}; wait for it to end or choose another "
+                             f"{flag}") from None
+        except OSError:  # NFS emulates flock with write locks, which a folder cannot take: unlocked
+            return fd
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(run)):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+        run.mkdir(parents=True, exist_ok=True)
+    raise PosekitError(f"{flag} {run}: cannot lock this folder (it keeps being removed); choose another {flag}")
+
+
+def lock_holder(fd: int) -> int | None:
+    """The process holding a flock on the file of `fd`, from /proc/locks (Linux); else None."""
+    st = os.fstat(fd)
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":  # "->" marks a waiter, not the holder
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want and int(fields[4]) > 0:
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None
 
 
 def checkpoints(run: str | Path) -> list[tuple[int, Path]]:
@@ -95,7 +181,12 @@ def check_run_folder(run: str | Path, config, resume: bool, results: tuple[str, 
         if name in type(config).may_change_on_resume or name not in saved or saved[name] == value:
             continue
         flag = flag_of(config, name)
-        raise UsageError(f"--resume: {run} was trained with {flag} {saved[name]!r}, not {value!r}; "
+        if isinstance(value, bool) and isinstance(saved[name], bool):  # a switch: with or without it
+            how = "with" if saved[name] else "without"
+            raise UsageError(f"--resume: {run} was trained {how} {flag}; resume it {how} {flag} "
+                             "or choose another --out")
+        shown = getattr(config, "shown_value", lambda values, field: repr(values[field]))
+        raise UsageError(f"--resume: {run} was trained with {flag} {shown(saved, name)}, not {shown(new, name)}; "
                          f"pass the same {flag} or choose another --out")
 
 
@@ -170,7 +261,10 @@ def load_latest_checkpoint(accelerator, run: str | Path) -> tuple[int, Path | No
     try:
         accelerator.load_state(str(path))
     except Exception as e:  # missing or damaged files: SafetensorError, UnpicklingError, KeyError...
-        raise PosekitError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e})") from None
+        instead = (f"remove it to resume from {found[-2][1].name}" if len(found) > 1
+                   else "remove it to resume from the start, or train into another --out")
+        raise PosekitError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: {e}); "
+                           f"{instead}") from None
     return step, path
 
 

@@ -109,7 +109,8 @@ def test_resume_continues_exactly_where_the_checkpoint_left_off(sd, instances, t
     from posekit.methods.diffusion.dreambooth import DreamBoothConfig
 
     whole = train(sd, instances, tmp_path / "whole", steps=4, checkpointing_steps=2, learning_rate=1e-3)
-    assert sorted(p.name for p in whole.glob("checkpoint-*")) == ["checkpoint-2"]
+    # every multiple of --checkpointing-steps, the last step's included (as diffusers' script)
+    assert sorted(p.name for p in whole.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     cut = tmp_path / "cut"  # a run that died right after its step-2 checkpoint
     shutil.copytree(whole / "checkpoint-2", cut / "checkpoint-2")
     shutil.copy(whole / "config.json", cut / "config.json")
@@ -197,7 +198,29 @@ def test_bad_input_is_named(sd, instances, tmp_path):
         train(sd, bad, tmp_path / "o3")
     with pytest.raises(UsageError, match="--class-prompt"):
         train(sd, instances, tmp_path / "o4", with_prior_preservation=True)
-    assert not any((tmp_path / n).exists() for n in ("o1", "o2", "o3", "o4"))  # nothing half-made
+    with pytest.raises(UsageError, match=r"^--model .*nomodel: no such file or folder"):  # a missing path: exit 2
+        train(tmp_path / "nomodel", instances, tmp_path / "o5")
+    assert not any((tmp_path / n).exists() for n in ("o1", "o2", "o3", "o4", "o5"))  # nothing half-made
+
+
+def test_a_second_run_into_the_same_out_is_refused_at_once(sd, instances, tmp_path):
+    """Two runs writing one folder would mix their weights and configs: while one holds --out
+    (posekit.training.run_lock, as every dreambooth run does), another is refused, naming it,
+    before it writes anything; with --resume too."""
+    import os
+
+    from posekit.errors import UsageError
+    from posekit.training import run_lock
+
+    out = tmp_path / "run"
+    with run_lock(out):
+        for resume in (False, True):
+            with pytest.raises(UsageError, match=rf"^--out .*run: another posekit run is writing into it "
+                                                 rf"\(pid {os.getpid()}\)"):
+                train(sd, instances, out, resume=resume)
+        assert list(out.iterdir()) == []
+    train(sd, instances, out)  # once the first is done, --out is free
+    assert (out / "model_index.json").is_file()
 
 
 def test_a_run_that_fails_to_start_leaves_no_config(instances, tmp_path, run_posekit):

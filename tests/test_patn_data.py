@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from posekit.errors import PosekitError
-from posekit.methods.patn.data import PRESETS, PairDataset, SyntheticPairs, read_pairs, write_pairs
+from posekit.errors import PosekitError, UsageError
+from posekit.methods.patn.data import PRESETS, PairDataset, SyntheticPairs, datasets, read_pairs, write_pairs
 from posekit.methods.patn.prepare import prepare
 from posekit.methods.patn.synthetic import synthetic_pair
 from posekit.pose.formats import read_patn_annotations, write_patn_annotations
@@ -57,11 +57,15 @@ def official_layout(root, preset, names=("a.jpg", "b.jpg", "c.jpg")):
     return rows
 
 
-def test_official_market_layout_is_read_with_gaussian_maps_and_cached_npy(tmp_path):
+def test_official_market_layout_is_read_with_gaussian_maps_and_cached_npy(tmp_path, capsys):
     p = PRESETS["market1501"]
     official_layout(tmp_path, p)
     ds = PairDataset(tmp_path, "train", p)
     assert len(ds) == 2                     # the pair with an unannotated image is left out
+    # ... and said so, once, with the count and the files
+    warning = capsys.readouterr().err
+    assert warning.count("warning") == 1, warning
+    assert "market-pairs-train.csv: 1 of 3 pairs skipped" in warning and "market-annotation-train.csv" in warning
     item = ds[0]
     assert item["P1"].shape == (3, 128, 64) and item["BP1"].shape == (18, 128, 64)
     pose = read_patn_annotations(tmp_path / "market-annotation-train.csv", 64, 128)["a.jpg"]
@@ -88,6 +92,10 @@ def test_deepfashion_preset_uses_single_pixel_maps(tmp_path):
 def test_missing_layout_files_name_the_file(tmp_path):
     with pytest.raises(PosekitError, match="annotation file not found"):
         PairDataset(tmp_path, "train", PRESETS["deepfashion"])
+    with pytest.raises(UsageError, match="^--data-root .*nowhere: no such folder"):  # a flag's missing path: exit 2
+        PairDataset(tmp_path / "nowhere", "train", PRESETS["deepfashion"])
+    with pytest.raises(UsageError, match="^--data-root .*: --dataset synthetic is built in"):  # not silently ignored
+        datasets("synthetic", tmp_path, 32, 16)
     (tmp_path / "market-pairs-train.csv").write_text("a,b\n")
     with pytest.raises(PosekitError, match="from,to"):
         read_pairs(tmp_path / "market-pairs-train.csv")
@@ -145,6 +153,14 @@ def test_prepare_deepfashion_layout_crops_and_pairs_by_id(tmp_path):
     person = {r["name"]: r["person"] for r in names}
     assert pairs and all(person[a] == person[b] and a != b for a, b in pairs)
     assert len(pairs) == 2 * len(by_split["train"])          # both orders of each person's two views
+    # a second run into the same --out is refused, and leaves the dataset as it was
+    before = {f: f.stat().st_mtime_ns for f in out.rglob("*")}
+    with pytest.raises(UsageError, match=r"^--out .*fashion: already holds a dataset"):
+        prepare(raw, "deepfashion", out, test_fraction=0.5, detector=StubDetector())
+    assert {f: f.stat().st_mtime_ns for f in out.rglob("*")} == before
+    (out / "fasion-resize-pairs-train.csv").unlink()
+    with pytest.raises(UsageError, match="already holds a dataset"):  # its images alone are a dataset too
+        prepare(raw, "deepfashion", out, detector=StubDetector())
 
 
 def test_prepare_market_reads_ids_from_names_and_skips_distractors(tmp_path):
@@ -166,6 +182,12 @@ def test_prepare_market_reads_ids_from_names_and_skips_distractors(tmp_path):
 def test_prepare_dataset_cli_usage_errors(run_posekit, tmp_path):
     r = run_posekit("prepare-dataset", tmp_path / "missing", "--dataset", "market1501", "--out", tmp_path / "o")
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "data" / "test").mkdir(parents=True)
+    (tmp_path / "data" / "market-pairs-test.csv").write_text("from,to\n")
+    r = run_posekit("prepare-dataset", tmp_path / "raw", "--dataset", "market1501", "--out", tmp_path / "data")
+    assert r.returncode == 2 and r.stderr.startswith("posekit: error: --out ") and "already holds a dataset" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = run_posekit("prepare-dataset", tmp_path, "--dataset", "coco", "--out", tmp_path / "o")
     assert r.returncode == 2 and "deepfashion or market1501" in r.stderr
 

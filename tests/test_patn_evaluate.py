@@ -187,6 +187,9 @@ def test_evaluate_gan_prints_the_table_and_json(run_posekit, cli_files):
     assert "pad40: 40 px of white" in report["protocol"]
     for label in ("SSIM pad40", "mask-SSIM", "PCKh@0.5", "LPIPS", "FID", "IS", "4 test pairs of synthetic"):
         assert label in r.stderr, label
+    # an FID and an IS of a handful of images are said to be that, with what the literature uses
+    assert "warning: FID from 4 generated and 6 reference images: below 2048" in r.stderr, r.stderr
+    assert "warning: IS from 4 images in 4 splits (1 per split): under 50 per split" in r.stderr, r.stderr
     assert len(list((cli_files / "images").glob("synthetic-*___synthetic-*_vis.png"))) == 4
 
 
@@ -200,7 +203,7 @@ def test_evaluate_gan_offline_names_the_file_to_fetch_and_the_flag(run_posekit, 
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
     assert "weights-inception-2015-12-05-6726825d.pth" in r.stderr and "--inception-weights" in r.stderr
     r = run_posekit(*common, "--no-lpips", "--inception-weights", tmp_path / "missing.pth", env=env)
-    assert r.returncode == 1 and "--inception-weights" in r.stderr and "no such file" in r.stderr
+    assert r.returncode == 2 and "--inception-weights" in r.stderr and "no such file" in r.stderr  # a usage error
 
 
 def test_evaluate_gan_usage_errors(run_posekit, cli_files, market_layout):
@@ -211,7 +214,14 @@ def test_evaluate_gan_usage_errors(run_posekit, cli_files, market_layout):
     r = run_posekit("evaluate-gan", "--checkpoint", cli_files / "netG.safetensors", "--detector", "yolo")
     assert r.returncode == 2 and "--detector 'yolo'" in r.stderr
     r = run_posekit("evaluate-gan", "--checkpoint", market_layout / "nothing.pth")
-    assert r.returncode == 1 and "no such file" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = run_posekit("evaluate-gan", "--checkpoint", market_layout / "latest_net_netG.pth", "--dataset", "market1501",
+                    "--data-root", market_layout / "nowhere")
+    assert r.returncode == 2 and "--data-root" in r.stderr and "no such folder" in r.stderr, r.stderr
+    # a synthetic generator is scored on its built-in figures: a --data-root is refused, not ignored
+    r = run_posekit("evaluate-gan", "--checkpoint", cli_files / "netG.safetensors", "--data-root", market_layout / "market")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "--data-root" in r.stderr and "synthetic" in r.stderr and "leave --data-root out" in r.stderr
 
 
 def test_evaluate_gan_without_fid_needs_only_the_test_split(run_posekit, market_layout):
@@ -247,6 +257,14 @@ def test_train_gan_ends_with_the_tables_cheap_columns(run_posekit, tmp_path):
     report = json.loads(r.stdout)
     for key in ("ssim", "ssim_padded", "mask_ssim", "l1"):
         assert report[key] == pytest.approx(metrics[key]), key
+
+
+def test_fid_and_is_of_enough_images_are_not_warned_about():
+    from posekit.methods.patn.evaluate import too_few_images
+
+    assert too_few_images({"pairs": 8570, "fid_reference_images": 20000, "fid": 1.0, "is": 3.0}) == []
+    assert len(too_few_images({"pairs": 499, "is": 3.0})) == 1 and too_few_images({"pairs": 500, "is": 3.0}) == []
+    assert len(too_few_images({"pairs": 8570, "fid_reference_images": 500, "fid": 9.0})) == 1
 
 
 def test_pckh_pools_keypoints_over_pairs_and_fid_needs_two_images():

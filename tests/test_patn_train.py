@@ -66,6 +66,12 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
     while time.time() < deadline and len(checkpoints(run)) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()
         time.sleep(0.2)
+    # while it runs, no other run may write into its folder, even one that would resume it
+    for extra in ((), ("--resume",)):
+        r = run_posekit("train-gan", *TINY, "--iters", "100000", "--checkpoint-every", "3", "--perceptual-weight", "0",
+                        "--out", run, *extra, env=THREADS)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert f"--out {run}: another posekit run is writing into it (pid {proc.pid})" in r.stderr, r.stderr
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
@@ -91,6 +97,10 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
     r = run_posekit("train-gan", *TINY, "--ngf", "8", "--iters", last + 8, "--perceptual-weight", "0",
                     "--out", run, "--resume", env=THREADS)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--ngf 4, not 8" in r.stderr, r.stderr
+    # --size as the user types it
+    r = run_posekit("train-gan", *TINY, "--size", "16x16", "--iters", last + 8, "--perceptual-weight", "0",
+                    "--out", run, "--resume", env=THREADS)
+    assert r.returncode == 2 and "was trained with --size 16x32, not 16x16; pass the same --size" in r.stderr, r.stderr
 
 
 def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
@@ -121,6 +131,68 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     a, at_3 = load_file(whole / "netG.safetensors"), load_file(whole / "checkpoint-3" / "netG.safetensors")
     assert not all(torch.equal(a[k], at_3[k]) for k in a)  # and the last three iterations did train
+
+
+def test_resume_logs_each_point_once_and_warns_when_iters_change(tmp_path, monkeypatch, capsys):
+    """log.jsonl has one row per log point after a resume (the rows a killed run wrote past its
+    checkpoint are replaced by the resumed run's, equal ones); resuming with another --iters says
+    that the learning-rate schedule is planned anew from there; the plain progress line gives the
+    rate once."""
+    import shutil
+
+    from posekit import console
+    from posekit.methods.patn import train as patn_train
+    from posekit.methods.patn.train import TrainConfig, lr_at, train
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(patn_train, "LOG_EVERY", 1)
+    monkeypatch.setattr(console.LineProgress.__init__, "__defaults__", (0.0, None))  # a line per update
+    config = TrainConfig(dataset="synthetic", iters=4, batch_size=2, checkpoint_every=2, perceptual_weight=0,
+                         ngf=4, blocks=1, image_height=32, image_width=16, eval_pairs=4, workers=0)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    train(config, whole)
+    rows = lambda run: [json.loads(line) for line in open(run / "log.jsonl")]  # noqa: E731
+    losses = lambda row: {k: v for k, v in row.items() if k != "it_per_s"}  # noqa: E731
+    assert [r["iteration"] for r in rows(whole)] == [1, 2, 3, 4]
+    progress_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train-gan: ")]
+    assert progress_lines and all(line.count("/s") == 1 for line in progress_lines), progress_lines
+    # a run killed at iteration 3, after its checkpoint-2: it had logged rows 1 to 3
+    shutil.copytree(whole / "checkpoint-2", cut / "checkpoint-2")
+    shutil.copy(whole / "config.json", cut / "config.json")
+    (cut / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(whole)[:3]) + '{"iteration": 4, "L')
+    train(config, cut, resume=True)
+    assert [r["iteration"] for r in rows(cut)] == [1, 2, 3, 4]
+    assert [losses(r) for r in rows(cut)] == [losses(r) for r in rows(whole)]
+    assert "re-planned" not in capsys.readouterr().err
+    # extended past the run's --iters: the decay is planned anew, and the user is told
+    train(TrainConfig(**{**config.__dict__, "iters": 8}), cut, resume=True)
+    err = capsys.readouterr().err
+    assert (f"--iters 8: {cut} was planned for 4 iterations; the learning-rate schedule is re-planned from "
+            f"iteration 4 (lr {lr_at(4, 4, 2e-4):.3g} there becomes {lr_at(4, 8, 2e-4):.3g}") in err, err
+    assert [r["iteration"] for r in rows(cut)] == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
+def test_small_nets_train_on_one_cpu_thread_unless_omp_num_threads_says(tmp_path, monkeypatch):
+    """Torch's pool of a thread per core gains nothing on the docs' CPU trial and, on a busy
+    machine, spins for cores other processes hold (docs/patn.md has the measurements): small
+    runs use one thread on the CPU; large ones and OMP_NUM_THREADS keep theirs; the caller's
+    setting comes back after the run."""
+    from posekit.methods.patn import train as patn_train
+    from posekit.methods.patn.train import TrainConfig
+
+    monkeypatch.setattr(patn_train, "_train", lambda *args: torch.get_num_threads())
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        docs = TrainConfig(dataset="synthetic", image_width=32, image_height=64, ngf=16, blocks=3, batch_size=8)
+        official = TrainConfig(dataset="deepfashion", data_root=str(tmp_path))
+        assert patn_train.train(docs, tmp_path / "a") == 1 and torch.get_num_threads() == 2
+        assert patn_train.train(official, tmp_path / "b") == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        assert patn_train.train(docs, tmp_path / "c") == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +292,13 @@ def test_official_pth_checkpoint_drives_transfer_with_the_market_preset(tmp_path
 def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):
     r = run_posekit("train-gan", "--dataset", "coco", "--out", tmp_path / "a")
     assert r.returncode == 2 and "deepfashion, market1501, synthetic" in r.stderr
+    # a flag's missing path is a usage error (exit 2), like prepare-dataset's and dreambooth's
+    r = run_posekit("train-gan", "--dataset", "market1501", "--data-root", tmp_path / "nowhere", "--out", tmp_path / "d",
+                    "--perceptual-weight", "0")
+    assert r.returncode == 2 and "--data-root" in r.stderr and "no such folder" in r.stderr, r.stderr
+    r = run_posekit("train-gan", *TINY, "--vgg-weights", tmp_path / "none.pth", "--out", tmp_path / "e")
+    assert r.returncode == 2 and "--vgg-weights" in r.stderr and "no such file" in r.stderr, r.stderr
+    assert not any((tmp_path / n).exists() for n in ("a", "d", "e"))  # nothing made for a run that did not start
     r = run_posekit("train-gan", "--dataset", "deepfashion", "--out", tmp_path / "b", "--perceptual-weight", "0")
     assert r.returncode == 2 and "--data-root" in r.stderr and "Traceback" not in r.stderr
     r = run_posekit("train-gan", "--dataset", "synthetic", "--size", "16x30", "--out", tmp_path / "c")

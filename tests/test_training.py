@@ -20,6 +20,7 @@ class Config:
     width: int = 8
     data: str = "a"
     iters: int = 10
+    lora: bool = False
 
     may_change_on_resume: ClassVar[tuple[str, ...]] = ("iters",)
     flag_names: ClassVar[dict[str, str]] = {"width": "--size"}
@@ -57,6 +58,9 @@ def test_resume_may_change_how_long_but_not_what_is_trained(tmp_path):
                             "pass the same --size or choose another --out")
     with pytest.raises(UsageError, match=r"with --data 'a', not 'b'; pass the same --data"):
         training.check_run_folder(tmp_path, Config(data="b"), resume=True)
+    # a switch is named as the user types it, not as "--lora False, not True"
+    with pytest.raises(UsageError, match=r"^--resume: .* was trained without --lora; resume it without --lora or"):
+        training.check_run_folder(tmp_path, Config(lora=True), resume=True)
     training.check_run_folder(tmp_path, Config(data="b"), resume=False)  # a fresh run does not read it
     training.write_config(tmp_path, {"iters": 3})  # written before `width` existed: not compared
     training.check_run_folder(tmp_path, Config(width=16), resume=True)
@@ -124,7 +128,12 @@ def test_checkpoints_are_whole_durable_rotated_and_restored(tmp_path, fsynced):
     assert not list(run.glob(".checkpoint-*"))  # what the failed save left is cleared on resume
 
     (saved / "optimizer.bin").unlink()
-    with pytest.raises(PosekitError, match=r"checkpoint-6: cannot resume from this checkpoint"):
+    # ... and says what to do: remove it, and the next --resume takes the one before
+    with pytest.raises(PosekitError, match=r"checkpoint-6: cannot resume from this checkpoint \(.*\); "
+                                           r"remove it to resume from checkpoint-4$"):
+        training.load_latest_checkpoint(accelerator, run)
+    training.discard(run / "checkpoint-4")
+    with pytest.raises(PosekitError, match=r"remove it to resume from the start, or train into another --out$"):
         training.load_latest_checkpoint(accelerator, run)
     assert training.load_latest_checkpoint(accelerator, tmp_path / "empty") == (0, None)
 
@@ -159,3 +168,55 @@ def test_both_trainers_refuse_a_precision_the_machine_cannot_run():
         make_accelerator("fp16", cpu=True)
     with pytest.raises(UsageError, match="^--mixed-precision fp8"):
         make_accelerator("fp8-nonsense", cpu=True)
+
+
+def test_one_run_at_a_time_writes_into_a_folder(tmp_path, monkeypatch):
+    """run_lock: a second holder is refused at once (not made to wait), in one line naming the
+    flag, the folder and the first one's process; the lock goes with the holder; a folder the
+    lock made for a run that wrote nothing is removed; where flock cannot lock a folder (NFS) the
+    run goes on unlocked."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    with training.run_lock(run):
+        assert run.is_dir()
+        with pytest.raises(UsageError) as e:
+            with training.run_lock(run):
+                pass
+        assert str(e.value) == (f"--out {run}: another posekit run is writing into it (pid {os.getpid()}); "
+                                "wait for it to end or choose another --out")
+        with training.run_lock(run, main=False):  # other processes of an accelerate launch do not lock
+            pass
+        (run / "config.json").write_text("{}")
+    with training.run_lock(run):  # released with the first
+        pass
+    assert (run / "config.json").is_file()
+    with training.run_lock(tmp_path / "empty"):
+        pass
+    assert not (tmp_path / "empty").exists()  # made here and left empty: removed
+
+    # another process holding it (the lock is per process, and a killed one releases it)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from posekit.training import run_lock\n"
+                               "with run_lock(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(run)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError, match=rf"another posekit run is writing into it \(pid {holder.pid}\)"):
+            with training.run_lock(run):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    with training.run_lock(run):
+        pass
+
+    import fcntl
+
+    def nfs(fd, op):
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", nfs)
+    with training.run_lock(run):  # unlocked rather than refused
+        pass

@@ -43,8 +43,8 @@ from posekit.console import info, progress, warn
 from posekit.errors import PosekitError, UsageError
 from posekit.images import IMAGE_SUFFIXES, load_image, save_image
 from posekit.methods.diffusion.models import DEFAULT_MODEL, load_pipeline
-from posekit.training import (check_run_folder, load_latest_checkpoint, make_accelerator, save_checkpoint, shuffled,
-                              write_config)
+from posekit.training import (check_run_folder, load_latest_checkpoint, make_accelerator, run_lock, save_checkpoint,
+                              shuffled, write_config)
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 UNET_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -273,14 +273,20 @@ def read_lora_file(folder: Path, models: dict) -> None:
 # -- training ------------------------------------------------------------------------------
 def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Path:
     """Fine-tune and write the model into `out`; returns the pipeline folder or the LoRA file.
-    With `resume`, continue the run in `out` from its newest checkpoint."""
-    from accelerate.utils import set_seed
-
+    With `resume`, continue the run in `out` from its newest checkpoint. One run at a time
+    writes into `out` (posekit.training.run_lock): another is refused at once."""
     out, c = Path(out), config.resolved()
     check_options(c)
+    accelerator = dreambooth_accelerator(c, out)
+    with run_lock(out, accelerator.is_main_process):  # one run writes into --out, for the whole run
+        return _train(c, out, resume, accelerator)
+
+
+def _train(c: DreamBoothConfig, out: Path, resume: bool, accelerator) -> Path:
+    from accelerate.utils import set_seed
+
     check_run_folder(out, c, resume, results=("model_index.json", LORA_FILE))
     instances = load_examples(Path(c.instance_dir), c.instance_prompt, c.resolution, "--instance-dir")
-    accelerator = dreambooth_accelerator(c, out)
     set_seed(c.seed)
     main = accelerator.is_main_process
     say = info if main else (lambda message: None)  # one voice under `accelerate launch`
@@ -324,7 +330,7 @@ def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Pat
             step += 1
             if main:
                 bar.update(task, advance=1, status=f"loss {loss.detach().item():.4f}")
-            if c.checkpointing_steps and step % c.checkpointing_steps == 0 and step < c.steps:
+            if c.checkpointing_steps and step % c.checkpointing_steps == 0:  # the last step's too, as diffusers does
                 save_checkpoint(accelerator, out, step, c.keep_checkpoints)
             if c.validation_prompt and c.validation_steps and step % c.validation_steps == 0 and main:
                 validate(c, out, step, base, unet, text_encoder, accelerator.device, dtype)
@@ -332,6 +338,12 @@ def train_dreambooth(config: DreamBoothConfig, out, resume: bool = False) -> Pat
 
 
 def check_options(c: DreamBoothConfig) -> None:
+    from posekit.methods.diffusion.models import is_local
+
+    if is_local(c.model) and not Path(c.model).expanduser().exists():  # a path, and a missing one
+        raise UsageError(f"--model {c.model}: no such file or folder")
+    if c.model_config and not Path(c.model_config).expanduser().exists():
+        raise UsageError(f"--model-config {c.model_config}: no such folder")
     if c.resolution % 8:
         raise UsageError(f"--resolution {c.resolution}: use a multiple of 8 (512 for SD 1.x)")
     if c.with_prior_preservation and not (c.class_prompt and c.class_dir):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from posekit.errors import PosekitError
+from posekit.errors import PosekitError, UsageError
 from posekit.pose.pose import Pose
 
 
@@ -125,6 +125,14 @@ def write_pairs(pairs: list[tuple[str, str]], path: Path) -> None:
     write_text("from,to\n" + "".join(f"{a},{b}\n" for a, b in pairs), path)
 
 
+def first_process() -> bool:
+    """Whether this is the first process of an `accelerate launch` (or the only one): what
+    every process would say alike is said once."""
+    import os
+
+    return (os.environ.get("RANK") or "0") == "0"
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Pairs of one split of an official-layout dataset (DeepFashion or Market-1501)."""
 
@@ -133,16 +141,21 @@ class PairDataset(torch.utils.data.Dataset):
 
         self.root, self.split, self.preset = Path(root), split, p
         if not self.root.is_dir():
-            raise PosekitError(f"--data-root {self.root}: no such folder")
+            raise UsageError(f"--data-root {self.root}: no such folder")
         ann = annotation_csv(self.root, p, split)
         if not ann.is_file():
             raise PosekitError(f"{ann}: annotation file not found (expected the official layout; "
                                f"build one with `posekit prepare-dataset`)")
         self.poses = read_patn_annotations(ann, p.width, p.height)
-        self.pairs = [(a, b) for a, b in read_pairs(pairs_csv(self.root, p, split))
-                      if a in self.poses and b in self.poses]
+        listed = read_pairs(pairs_csv(self.root, p, split))
+        self.pairs = [(a, b) for a, b in listed if a in self.poses and b in self.poses]
         if not self.pairs:
             raise PosekitError(f"{pairs_csv(self.root, p, split)}: no pair whose images are both annotated")
+        if len(self.pairs) < len(listed) and first_process():
+            from posekit.console import warn
+
+            warn(f"{pairs_csv(self.root, p, split)}: {len(listed) - len(self.pairs)} of {len(listed)} pairs "
+                 f"skipped: an image of theirs is not in {ann.name}")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -197,6 +210,10 @@ def datasets(name: str, data_root: str | Path | None, height: int, width: int, s
     `with_train=False`: an official layout's train split is not read (None in its place), so a
     folder holding only the test split can be scored."""
     p = preset(name)
+    if name == "synthetic" and data_root is not None:
+        from posekit.errors import UsageError
+
+        raise UsageError(f"--data-root {data_root}: --dataset synthetic is built in (no files); leave --data-root out")
     if name == "synthetic":
         return (SyntheticPairs(synthetic_size, height, width, seed, p),
                 SyntheticPairs(eval_pairs, height, width, seed + HELD_OUT_SEED_OFFSET, p))

@@ -151,6 +151,9 @@ def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, s
     from posekit.methods.patn.data import datasets
 
     name, height, width = config["dataset"], int(config["height"]), int(config["width"])
+    if name == "synthetic" and data_root is not None:
+        raise UsageError(f"--data-root {data_root}: the checkpoint was trained on --dataset synthetic and is scored "
+                         "on its built-in held-out figures; leave --data-root out")
     pairs = limit or (SYNTHETIC_TEST_PAIRS if name == "synthetic" else 10 ** 9)
     train, test = datasets(name, data_root, height, width, seed=seed, synthetic_size=synthetic_size, eval_pairs=pairs,
                            with_train=with_reference)
@@ -234,7 +237,7 @@ def fid(generated: torch.Tensor, reference: torch.Tensor) -> float:
     return float(out["frechet_inception_distance"])
 
 
-def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:  # IS_SPLITS
     from torch_fidelity.metric_isc import isc_features_to_metric
 
     out = isc_features_to_metric(logits, splits=max(1, min(splits, len(logits))))
@@ -319,7 +322,38 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
         report.update(fid=fid(torch.cat(pools), ref), fid_reference_images=len(ref))
     if backbones.inception is not None and with_is:
         report["is"], report["is_std"] = inception_score(torch.cat(logits))
+    from posekit.console import warn
+
+    for message in too_few_images(report):
+        warn(message)
     return report
+
+
+# below these the numbers say more about the sample size than about the generator
+FID_MIN_IMAGES = 2048  # the Inception pool features' dimension: fewer images give a singular covariance
+IS_SPLITS = 10
+IS_MIN_PER_SPLIT = 50  # one image per split scores exactly 1
+
+
+def too_few_images(report: dict) -> list[str]:
+    """Warnings for an FID or IS computed from far fewer images than the literature uses."""
+    messages = []
+    if "fid" in report:
+        generated, reference = report["pairs"], report["fid_reference_images"]
+        if min(generated, reference) < FID_MIN_IMAGES:
+            messages.append(
+                f"FID from {generated} generated and {reference} reference images: below {FID_MIN_IMAGES} each (the "
+                "Inception features' dimension) it is strongly biased upward and not comparable to papers, which use "
+                "thousands (PATN's test sets: 8570 / 12000 pairs; Heusel et al. 50000); raise --limit / --fid-reference")
+    if "is" in report:
+        n = report["pairs"]
+        splits = max(1, min(IS_SPLITS, n))
+        if n // splits < IS_MIN_PER_SPLIT:
+            messages.append(
+                f"IS from {n} images in {splits} splits ({n // splits} per split): under {IS_MIN_PER_SPLIT} per split "
+                f"it tends to 1 whatever the generator (Salimans et al.: 50000 images, 5000 per split); "
+                f"score at least {IS_MIN_PER_SPLIT * IS_SPLITS} pairs")
+    return messages
 
 
 # -- the table -------------------------------------------------------------------------------------

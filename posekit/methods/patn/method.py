@@ -109,7 +109,7 @@ def load_patn(checkpoint: str | Path | None, dataset: str | None = None):
                          "or the authors' latest_net_netG.pth")
     path = checkpoint_file(checkpoint)
     if not path.is_file():
-        raise PosekitError(f"--checkpoint {path}: no such file")
+        raise UsageError(f"--checkpoint {path}: no such file")
     if path.suffix == ".safetensors":
         return _safetensors_generator(path, dataset)
     net = load_official_generator(path)

@@ -96,17 +96,40 @@ def same_person_pairs(names_by_id: dict[str, list[str]], max_per_person: int, se
 def prepare(raw_dir: str | Path, dataset: str, out: str | Path, test_fraction: float = 0.1,
             max_pairs_per_person: int = 0, detector_name: str = "blazepose", device: str = "auto",
             seed: int = 0, detector=None, batch: int = 16) -> int:
-    """Build the layout; returns how many input files could not be read (the rest is written)."""
-    from posekit.console import info, progress, warn
-    from posekit.images import IMAGE_SUFFIXES, expand_paths, load_image, save_image, write_text
-    from posekit.methods.patn.data import PRESETS, annotation_csv, pairs_csv, write_pairs
-    from posekit.pose.formats import write_patn_annotations
-
+    """Build the layout in a new --out (one that holds a dataset is refused); returns how many
+    input files could not be read (the rest is written)."""
     if dataset not in ("deepfashion", "market1501"):
         raise UsageError(f"--dataset {dataset!r}: choose deepfashion or market1501")
     raw_dir, out = Path(raw_dir), Path(out)
     if not raw_dir.is_dir():
         raise UsageError(f"{raw_dir}: no such folder of raw photos")
+    from posekit.training import run_lock
+
+    with run_lock(out):  # one run writes into --out at a time
+        check_new_dataset(out)
+        return _prepare(raw_dir, dataset, out, test_fraction, max_pairs_per_person, detector_name, device, seed,
+                        detector, batch)
+
+
+def check_new_dataset(out: Path) -> None:
+    """Refuse an --out that holds a dataset already: writing over it would replace its CSVs and
+    leave the old images behind, listed nowhere."""
+    if not out.is_dir():
+        return
+    found = sorted(out.glob("*-pairs-*.csv")) + sorted(out.glob("*-annotation-*.csv")) + sorted(out.glob("*-names.csv"))
+    found += [out / split for split in ("train", "test") if (out / split).exists()]
+    if found:
+        raise UsageError(f"--out {out}: already holds a dataset ({found[0].name}); choose another folder, "
+                         "or remove that one to rebuild it")
+
+
+def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_pairs_per_person: int,
+             detector_name: str, device: str, seed: int, detector, batch: int) -> int:
+    from posekit.console import info, progress, warn
+    from posekit.images import IMAGE_SUFFIXES, expand_paths, load_image, save_image, write_text
+    from posekit.methods.patn.data import PRESETS, annotation_csv, pairs_csv, write_pairs
+    from posekit.pose.formats import write_patn_annotations
+
     p = PRESETS[dataset]
     files = expand_paths([str(raw_dir)], IMAGE_SUFFIXES)
     items, skipped_id = [], 0

@@ -5,12 +5,15 @@
                                      random and image-pool states (posekit.training: atomic, fsynced)
     RUN/samples/step-000600.png      rows of: source | target pose | generated | target
     RUN/metrics.json                 held-out ssim, ssim_padded, mask_ssim, l1 and the copy-the-source baselines
-    RUN/log.jsonl                    losses, learning rate and it/s every 10 iterations
+    RUN/log.jsonl                    losses, learning rate and it/s every 10 iterations (one row per
+                                     log point: a resume drops the rows past its checkpoint)
     RUN/netG.safetensors             the final generator, what `transfer --checkpoint RUN` loads
 
-A run killed at any moment (even SIGKILL) leaves only whole checkpoints; `--resume` continues
-from the newest exactly as the uninterrupted run would have (same data order, random state and
-image pools), with the same settings but for those `TrainConfig.may_change_on_resume` lists.
+One run at a time writes into RUN (posekit.training.run_lock). A run killed at any moment (even
+SIGKILL) leaves only whole checkpoints; `--resume` continues from the newest exactly as the
+uninterrupted run would have (same data order, random state and image pools), with the same
+settings but for those `TrainConfig.may_change_on_resume` lists. A resume with another --iters
+re-plans the learning rate's decay from there (warned: `warn_if_replanned`).
 
 One step, as the authors' PATN.optimize_parameters does it:
     fake = G(P1, [BP1, BP2])
@@ -24,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -39,8 +43,8 @@ from posekit.errors import PosekitError, UsageError
 from posekit.methods.patn.data import Preset, datasets, heatmap_sigma, preset, to_uint8
 from posekit.methods.patn.model import (NUM_KEYPOINTS, PATNGenerator, ResnetDiscriminator, gan_loss,
                                         init_weights)
-from posekit.training import (DataOrder, check_run_folder, make_accelerator,
-                              load_latest_checkpoint, save_checkpoint, write_config)
+from posekit.training import (CONFIG, DataOrder, check_run_folder, load_latest_checkpoint, make_accelerator,
+                              read_config, run_lock, save_checkpoint, write_config)
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 NETS = ("netG", "netD_PP", "netD_PB")
@@ -72,7 +76,13 @@ class TrainConfig:
     # how long to go on, how often to save, how to load and score: a resumed run may change
     # these; every other field defines the model or its data and must stay what the run used
     may_change_on_resume: ClassVar[tuple[str, ...]] = ("iters", "checkpoint_every", "workers", "eval_pairs")
-    flag_names: ClassVar[dict[str, str]] = {"image_height": "--size (height)", "image_width": "--size (width)"}
+    flag_names: ClassVar[dict[str, str]] = {"image_height": "--size", "image_width": "--size"}
+
+    def shown_value(self, values: dict, field: str) -> str:
+        """A field's value as its flag takes it (check_run_folder's messages): --size WxH."""
+        if field in ("image_height", "image_width"):
+            return f"{values['image_width']}x{values['image_height']}"
+        return repr(values[field])
 
     def resolved(self) -> "TrainConfig":
         """Fill the preset's defaults in (batch size, perceptual weight, image size)."""
@@ -117,7 +127,7 @@ def hub_weights(path: str | Path | None, url: str, flag: str, what: str, instead
     if path:
         path = Path(path)
         if not path.is_file():
-            raise PosekitError(f"{flag} {path}: no such file")
+            raise UsageError(f"{flag} {path}: no such file")
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
@@ -197,6 +207,45 @@ def log_line(run: Path, record: dict) -> None:
     survives a killed run and reads without a terminal."""
     with open(Path(run) / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def keep_log_until(run: Path, iteration: int) -> None:
+    """Drop the rows of RUN/log.jsonl past `iteration` (what a killed run logged after the
+    checkpoint a resume starts from: the resumed run logs those iterations again), atomically.
+    Unreadable rows (a line cut by a kill) go too."""
+    from posekit.images import atomic_path
+
+    path = Path(run) / "log.jsonl"
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("iteration"), int) and row["iteration"] <= iteration:
+            kept.append(line)
+    if kept == lines:
+        return
+    with atomic_path(path) as tmp:
+        with open(tmp, "w") as f:
+            f.write("".join(line + "\n" for line in kept))
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def warn_if_replanned(say_warning, run: Path, saved_iters, c: "TrainConfig", start: int) -> None:
+    """--resume with another --iters: the learning rate's decay (the last 2/7 of --iters) is
+    planned anew, so from `start` on the run trains as a run of the new --iters would (a finished
+    run extended gets its full rate back), not as the uninterrupted run of either length."""
+    if not isinstance(saved_iters, int) or saved_iters == c.iters or not 0 < start < c.iters:
+        return  # nothing re-planned: the same plan, a start from 0, or no iteration left to train
+    before, after = lr_at(start, saved_iters, c.lr), lr_at(start, c.iters, c.lr)
+    say_warning(f"--iters {c.iters}: {run} was planned for {saved_iters} iterations; the learning-rate "
+                f"schedule is re-planned from iteration {start} (lr {before:.3g} there becomes {after:.3g}, "
+                f"decaying to 0 over the last {max(1, round(c.iters * 2 / 7))} iterations)")
 
 
 def save_net(net: nn.Module, path: Path, config: dict | None = None) -> None:
@@ -279,17 +328,43 @@ def evaluate(G: nn.Module, held_out, device, batch_size: int = 16) -> tuple[dict
 # -- the loop --------------------------------------------------------------------------------------
 def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weights: str | None = None) -> dict:
     """Train (or continue) a run; returns the held-out metrics written to RUN/metrics.json."""
-    from accelerate.utils import set_seed
-
-    from posekit.console import info, progress
-    from posekit.images import save_image
-
     run, c = Path(run), config.resolved()
-    p = preset(c.dataset)
     if c.image_height % 4 or c.image_width % 4:
         raise UsageError(f"--size {c.image_width}x{c.image_height}: both sides must be multiples of 4")
-    check_run_folder(run, c, resume, results=("netG.safetensors",))
+    preset(c.dataset)
     accelerator = make_accelerator(c.mixed_precision)
+    threads = torch.get_num_threads()
+    try:
+        with run_lock(run, accelerator.is_main_process):  # one run writes into --out, for the whole run
+            if accelerator.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ and small_work(c):
+                torch.set_num_threads(1)
+            return _train(c, run, resume, vgg_weights, accelerator)
+    finally:
+        torch.set_num_threads(threads)
+
+
+# per-step work (batch x pixels x ngf^2 x blocks) below which train-gan uses one torch thread on
+# the CPU: the official configurations are ~1e10, the docs' CPU trial ~1.3e7
+SMALL_WORK = 1e9
+
+
+def small_work(c: TrainConfig) -> bool:
+    """Whether a run's nets are small enough that torch's intra-op threads gain little on the CPU
+    while costing much on a busy machine: its thread pool spins waiting for cores other processes
+    hold (measured with the docs' trial on a 2-core CPU at load 5: 0.07 it/s with torch's 2
+    threads, 0.84 it/s with 1). OMP_NUM_THREADS, when set, decides instead."""
+    return c.batch_size * c.image_height * c.image_width * c.ngf ** 2 * c.blocks < SMALL_WORK
+
+
+def _train(c: TrainConfig, run: Path, resume: bool, vgg_weights: str | None, accelerator) -> dict:
+    from accelerate.utils import set_seed
+
+    from posekit.console import LineProgress, info, progress, warn
+    from posekit.images import save_image
+
+    p = preset(c.dataset)
+    check_run_folder(run, c, resume, results=("netG.safetensors",))
+    saved_iters = read_config(run).get("iters") if resume and (run / CONFIG).is_file() else None
     main = accelerator.is_main_process
     say = info if main else (lambda message: None)  # one voice under `accelerate launch`
     # data first: a wrong --data-root fails before any network is built
@@ -302,13 +377,17 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
     if resume:
         say(f"resuming {run} from iteration {start} ({last.name})" if last
             else f"{run}: no checkpoint yet; starting from iteration 0")
+    if main:
+        warn_if_replanned(warn, run, saved_iters, c, start)
     if start >= c.iters:
         say(f"{run}: already at iteration {start} of --iters {c.iters}; evaluating only")
     if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
+        keep_log_until(run, start)  # rows a killed run logged past its checkpoint are logged again
         write_config(run, {**asdict(c), "generator": generator_config(c), "processes": accelerator.num_processes})
     loader = accelerator.prepare(data_loader(train_set, c, start, accelerator.num_processes))
 
     bar = progress(transient=False) if main else contextlib.nullcontext()
+    rate_shown = isinstance(bar, LineProgress)  # the plain progress line adds the rate itself
     with bar:
         task = bar.add_task("train-gan", total=c.iters, completed=start, status="") if main else None
         tick = time.perf_counter()
@@ -319,7 +398,7 @@ def train(config: TrainConfig, run: str | Path, resume: bool = False, vgg_weight
                 values = {k: v.item() for k, v in losses.items()}
                 rate = (done - start) / max(1e-9, time.perf_counter() - tick)
                 bar.update(task, completed=done, status=" ".join(f"{k} {v:.3f}" for k, v in values.items())
-                           + f" {rate:.2f} it/s")
+                           + ("" if rate_shown else f" {rate:.2f} it/s"))
                 if done % LOG_EVERY == 0 or done == c.iters:
                     log_line(run, {"iteration": done, **values, "lr": lr_at(it, c.iters, c.lr), "it_per_s": rate})
             if done % c.checkpoint_every == 0 or done == c.iters:
