@@ -171,4 +171,33 @@ def test_cli_offline_default_models_are_one_line_errors(astronaut_path, clip, tm
     assert r.returncode == 1
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "lllyasviel/control_v11p_sd15_openpose is not downloaded" in r.stderr and "--controlnet PATH" in r.stderr
+    # only what the pipeline loads (on the CPU: full precision), not the repository's other checkpoints
+    assert ('`hf download lllyasviel/control_v11p_sd15_openpose --include "*.json" --include "*.txt" '
+            '--include "*diffusion_pytorch_model.safetensors" --include "*/model.safetensors"`') in r.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_the_download_hints_name_only_what_the_pipeline_loads():
+    import fnmatch
+    import re
+
+    import torch
+
+    from posekit.methods.diffusion.models import DEFAULT_MODEL, weights_download
+
+    # SD 1.5's repository as the hub lists it (diffusers layout, plus whole-model checkpoints)
+    repo = ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
+            "text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors", "tokenizer/merges.txt",
+            "tokenizer/vocab.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+            "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.bin",
+            "vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors",
+            "v1-5-pruned.safetensors", "v1-5-pruned-emaonly.safetensors", "v1-5-pruned-emaonly-fp16.safetensors",
+            "v1-5-pruned.ckpt"]
+    for dtype, wanted in ((torch.float16, ".fp16.safetensors"), (torch.float32, "l.safetensors")):
+        hint = weights_download(DEFAULT_MODEL, "--model", dtype)
+        patterns = re.findall(r'--include "([^"]+)"', hint)
+        got = [f for f in repo if any(fnmatch.fnmatch(f, p) for p in patterns)]
+        weights = [f for f in got if f.endswith((".safetensors", ".bin", ".ckpt"))]
+        assert weights and all(f.endswith(wanted) and "/" in f for f in weights), (dtype, weights)
+        assert "tokenizer/vocab.json" in got and "model_index.json" in got
+    assert weights_download("someone/their-model", "--model", torch.float16) is None  # their layout: all of it

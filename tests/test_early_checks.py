@@ -125,7 +125,7 @@ def test_real_model_folders_and_files_pass(tiny_sd, tmp_path):
     save_file({"w": torch.zeros(2)}, tmp_path / "lora.safetensors")
     torch.save({"w": torch.zeros(2)}, tmp_path / "model.ckpt")
     torch.save({"w": torch.zeros(2)}, tmp_path / "old.ckpt", _use_new_zipfile_serialization=False)
-    (tmp_path / "ip").mkdir()
+    (tmp_path / "ip" / "image_encoder").mkdir(parents=True)  # the weights and their CLIP vision encoder
     save_file({"w": torch.zeros(2)}, tmp_path / "ip" / "ip-adapter.safetensors")
     for model in (sd, tmp_path / "model.ckpt", tmp_path / "old.ckpt"):
         o = method_options("diffusion")(model=str(model), controlnet=str(cn), lora=str(tmp_path / "lora.safetensors"),
@@ -234,3 +234,40 @@ def test_a_gan_run_folder_without_weights_fails_before_any_work(run_posekit, ast
         "posekit: error: --checkpoint run: no netG.safetensors, checkpoint-N/ or latest_net_netG.pth in this folder; "
         "pass a train-gan run folder (--out of train-gan) or the weights file"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_given_to_the_wrong_flag_says_what_it_is(tmp_path):
+    """A ControlNet folder passed as --motion-adapter, a Wan pipeline as an SD --model, an
+    IP-Adapter file without its image encoder: one line before any load (they were diffusers'
+    errors at load time, cut off mid-sentence, exit 1)."""
+    import json
+
+    from posekit.methods.diffusion.models import check_model_path
+
+    def folder(name, file, cls):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / file).write_text(json.dumps({"_class_name": cls}))
+        return str(tmp_path / name)
+
+    cn, motion = folder("cn", "config.json", "ControlNetModel"), folder("motion", "config.json", "MotionAdapter")
+    wan = folder("wan", "model_index.json", "WanAnimatePipeline")
+    sd = folder("sd", "model_index.json", "StableDiffusionPipeline")
+    check_model_path(cn, "--controlnet")
+    check_model_path(motion, "--motion-adapter")
+    check_model_path(sd, "--model")
+    for value, flag, says in [(motion, "--controlnet", "MotionAdapter (pass it as --motion-adapter)"),
+                              (cn, "--motion-adapter", "ControlNetModel (pass it as --controlnet)"),
+                              (wan, "--model", "WanAnimatePipeline;"), (wan, "--model-config", "WanAnimatePipeline;")]:
+        with pytest.raises(UsageError) as e:
+            check_model_path(value, flag)
+        assert str(e.value).startswith(f"{flag} {value}: its ") and says in str(e.value)
+    (tmp_path / "ip").mkdir()
+    weights = tmp_path / "ip" / "ip-adapter-plus_sd15.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, weights)
+    with pytest.raises(UsageError, match="no image_encoder/ folder next to the weights"):
+        check_model_path(str(weights), "--ip-adapter")
+    (tmp_path / "ip" / "image_encoder").mkdir()
+    check_model_path(str(weights), "--ip-adapter")
+    check_model_path(str(tmp_path / "ip"), "--ip-adapter")  # the folder holding both

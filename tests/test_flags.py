@@ -240,3 +240,22 @@ def test_offload_without_a_gpu_fails_with_the_options(method, offload):
 def test_outline_names_every_flag_it_still_needs(run_posekit, tmp_path, args, missing):
     r = run_posekit("animate", FIGURE, "--poses", "walk", "--outline", *args, "--out", tmp_path / "x")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and missing + " " in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("method, extra, idle", [
+    ("wan", {"negative_prompt": "blurry"}, "--negative-prompt"),  # wan's guidance is 1.0
+    ("diffusion", {"negative_prompt": "blurry", "guidance": 1.0}, "--negative-prompt"),
+    ("animatediff", {"strength": 0.3}, "--strength"),  # its --init is none: frames start from noise
+    ("diffusion", {"ip_adapter_scale": 0.9}, "--ip-adapter-scale"),
+    ("diffusion", {"controlnet": "none", "controlnet_scale": 0.5}, "--controlnet-scale"),
+])
+def test_a_flag_these_options_leave_idle_is_a_warning(method, extra, idle, capsys):
+    """Measured on tiny models: the frames were the same with and without these; now it is said."""
+    from posekit.commands.method_flags import options_for
+
+    given = {name: option.default for name, option in method_flags("animate").items()}
+    options_for(method, {**given, **extra})
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"posekit: warning: {idle} has no effect here: ")
+    options_for(method, {**given, "negative_prompt": "blurry"} if method != "wan" else given)  # used: nothing said
+    assert capsys.readouterr().err == ""

@@ -130,12 +130,33 @@ def options_for(method: str, flags: dict):
     names = [f.name for f in fields(options)]
     if flags["sheet"] and "sheet" not in names:
         raise UsageError("--sheet generates all frames in one diffusion pass; use it with --method diffusion")
-    for name, _, flag in METHOD_FLAGS:  # a flag given to a method that ignores it: say so, once
-        if name not in names and flags.get(name, flag.default) != flag.default:
+    given = {name: flag for name, _, flag in METHOD_FLAGS
+             if flags.get(name) is not None and flags.get(name, flag.default) != flag.default}
+    for name, flag in given.items():  # a flag given to a method that ignores it: say so, once
+        if name not in names:
             from posekit.console import warn
 
             warn(f"{flag.param_decls[0]} is for --method {flag_methods(flag)}; --method {method} ignores it")
-    return options(**{name: flags[name] for name in names if flags[name] is not None})
+    made = options(**{name: flags[name] for name in names if flags[name] is not None})
+    for name, idle, why in IDLE:  # and one the method takes but these options leave idle
+        if name in given and name in names and idle(made):
+            from posekit.console import warn
+
+            warn(f"{given[name].param_decls[0]} has no effect here: {why}")
+    return made
+
+
+# (flag, when the options leave it idle, why): a flag the method takes that does nothing with
+# the others given (the frames are the same with or without it), said once like another method's flag
+IDLE = [
+    ("negative_prompt", lambda o: o.guidance is not None and o.guidance <= 1.0,
+     "with --guidance 1 or less there is no classifier-free guidance to steer away from it"),
+    ("strength", lambda o: getattr(o, "init", None) == "none", "--init none starts every frame from noise"),
+    ("ip_adapter_scale", lambda o: o.ip_adapter is None, "it scales --ip-adapter, which is not given"),
+    ("controlnet_scale", lambda o: str(o.controlnet).lower() == "none", "--controlnet none"),
+    ("model_config", lambda o: o.model is not None and Path(str(o.model)).expanduser().is_dir(),
+     "it gives the configs of a single-file --model, and --model is a folder"),
+]
 
 
 def flag_methods(flag) -> str:

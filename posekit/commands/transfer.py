@@ -39,6 +39,10 @@ def transfer(
 
     given = dict(method_flags, seed=seed, device=device, columns=columns)
     options = flags.options_for(method, given)  # bad option values fail here, before any work
+    if columns is not None and not method_flags["sheet"]:
+        from posekit.console import warn
+
+        warn("--columns has no effect here: it lays out the canvas of --sheet (--method diffusion)")
     summary = run(source, pose, out, method=method, options=options, retarget=retarget, source_pose=source_pose,
                   device=device, size=image_size)
     files = summary["files"]

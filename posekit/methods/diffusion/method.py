@@ -238,7 +238,7 @@ class DiffusionMethod:
 
             warn(f"--sheet: {len(poses)} frames on one {cols * cw}x{rows * ch} canvas (SD 1.5's size) leave "
                  f"{cw}x{ch} px per frame, too small for SD to draw a person; use fewer --frames "
-                 "(4-6 suit one sheet) or leave out --sheet")
+                 "(8 or fewer suit one sheet) or leave out --sheet")
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]

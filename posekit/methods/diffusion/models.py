@@ -154,11 +154,46 @@ def check_model_path(value, flag: str) -> None:
     elif path.is_dir():
         if needs and not (path / needs).is_file():
             raise UsageError(f"{flag} {value}: no {needs} in this folder; {hint}")
+        if needs:
+            check_model_class(path / needs, flag, value)
         if flag == "--ip-adapter":
             try:
                 _ip_adapter_files(path)
             except ModelNotFoundError as e:
                 raise UsageError(str(e)) from None
+    if flag == "--ip-adapter":
+        folder, sub, _ = _ip_adapter_files(path)
+        if not (folder / sub / "image_encoder").is_dir():
+            raise UsageError(f"--ip-adapter {value}: no image_encoder/ folder next to the weights (the CLIP vision "
+                             f"encoder they need); {hint}")
+
+
+# what another flag loads, by the class its folder's JSON names: a folder passed to the wrong flag
+OTHER_FAMILIES = ("XL", "StableDiffusion3", "Wan", "Flux", "Kandinsky", "PixArt", "Sana", "CogVideo", "LTX",
+                  "Hunyuan", "Mochi", "Allegro")
+CLASS_FLAGS = {"ControlNetModel": "--controlnet", "MotionAdapter": "--motion-adapter"}
+
+
+def check_model_class(config: Path, flag: str, value) -> None:
+    """The class a folder's model_index.json / config.json names (`_class_name`) fits `flag`:
+    --controlnet a ControlNetModel, --motion-adapter a MotionAdapter, --model and --model-config
+    an SD 1.x pipeline (not SDXL, SD 3, Wan, Flux, ...; nor a ControlNet or motion adapter). A
+    UsageError naming what the folder is; a JSON without a class name passes (loading tells)."""
+    import json
+
+    try:
+        found = json.loads(config.read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(found, str):
+        return
+    wanted = {"--controlnet": "ControlNetModel", "--motion-adapter": "MotionAdapter"}.get(flag)
+    if wanted is not None and found == wanted:
+        return
+    if wanted is None and not (found in CLASS_FLAGS or any(f in found for f in OTHER_FAMILIES)):
+        return
+    elsewhere = f" (pass it as {CLASS_FLAGS[found]})" if CLASS_FLAGS.get(found, flag) != flag else ""
+    raise UsageError(f"{flag} {value}: its {config.name} says {found}{elsewhere}; {LOCAL_HINT[flag]}")
 
 
 def _offline() -> bool:
@@ -216,6 +251,19 @@ def first_line(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
+def weights_download(name: str, flag: str, dtype: torch.dtype) -> str | None:
+    """The `hf download` that fetches only what the pipeline loads from SD 1.5's or the OpenPose
+    ControlNet's repository (both also hold whole-model checkpoints in several formats, over
+    10 GB for SD 1.5): the configs, the tokenizer and the weights in the dtype it runs in. None
+    for other repositories (their layout is theirs: the whole repository)."""
+    if name not in (DEFAULT_MODEL, DEFAULT_CONTROLNET):
+        return None
+    weights = (["*.fp16.safetensors"] if dtype == torch.float16
+               else ["*diffusion_pytorch_model.safetensors", "*/model.safetensors"])
+    include = " ".join(f'--include "{p}"' for p in ["*.json", "*.txt", *weights])
+    return f"run `hf download {name} {include}` or pass {flag} PATH"
+
+
 def fp16_first(load, dtype: torch.dtype):
     """`load` that, for float16, asks for the fp16 weight files first (`variant="fp16"`, as the
     SD 1.5 and ControlNet repositories have them: half the download) and takes the full ones
@@ -235,7 +283,8 @@ def fp16_first(load, dtype: torch.dtype):
 def load_controlnet(name: str, dtype: torch.dtype = torch.float32):
     from diffusers import ControlNetModel
 
-    return from_hub_or_path(fp16_first(ControlNetModel.from_pretrained, dtype), name, "--controlnet", dtype=dtype)
+    return from_hub_or_path(fp16_first(ControlNetModel.from_pretrained, dtype), name, "--controlnet", dtype=dtype,
+                            download=weights_download(name, "--controlnet", dtype))
 
 
 def pipeline_class(controlnet: bool, img2img: bool = True):
@@ -402,7 +451,7 @@ def add_safety_checker(pipe, model: str, model_config=None) -> None:
                if c and (not is_local(str(c)) or (Path(c).expanduser() / "safety_checker").is_dir())]
     sources += [DEFAULT_MODEL] if DEFAULT_MODEL not in sources else []
     for source in sources:
-        download = (f"run `hf download {source} --include \"safety_checker/*\" \"feature_extractor/*\"` "
+        download = (f"run `hf download {source} --include \"safety_checker/*\" --include \"feature_extractor/*\"` "
                     "or leave out --safety-checker")
         try:
             checker = from_hub_or_path(fp16_first(StableDiffusionSafetyChecker.from_pretrained, pipe.dtype), source,
@@ -556,7 +605,8 @@ def _load_base(cls, model: str, model_config, extra: dict):
         if not path.exists():
             raise ModelNotFoundError(f"--model {model}: no such file")
         return _load_single_file(cls, path, model_config, extra)
-    return from_hub_or_path(fp16_first(cls.from_pretrained, extra["dtype"]), model, "--model", **extra)
+    return from_hub_or_path(fp16_first(cls.from_pretrained, extra["dtype"]), model, "--model",
+                            download=weights_download(model, "--model", extra["dtype"]), **extra)
 
 
 def _load_single_file(cls, path: Path, model_config, extra: dict):
