@@ -56,6 +56,15 @@ def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
     return to_rgb(np.asarray(im), keep_alpha)
 
 
+def is_cut_out(image: np.ndarray) -> bool:
+    """Whether an RGBA image is a cut-out: its alpha makes part of it transparent (at least 1%
+    of the pixels under half) and part of it solid; a photo saved with an all-opaque alpha is not."""
+    if image.ndim != 3 or image.shape[2] != 4:
+        return False
+    clear = float((image[:, :, 3] < 128).mean())
+    return 0.01 <= clear <= 0.99
+
+
 def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:
     """Any uint8 image array -> (H, W, 3) RGB, or (H, W, 4) RGBA when keep_alpha."""
     a = np.asarray(array)

@@ -326,15 +326,19 @@ def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", 
 def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, source_pose=None,
                    device: str = "auto", status=_silent, options=None):
     """Stage 1: (the photo at the method's working size for these `options`, the person's pose on
-    it, the photo's own size, which pose files that state no canvas are in)."""
-    from posekit.images import load_image
+    it, the photo's own size, which pose files that state no canvas are in). A cut-out (a PNG or
+    WebP whose alpha leaves the background transparent) stays RGBA: its alpha is the person's
+    exact mask, which the warp takes instead of segmenting (`built_method` gives the other
+    methods the photo on white, as the detector sees it)."""
+    from posekit.images import is_cut_out, load_image, to_rgb
     from posekit.methods import method_class
     from posekit.pose.sources import source_pose_of
 
     working_size = method_class(method).working_size  # an unknown --method fails before any work
     status("reading the source pose" if source_pose is not None else "detecting the source pose")
     with timer("source"):  # the photo and the pose of the person in it
-        full = load_image(photo)
+        full = load_image(photo, keep_alpha=True)
+        full = full if is_cut_out(full) else to_rgb(full)
         pose = source_pose_of(full, Path(photo), source_pose, device=device, detector=detector)
         image = working_image(full, working_size(full.shape[1], full.shape[0], options))
         h, w = image.shape[:2]
@@ -385,6 +389,10 @@ def built_method(method: str, options, image: np.ndarray, pose, models=None):
     cls = method_class(method)
     if options is not None and not isinstance(options, cls.Options):
         raise TypeError(f"--method {method} takes {cls.Options.__name__}, not {type(options).__name__}")
+    if image.shape[2] == 4 and method != "warp":  # a cut-out: only the warp takes its alpha as the mask
+        from posekit.images import to_rgb
+
+        image = to_rgb(image)
     return cls(image, pose, options, models)
 
 
@@ -596,7 +604,7 @@ def working_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
     smaller = size[0] * size[1] < image.shape[0] * image.shape[1]  # diffusion scales small photos up to 512
-    return cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
+    return resized(image, tuple(size), cv2.INTER_AREA if smaller else cv2.INTER_CUBIC)
 
 
 def letterbox(frame: np.ndarray, width: int, height: int) -> np.ndarray:

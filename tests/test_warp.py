@@ -360,3 +360,44 @@ def test_a_cut_out_edge_has_the_persons_colour_not_a_dark_or_old_background_rim(
     small = letterbox(red, 15, 15).astype(int)
     edge = (small[:, :, 3] > 0) & (small[:, :, 3] < 255)
     assert edge.any() and (small[edge, 0] > 200).all() and (small[edge, 1:3] < 40).all()
+
+
+def cut_out_figure() -> np.ndarray:
+    """examples/figure.png's person as an RGBA cut-out with its exact soft alpha: drawn over black
+    and over white, alpha = 1 - (white - black) / 255, colour = black / alpha."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_figure", REPO / "examples" / "make_figure.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    shape = (make.H * make.SS, make.W * make.SS, 3)
+    renders = []
+    for level in (0.0, 255.0):
+        make.backdrop = lambda: np.full(shape, level)
+        renders.append(make.figure().astype(np.float64))
+    alpha = np.clip(1 - (renders[1] - renders[0]).mean(axis=2) / 255, 0, 1)
+    colour = np.clip(renders[0] / np.maximum(alpha, 1e-3)[:, :, None], 0, 255)
+    return np.dstack([colour, alpha * 255]).round().astype(np.uint8)
+
+
+def test_a_cut_out_photo_brings_its_own_mask(figure, tmp_path, run_posekit):
+    """A PNG whose alpha already cuts the person out (what a game artist often has): its alpha is
+    the mask (it was flattened on white and segmented again: white specks all along the edge)."""
+    from PIL import Image
+
+    rgba = cut_out_figure()
+    _, pose = figure
+    frame = WarpMethod(rgba, pose, WarpOptions(background="transparent"))([pose])[0]
+    given, got = rgba[:, :, 3] > 127, frame[:, :, 3] > 127
+    assert (given & got).sum() / (given | got).sum() > 0.97  # the cut-out's own silhouette
+    rim = (frame[:, :, 3] > 0) & (frame[:, :, 3] < 255)
+    white = rim & (frame[:, :, :3] > 200).all(axis=2)
+    assert rim.sum() > 300 and white.sum() <= 3, white.sum()
+    # through the CLI: the photo's alpha reaches the warp; the sheet's frames have no white rim either
+    Image.fromarray(rgba).save(tmp_path / "cutout.png")
+    r = run_posekit("animate", tmp_path / "cutout.png", "--poses", "idle", "--frames", "2", "--background",
+                    "transparent", "--no-evaluate", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    out = np.asarray(Image.open(tmp_path / "out" / "frames" / "frame_000.png"))
+    rim = (out[:, :, 3] > 0) & (out[:, :, 3] < 255)
+    assert (rim & (out[:, :, :3] > 200).all(axis=2)).sum() <= 3

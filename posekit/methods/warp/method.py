@@ -38,6 +38,7 @@ from posekit.methods.warp.camera import Camera, Outline, clip_camera
 from posekit.methods.warp.plate import average_fill, background_plate
 from posekit.methods.warp.rig import (LAYERS, PART_INDEX, PARTS, QuadWarp, Shapes, apply, part_transforms,
                                      source_maps, then)
+from posekit.images import is_cut_out, to_rgb
 from posekit.methods.warp.segment import decontaminated, person_mask
 from posekit.pose.pose import INDEX, Pose
 
@@ -110,7 +111,9 @@ class WarpMethod:
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: WarpOptions | None = None,
                  models=None, *, mask: np.ndarray | None = None):
         options = options or WarpOptions()
-        self.image = np.ascontiguousarray(source_image[:, :, :3])
+        if mask is None and is_cut_out(source_image):  # a cut-out's own alpha is the person's exact mask
+            mask = source_image[:, :, 3].astype(np.float32) / 255
+        self.image = to_rgb(source_image)  # a cut-out on white, as the detector saw it
         h, w = self.image.shape[:2]
         self.pose = source_pose.fitted(w, h)
         self.background = parse_background(options.background)
