@@ -82,7 +82,7 @@ def run(p: float, stride: float = 1.0, arm_swing: float = 1.0, bounce: float = 1
     )
 
 
-JUMP_START = 0.1  # the phase of the jump's first frame: the take-off crouch has begun
+JUMP_START = 0.16  # the phase of the jump's first frame: the take-off crouch has begun
 
 
 def jump(p: float, height: float = 0.16) -> Stance:
