@@ -401,3 +401,33 @@ def test_a_cut_out_photo_brings_its_own_mask(figure, tmp_path, run_posekit):
     out = np.asarray(Image.open(tmp_path / "out" / "frames" / "frame_000.png"))
     rim = (out[:, :, 3] > 0) & (out[:, :, 3] < 255)
     assert (rim & (out[:, :, :3] > 200).all(axis=2)).sum() <= 3
+
+
+def test_a_figure_touching_the_photos_edge_stays_in_view(figure):
+    """A small figure whose hand touches the photo's left edge: the edge was taken for a cut
+    through the body and kept at the frame's edge, so a side walk, moving the hand inwards,
+    pulled the view off the figure (half the frames empty)."""
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    rgba = cut_out_figure()
+    _, pose = figure
+    s, left = 0.33, np.nonzero(rgba[:, :, 3].max(axis=0) > 127)[0][0]
+    import cv2
+
+    small = cv2.resize(rgba, (round(384 * s), round(512 * s)), interpolation=cv2.INTER_AREA)
+    dx = -int(np.nonzero(small[:, :, 3].max(axis=0) > 127)[0][0])  # the hand's first column at x = 0
+    canvas = np.full((500, 400, 3), 244, np.uint8)
+    y0 = 320
+    part = small[:, -dx:]
+    a = part[:, :, 3:4] / 255
+    region = canvas[y0:y0 + part.shape[0], :part.shape[1]]
+    region[:] = (part[:, :, :3] * a + region * (1 - a)).round().astype(np.uint8)
+    kp = pose.keypoints.copy()
+    kp[:, 0], kp[:, 1] = kp[:, 0] * s + dx, kp[:, 1] * s + y0
+    subject = Pose(kp, 400, 500)
+    assert left >= 0 and (canvas[:, 0] < 200).any()  # the figure does touch the edge
+    method = WarpMethod(canvas, subject, WarpOptions(background="transparent"))
+    frames = method(retarget(motion("walk", 4, view="side"), subject))
+    areas = [int((f[:, :, 3] > 127).sum()) for f in frames]
+    assert min(areas) > 0.6 * max(areas), areas

@@ -1,7 +1,9 @@
 """One camera per clip: where the warp method's frames look, so the whole clip's figure fits.
 
 The figure's outline is each part's convex hull (of its source pixels) plus the points where the
-photo's edge cuts the body (a portrait's chest at the bottom edge). Carried by each frame's part
+photo's edge cuts the body (a portrait's chest at the bottom edge; a hand that merely touches the
+edge, under CUT of the figure's extent along it, is no cut: kept at the frame's edge it would
+pull the view off a figure that moves away from it). Carried by each frame's part
 transforms, the hulls give the clip's extent; the camera is one scale and offset for the whole
 clip (the character neither changes size nor jumps between frames) that puts that extent inside
 the frame with a margin, and keeps each cut at the frame's edge on its side (the cut line's
@@ -23,6 +25,8 @@ from posekit.methods.warp.rig import apply
 from posekit.pose.pose import Pose
 
 MARGIN = 0.04  # free room around the figure on the sides the photo did not cut, of the frame's short side
+CUT = 0.15  # the photo's edge cuts the body where the figure meets it over this share of its own extent
+# along that edge (a portrait's chest: 0.78 of its width); less is a hand or a shoe touching the edge
 SIDES = ("left", "top", "right", "bottom")
 
 
@@ -57,6 +61,9 @@ class Outline:
         import cv2
 
         fg = alpha > 0.5
+        ys, xs = np.nonzero(fg)
+        extent = {"left": np.ptp(ys) + 1, "right": np.ptp(ys) + 1, "top": np.ptp(xs) + 1,
+                  "bottom": np.ptp(xs) + 1} if len(xs) else {}
         hulls = []
         for k in range(parts):
             ys, xs = np.nonzero(fg & (labels == k))
@@ -69,7 +76,7 @@ class Outline:
         cuts = {}
         for side, index in edges.items():
             on = np.nonzero(fg[index])[0]
-            if len(on) < 3:
+            if len(on) < max(3, CUT * extent.get(side, 0)):  # touching the edge is not being cut by it
                 continue
             on = on[::max(1, len(on) // 32)]
             xy = np.column_stack([on, np.full(len(on), index[0])]) if side in ("top", "bottom") else \
