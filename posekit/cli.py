@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 import typer
+import typer.core
 
 from posekit import __version__
 from posekit.commands import animate, dreambooth, evaluate, extract, gan, poses, transfer
@@ -38,6 +39,46 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Turn one photo of a person into an animation along a sequence of poses."""
 
 
+class _Command(typer.core.TyperCommand):
+    """Every posekit command: its help names each value by what it is (`--out DIR`, `--frames N`,
+    `PHOTO...`), never by Typer's type labels (`<path>`, `<list[int]>`, `<int range>`). A
+    `metavar=` given where the option is defined wins; an option or argument without one is named
+    after itself, as argparse does (`--batch-size BATCH_SIZE`, `SOURCE`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.metavar is None and not getattr(param, "is_flag", False):
+                long = max(param.opts, key=len) if param.param_type_name == "option" else param.name
+                param.metavar = long.lstrip("-").replace("-", "_").upper()
+
+    def format_options(self, ctx, formatter):
+        """click's plain Arguments and Options sections, an argument named by its metavar alone
+        (Typer's plain help adds its type label to an argument's name even when it has one)."""
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((param.metavar + ("..." if param.nargs != 1 else ""), record[1]))
+            elif param.param_type_name == "option":
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _every_command_is_a_command(typer_app: typer.Typer) -> None:
+    """Every command of `typer_app` and of its sub-apps (`posekit poses ...`) built as `_Command`."""
+    for info in typer_app.registered_commands:
+        if info.cls in (None, typer.core.TyperCommand):  # Typer's default: no class of the command's own
+            info.cls = _Command
+    for group in typer_app.registered_groups:
+        _every_command_is_a_command(group.typer_instance)
+
+
 app.command("extract-pose")(extract.extract_pose)
 app.add_typer(poses.app, name="poses")
 app.command("animate")(animate.animate)
@@ -47,6 +88,7 @@ app.command("prepare-dataset")(gan.prepare_dataset)
 app.command("train-gan")(gan.train_gan)
 app.command("evaluate-gan")(gan.evaluate_gan)
 app.command("dreambooth")(dreambooth.dreambooth)
+_every_command_is_a_command(app)
 
 
 def _another_process_says_it() -> bool:

@@ -267,11 +267,10 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     if one_file and (len(sources) > 1 or (lengths[0] or 1) > 1):
         targets = f"{lengths[0]} target poses" if len(sources) == 1 else f"{len(sources)} --pose sources"
         raise UsageError(f"--out {out}: {targets} need an output folder, not a file name")
-    if not one_file:  # as animate: no file of the user's is replaced (all names known, or every NNN.png there)
-        known = None if None in lengths else sum(lengths)
-        check_not_foreign(out, [f"{i:03d}.png" for i in range(known)] if known is not None else
-                          [p.name for p in (out.iterdir() if out.is_dir() else ())
-                           if re.fullmatch(r"\d{3,}\.png", p.name)], "transfer")
+    if not one_file:  # as animate: no file of the user's is replaced: the images certain to be written
+        # (those of the sources before the first whose length only reading it tells), the rest below
+        known = sum(lengths[:lengths.index(None)] if None in lengths else lengths)
+        check_not_foreign(out, [f"{i:03d}.png" for i in range(known)], "transfer")
     timer = Timer()
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
@@ -286,6 +285,8 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
                                "sources in one run): fix or leave out this --pose") from None
         if len(targets) > 1 and one_file:
             raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
+        if not one_file and None in lengths:  # now the count is known: before the method's work
+            check_not_foreign(out, [f"{i:03d}.png" for i in range(len(targets))], "transfer")
         images, _ = generate(method, options, image, pose, targets, timer, status)
     if size is not None:
         images = [letterbox(i, *size) for i in images]
@@ -323,6 +324,21 @@ def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", 
     return image, pose, clip
 
 
+SMALL_PERSON = 64  # px: a person shorter than this in the photo gives the methods too little to draw from
+
+
+def warn_if_small(photo, pose) -> None:
+    """One warning naming the photo when the person in it is under SMALL_PERSON px tall (eyes to
+    ankles, or whatever keypoints are seen): every frame is drawn from those few pixels, so they
+    come out as blurry mush at any --size."""
+    box = pose.bbox() if pose is not None else None
+    if box is not None and box[3] - box[1] < SMALL_PERSON:
+        from posekit.console import warn
+
+        warn(f"{photo}: the person is only about {box[3] - box[1]:.0f} px tall (under {SMALL_PERSON}): the frames "
+             "will be blurry; use a larger photo (a few hundred px tall gives clean frames)")
+
+
 def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, source_pose=None,
                    device: str = "auto", status=_silent, options=None):
     """Stage 1: (the photo at the method's working size for these `options`, the person's pose on
@@ -339,7 +355,15 @@ def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, 
     with timer("source"):  # the photo and the pose of the person in it
         full = load_image(photo, keep_alpha=True)
         full = full if is_cut_out(full) else to_rgb(full)
-        pose = source_pose_of(full, Path(photo), source_pose, device=device, detector=detector)
+        try:
+            pose = source_pose_of(full, Path(photo), source_pose, device=device, detector=detector)
+        except PosekitError as e:
+            if min(full.shape[:2]) >= SMALL_PERSON or isinstance(e, UsageError):
+                raise
+            raise type(e)(f"{photo}: the photo is only {full.shape[1]}x{full.shape[0]} px, too small to find a "
+                          f"person in or animate; use a larger photo (the person at least {SMALL_PERSON} px "
+                          "tall, a few hundred for clean frames)") from None
+        warn_if_small(photo, pose)
         image = working_image(full, working_size(full.shape[1], full.shape[0], options))
         h, w = image.shape[:2]
         pose = pose.resized(w, h) if image is not full else pose
@@ -575,11 +599,12 @@ def character_strips(strips: list, size: tuple[int, int] | None, mirror: bool, p
                      outline: bool) -> list:
     """A character's animations as the sheet shows them: all cut to one cell around the figure
     (the feet on one line; transparent frames keep a margin of CELL_MARGIN pixels of the final
-    cell, one more for a pixel-art outline), scaled to `size` or pixel art, then with their
+    cell, one more for a pixel-art outline), scaled to `size` or pixel art, transparent frames
+    moved down onto the contact line their pivots name (`grounded`: no hovering, no bob), then with their
     left-facing twins (`mirror`): the finished cells flipped, so the twin is framed as its clip
     and is its exact mirror image wherever the subject stood in the photo (pivots mirrored too:
     the poses are flipped)."""
-    from posekit.sheet.layout import CELL_MARGIN, cropped, mirrored, scaled
+    from posekit.sheet.layout import CELL_MARGIN, cropped, grounded, mirrored, scaled
     from posekit.sheet.pixelart import DEFAULT_HEIGHT, pixelate
 
     cell = size if size is not None else (None, DEFAULT_HEIGHT) if pixel_art is not None else None
@@ -588,6 +613,7 @@ def character_strips(strips: list, size: tuple[int, int] | None, mirror: bool, p
         strips = pixelate(strips, pixel_art, size, outline)
     elif size is not None:
         strips = [scaled(s, size) for s in strips]
+    strips = grounded(strips)  # the finished cells' feet on the one line the pivots name (transparent frames)
     return [twin for s in strips for twin in mirrored(s)] if mirror else strips
 
 

@@ -16,8 +16,45 @@ def test_version_and_help(run_posekit):
         assert command in proc.stdout
 
 
+def _command_paths(command, path=()):
+    """Every command and subcommand of the click app, found by walking it (not a list kept here)."""
+    yield path
+    if hasattr(command, "commands"):  # a group (Typer builds on its own copy of click: no isinstance)
+        for name, sub in command.commands.items():
+            yield from _command_paths(sub, (*path, name))
+
+
+def test_every_help_names_values_not_typer_types():
+    """No --help of any posekit command or subcommand shows Typer's type labels (<str>, <path>,
+    <list[str]>, <int range>, ...): every value has a name (DIR, N, WxH, POSES, PHOTO...)."""
+    import re
+
+    import typer.main
+    from typer.testing import CliRunner
+
+    from posekit.cli import app
+
+    root = typer.main.get_command(app)
+    paths = list(_command_paths(root))
+    assert ("animate",) in paths and ("poses", "show") in paths and len(paths) > 10
+    labels = re.compile(r"<(?:str|int|float|bool|path|file|dir|directory|text|uuid|datetime|choice|list\[|tuple|"
+                        r"[a-z]+ range|[a-z]+\|)[^>]*>")
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
+        assert result.exit_code == 0, (path, result.output)
+        assert not labels.search(result.output), (path, labels.findall(result.output))
+        command = root
+        for name in path:
+            command = command.commands[name]
+        for param in command.params:
+            if param.param_type_name == "argument" or param.param_type_name == "option" and not param.is_flag:
+                assert param.metavar and not param.metavar.startswith("<"), (path, param.name)
+                if not param.hidden:
+                    assert param.metavar in result.output, (path, param.metavar)
+
+
 @pytest.mark.parametrize("args, says", [
-    (["animate"], "Missing argument 'photo'"),
+    (["animate"], "Missing argument 'PHOTO'"),  # as --help and the usage line name it
     (["animate", "x.png"], "Missing option '--poses'"),
     (["poses", "show", "walk", "--frames", "0", "--out", "p"], "--frames"),
     (["train-gan", "--iters", "many", "--out", "r"], "--iters"),

@@ -271,3 +271,29 @@ def test_a_folder_given_to_the_wrong_flag_says_what_it_is(tmp_path):
     (tmp_path / "ip" / "image_encoder").mkdir()
     check_model_path(str(weights), "--ip-adapter")
     check_model_path(str(tmp_path / "ip"), "--ip-adapter")  # the folder holding both
+
+
+def test_a_pose_file_of_unknown_length_refuses_only_the_files_it_writes(run_posekit, tmp_path):
+    """`poses show` and `transfer` from a pose file (its frame count unknown before it is read):
+    a file of the user's with a frame name this run does not write (frame 7 of a 1-frame pose) is
+    left alone and the run goes on (every frame-like file was refused); one at a name it does
+    write is still refused, before anything is written."""
+    keypoints, photo = REPO / "examples" / "figure_keypoints.json", REPO / "examples" / "figure.png"
+    show, images = tmp_path / "show", tmp_path / "images"
+    show.mkdir(), images.mkdir()
+    (show / "frame_007_pose.png").write_bytes(b"mine")
+    (images / "007.png").write_bytes(b"mine")
+    proc = run_posekit("poses", "show", keypoints, "--out", show)
+    assert proc.returncode == 0, proc.stderr
+    assert (show / "frame_000_pose.png").is_file() and (show / "frame_007_pose.png").read_bytes() == b"mine"
+    proc = run_posekit("transfer", photo, "--pose", keypoints, "--out", images)
+    assert proc.returncode == 0, proc.stderr
+    assert (images / "000.png").is_file() and (images / "007.png").read_bytes() == b"mine"
+    for args, folder, name in ((("poses", "show", keypoints), "show2", "frame_000_pose.png"),
+                               (("transfer", photo, "--pose", keypoints), "images2", "000.png")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_bytes(b"mine")
+        proc = run_posekit(*args, "--out", tmp_path / folder)
+        assert proc.returncode == 1 and "posekit did not write it" in proc.stderr and name in proc.stderr, proc.stderr
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [name]
+        assert (tmp_path / folder / name).read_bytes() == b"mine"

@@ -127,3 +127,24 @@ def test_an_image_over_pillows_limit_fails_alone(run_posekit, tmp_path):
     assert first["error"].startswith(f"{bomb}: 225 megapixels") and "downscale" in first["error"]
     assert len(second["people"]) == 1
     assert r.stderr.splitlines() == [f"posekit: error: {first['error']}", "1 of 2 inputs processed"]
+
+
+def test_a_tiny_photo_is_one_error_and_a_small_person_one_warning(run_posekit, tmp_path):
+    """A 20x27 photo: one line naming it and saying it is too small (was: "no person found");
+    the person only ~47 px tall (a 48x64 photo): one warning naming the photo, the run goes on
+    (was: silent blurry frames)."""
+    from PIL import Image
+
+    figure = Image.open(REPO / "examples" / "figure.png")
+    figure.resize((20, 27)).save(tmp_path / "tiny.png")
+    figure.resize((48, 64)).save(tmp_path / "small.png")
+    proc = run_posekit("animate", tmp_path / "tiny.png", "--poses", "walk", "--frames", "2", "--no-evaluate",
+                       "--out", tmp_path / "a")
+    lines = [l for l in proc.stderr.splitlines() if not l.endswith("...")]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "tiny.png" in lines[0] and "too small" in lines[0] and "20x27" in lines[0]
+    proc = run_posekit("animate", tmp_path / "small.png", "--poses", "walk", "--frames", "2", "--no-evaluate",
+                       "--out", tmp_path / "b")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [l for l in proc.stderr.splitlines() if "warning" in l]
+    assert len(warnings) == 1 and "small.png" in warnings[0] and "px tall" in warnings[0], proc.stderr

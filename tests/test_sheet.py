@@ -178,3 +178,57 @@ def test_an_empty_transparent_frame_does_not_stretch_the_figure_box():
     assert figure_box([Strip("a", [frame, empty])]) == alone and alone[0] > 150 and alone[1] > 150
     x0, y0, x1, y1 = figure_box([Strip("a", [empty, empty])])  # nothing anywhere: some box all the same
     assert x1 > x0 and y1 > y0
+
+
+def uneven_soles_strip():
+    """A transparent walk whose poses keep the lower ankle on one line (y 100, knees 30 above)
+    but whose soles the method drew 6.5 to 11.5 px under it, frame by frame (the sprite would hover
+    and bob against one pivot); frame 2 is in the air (ankles 20 px up, the shoes as in frame 0)."""
+    from posekit.pose import Pose
+
+    frames, poses = [], []
+    for depth, lift in ((10, 0), (7, 0), (10, 20), (12, 0), (9, 0)):  # sole rows end at ankle + depth
+        ankle = 100 - lift
+        f = np.zeros((130, 60, 4), np.uint8)
+        f[20 - lift:ankle, 25:35] = (200, 40, 90, 255)
+        f[ankle:ankle + depth, 22:38] = (60, 30, 20, 255)
+        frames.append(f)
+        xy = np.tile([30.0, 40.0], (18, 1))
+        xy[10], xy[13] = (27, ankle), (33, ankle)
+        xy[9], xy[12] = (27, ankle - 30), (33, ankle - 30)
+        xy[8], xy[11] = (27, 60 - lift), (33, 60 - lift)
+        poses.append(Pose.from_xy(xy, 60, 130))
+    return Strip("walk", frames, poses, ground=100.0)
+
+
+def lowest_row_end(frame):
+    return int(np.nonzero(frame[:, :, 3].any(axis=1))[0].max()) + 1
+
+
+def test_every_grounded_frame_stands_on_the_one_pivot_line():
+    """A sprite placed by its pivot stands on the floor in every frame: one pivot y for the clip
+    (no jitter), and each grounded frame's lowest opaque row ends exactly on it (the frames are
+    moved down onto the deepest sole, 112; before, the pivot was one median line 2 px below or
+    up to 3 px above the drawn soles); the frame in the air keeps its height above the line,
+    moved as its grounded neighbours are; the poses move with their frames."""
+    from posekit.pipeline import character_strips
+    from posekit.sheet.layout import grounded
+
+    strip = uneven_soles_strip()
+    assert [lowest_row_end(f) for f in strip.frames] == [110, 107, 90, 112, 109]
+    (done,) = grounded([strip])
+    plan = layout([done])
+    assert {f.pivot[1] for f in plan.frames} == {112.0}
+    assert [lowest_row_end(f) for f in done.frames] == [112, 112, 92, 112, 112]  # in the air: 2 of 0..5 down, 20 up
+    for frame, pose in zip(done.frames, done.poses):  # each ankle still on top of its shoe
+        ankle = int(max(pose["r_ankle"][1], pose["l_ankle"][1]))
+        assert frame[ankle - 1, 30, 3] == 255 and frame[ankle, 37, 3] == 255 and frame[ankle - 1, 37, 3] == 0
+    # as animate makes a character's cells (cut around the figure): the same, in the cell
+    (cell,) = character_strips([uneven_soles_strip()], None, False, None, False)
+    plan = layout([cell])
+    (pivot,) = {f.pivot[1] for f in plan.frames}
+    assert [pivot - lowest_row_end(f) for f in cell.frames] == [0, 0, 20, 0, 0]
+    # frames with a background: nothing shows the soles, nothing moves
+    opaque = uneven_soles_strip()
+    opaque.frames = [f[:, :, :3].copy() for f in opaque.frames]
+    assert all(a is b for a, b in zip(grounded([opaque])[0].frames, opaque.frames))

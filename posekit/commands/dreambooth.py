@@ -14,7 +14,7 @@ from posekit.device import check_device
 def dreambooth(
     instance_dir: Path = typer.Option(..., "--instance-dir", help="Folder of images of the subject (any size; NAME.txt beside an image overrides its prompt)."),
     instance_prompt: str = typer.Option(..., "--instance-prompt", help="Prompt with a rare token, e.g. 'a photo of sks person'."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoints, validation images, and the result (a pipeline folder, or pytorch_lora_weights.safetensors with --lora)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run folder: checkpoints, validation images, and the result (a pipeline folder, or pytorch_lora_weights.safetensors with --lora)."),
     model: str = typer.Option("stable-diffusion-v1-5/stable-diffusion-v1-5", "--model", help="Base model: hub id, diffusers folder (e.g. an earlier dreambooth --out), or .safetensors/.ckpt file."),
     model_config: Optional[Path] = typer.Option(None, "--model-config", help="Diffusers config folder for a single-file --model (offline)."),
     class_prompt: Optional[str] = typer.Option(None, "--class-prompt", help="Prompt of the subject's class, e.g. 'a photo of a person'."),

@@ -14,7 +14,7 @@ from posekit.device import check_device
 def prepare_dataset(
     raw_dir: Path = typer.Argument(..., help="Folder of raw photos (DeepFashion In-shop id_* folders, or Market-1501 bounding_box_* images)."),
     dataset: str = typer.Option(..., "--dataset", help="deepfashion | market1501."),
-    out: Path = typer.Option(..., "--out", "-o", help="Dataset root to write (train/, test/, annotation and pairs CSVs)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Dataset root to write (train/, test/, annotation and pairs CSVs)."),
     test_fraction: float = typer.Option(0.1, "--test-fraction", callback=finite(0.0, 0.9), help="Share of person ids held out for test/."),
     max_pairs_per_person: int = typer.Option(0, "--max-pairs-per-person", min=0, help="Cap on ordered pairs per person (0: all)."),
     detector: str = typer.Option("blazepose", "--detector", help="blazepose | openpose."),
@@ -36,7 +36,7 @@ def prepare_dataset(
 
 def train_gan(
     dataset: str = typer.Option(..., "--dataset", help="deepfashion | market1501 | synthetic (built in, no download)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: config, checkpoints, samples, metrics.json."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run folder: config, checkpoints, samples, metrics.json."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root in the official layout (prepare-dataset writes one)."),
     iters: int = typer.Option(1000, "--iters", min=1, help="Total training iterations (a resumed run continues up to this)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step and process (default: the dataset's official 7 / 32; synthetic 8)."),
@@ -48,7 +48,7 @@ def train_gan(
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth (else the torch cache)."),
     ngf: int = typer.Option(64, "--ngf", min=1, help="Base channels of G and the Ds (official 64)."),
     blocks: int = typer.Option(9, "--blocks", min=1, help="Pose-attentional transfer blocks (official 9)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Image size WxH, sides multiples of 4 (default: 176x256 DeepFashion, 64x128 Market; synthetic any)."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Image size WxH, sides multiples of 4 (default: 176x256 DeepFashion, 64x128 Market; synthetic any)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, init, synthetic figures)."),
     eval_pairs: int = typer.Option(64, "--eval-pairs", min=1, help="Held-out pairs scored into metrics.json."),
     workers: int = typer.Option(2, "--workers", min=0, help="Data-loading worker processes."),

@@ -23,7 +23,7 @@ from posekit.checks import finite
 from posekit.device import check_device
 
 DEVICE = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps.")
-SOURCE_POSE = typer.Option(None, "--source-pose", help="OpenPose JSON of the photo's pose (else detected).")
+SOURCE_POSE = typer.Option(None, "--source-pose", metavar="FILE.json", help="OpenPose JSON of the photo's pose (else detected).")
 # warp
 BACKGROUND = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb.")
 # gan

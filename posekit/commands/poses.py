@@ -35,11 +35,11 @@ def list_motions(
 @app.command("show")
 def show(
     source: str = typer.Argument(..., help="Motion name (walk, walk:side, ...), OpenPose JSON file or folder, skeleton image(s), photo(s), video, or extract-pose .jsonl."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json. A re-run replaces what posekit's last run wrote there (and removes its frames beyond the new count); a file posekit did not write stops it before any work."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, help="Number of frames (motions are regenerated, other clips resampled cyclically onto their first frame's canvas)."),
-    size: Optional[str] = typer.Option(None, "--size", help="Canvas WxH: a motion's canvas; other clips are fitted onto it (each frame otherwise keeps its own image's size). Default 512x512 for motions."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json. A re-run replaces what posekit's last run wrote there (and removes its frames beyond the new count); a file posekit did not write stops it before any work."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, metavar="N", help="Number of frames (motions are regenerated, other clips resampled cyclically onto their first frame's canvas)."),
+    size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Canvas WxH: a motion's canvas; other clips are fitted onto it (each frame otherwise keeps its own image's size). Default 512x512 for motions."),
     view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
-    onto: Optional[Path] = typer.Option(None, "--onto", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
+    onto: Optional[Path] = typer.Option(None, "--onto", metavar="PHOTO", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
     gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping (on the first frame's canvas)."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed of --gif (0.1 to 120)."),
@@ -86,6 +86,8 @@ def show(
             clip = [p.fitted(*canvas) for p in clip]
         if onto is not None:
             clip = _retargeted(clip, onto, detector, source)
+    if out is not None and count is None:  # the frame files this source makes, now that it is read
+        check_not_foreign(out, _output_names(out, len(clip), gif), "poses show")
 
     stems = [_stem(i) for i in range(len(clip))]
     if out is not None:
@@ -118,14 +120,11 @@ def _stem(i: int) -> str:
 
 def _output_names(out: Path, count: int | None, gif: bool) -> list[str]:
     """What `show` writes into `out` (relative names) for `count` frames; when the count is not
-    known before the source is read, every frame file already there (any of them may be written)."""
+    known before the source is read (None), the names certain to be written (the preview): the
+    frames' are checked once the source is read, before anything is written."""
     from posekit.pose.formats import keypoints_json_name, skeleton_png_name
 
-    if count is not None:
-        names = [n for i in range(count) for n in (skeleton_png_name(_stem(i)), keypoints_json_name(_stem(i)))]
-    else:
-        names = [p.name for p in (out.iterdir() if out.is_dir() else ())
-                 if _OUTPUT.fullmatch(p.name)]
+    names = [n for i in range(count or 0) for n in (skeleton_png_name(_stem(i)), keypoints_json_name(_stem(i)))]
     return names + (["preview.gif"] if gif else [])
 
 

@@ -12,6 +12,13 @@ every writer (Aseprite JSON, Godot .tres, atlas JSON) reads, so all the files ag
   animations switch without a jump. Pivots are in the cell's pixel coordinates as engines read
   them (the cell spans 0..w, 0..h; pixel (i, j) covers i..i+1): a sprite drawn with its pivot on
   the floor stands on it, neither sunk in nor floating.
+- Why one line and not each frame's own soles: engines place a sprite by its pivot, and many
+  read one origin per sprite, not per frame (Godot's AnimatedSprite2D offset, a Unity sprite
+  sliced on a grid); a pivot that follows each frame's soles would move the whole character by
+  the method's frame-to-frame error (it bobs), and would pin a jump to the floor. So the pivot
+  stays put, and the frames are made to meet it instead: `grounded` moves each transparent
+  frame whose feet are on the ground down until its lowest sole is on the line (the lowest
+  sole of the clips), the frames in the air along with their grounded neighbours.
 """
 
 from __future__ import annotations
@@ -91,49 +98,124 @@ SOLE_BELOW_ANKLE = 0.2   # of the shin (knee to ankle): the ankle joint is ~0.03
 GROUNDED = 0.25          # of the shin: a frame's lower ankle this close to the lowest is on the ground
 
 
-def ground_line(strips: list[Strip]) -> float | None:
-    """The y the character stands on (the contact line, in cell pixels: the bottom edge of the
-    soles), one for every frame of every strip. It starts from the ankle line, the strips'
-    `ground` (where retargeting put the feet) or else the lowest ankle of any frame, but the
-    ankles lie above the soles (when no pose shows an ankle: `ground` as it is, or None):
-
-    - transparent frames: the soles as drawn. Over the frames whose lower ankle is on the ground
-      (within GROUNDED x the shin of the ankle line), the lowest opaque pixel below that
-      ankle and within 0.6 shin of it sideways (the foot, not a hand or a stray pixel elsewhere);
-      the contact line is the bottom edge of that row, the median over those frames. A value
-      more than a shin below the ankles (something else drawn under the feet) is not trusted.
-    - otherwise (a background, or no sole found): the ankle line plus SOLE_BELOW_ANKLE x the
-      shin, the ankle's usual height above the floor in proportion to the shin.
-
-    The shin is the median knee-to-ankle distance over every pose (a quarter of the figure's
-    height when no knee is seen)."""
+def _feet(strips: list[Strip]):
+    """(ankle line, shin, [[(depth or None, grounded) per frame] per strip]) or None when no pose
+    shows an ankle: see `ground_line`. A frame's depth is how far its soles as drawn lie below
+    its lower ankle (None without alpha, or where no sole is found)."""
     feet = [(f, p, max((a for a in (p["r_ankle"], p["l_ankle"]) if a is not None), key=lambda a: a[1]))
             for s in strips for f, p in zip(s.frames, s.poses) if p["r_ankle"] is not None or p["l_ankle"] is not None]
     if not feet:
-        return strips[0].ground
+        return None
     line = strips[0].ground if strips[0].ground is not None else max(float(a[1]) for _, _, a in feet)
     ankles = line + 0.5  # keypoints name pixel centres: to the pixel's edge
     shins = [math.dist(p[k][:2], p[a][:2]) for _, p, _ in feet for k, a in (("r_knee", "r_ankle"), ("l_knee", "l_ankle"))
              if p[k] is not None and p[a] is not None]
     heights = [b[3] - b[1] for _, p, _ in feet if (b := p.bbox()) is not None]
     shin = float(np.median(shins)) if shins else 0.25 * float(np.median(heights))
-    estimate = ankles + SOLE_BELOW_ANKLE * shin
-    if feet[0][0].ndim < 3 or feet[0][0].shape[2] < 4 or shin <= 0:
-        return estimate
-    soles = []
-    for frame, _, (ax, ay) in feet:
-        if ay + 0.5 < ankles - GROUNDED * shin:
-            continue  # this frame's feet are off the ground
-        h, w = frame.shape[:2]
-        x0, x1 = max(0, int(ax - 0.6 * shin)), min(w, int(ax + 0.6 * shin) + 1)
-        y0 = min(h, max(0, int(ay)))
-        rows = np.nonzero(frame[y0:, x0:x1, 3].any(axis=1))[0]
-        if len(rows):
-            soles.append(y0 + int(rows.max()) + 1)
-    if not soles:
-        return estimate
-    sole = float(np.median(soles))
-    return sole if sole <= ankles + shin else estimate
+    transparent = feet[0][0].ndim == 3 and feet[0][0].shape[2] == 4 and shin > 0
+    frames = []
+    for s in strips:
+        row = []
+        for frame, pose in zip(s.frames, s.poses):
+            shown = [a[:2] for a in (pose["r_ankle"], pose["l_ankle"]) if a is not None] if pose is not None else []
+            if not shown:
+                row.append((None, False))
+                continue
+            ay = max(y for _, y in shown)
+            depth = None
+            if transparent:  # under the lower ankle, across both feet: the lowest opaque row
+                h, w = frame.shape[:2]
+                x0 = max(0, int(min(x for x, _ in shown) - 0.6 * shin))
+                x1 = min(w, int(max(x for x, _ in shown) + 0.6 * shin) + 1)
+                y0 = min(h, max(0, int(ay)))
+                rows = np.nonzero(frame[y0:, x0:x1, 3].any(axis=1))[0]
+                if len(rows) and y0 + int(rows.max()) + 1 - (ay + 0.5) <= shin:  # further down: not the foot
+                    depth = y0 + int(rows.max()) + 1 - (ay + 0.5)
+            row.append((depth, ay + 0.5 >= ankles - GROUNDED * shin))
+        frames.append(row)
+    return ankles, shin, frames
+
+
+def _sole_depth(feet) -> float | None:
+    """How far below the ankles the soles reach in the grounded frames: the most of any of them."""
+    depths = [d for row in feet[2] for d, on in row if on and d is not None]
+    return max(depths) if depths else None
+
+
+def ground_line(strips: list[Strip]) -> float | None:
+    """The y the character stands on (the contact line, in cell pixels: the bottom edge of the
+    soles), one for every frame of every strip. It starts from the ankle line, the strips'
+    `ground` (where retargeting put the feet) or else the lowest ankle of any frame, but the
+    ankles lie above the soles (when no pose shows an ankle: `ground` as it is, or None):
+
+    - transparent frames: the soles as drawn. In each frame whose lower ankle is on the ground
+      (within GROUNDED x the shin of the ankle line), the lowest opaque pixel below that ankle,
+      across both feet and 0.6 shin to either side (the feet, not a hand or a stray pixel
+      elsewhere); one more than a shin below the ankle (something else drawn under the feet)
+      is not trusted. The contact line lies as far below the ankle line as the deepest of those
+      soles lies below its frame's ankle: no grounded frame's feet reach below it, and
+      `grounded` moves the others' down onto it.
+    - otherwise (a background, or no sole found): the ankle line plus SOLE_BELOW_ANKLE x the
+      shin, the ankle's usual height above the floor in proportion to the shin.
+
+    The shin is the median knee-to-ankle distance over every pose (a quarter of the figure's
+    height when no knee is seen)."""
+    feet = _feet(strips)
+    if feet is None:
+        return strips[0].ground
+    depth = _sole_depth(feet)
+    return feet[0] + (depth if depth is not None else SOLE_BELOW_ANKLE * feet[1])
+
+
+def grounded(strips: list[Strip]) -> list[Strip]:
+    """Transparent strips with every grounded frame's feet on the contact line (`ground_line`),
+    so that one pivot for every frame stands the character on the floor in each of them. The
+    poses say where the feet are; the method draws the soles under them a little deeper in one
+    frame than in the next (a foot drawn shorter or turned: a few % of the figure's height, the
+    sprite would hover there and bob from frame to frame). Each frame whose feet are on the
+    ground is moved down by what its soles lack of the deepest (so a run's feet, a few pixels
+    up between strides as its poses have them, stay that far up); a frame in the air moves as
+    its clip's grounded frames on either side of it do (in proportion to where it lies between
+    them; around the loop for a looping clip), so a jump's arc keeps its shape. Whole pixels,
+    never up (nothing leaves the cell's top), never further than the frame's empty rows at the
+    bottom; the poses move with their frames. Frames with a background are returned as they are."""
+    feet = _feet(strips)
+    depth = _sole_depth(feet) if feet is not None else None
+    if depth is None:
+        return strips
+    out = []
+    for s, row in zip(strips, feet[2]):
+        known = [(i, depth - d) for i, (d, on) in enumerate(row) if on and d is not None]
+        if not known:
+            out.append(s)
+            continue
+        frames, poses = [], []
+        for i, (frame, pose) in enumerate(zip(s.frames, s.poses)):
+            drop = int(round(_between(i, known, len(row), s.loop)))
+            rows = np.nonzero(frame[:, :, 3].any(axis=1))[0]
+            drop = max(0, min(drop, frame.shape[0] - 1 - int(rows.max()) if len(rows) else 0))
+            if drop:
+                frame = np.concatenate([np.zeros_like(frame[:drop]), frame[:-drop]])
+                pose = pose.cropped(0, -drop, *pose.size)
+            frames.append(frame)
+            poses.append(pose)
+        out.append(replace(s, frames=frames, poses=poses))
+    return out
+
+
+def _between(i: int, known: list[tuple[int, float]], n: int, loop: bool) -> float:
+    """The value at frame i of a clip of n frames, from (frame, value) pairs: theirs at those
+    frames, linear between the nearest known frames before and after (around the loop when
+    `loop`), else the nearest known one's."""
+    at = dict(known)
+    if i in at:
+        return at[i]
+    before = [(j, v) for j, v in known if j < i] or ([(j - n, v) for j, v in known] if loop else [])
+    after = [(j, v) for j, v in known if j > i] or ([(j + n, v) for j, v in known] if loop else [])
+    if not before or not after:
+        return (before or after)[-1 if before else 0][1]
+    (j0, v0), (j1, v1) = max(before), min(after)
+    return v0 + (v1 - v0) * (i - j0) / (j1 - j0)
 
 
 def pivot_of(pose, ground: float | None, cell: tuple[int, int]) -> tuple[float, float] | None:
