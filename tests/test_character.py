@@ -179,6 +179,30 @@ def test_pixel_art_one_palette_hard_alpha_outline():
     assert art[0].poses[0].size == (20, 30)
 
 
+def test_pixel_art_one_flat_colour_is_one_palette_entry_in_every_frame():
+    """A big red shirt of slightly varying red (the photo's grain, other in every frame) beside
+    a few other colours: median cut splits it into near-identical reds and the shirt flipped
+    between them from frame to frame. Now one entry, the same in every frame, and no two entries
+    of the palette within a few levels of each other."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(6):
+        f = np.zeros((60, 40, 4), np.uint8)
+        f[..., 3] = 255
+        f[:40, :, :3] = np.clip(np.array([199, 40, 45]) + rng.normal(0, 1.5, (40, 40, 3)), 0, 255)  # the shirt
+        f[40:, :20, :3] = (40, 67, 144)
+        f[40:, 20:, :3] = (230, 200, 170)
+        f[55:, :, :3] = np.linspace(0, 255, 40, dtype=np.uint8)[:, None]  # a gradient: colours to spare
+        frames.append(f)
+    strip = Strip("idle", frames, [Pose.empty(40, 60)] * 6)
+    art = pixelate([strip], colours=32, size=(40, 60))[0].frames
+    palette = np.unique(np.concatenate([f[..., :3].reshape(-1, 3) for f in art]), axis=0).astype(float)
+    gaps = np.sqrt(((palette[:, None] - palette[None]) ** 2).sum(-1)) + np.eye(len(palette)) * 1e9
+    assert gaps.min() >= 8
+    shirts = {tuple(c) for f in art for c in f[:40, :, :3].reshape(-1, 3)}
+    assert len(shirts) == 1, shirts
+
+
 def shod_strip(n=4, h=120, w=60, ankle=100, sole=110, ground=None):
     """A figure whose feet reach `sole` (the last opaque row is sole - 1), well below its ankles,
     the second frame in the air (8 px up); knees 30 px above the ankles."""

@@ -1,7 +1,10 @@
 """Pixel art: every cell scaled down, one palette of at most N colours for every frame of every
 animation (no colour flicker from frame to frame or clip to clip), alpha either 0 or 255, and
 optionally a 1-pixel outline around the figure in the palette's darkest colour. Pixels are only
-ever palette colours (no in-between colours), so the sheet and the GIFs show the same palette.
+ever palette colours (no in-between colours), so the sheet and the GIFs show the same palette. No
+two palette colours are nearly the same (`DISTINCT`): median cut splits a big flat area (a red
+shirt) into boxes of all but the same colour, and the shirt's pixels would flip between them from
+frame to frame.
 """
 
 from __future__ import annotations
@@ -14,29 +17,42 @@ from posekit.sheet.layout import Strip, scaled
 
 DEFAULT_HEIGHT = 64  # cell height when no --size is given: a classic sprite size
 _SAMPLE = 200_000    # pixels the palette is chosen from at most
+DISTINCT = 8.0       # RGB distance under which two palette colours are one (about 5 levels a channel)
 
 
 def palette_of(pixels: np.ndarray, colours: int) -> np.ndarray:
-    """(k, 3) uint8, k <= colours: a median-cut palette of the (n, 3) pixels."""
+    """(k, 3) uint8, k <= colours: a median-cut palette of the (n, 3) pixels, less the colours
+    within DISTINCT of a colour more of the pixels take (those pixels go to that one)."""
     from PIL import Image
 
     step = max(1, len(pixels) // _SAMPLE)
-    sample = np.ascontiguousarray(pixels[::step][None])
-    q = Image.fromarray(sample).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
+    sample = np.ascontiguousarray(pixels[::step])
+    q = Image.fromarray(sample[None]).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
     used = np.unique(np.asarray(q))
-    table = np.asarray(q.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)
-    return table[used]
+    palette = np.asarray(q.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)[used]
+    counts = np.bincount(nearest_index(sample, palette), minlength=len(palette))
+    kept: list[int] = []
+    for i in np.argsort(-counts, kind="stable"):  # the most used first: a near twin joins it
+        near = np.sqrt(((palette[kept].astype(float) - palette[i]) ** 2).sum(1)) < DISTINCT
+        if counts[i] and not near.any():
+            kept.append(int(i))
+    return palette[sorted(kept)] if kept else palette[:1]
 
 
-def nearest(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Each (n, 3) pixel replaced by its nearest palette colour (in chunks: n x colours distances
+def nearest_index(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The index of each (n, 3) pixel's nearest palette colour (in chunks: n x colours distances
     at once would take gigabytes for a big frame and 256 colours)."""
     pal = palette[None].astype(np.int32)
     index = np.empty(len(pixels), np.int64)
     for start in range(0, len(pixels), 16384):
         d = ((pixels[start:start + 16384, None, :].astype(np.int32) - pal) ** 2).sum(-1)
         index[start:start + 16384] = d.argmin(1)
-    return palette[index]
+    return index
+
+
+def nearest(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each (n, 3) pixel replaced by its nearest palette colour."""
+    return palette[nearest_index(pixels, palette)]
 
 
 def outlined(frame: np.ndarray, colour: np.ndarray) -> np.ndarray:
