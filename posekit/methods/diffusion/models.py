@@ -34,11 +34,15 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from posekit.device import resolve_device
 from posekit.errors import ModelNotFoundError, PosekitError, UsageError
+
+if TYPE_CHECKING:  # numpy is imported where images are made
+    import numpy as np
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_CONTROLNET = "lllyasviel/control_v11p_sd15_openpose"
