@@ -431,3 +431,89 @@ def test_a_figure_touching_the_photos_edge_stays_in_view(figure):
     frames = method(retarget(motion("walk", 4, view="side"), subject))
     areas = [int((f[:, :, 3] > 127).sum()) for f in frames]
     assert min(areas) > 0.6 * max(areas), areas
+
+
+def test_a_side_view_of_a_chest_portrait_keeps_the_cut_at_the_frames_bottom(figure):
+    """A portrait cut at the chest (no hips in the photo) walking and running side on: the torso's
+    fit from the neck and shoulders alone took the shoulders' scale along the spine too, so side
+    on (the shoulders on top of each other) the torso shrank to a seventh of its height, to a
+    point or upside down when they met or crossed; the cut line at the photo's bottom edge rose
+    with it and the camera followed: the top half of each frame was the plate mirrored past the
+    photo's top, the head at the bottom. The torso keeps its height (the neck-to-nose and upper
+    arm ratios) and the camera holds a cut within a margin of the photo's edge."""
+    from posekit.methods.warp.camera import MARGIN
+    from posekit.methods.warp.rig import part_transforms, spine
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    image, pose = figure
+    rows = 220  # above the hips (y 262), below the elbows (y 192)
+    kp = pose.keypoints.copy()
+    kp[kp[:, 1] >= rows - 1] = 0
+    subject = Pose(kp, 384, rows)
+    assert not subject.visible[[INDEX["r_hip"], INDEX["l_hip"]]].any()
+    method = WarpMethod(np.ascontiguousarray(image[:rows]), subject, WarpOptions(background="transparent"))
+    down = spine(subject.xy)
+    for view_motion in ("walk", "run"):
+        targets = retarget(motion(view_motion, 8, view="side"), subject)
+        for t in targets:
+            m = part_transforms(subject.xy, t.xy)[0]
+            lin = getattr(m, "affine", m)[:, :2]
+            assert np.linalg.det(lin) > 0 and np.linalg.norm(lin @ down) > 0.8, (view_motion, lin)
+        frames = method(targets)
+        assert abs(method.camera.y0) <= MARGIN * rows + 1e-6, (view_motion, method.camera)  # was -139..-154
+        for f in frames:
+            fg = f[:, :, 3] > 127
+            ys = np.nonzero(fg.any(axis=1))[0]
+            assert fg[-1].sum() > 20 and ys[0] < 0.3 * rows, (view_motion, ys[0], fg[-1].sum())
+
+
+def test_a_raised_elbow_grows_no_spike(figure):
+    """Wave: beside the sharply bent elbow both arm parts read the photo's background (the
+    layer's part labels cover the whole plane), and the blend of their two reads landed on the
+    forearm near the elbow: a skin-coloured wedge off the elbow in the frames where the forearm
+    swings in (89-91 px here). A part pulls only where it reads the figure."""
+    from posekit.methods.warp.rig import PART_INDEX, Shapes
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+
+    image, pose = figure
+    xy = pose.xy
+    along = [xy[INDEX["r_elbow"]] + t * (xy[INDEX["r_wrist"]] - xy[INDEX["r_elbow"]]) for t in np.linspace(0.4, 0.9, 6)]
+    skin = np.median([image[int(round(y)), int(round(x)), :3] for x, y in along], axis=0).astype(float)
+    method = WarpMethod(image, pose, WarpOptions(background="transparent"))
+    targets = retarget(motion("wave", 12), pose)
+    frames = method(targets)
+    yy, xx = np.mgrid[0:512, 0:384].astype(np.float32)
+    ids = [PART_INDEX[n] for n in ("r_forearm", "l_forearm", "head")]
+    stray = []
+    for f, t in zip(frames, targets):
+        away = Shapes.of(method.frame_pose(t)).distances(xx, yy, ids).min(axis=0) > 1.5
+        tone = (f[:, :, 3] > 127) & (np.abs(f[:, :, :3].astype(float) - skin).max(axis=2) < 30)
+        stray.append(int((tone & away).sum()))
+    assert max(stray) <= 10, stray
+
+
+def test_a_cut_carried_far_in_does_not_pull_the_view_off_the_photo():
+    """A cut through the body at the photo's bottom edge stays at the frame's bottom while the
+    clip lifts it a little (a bob); carried far in (a part that shrank), following it would pull
+    the view that far past the photo's top (all plate, the figure at the bottom): the camera holds
+    the cut within a margin of the photo's edge."""
+    from posekit.methods.warp.camera import MARGIN, Outline, clip_camera
+    from posekit.methods.warp.rig import PARTS
+
+    alpha = np.zeros((200, 100), np.float32)
+    alpha[40:, 30:70] = 1  # a chest cut by the bottom edge, its label 0 (the torso)
+    alpha[10:40, 40:60] = 1
+    labels = np.where(np.arange(200)[:, None] < 40, 1, 0).repeat(100, axis=1).astype(np.uint8)
+    outline = Outline.of(alpha, labels, len(PARTS))
+    assert "bottom" in outline.cuts
+    ident = np.float64([[1, 0, 0], [0, 1, 0]])
+    squash = np.float64([[1, 0, 0], [0, 0.5, 20]])  # the torso shrunk to half its height
+
+    def camera(torso):
+        return clip_camera(outline, [[ident if k else torso for k in range(len(PARTS))]], 100, 200)
+
+    lift = np.float64([[1, 0, 0], [0, 1, -3]])  # under the margin (4 px)
+    assert abs(camera(lift).y0 - -3) < 1e-6  # a bob: the cut kept at the frame's edge
+    assert camera(squash).y0 >= -MARGIN * 100 - 1e-6, camera(squash)  # was -79.5: 40% of the frame plate

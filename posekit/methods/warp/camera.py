@@ -7,8 +7,11 @@ pull the view off a figure that moves away from it). Carried by each frame's par
 transforms, the hulls give the clip's extent; the camera is one scale and offset for the whole
 clip (the character neither changes size nor jumps between frames) that puts that extent inside
 the frame with a margin, and keeps each cut at the frame's edge on its side (the cut line's
-innermost position over the clip, so the cut never shows). It zooms out only when the figure
-does not fit, and moves as little as it can: a clip that fits the photo keeps the photo's view.
+innermost position over the clip, so the cut never shows); a cut carried in further than the
+figure's far side moves out, plus a margin, is held there (a part that shrank: following it, the
+view would run off the photo's other side). It zooms out only
+when the figure does not fit, and moves as little as it can: a clip that fits the photo keeps
+the photo's view.
 
     outline = Outline.of(alpha, labels)
     camera = clip_camera(outline, [part_transforms(...) for each frame], width, height)
@@ -117,6 +120,19 @@ def clip_camera(outline: Outline, frames: list[list[np.ndarray]], width: int, he
         for side, v in outline.cut_lines(tf).items():
             cuts[side] = max(cuts.get(side, -np.inf), v) if side in ("left", "top") else min(cuts.get(side, np.inf), v)
     margin = MARGIN * min(width, height)
+    # A cut moves in from the photo's edge with the figure (a lift: the whole body up, its top
+    # with it) or, a little, with a bob; a cut carried further in than the figure's far side moved
+    # out, plus a margin, is a part that shrank or turned (a side view's torso without hips), and
+    # following it pulled the view past the photo's opposite edge: the plate filled the frame,
+    # the head at its bottom
+    rest = outline.extent([np.float64([[1, 0, 0], [0, 1, 0]])] * len(outline.hulls))
+    edge = {"left": 0.0, "top": 0.0, "right": width - 1.0, "bottom": height - 1.0}
+    for side, v in cuts.items():
+        axis = 0 if side in ("left", "right") else 1
+        if side in ("left", "top"):
+            cuts[side] = min(v, edge[side] + margin + max(0.0, box[axis + 2] - rest[axis + 2]))
+        else:
+            cuts[side] = max(v, edge[side] - margin - max(0.0, rest[axis] - box[axis]))
     need_x = _needed(box[0], box[2], cuts.get("left"), cuts.get("right"), margin)
     need_y = _needed(box[1], box[3], cuts.get("top"), cuts.get("bottom"), margin)
     scale = min(1.0, width / max(need_x, 1.0), height / max(need_y, 1.0))

@@ -328,7 +328,7 @@ class WarpMethod:
         d = np.where(np.isfinite(d), d, 1e6)
         weights = np.exp(-(d - d.min(axis=0, keepdims=True)) ** 2 / (2 * BLEND ** 2))
         # A part only pulls on the pixels it owns: those its own inverse transform reads from
-        # its own source region, or from the round cap of the joint it shares with its
+        # the figure in its own source region, or from the round cap of the joint it shares with its
         # neighbour. Without this, past a bent elbow (as far from the upper arm as from the
         # forearm) the upper arm's transform, read on, shows a ghost of the forearm; with the cap,
         # the outside of the bend is filled like a puppet's round joint.
@@ -339,6 +339,12 @@ class WarpMethod:
             owned = lab == k
             if not np.isnan(joint).any():
                 owned |= np.hypot(reads[n][0] - joint[0], reads[n][1] - joint[1]) < cap
+            # ... and reads the figure there: `labels` split the whole plane among the layer's
+            # parts, so beside a bent elbow both parts owned the background they read, and the
+            # blend of those two reads landed between them, on the forearm near the elbow (a
+            # skin-coloured spike off the elbow, outside the bend)
+            owned &= cv2.remap(rgba[:, :, 3], *reads[n], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                               borderValue=0) > 0
             weights[n] *= owned
         total = weights.sum(axis=0)
         weights /= np.maximum(total, 1e-6)

@@ -432,6 +432,54 @@ def kept_depth(m: np.ndarray, src: np.ndarray, points: np.ndarray) -> np.ndarray
     return np.column_stack([lin + extra, m[:, 2] - extra @ centre])
 
 
+# lengths that turning the body does not shorten (unlike the shoulder width): neck to nose, each
+# upper arm; their median target / source ratio is the torso's scale along the spine without hips
+UPRIGHT_BONES = ((INDEX["neck"], INDEX["nose"]), (INDEX["r_shoulder"], INDEX["r_elbow"]),
+                 (INDEX["l_shoulder"], INDEX["l_elbow"]))
+
+
+def upright_ratio(src: np.ndarray, dst: np.ndarray) -> float | None:
+    """The median target / source length ratio of the UPRIGHT_BONES both poses show (None: none)."""
+    ratios = []
+    for i, j in UPRIGHT_BONES:
+        if not (np.isnan(src[[i, j]]).any() or np.isnan(dst[[i, j]]).any()):
+            a = float(np.linalg.norm(src[j] - src[i]))
+            if a > 1e-6:
+                ratios.append(float(np.linalg.norm(dst[j] - dst[i])) / a)
+    return float(np.median(ratios)) if ratios else None
+
+
+def shoulders_fit(src: np.ndarray, dst: np.ndarray, idx: list[int]) -> np.ndarray | None:
+    """The torso's transform when the hips are missing on one side or the other (a portrait cut
+    at the chest) and both show the shoulders: the source's spine (`spine`) turned onto the
+    target's, scaled across it by the shoulders' width ratio (signed: crossed shoulders mirror
+    it) and along it by the larger of that and `upright_ratio`; then `kept_depth`; the torso
+    points `idx`' centroid lands on the target's. The least-squares fit of the neck and shoulders
+    alone took their scale along the spine too, and a side view (the shoulders on top of each
+    other) shrank the torso to a seventh of its height, to a point when they coincide, or turned
+    it upside down when they crossed (a similarity cannot mirror): a portrait's chest, cut by the
+    photo's bottom edge, ended far above the frame's. None without both shoulders in both poses."""
+    rs, ls = INDEX["r_shoulder"], INDEX["l_shoulder"]
+    down = spine(src)
+    if rs not in idx or ls not in idx or down is None:
+        return None
+    down_t = spine(dst)
+    down_t = np.float64([0, 1]) if down_t is None else down_t  # the shoulders on top of each other: upright
+    across, across_t = np.float64([-down[1], down[0]]), np.float64([-down_t[1], down_t[0]])
+    width = float((src[ls] - src[rs]) @ across)
+    if abs(width) < 1e-6:
+        return None
+    c = float((dst[ls] - dst[rs]) @ across_t) / width
+    upright = upright_ratio(src, dst)
+    along = abs(c) if upright is None else max(abs(c), upright)
+    lin = along * np.outer(down_t, down) + c * np.outer(across_t, across)
+    m = np.column_stack([lin, dst[idx].mean(axis=0) - lin @ src[idx].mean(axis=0)])
+    return kept_depth(m, src, src[idx])
+
+
+HIPS = (INDEX["r_hip"], INDEX["l_hip"])
+
+
 def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
     """One transform per part taking the source pose's part onto the target's: 2x3 affines, the
     torso's a `QuadWarp` when both poses show its four corners. A part whose joints are missing
@@ -444,7 +492,10 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
         if part.name == "torso":
             idx = [i for i in TORSO_POINTS if both[i]]
             if idx:
-                m = corners_exact(src, dst, kept_depth(affine(src[idx], dst[idx]), src, src[idx]))
+                m = shoulders_fit(src, dst, idx) if not any(i in idx for i in HIPS) else None
+                if m is None:
+                    m = kept_depth(affine(src[idx], dst[idx]), src, src[idx])
+                m = corners_exact(src, dst, m)
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
             if len(idx) >= 2:
