@@ -194,3 +194,85 @@ def test_no_speck_apart_from_the_figure(detector):
         for a in (f[:, :, 3] for f in frames):
             soft = ((a > 0) & (a < 255)).sum() / (a == 255).sum()
             assert stray(a / 255) == 0 and 0.06 < soft < 0.14, (name, stray(a / 255), soft)
+
+
+def test_no_pockets_of_background():
+    """The learned mask bridges the concave places (between the neck and a shoulder, an arm and
+    the body, the thighs) and took those pockets of the photo's background with the person, opaque
+    and in the background's colours. Seen in the photo's own pose, the share of the sprite's
+    opaque pixels that are truly background was 1.7-7.6% (mean 4.0%) over these eight composites;
+    GrabCut started from the mask now takes the pockets away (segment.without_pockets): 1.4-5.3%
+    (mean 2.8%; most of what is left is the mask's one-pixel rim)."""
+    shares = []
+    for photo in PHOTOS:
+        for portrait in (False, True):
+            case = make_case(photo, portrait)
+            method = WarpMethod(case.image, case.pose, WarpOptions(background="transparent"))
+            frame = method([case.pose])[0]
+            assert method.camera.is_identity()
+            opaque = frame[:, :, 3] > 127
+            shares.append(float((opaque & (case.truth < 0.5)).sum() / opaque.sum()))
+    assert max(shares) <= 0.055 and np.mean(shares) <= 0.032, shares
+
+
+@pytest.mark.parametrize("photo", ["coffee", "rocket", "immunohistochemistry"])
+def test_pockets_spare_clothes_of_the_background_colour(photo, detector, monkeypatch):
+    """A shirt and trousers of the backdrop's commonest colour (a dark coat on the dark saucer, a
+    dark blue one in the night sky, a white one on the pale slide): GrabCut's background colours
+    are the clothes' too, and the step must not take the person with the pockets. The learned
+    mask misses 0.8-1.7% of the figure (soft rim) with the step, 0.06-0.22 points more than
+    without; no hole in the body's core. Chelsea's matching figure is not found by BlazePose
+    (GrabCut's mask then, without the step), so it is not among these."""
+    from posekit.methods.warp import segment
+    from posekit.methods.warp.segment import learned_mask
+
+    checked = 0
+    for portrait in (False, True):
+        case = make_case(photo, portrait, matching=True)
+        area = case.truth.sum()
+        mask = learned_mask(case.image, case.pose, detector)
+        if mask is None:  # BlazePose misses the pale figure on the pale slide, cut above the knees
+            continue
+        checked += 1
+        with monkeypatch.context() as m:
+            m.setattr(segment, "without_pockets", lambda image, alpha, pose: alpha)
+            before = learned_mask(case.image, case.pose, detector)
+        missed = float(((1 - mask) * case.truth).sum() / area)
+        missed_before = float(((1 - before) * case.truth).sum() / area)
+        kept = float((mask * (1 - case.truth)).sum() / area)
+        kept_before = float((before * (1 - case.truth)).sum() / area)
+        assert missed < 0.02 and missed - missed_before < 0.004, (case.name, missed, missed_before)
+        assert holes(mask, case.pose) == 0, case.name
+        assert kept < kept_before, (case.name, kept, kept_before)  # and still takes pockets away
+    assert checked, photo
+
+
+def test_pockets_never_inside_the_body():
+    """Given the true mask, or the true mask grown by 8 px over the background (a mask that
+    bridges every concave place), `without_pockets` takes away next to nothing of the figure,
+    over every photo, with the figure in its own colours and in the backdrop's: at most a notch
+    at a sleeve's end by the elbow when the shirt is of the backdrop's colour (5-19 px, up to
+    5 px deep; none otherwise), and it never cuts deeper; from the grown mask it takes most of the
+    background (35-41% of the figure's area before, 5-14% after)."""
+    import cv2
+
+    from posekit.methods.warp.segment import without_pockets
+    from warp_cases import PHOTOS as ALL  # the astronaut too
+
+    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+    for photo in ALL:
+        for portrait in (False, True):
+            for matching in (False, True):
+                case = make_case(photo, portrait, matching=matching)
+                truth, area = case.truth, case.truth.sum()
+                depth = cv2.distanceTransform((truth > 0.5).astype(np.uint8), cv2.DIST_L2, 5)
+                grown = cv2.GaussianBlur(cv2.dilate((truth > 0.5).astype(np.float32), grow), (0, 0), 1.0)
+                for before in (truth, grown):
+                    after = without_pockets(case.image, before, case.pose)
+                    eaten = depth[(before > 0.5) & (after <= 0.5) & (truth > 0.5)]
+                    missed = float(((1 - after) * truth).sum() / area)
+                    inside = int((eaten >= 3).sum())
+                    assert inside <= (40 if matching else 0) and eaten.max(initial=0) <= 6, (case.name, inside, eaten.max())
+                    assert missed < 0.02, (case.name, missed)
+                kept = float((after * (1 - truth)).sum() / area)
+                assert kept < 0.4 * float((grown * (1 - truth)).sum() / area), (case.name, kept)

@@ -39,15 +39,18 @@ class Case:
 ARM_ACROSS = {"l_elbow": (236, 196), "l_wrist": (170, 204)}  # the left forearm across the chest
 
 
-@lru_cache(maxsize=2)
-def figure_layers(arm_across: bool = False) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=4)
+def figure_layers(arm_across: bool = False, dress: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(colour (H, W, 3) float32, alpha (H, W) float32) of the drawn figure alone (with
-    `arm_across`, its left forearm lies across its chest)."""
+    `arm_across`, its left forearm lies across its chest; with `dress`, an RGB colour, its shirt,
+    sleeves and trousers are of that colour instead of red and blue)."""
     spec = importlib.util.spec_from_file_location("make_figure", REPO / "examples" / "make_figure.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     if arm_across:
         mod.KEYPOINTS.update(ARM_ACROSS)
+    if dress is not None:
+        mod.SHIRT = mod.TROUSERS = tuple(int(c) for c in dress)
     shots = []
     for level in (0.0, 255.0):
         mod.backdrop = lambda level=level: np.full((mod.H * mod.SS, mod.W * mod.SS, 3), level)
@@ -79,8 +82,26 @@ def backdrop(photo: str, width: int, height: int) -> np.ndarray:
     return img[y0:y0 + height, x0:x0 + width, :3]
 
 
-def make_case(photo: str, portrait: bool = False, arm_across: bool = False) -> Case:
-    colour, alpha = figure_layers(arm_across)
+def dominant_colour(photo: str) -> tuple[int, int, int]:
+    """The commonest colour (RGB) of the photo's backdrop about the figure (within 40 px of its
+    true mask): the centre of the largest of four k-means clusters there."""
+    import cv2
+
+    _, alpha = figure_layers()
+    h, w = alpha.shape
+    near = cv2.dilate((alpha > 0.05).astype(np.uint8), np.ones((81, 81), np.uint8)) > 0
+    pixels = backdrop(photo, w, h)[near & (alpha <= 0.05)].astype(np.float32)
+    cv2.setRNGSeed(0)
+    _, labels, centres = cv2.kmeans(pixels, 4, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5),
+                                    3, cv2.KMEANS_PP_CENTERS)
+    return tuple(int(round(c)) for c in centres[np.bincount(labels.ravel(), minlength=4).argmax()])
+
+
+def make_case(photo: str, portrait: bool = False, arm_across: bool = False, matching: bool = False) -> Case:
+    """The figure over `photo` (see the module's docstring). `matching`: the figure dressed (shirt,
+    sleeves, trousers) in the backdrop's commonest colour about it (`dominant_colour`): a white
+    shirt on a white wall, a dark coat on a dark backdrop."""
+    colour, alpha = figure_layers(arm_across, dominant_colour(photo) if matching else None)
     h, w = alpha.shape
     back = backdrop(photo, w, h).astype(np.float32)
     image = np.clip(colour * alpha[:, :, None] + back * (1 - alpha[:, :, None]), 0, 255).round().astype(np.uint8)
@@ -90,7 +111,7 @@ def make_case(photo: str, portrait: bool = False, arm_across: bool = False) -> C
         kp = pose.keypoints.copy()
         kp[kp[:, 1] >= PORTRAIT_ROWS - 1] = 0
         pose = Pose(kp, w, PORTRAIT_ROWS)
-    name = f"{photo}{' portrait' if portrait else ''}{' arm across' if arm_across else ''}"
+    name = f"{photo}{' portrait' if portrait else ''}{' arm across' if arm_across else ''}{' matching' if matching else ''}"
     return Case(name, np.ascontiguousarray(image), alpha.astype(np.float32), pose,
                 np.ascontiguousarray(back))
 
