@@ -21,3 +21,50 @@ def test_openpose_weights_hint_is_a_working_hf_command():
 def test_no_hint_or_guide_names_huggingface_cli():
     files = [*(REPO / "posekit").rglob("*.py"), *(REPO / "docs").glob("*.md"), REPO / "README.md"]
     assert [str(f) for f in files if "huggingface-cli" in f.read_text()] == []
+
+
+def test_every_missing_model_is_named_in_one_error_before_any_loads(tmp_path, monkeypatch):
+    """Offline, SD, its ControlNet and an IP-Adapter all missing: one error naming each with its
+    flag, raised before the first model loads (not one per run, 20-45 s each)."""
+    from posekit.methods.diffusion import models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the missing ones were named")
+
+    monkeypatch.setattr(models, "load_controlnet", no_loading)
+    monkeypatch.setattr(models, "_load_base", no_loading)
+    with pytest.raises(ModelNotFoundError) as e:
+        models.load_pipeline("posekit-tests/no-such-sd", controlnet="posekit-tests/no-such-cn", device="cpu",
+                             ip_adapter="posekit-tests/no-such-ip", lcm=True)
+    text = str(e.value)
+    assert "\n" not in text
+    for name, flag in (("posekit-tests/no-such-cn", "--controlnet PATH"), ("posekit-tests/no-such-sd", "--model PATH"),
+                       ("posekit-tests/no-such-ip", "--ip-adapter PATH")):
+        assert f"`hf download {name}` or pass {flag}" in text, text
+    assert f"`hf download {models.LCM_LORA} {models.LCM_LORA_WEIGHT}` (for --lcm)" in text
+    assert text.startswith("posekit-tests/no-such-cn is not downloaded and the hub is unreachable; ")
+    # a model that is here (a local folder) is not named: only what is missing
+    with pytest.raises(ModelNotFoundError) as e:
+        models.load_pipeline(str(tmp_path), controlnet="posekit-tests/no-such-cn", device="cpu")
+    assert "no-such-cn" in str(e.value) and str(tmp_path) not in str(e.value)
+    assert " either" not in str(e.value)  # one missing model: the one-model message
+
+
+def test_animatediff_names_the_motion_adapter_with_the_other_missing_models(monkeypatch):
+    from posekit.methods.animatediff import method as animatediff
+    from posekit.methods.diffusion import models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the missing ones were named")
+
+    monkeypatch.setattr(animatediff, "load_motion_adapter", no_loading)
+    monkeypatch.setattr(models, "load_controlnet", no_loading)
+    options = animatediff.AnimateDiffOptions(model="posekit-tests/no-such-sd", controlnet="posekit-tests/no-such-cn",
+                                             motion_adapter="posekit-tests/no-such-motion", device="cpu")
+    with pytest.raises(ModelNotFoundError) as e:
+        animatediff.load_animatediff(options)
+    text = str(e.value)
+    assert "\n" not in text
+    for name, flag in (("posekit-tests/no-such-motion", "--motion-adapter"), ("posekit-tests/no-such-cn", "--controlnet"),
+                       ("posekit-tests/no-such-sd", "--model")):
+        assert f"`hf download {name}` or pass {flag} PATH" in text, text

@@ -314,19 +314,32 @@ class AnimateDiffMethod:
 def load_animatediff(o: AnimateDiffOptions):
     """SD 1.5 (with its ControlNet) loaded as --model says, turned into diffusers'
     AnimateDiffControlNetPipeline with the motion adapter, then LoRAs, IP-Adapter, the
-    scheduler, and placed on the device (or offloaded)."""
-    import torch
-    from diffusers import AnimateDiffControlNetPipeline
-
+    scheduler, and placed on the device (or offloaded). Every hub model that is not downloaded
+    is named in one error before any loads (offline), not one per run."""
     from posekit.device import resolve_device
-    from posekit.errors import ModelNotFoundError, PosekitError
-    from posekit.methods.diffusion.models import (add_extra_lora, add_ip_adapter, add_lora, check_offload, dtype_for,
-                                                  load_pipeline, mismatch, offload_suggestion, out_of_memory_hint,
-                                                  place, place_safety_checker)
+    from posekit.methods.diffusion.models import HubNeed, all_missing_named, check_offload, dtype_for, pipeline_needs
 
     device = resolve_device(o.device)
     check_offload(o.offload, device)
     dtype = dtype_for(device)
+    needs = [HubNeed(str(o.motion_adapter), "--motion-adapter", "config.json"),
+             *pipeline_needs(o.model, o.model_config, o.controlnet, o.lora, safety_checker=o.safety_checker,
+                             ip_adapter=o.ip_adapter, dtype=dtype)]
+    if o.lcm:
+        needs.append(HubNeed(ANIMATELCM, "--lcm", ANIMATELCM_LORA,
+                             f"run `hf download {ANIMATELCM} {ANIMATELCM_LORA}` (for --lcm)"))
+    with all_missing_named(needs):
+        return _load_animatediff(o, device, dtype)
+
+
+def _load_animatediff(o: AnimateDiffOptions, device, dtype):
+    import torch
+    from diffusers import AnimateDiffControlNetPipeline
+
+    from posekit.errors import ModelNotFoundError, PosekitError
+    from posekit.methods.diffusion.models import (add_extra_lora, add_ip_adapter, add_lora, load_pipeline, mismatch,
+                                                  offload_suggestion, out_of_memory_hint, place, place_safety_checker)
+
     adapter = load_motion_adapter(o.motion_adapter, dtype)  # first: the smallest download to miss
     # on the CPU first: the motion UNet is built from this UNet's weights, then all of it moves
     sd = load_pipeline(o.model, o.model_config, o.controlnet, None, "cpu", img2img=False, dtype=dtype,

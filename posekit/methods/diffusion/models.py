@@ -8,7 +8,8 @@ the base model, a single `.safetensors`/`.ckpt` file as users download them from
 (read with `from_single_file`; `model_config` names a diffusers folder with the matching configs
 when the hub is out of reach). Hub ids are looked up in the local cache first, so a cached model
 loads without touching the network; a model that is neither cached nor downloadable becomes one
-ModelNotFoundError naming the model and the flag, never a traceback. Before that, when a
+ModelNotFoundError naming the model and the flag, never a traceback, and every other model the
+run lacks with it (`all_missing_named`: offline, before any loads), so one run lists every download. Before that, when a
 method's options are made, `check_model_paths` refuses a local path that is missing or holds the
 wrong thing (the rule for what is "clearly" a path, never a hub id 'org/name': `clearly_local`).
 
@@ -34,7 +35,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -243,11 +244,108 @@ def from_hub_or_path(load, name: str, flag: str, download: str | None = None, **
 
 
 def _not_downloaded(name: str, flag: str, download: str | None = None) -> ModelNotFoundError:
+    return ModelNotFoundError(f"{name} is not downloaded and the hub is unreachable{_no_folder(name)}; "
+                              + (download or f"run `hf download {name}` or pass {flag} PATH"))
+
+
+def _no_folder(name: str) -> str:
     # "models/walkcycle" looks like a hub id too: say that no such folder exists either
     top = Path(name).parts[0]
-    local = f" (and there is no folder {name} here)" if top != name and Path(top).is_dir() else ""
-    return ModelNotFoundError(f"{name} is not downloaded and the hub is unreachable{local}; "
-                              + (download or f"run `hf download {name}` or pass {flag} PATH"))
+    return f" (and there is no folder {name} here)" if top != name and Path(top).is_dir() else ""
+
+
+class HubNeed(NamedTuple):
+    """One hub model a run loads."""
+
+    name: str  # repo id (or a local path: never missing)
+    flag: str  # the flag that names it
+    file: str | None = None  # the file whose presence in the cache says it is downloaded (None: any snapshot)
+    download: str | None = None  # the `hf download` hint (None: the default one)
+
+
+def _cached(name: str, file: str | None) -> bool:
+    """Whether the local hub cache holds `file` of the model `name` (any snapshot when None),
+    without touching the network."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if file is not None:
+        return isinstance(try_to_load_from_cache(name, file), str)
+    snapshots = Path(constants.HF_HUB_CACHE) / ("models--" + name.replace("/", "--")) / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def missing_models(needs) -> list[HubNeed]:
+    """The HubNeeds (repeats of a repository dropped) that are hub ids not in the local cache."""
+    seen, missing = set(), []
+    for need in needs:
+        name, _, file, _ = need
+        if name in seen or is_local(name):
+            continue
+        seen.add(name)
+        if not _cached(name, file):
+            missing.append(need)
+    return missing
+
+
+def not_downloaded_error(missing) -> ModelNotFoundError:
+    """One line for every model in `missing` (HubNeeds): the first as `_not_downloaded` says it,
+    each other one "NAME is not downloaded either: run ... or pass FLAG PATH"."""
+    parts = []
+    for i, (name, flag, _, download) in enumerate(missing):
+        todo = download or f"run `hf download {name}` or pass {flag} PATH"
+        parts.append(f"{name} is not downloaded and the hub is unreachable{_no_folder(name)}; {todo}" if i == 0
+                     else f"{name} is not downloaded either{_no_folder(name)}: {todo}")
+    return ModelNotFoundError("; ".join(parts))
+
+
+@contextmanager
+def all_missing_named(needs):
+    """Around loading the models `needs` (HubNeeds): offline (HF_HUB_OFFLINE), every one not in
+    the cache is one error before anything loads; online, a model the hub cannot give becomes
+    an error naming it and every other one missing from the cache too. Either way one run tells
+    every `hf download` it needs, not one per run."""
+    needs = list(needs)
+    missing = missing_models(needs)
+    if missing and _offline():
+        raise not_downloaded_error(missing)
+    try:
+        yield
+    except ModelNotFoundError as e:
+        failed = [m for m in missing if str(e).startswith(f"{m[0]} is not downloaded and the hub is unreachable")]
+        if not failed or len(missing) == 1:
+            raise
+        raise not_downloaded_error(failed + [m for m in missing if m is not failed[0]]) from None
+
+
+def pipeline_needs(model, model_config=None, controlnet=None, lora=None, *, lcm: bool = False,
+                   safety_checker: bool = False, ip_adapter=None, dtype: torch.dtype = torch.float32) -> list[HubNeed]:
+    """The hub models `load_pipeline` loads for these arguments, in the order it loads them."""
+    needs = []
+    if controlnet and str(controlnet).lower() != "none":
+        needs.append(HubNeed(str(controlnet), "--controlnet", "config.json",
+                             weights_download(str(controlnet), "--controlnet", dtype)))
+    model = str(model)
+    if not model.endswith(SINGLE_FILE_SUFFIXES):
+        needs.append(HubNeed(model, "--model", "model_index.json", weights_download(model, "--model", dtype)))
+    if lora:
+        needs.append(HubNeed(str(lora), "--lora"))
+    if lcm:
+        needs.append(HubNeed(LCM_LORA, "--lcm", LCM_LORA_WEIGHT, f"run `hf download {LCM_LORA} {LCM_LORA_WEIGHT}` (for --lcm)"))
+    if safety_checker:  # from the model's repository when it has one, else SD 1.5's (`add_safety_checker`)
+        def may_have_one(c: str) -> bool:  # a hub id not downloaded yet is named above: it may bring one
+            if is_local(c):
+                return (Path(c).expanduser() / "safety_checker").is_dir()
+            return c == DEFAULT_MODEL or not _cached(c, "model_index.json") or _cached(c, "safety_checker/config.json")
+
+        if not any(may_have_one(str(c)) for c in (model, model_config) if c):
+            needs.append(HubNeed(DEFAULT_MODEL, "--safety-checker", "safety_checker/config.json",
+                                 f"run `hf download {DEFAULT_MODEL} --include \"safety_checker/*\" --include "
+                                 "\"feature_extractor/*\"` or leave out --safety-checker"))
+    if ip_adapter:
+        ip = str(ip_adapter)
+        needs.append(HubNeed(ip, "--ip-adapter", f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT}",
+                             f"run `{IP_ADAPTER_DOWNLOAD}` or pass --ip-adapter PATH" if ip == IP_ADAPTER else None))
+    return needs
 
 
 def first_line(e: Exception) -> str:
@@ -315,20 +413,22 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     dtype = dtype or dtype_for(device)
     no_loading_bars()
     extra = {"safety_checker": None, "requires_safety_checker": False, "dtype": dtype}
-    if controlnet and str(controlnet).lower() != "none":
-        extra["controlnet"] = load_controlnet(str(controlnet), dtype)
-    cls = pipeline_class("controlnet" in extra, img2img)
-    pipe = _load_base(cls, str(model), model_config, extra)
-    if lora:
-        add_lora(pipe, str(lora))
-    if lcm:
-        add_lcm_lora(pipe)
-    else:
-        set_scheduler(pipe, scheduler)
-    if safety_checker:
-        add_safety_checker(pipe, str(model), model_config)
-    if ip_adapter:
-        add_ip_adapter(pipe, str(ip_adapter), ip_adapter_scale)
+    with all_missing_named(pipeline_needs(model, model_config, controlnet, lora, lcm=lcm, safety_checker=safety_checker,
+                                          ip_adapter=ip_adapter, dtype=dtype)):
+        if controlnet and str(controlnet).lower() != "none":
+            extra["controlnet"] = load_controlnet(str(controlnet), dtype)
+        cls = pipeline_class("controlnet" in extra, img2img)
+        pipe = _load_base(cls, str(model), model_config, extra)
+        if lora:
+            add_lora(pipe, str(lora))
+        if lcm:
+            add_lcm_lora(pipe)
+        else:
+            set_scheduler(pipe, scheduler)
+        if safety_checker:
+            add_safety_checker(pipe, str(model), model_config)
+        if ip_adapter:
+            add_ip_adapter(pipe, str(ip_adapter), ip_adapter_scale)
     with out_of_memory_hint(offload_suggestion(offload), "the model"):
         return place(pipe, device, offload)
 
