@@ -142,7 +142,7 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
     check_stems(photos)
     sources = check_poses(clip_sources(options.get("poses", ())))
     check_inputs_apart([Path(out) / Path(p).stem for p in photos],
-                       [*photos, options.get("source_pose"), *pose_files(sources)])
+                       [*photos, options.get("source_pose"), *pose_files(sources)], flag=str(out))
     state = launched_state(device)
     rank = state.process_index if state is not None else 0
     # the method's networks, once for all the photos, on every process (one that does not load
@@ -261,7 +261,7 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     inputs = [photo, source_pose, *pose_files(sources)]
     if one_file:  # the one image, or out/NNN.png
         check_inputs_apart([out.parent], [i for i in inputs if i is None or not Path(i).is_dir()],
-                           lambda rel: rel == Path(out.name))
+                           lambda rel: rel == Path(out.name), flag=str(out))
     else:
         check_inputs_apart([out], inputs, lambda rel: len(rel.parts) == 1 and re.fullmatch(r"\d{3,}\.png", rel.name))
     if one_file and (len(sources) > 1 or (lengths[0] or 1) > 1):
@@ -748,12 +748,14 @@ def animate_output(rel: Path) -> bool:
     return str(rel) in files or rel.parts[0] in ("frames", "poses", "animations")
 
 
-def check_inputs_apart(outs: list[Path], inputs: list, is_output=animate_output) -> None:
+def check_inputs_apart(outs: list[Path], inputs: list, is_output=animate_output, flag: str | None = None) -> None:
     """A usage error when an input file (a photo, a source pose, a pose file) lies where a
     command writes into one of the `outs` (`is_output(its path relative to the out)`; animate's
     places by default), or an input folder (of poses) is an `out` itself or one of those places
     (the outputs would be written among the poses it holds). Paths are compared as given
-    (absolute) and with links followed. Cheap: run it before any work."""
+    (absolute) and with links followed. Cheap: run it before any work. `flag`: the --out the
+    user gave, when the `outs` are folders made from it (the file's folder, one per photo), so
+    that the error names what was typed ("--out fig.png", not "--out .")."""
     import os
 
     def forms(path: Path) -> set[Path]:  # as given (absolute) and with links followed
@@ -761,13 +763,14 @@ def check_inputs_apart(outs: list[Path], inputs: list, is_output=animate_output)
 
     given = [(g, forms(Path(g)), Path(g).is_dir()) for g in inputs if g is not None and Path(g).exists()]
     for out in outs:
+        shown = out if flag is None else flag
         for root in forms(Path(out)):
             for name, paths, is_dir in given:
                 for path in paths:
                     if is_dir and path == root:
-                        raise UsageError(f"--out {out}: would write into the input folder {name}; choose another --out")
+                        raise UsageError(f"--out {shown}: would write into the input folder {name}; choose another --out")
                     if root in path.parents and is_output(path.relative_to(root)):
-                        raise UsageError(f"--out {out}: would write over the input {name}; choose another --out")
+                        raise UsageError(f"--out {shown}: would write over the input {name}; choose another --out")
 
 
 def manifest_files(out: Path) -> list[str] | None:

@@ -297,3 +297,16 @@ def test_a_pose_file_of_unknown_length_refuses_only_the_files_it_writes(run_pose
         assert proc.returncode == 1 and "posekit did not write it" in proc.stderr and name in proc.stderr, proc.stderr
         assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [name]
         assert (tmp_path / folder / name).read_bytes() == b"mine"
+
+
+def test_an_out_file_over_its_photo_names_the_out_as_typed(tmp_path, monkeypatch):
+    """`transfer fig.png --out fig.png`: the error names `--out fig.png`, not the folder it is in."""
+    import shutil
+
+    from posekit.pipeline import transfer
+
+    shutil.copy(FIGURE, tmp_path / "fig_copy.png")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError) as e:
+        transfer("fig_copy.png", ["walk:side"], "fig_copy.png")
+    assert str(e.value) == "--out fig_copy.png: would write over the input fig_copy.png; choose another --out"

@@ -259,3 +259,27 @@ def test_a_flag_these_options_leave_idle_is_a_warning(method, extra, idle, capsy
     assert len(err) == 1 and err[0].startswith(f"posekit: warning: {idle} has no effect here: ")
     options_for(method, {**given, "negative_prompt": "blurry"} if method != "wan" else given)  # used: nothing said
     assert capsys.readouterr().err == ""
+
+
+def test_device_with_a_method_that_runs_on_the_cpu_is_a_warning(capsys):
+    """warp uses no torch device: --device cuda there did nothing, silently; now it is said once.
+    The methods that take it say nothing (a device they cannot have is their usage error)."""
+    from posekit.commands.method_flags import options_for
+
+    given = {name: option.default for name, option in method_flags("animate").items()}
+    options_for("warp", {**given, "device": "cuda"})
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["posekit: warning: --device has no effect here: --method warp runs on the CPU"]
+    options_for("warp", {**given, "device": "auto"})  # the default: nothing said
+    options_for("diffusion", {**given, "device": "cpu"})
+    assert capsys.readouterr().err == ""
+
+
+def test_device_cuda_with_warp_runs_with_one_warning_from_the_cli(run_posekit, tmp_path):
+    r = run_posekit("transfer", FIGURE, "--pose", REPO / "examples" / "figure_keypoints.json", "--device", "cuda",
+                    "--out", tmp_path / "x.png",
+                    env={"CUDA_VISIBLE_DEVICES": ""})
+    assert r.returncode == 0, r.stderr
+    assert [line for line in r.stderr.splitlines() if "warning" in line] == [
+        "posekit: warning: --device has no effect here: --method warp runs on the CPU"]
+    assert (tmp_path / "x.png").is_file()

@@ -82,7 +82,7 @@ def test_sigkilled_run_resumes_from_its_last_checkpoint(run_posekit, tmp_path):
         assert (run / f"checkpoint-{last}" / f"{name}.safetensors").is_file()
 
     r = run_posekit("train-gan", *TINY, "--iters", last + 4, "--checkpoint-every", "3", "--perceptual-weight", "0",
-                    "--out", run, "--resume", env=THREADS)
+                    "--out", run, "--resume", "--json", env=THREADS)
     assert r.returncode == 0, r.stderr
     assert f"from iteration {last}" in r.stderr
     metrics = json.loads((run / "metrics.json").read_text())
@@ -321,3 +321,16 @@ def test_damaged_generators_are_one_line_errors(tiny_run, tmp_path):
     save_file({**state, key: torch.zeros(3, 3, 3, 3)}, str(wrong_shape))
     with pytest.raises(PosekitError, match="do not match the PATN layout"):
         load_patn(wrong_shape)
+
+
+def test_the_scores_go_on_stdout_only_with_json(run_posekit, tmp_path):
+    """As evaluate-gan and animate: the table and "wrote" for people on stderr; stdout, the data
+    channel, holds the JSON object only when --json asks for it."""
+    r = run_posekit("train-gan", *TINY, "--iters", "2", "--perceptual-weight", "0", "--out", tmp_path / "a", env=THREADS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and "SSIM" in r.stderr and f"wrote {tmp_path / 'a'}" in r.stderr
+    r = run_posekit("train-gan", *TINY, "--iters", "2", "--perceptual-weight", "0", "--out", tmp_path / "b", "--json",
+                    env=THREADS)
+    assert r.returncode == 0, r.stderr
+    line = json.loads(r.stdout)
+    assert line["run"] == str(tmp_path / "b") and line == {"run": line["run"], **json.loads((tmp_path / "b" / "metrics.json").read_text())}

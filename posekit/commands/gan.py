@@ -52,6 +52,7 @@ def train_gan(
     seed: int = typer.Option(0, "--seed", help="Random seed (data order, init, synthetic figures)."),
     eval_pairs: int = typer.Option(64, "--eval-pairs", min=1, help="Held-out pairs scored into metrics.json."),
     workers: int = typer.Option(2, "--workers", min=0, help="Data-loading worker processes."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run folder and its final scores (metrics.json) as one JSON line on stdout."),
 ):
     """Train the PATN pose-transfer GAN (runs under `accelerate launch` too)."""
     from posekit.console import emit_json, info, quiet_libraries
@@ -81,7 +82,8 @@ def train_gan(
         print_table([("posekit", metrics), ("copy the source", baseline)], dataset,
                     f"{metrics['held_out_pairs']} held-out pairs")
         info(f"wrote {out}")
-        emit_json({"run": str(out), **metrics})
+        if json_out:  # the data channel only when asked for, as evaluate-gan and animate
+            emit_json({"run": str(out), **metrics})
 
 
 def synthetic_stream(checkpoint) -> dict:

@@ -137,6 +137,10 @@ def options_for(method: str, flags: dict):
             from posekit.console import warn
 
             warn(f"{flag.param_decls[0]} is for --method {flag_methods(flag)}; --method {method} ignores it")
+    if flags.get("device", "auto") != "auto" and "device" not in names:  # warp: numpy and OpenCV, no torch device
+        from posekit.console import warn
+
+        warn(f"--device has no effect here: --method {method} runs on the CPU")
     made = options(**{name: flags[name] for name in names if flags[name] is not None})
     for name, idle, why in IDLE:  # and one the method takes but these options leave idle
         if name in given and name in names and idle(made):
