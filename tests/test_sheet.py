@@ -228,6 +228,13 @@ def test_every_grounded_frame_stands_on_the_one_pivot_line():
     plan = layout([cell])
     (pivot,) = {f.pivot[1] for f in plan.frames}
     assert [pivot - lowest_row_end(f) for f in cell.frames] == [0, 0, 20, 0, 0]
+    # no retargeting (no `ground`: the ankle line is the lowest ankle of the poses): the same line,
+    # not the lowest ankle of the moved poses (the pivot hung 11 px under the soles)
+    free = uneven_soles_strip()
+    free.ground = None
+    (done,) = grounded([free])
+    assert {f.pivot[1] for f in layout([done]).frames} == {112.0}
+    assert [lowest_row_end(f) for f in done.frames] == [112, 112, 92, 112, 112]
     # frames with a background: nothing shows the soles, nothing moves
     opaque = uneven_soles_strip()
     opaque.frames = [f[:, :, :3].copy() for f in opaque.frames]

@@ -178,13 +178,17 @@ def grounded(strips: list[Strip]) -> list[Strip]:
     its clip's grounded frames on either side of it do (in proportion to where it lies between
     them; around the loop for a looping clip), so a jump's arc keeps its shape. Whole pixels,
     never up (nothing leaves the cell's top), never further than the frame's empty rows at the
-    bottom; the poses move with their frames. Frames with a background are returned as they are."""
+    bottom; the poses move with their frames. Frames with a background are returned as they are.
+    The strips keep the ankle line it started from as their `ground`: without one (no
+    retargeting), the lowest ankle of the moved poses would be another line, and the pivots
+    would hang below the soles."""
     feet = _feet(strips)
     depth = _sole_depth(feet) if feet is not None else None
     if depth is None:
         return strips
     out = []
     for s, row in zip(strips, feet[2]):
+        s = replace(s, ground=feet[0] - 0.5)
         known = [(i, depth - d) for i, (d, on) in enumerate(row) if on and d is not None]
         if not known:
             out.append(s)
