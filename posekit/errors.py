@@ -28,3 +28,7 @@ class ModelNotFoundError(PosekitError):
     """A model (hub id or path) could not be loaded; the message says what to download or pass."""
 
     same_everywhere = True
+
+
+class NoPersonError(PosekitError):
+    """The detector found nobody in a photo (the caller may know why: a photo too small)."""

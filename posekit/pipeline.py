@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from posekit.checks import FPS, check_finite
-from posekit.errors import PosekitError, UsageError
+from posekit.errors import NoPersonError, PosekitError, UsageError
 from posekit.images import writing_lock
 
 # what animate writes into its --out folder, and all it ever replaces or removes there
@@ -357,12 +357,12 @@ def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, 
         full = full if is_cut_out(full) else to_rgb(full)
         try:
             pose = source_pose_of(full, Path(photo), source_pose, device=device, detector=detector)
-        except PosekitError as e:
-            if min(full.shape[:2]) >= SMALL_PERSON or isinstance(e, UsageError):
+        except NoPersonError:
+            if min(full.shape[:2]) >= SMALL_PERSON:
                 raise
-            raise type(e)(f"{photo}: the photo is only {full.shape[1]}x{full.shape[0]} px, too small to find a "
-                          f"person in or animate; use a larger photo (the person at least {SMALL_PERSON} px "
-                          "tall, a few hundred for clean frames)") from None
+            raise NoPersonError(f"{photo}: the photo is only {full.shape[1]}x{full.shape[0]} px, too small to find "
+                                f"a person in or animate; use a larger photo (the person at least {SMALL_PERSON} "
+                                "px tall, a few hundred for clean frames)") from None
         warn_if_small(photo, pose)
         image = working_image(full, working_size(full.shape[1], full.shape[0], options))
         h, w = image.shape[:2]

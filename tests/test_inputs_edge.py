@@ -148,3 +148,28 @@ def test_a_tiny_photo_is_one_error_and_a_small_person_one_warning(run_posekit, t
     assert proc.returncode == 0, proc.stderr
     warnings = [l for l in proc.stderr.splitlines() if "warning" in l]
     assert len(warnings) == 1 and "small.png" in warnings[0] and "px tall" in warnings[0], proc.stderr
+
+
+def test_only_nobody_found_in_a_tiny_photo_is_called_too_small(tmp_path):
+    """The "too small" line replaces the detector's "no person found" only: any other error on a
+    tiny photo (a broken detector model) is said as it is."""
+    from PIL import Image
+
+    from posekit.errors import PosekitError
+    from posekit.pipeline import Timer, prepare_source
+
+    Image.open(REPO / "examples" / "figure.png").resize((40, 54)).save(tmp_path / "tiny.png")
+
+    class Detector:
+        def __init__(self, error=None):
+            self.error = error
+
+        def detect(self, images):
+            if self.error:
+                raise self.error
+            return [[] for _ in images]
+
+    with pytest.raises(PosekitError, match="too small"):
+        prepare_source(tmp_path / "tiny.png", "warp", Timer(), Detector())
+    with pytest.raises(PosekitError, match="^bad.task: cannot load it"):
+        prepare_source(tmp_path / "tiny.png", "warp", Timer(), Detector(PosekitError("bad.task: cannot load it")))

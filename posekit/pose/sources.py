@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posekit.errors import PosekitError, UsageError
+from posekit.errors import NoPersonError, PosekitError, UsageError
 from posekit.images import IMAGE_SUFFIXES, is_video, load_image, read_video
 from posekit.pose.detect import Detector, largest, largest_first, load_detector
 from posekit.pose.pose import Pose
@@ -238,7 +238,7 @@ def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device:
         people = largest_first(detector.detect([image])[0])
     pose = people[0] if people else None
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
-        raise PosekitError(f"{image_path}: no person found in the photo; pass {flag} with an "
+        raise NoPersonError(f"{image_path}: no person found in the photo; pass {flag} with an "
                            "OpenPose JSON of the person (posekit extract-pose writes one)")
     others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(pose)]
     if others:
