@@ -35,7 +35,7 @@ def list_motions(
 @app.command("show")
 def show(
     source: str = typer.Argument(..., help="Motion name (walk, walk:side, ...), OpenPose JSON file or folder, skeleton image(s), photo(s), video, or extract-pose .jsonl."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json. A re-run replaces what posekit's last run wrote there (and removes its frames beyond the new count); a file posekit did not write stops it before any work."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for frame_NNN_pose.png + frame_NNN_keypoints.json. A re-run replaces what posekit's last run wrote there (and removes its frames beyond the new count); a file posekit did not write stops it before anything is written."),
     frames: Optional[int] = typer.Option(None, "--frames", "-n", min=1, metavar="N", help="Number of frames (motions are regenerated, other clips resampled cyclically onto their first frame's canvas)."),
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Canvas WxH: a motion's canvas; other clips are fitted onto it (each frame otherwise keeps its own image's size). Default 512x512 for motions."),
     view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
