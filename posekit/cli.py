@@ -52,6 +52,18 @@ class _Command(typer.core.TyperCommand):
                 long = max(param.opts, key=len) if param.param_type_name == "option" else param.name
                 param.metavar = long.lstrip("-").replace("-", "_").upper()
 
+    def collect_usage_pieces(self, ctx):
+        """The usage line names arguments as click and argparse do (`animate [OPTIONS] PHOTO...`;
+        Typer's plain usage writes a required one `{PHOTO}`, which reads as a set of choices)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
     def format_options(self, ctx, formatter):
         """click's plain Arguments and Options sections, an argument named by its metavar alone
         (Typer's plain help adds its type label to an argument's name even when it has one)."""

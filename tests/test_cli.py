@@ -43,6 +43,8 @@ def test_every_help_names_values_not_typer_types():
         result = CliRunner().invoke(app, [*path, "--help"], terminal_width=80)
         assert result.exit_code == 0, (path, result.output)
         assert not labels.search(result.output), (path, labels.findall(result.output))
+        usage = result.output.splitlines()[0]  # arguments by name, not Typer's {PHOTO}
+        assert usage.startswith("Usage: ") and "{" not in usage, usage
         command = root
         for name in path:
             command = command.commands[name]

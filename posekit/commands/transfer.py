@@ -13,7 +13,7 @@ from posekit.checks import check_out, parse_size
 
 @flags.with_method_flags
 def transfer(
-    source: Path = typer.Argument(..., help="Photo of the person to move."),
+    source: Path = typer.Argument(..., metavar="PHOTO", help="Photo of the person to move."),
     pose: list[str] = typer.Option(..., "--pose", "-p", help="Target pose: OpenPose JSON, skeleton image, photo (its pose is detected), motion name or folder. Repeatable: the images of all of them are one run, numbered across them, so one that cannot be read or holds nobody stops it before anything is written."),
     out: Path = typer.Option(..., "--out", "-o", metavar="FILE|DIR", help="Output image, .png, .jpg or .webp (one target; replaced if there), or a folder for 000.png, 001.png, ... (several targets; as with animate, a re-run replaces and prunes only the images posekit's last run wrote there, and a file posekit did not write stops it before anything is written)."),
     method: str = typer.Option("warp", "--method", "-m", help="warp (offline, no model) | gan | diffusion | animatediff | wan."),
