@@ -28,9 +28,8 @@ def palette_of(pixels: np.ndarray, colours: int) -> np.ndarray:
     step = max(1, len(pixels) // _SAMPLE)
     sample = np.ascontiguousarray(pixels[::step])
     q = Image.fromarray(sample[None]).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-    used = np.unique(np.asarray(q))
+    used, counts = np.unique(np.asarray(q), return_counts=True)  # the pixels each colour took
     palette = np.asarray(q.getpalette()[: 3 * 256], np.uint8).reshape(-1, 3)[used]
-    counts = np.bincount(nearest_index(sample, palette), minlength=len(palette))
     kept: list[int] = []
     for i in np.argsort(-counts, kind="stable"):  # the most used first: a near twin joins it
         near = np.sqrt(((palette[kept].astype(float) - palette[i]) ** 2).sum(1)) < DISTINCT
