@@ -478,6 +478,51 @@ def shoulders_fit(src: np.ndarray, dst: np.ndarray, idx: list[int]) -> np.ndarra
 
 
 HIPS = (INDEX["r_hip"], INDEX["l_hip"])
+FACE_PAIRS = ((INDEX["r_eye"], INDEX["l_eye"]), (INDEX["r_ear"], INDEX["l_ear"]))
+TURNED = 0.5  # a face whose eyes and ears span less than this share of the photo's is turned away
+
+
+def head_centre(xy: np.ndarray) -> np.ndarray | None:
+    """The middle of the head: the mean of the eyes' and the ears' midpoints (of the one shown
+    where a side view hides the other: seen side on, both lie there); None without eyes and ears."""
+    mids = []
+    for i, j in FACE_PAIRS:
+        shown = [xy[k] for k in (i, j) if not np.isnan(xy[k]).any()]
+        if shown:
+            mids.append(np.mean(shown, axis=0))
+    return np.mean(mids, axis=0) if mids else None
+
+
+def face_width(xy: np.ndarray) -> float | None:
+    """How wide the face shows, in neck-to-nose lengths: the largest of the eyes' and the ears'
+    spans; 0 when each pair lacks a side (a side view); None without the neck or nose."""
+    neck, nose = xy[INDEX["neck"]], xy[INDEX["nose"]]
+    if np.isnan(neck).any() or np.isnan(nose).any():
+        return None
+    length = float(np.linalg.norm(nose - neck))
+    spans = [float(np.linalg.norm(xy[i] - xy[j])) for i, j in FACE_PAIRS
+             if not (np.isnan(xy[i]).any() or np.isnan(xy[j]).any())]
+    return max(spans, default=0.0) / max(length, 1e-6)
+
+
+def turned_head(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """The head's transform when the photo shows the face from the front and the target turns it
+    away (a side view: one eye and ear hidden, or the face's width under TURNED of the photo's):
+    turned as the spine turns (`spine`; upright when the target's is unknown), the photo's head
+    centre (`head_centre`) onto the target's. A fit of the face points put the target's profile
+    nose, in front of the neck, where the photo's nose sits above it, and cocked the whole head
+    25-35 degrees forward; a frontal face cannot turn into a profile, and the head stays upright
+    on the body. None where the plain fit holds (front and three-quarter views, whose face turns
+    to the camera; a profile photo; a head or a photo's spine not shown)."""
+    ws, wt = face_width(src), face_width(dst)
+    down, cs, ct = spine(src), head_centre(src), head_centre(dst)
+    if ws is None or wt is None or down is None or cs is None or ct is None or ws < 1e-6 or wt >= TURNED * ws:
+        return None
+    down_t = spine(dst)
+    down_t = np.float64([0, 1]) if down_t is None else down_t
+    cos, sin = float(down @ down_t), float(down[0] * down_t[1] - down[1] * down_t[0])
+    r = np.float64([[cos, -sin], [sin, cos]])
+    return np.column_stack([r, ct - r @ cs])
 
 
 def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
@@ -498,7 +543,8 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
                 m = corners_exact(src, dst, m)
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
-            if len(idx) >= 2:
+            m = turned_head(src, dst)
+            if m is None and len(idx) >= 2:
                 # rotation and translation only: the neck-to-nose distance shrinks when the head
                 # nods or the clip leans towards the camera, the head itself does not
                 m = rigid(similarity(src[idx], dst[idx]), src[idx], dst[idx])
