@@ -11,9 +11,7 @@ In the spirit of Meta's Animated Drawings, for a photo:
    corners land exactly on the target's shoulders and hips (its affine fit plus a bilinear pull,
    `rig.QuadWarp`), so it meets each limb at its joint with no step or wedge of background; seen
    side on, where the shoulders and hips fall on top of each other, it keeps a body's depth
-   (`rig.kept_depth`) instead of shrinking to a sliver. The torso and the head go through one
-   map that bends at the neck (`_neck_maps`), so a tilting head takes its collar with it with no
-   cut across the shoulders. The parts of one limb
+   (`rig.kept_depth`) instead of shrinking to a sliver. The parts of one limb
    are warped together with weights that blend their transforms smoothly across the knee or
    elbow (linear blend skinning, inverted at the output pixel), so joints bend without seams.
    Specks the warp carries off alone (a wisp of background the mask gave a little alpha) are
@@ -50,10 +48,6 @@ BLEND = 0.35  # softness of the blend between two parts of a limb, in part thick
 # smallest part that can come loose, a hand (about 0.47 x 0.22 shoulder widths), has 2.5 times
 # that area
 SPECK = min(p.thickness for p in PARTS)
-NECK_LAYERS = (("torso",), ("head",))  # warped through one map that bends at the neck (`_neck_maps`)
-# where the bend runs, in lengths of the target's neck-to-nose bone up from the neck: the torso's
-# transform below the first, the head's above the second (a chin sits about 0.5 up)
-NECK_BLEND = (0.0, 0.5)
 
 
 def without_specks(alpha: np.ndarray, least_area: float) -> np.ndarray:
@@ -73,15 +67,6 @@ def without_specks(alpha: np.ndarray, least_area: float) -> np.ndarray:
     keep = areas >= least_area
     keep[0], keep[int(areas.argmax())] = True, True  # the background (no alpha anyway), the body
     return keep[labels].astype(np.float32)
-
-
-def same_transform(a, b) -> bool:
-    """Whether two part transforms (2x3 or QuadWarp) are the same map."""
-    if isinstance(a, QuadWarp) != isinstance(b, QuadWarp):
-        return False
-    if isinstance(a, QuadWarp):
-        return all(np.allclose(x, y) for x, y in ((a.affine, b.affine), (a.quad, b.quad), (a.shift, b.shift)))
-    return bool(np.allclose(a, b))
 
 
 def parse_background(background: str) -> str | tuple[int, int, int]:
@@ -266,8 +251,6 @@ class WarpMethod:
 
     def frame(self, target: Pose) -> np.ndarray:
         """The person moved into `target` (a pose on the photo's canvas), seen through the camera."""
-        import cv2
-
         h, w = self.alpha.shape
         c = self.camera.matrix()
         tf = [then(m, c) for m in self._transforms(target)]
@@ -277,19 +260,13 @@ class WarpMethod:
         # as drawing each layer over the plate in turn, with the specks dropped in between
         colour = np.zeros((h, w, 3), np.float32)
         alpha = np.zeros((h, w), np.float32)
-        neck = self._neck_maps(tf, moved)
         for layer, rgba, labels in zip(LAYERS, self.rgba, self.layer_labels):
             ids = [PART_INDEX[n] for n in layer]
-            if neck is not None and layer in NECK_LAYERS:
-                box, maps = neck
-                warped = cv2.remap(rgba, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                   borderValue=(0, 0, 0, 0))
-            else:
-                box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
-                if box is None:
-                    continue
-                warped = self._warp_layer(rgba, labels, ids, tf, moved, box)
+            box = self._layer_box(rgba[:, :, 3], [tf[i] for i in ids])
+            if box is None:
+                continue
             x0, y0, x1, y1 = box
+            warped = self._warp_layer(rgba, labels, ids, tf, moved, box)
             a = warped[:, :, 3:4].astype(np.float32) / 255
             colour[y0:y1, x0:x1] = warped[:, :, :3] * a + colour[y0:y1, x0:x1] * (1 - a)
             alpha[y0:y1, x0:x1] = a[:, :, 0] + alpha[y0:y1, x0:x1] * (1 - a[:, :, 0])
@@ -335,34 +312,6 @@ class WarpMethod:
         x0, y0 = np.clip(np.floor(pts.min(0)).astype(int) - pad, 0, [w, h])
         x1, y1 = np.clip(np.ceil(pts.max(0)).astype(int) + pad, 0, [w, h])
         return None if x1 <= x0 or y1 <= y0 else (int(x0), int(y0), int(x1), int(y1))
-
-    def _neck_maps(self, tf: list, moved: Shapes):
-        """(box, (map_x, map_y)): where the torso and head layers read the source in `box` (frame
-        pixels), both through one map that bends at the neck: the torso's transform below the
-        target's neck, the head's from NECK_BLEND[1] of the way up to the nose, a smooth blend of
-        the two between (linear blend skinning, as the limbs bend at the elbow). Each layer moved by
-        its own transform split them along their border in the photo, a straight line from the
-        neck out over the collar: a head that tilts (a side view's nose in front of the neck)
-        carried its side of it over the torso or off it, a straight cut across the shoulders.
-        None when the head moves with the torso anyway (or shows no neck and nose)."""
-        head = PART_INDEX["head"]
-        if not moved.segments[head] or same_transform(tf[head], tf[0]):
-            return None
-        parts = [0, head]
-        boxes = [b for b in (self._layer_box(self.rgba[LAYERS.index(layer)][:, :, 3], [tf[k] for k in parts])
-                             for layer in NECK_LAYERS) if b is not None]
-        if not boxes:
-            return None
-        x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-        x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-        (tx, ty), (hx, hy) = (source_maps(tf[k], xx, yy) for k in parts)
-        a, b = moved.segments[head][0]  # the target's neck and nose
-        ab = b - a
-        s = ((xx - a[0]) * ab[0] + (yy - a[1]) * ab[1]) / max(float(ab @ ab), 1e-9)
-        t = np.clip((s - NECK_BLEND[0]) / (NECK_BLEND[1] - NECK_BLEND[0]), 0, 1)
-        wh = (t * t * (3 - 2 * t)).astype(np.float32)  # smoothstep: no kink where the bend starts or ends
-        return (int(x0), int(y0), int(x1), int(y1)), (tx + wh * (hx - tx), ty + wh * (hy - ty))
 
     def _warp_layer(self, rgba, labels, ids, tf, moved: Shapes, box) -> np.ndarray:
         """Sample the layer for every pixel of `box`: each output pixel p reads the source at
