@@ -511,8 +511,8 @@ def turned_head(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     turned as the spine turns (`spine`; upright when the target's is unknown), the photo's head
     centre (`head_centre`) onto the target's. A fit of the face points put the target's profile
     nose, in front of the neck, where the photo's nose sits above it, and cocked the whole head
-    25-35 degrees forward; a frontal face cannot turn into a profile, and the head stays upright
-    on the body. None where the plain fit holds (front and three-quarter views, whose face turns
+    16-34 degrees forward (the figure's and the astronaut's side walks and runs); a frontal face
+    cannot turn into a profile, and the head stays upright on the body. None where the plain fit holds (front and three-quarter views, whose face turns
     to the camera; a profile photo; a head or a photo's spine not shown)."""
     ws, wt = face_width(src), face_width(dst)
     down, cs, ct = spine(src), head_centre(src), head_centre(dst)
