@@ -479,48 +479,106 @@ def shoulders_fit(src: np.ndarray, dst: np.ndarray, idx: list[int]) -> np.ndarra
 
 HIPS = (INDEX["r_hip"], INDEX["l_hip"])
 FACE_PAIRS = ((INDEX["r_eye"], INDEX["l_eye"]), (INDEX["r_ear"], INDEX["l_ear"]))
-TURNED = 0.5  # a face whose eyes and ears span less than this share of the photo's is turned away
+# the band of face widths (the target's eyes' or ears' span, in neck-to-nose lengths, as a share
+# of the photo's) over which the head goes from the fit of the face points (TURNING and wider) to
+# upright on the body (TURNED and narrower). The built-in front and three-quarter views show
+# 1.05-1.19 of the photo's (the figure and the astronaut), above the band; a face turned with the
+# body shows 0.33-0.57 of it just before its far eye and ear are hidden (yaw 59), below the band.
+TURNED, TURNING = 0.6, 0.95
+
+
+def _shown(xy: np.ndarray, i: int) -> bool:
+    return not np.isnan(xy[i]).any()
 
 
 def head_centre(xy: np.ndarray) -> np.ndarray | None:
-    """The middle of the head: the mean of the eyes' and the ears' midpoints (of the one shown
-    where a side view hides the other: seen side on, both lie there); None without eyes and ears."""
+    """The middle of the head: the mean of the eyes' and the ears' midpoints; None without eyes
+    and ears. A pair that lacks one side has the shown point for its midpoint where the other
+    pair lacks one too (a side view: seen side on, both sides lie there); where the other pair
+    shows both sides (a face from the front, BlazePose dropping one ear), the shown point moved
+    along that pair's line onto its perpendicular bisector, the face's midline: the ear alone
+    put the middle a quarter of the ears' span off to its side, and, the target's side view
+    showing one ear as it should, moved the head that far forward."""
+    full = [(i, j) for i, j in FACE_PAIRS if _shown(xy, i) and _shown(xy, j)]
     mids = []
     for i, j in FACE_PAIRS:
-        shown = [xy[k] for k in (i, j) if not np.isnan(xy[k]).any()]
-        if shown:
+        shown = [xy[k] for k in (i, j) if _shown(xy, k)]
+        if len(shown) == 2:
             mids.append(np.mean(shown, axis=0))
+        elif shown:
+            other = [(a, b) for a, b in full if (a, b) != (i, j)]
+            p = shown[0]
+            if other:
+                a, b = xy[other[0][0]], xy[other[0][1]]
+                d = b - a
+                n2 = float(d @ d)
+                if n2 > 1e-9:
+                    p = p - (float((p - (a + b) / 2) @ d) / n2) * d
+            mids.append(p)
     return np.mean(mids, axis=0) if mids else None
 
 
-def face_width(xy: np.ndarray) -> float | None:
-    """How wide the face shows, in neck-to-nose lengths: the largest of the eyes' and the ears'
-    spans; 0 when each pair lacks a side (a side view); None without the neck or nose."""
+def face_width(xy: np.ndarray, pairs=FACE_PAIRS) -> float | None:
+    """How wide the face shows, in neck-to-nose lengths: the largest span of the eye and ear
+    `pairs` shown whole; 0 when each lacks a side (a side view); None without the neck or nose."""
     neck, nose = xy[INDEX["neck"]], xy[INDEX["nose"]]
     if np.isnan(neck).any() or np.isnan(nose).any():
         return None
     length = float(np.linalg.norm(nose - neck))
-    spans = [float(np.linalg.norm(xy[i] - xy[j])) for i, j in FACE_PAIRS
-             if not (np.isnan(xy[i]).any() or np.isnan(xy[j]).any())]
+    spans = [float(np.linalg.norm(xy[i] - xy[j])) for i, j in pairs if _shown(xy, i) and _shown(xy, j)]
     return max(spans, default=0.0) / max(length, 1e-6)
 
 
-def turned_head(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+def face_ratio(src: np.ndarray, dst: np.ndarray) -> float | None:
+    """How wide the target's face shows as a share of the photo's (`face_width`), both measured
+    on the pairs the photo shows whole: a photo missing one ear (BlazePose often drops one) is
+    measured by its eyes on both sides. None without the neck or nose on either side or a face
+    the photo shows no pair of whole (a profile photo)."""
+    pairs = [(i, j) for i, j in FACE_PAIRS if _shown(src, i) and _shown(src, j)]
+    ws, wt = face_width(src, pairs), face_width(dst, pairs)
+    if ws is None or wt is None or ws < 1e-6:
+        return None
+    return wt / ws
+
+
+def turn_weight(ratio: float) -> float:
+    """How far the head goes from the fit of the face points (0) to upright on the body (1) at
+    a face width `ratio` (`face_ratio`): 1 at TURNED and below, 0 at TURNING and above, a
+    smoothstep between, so a face turning away frame by frame turns the head gradually."""
+    x = (TURNING - ratio) / (TURNING - TURNED)
+    x = min(max(x, 0.0), 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def turned_head(src: np.ndarray, dst: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray | None:
     """The head's transform when the photo shows the face from the front and the target turns it
-    away (a side view: one eye and ear hidden, or the face's width under TURNED of the photo's):
-    turned as the spine turns (`spine`; upright when the target's is unknown), the photo's head
-    centre (`head_centre`) onto the target's. A fit of the face points put the target's profile
-    nose, in front of the neck, where the photo's nose sits above it, and cocked the whole head
-    16-34 degrees forward (the figure's and the astronaut's side walks and runs); a frontal face
-    cannot turn into a profile, and the head stays upright on the body. None where the plain fit holds (front and three-quarter views, whose face turns
-    to the camera; a profile photo; a head or a photo's spine not shown)."""
-    ws, wt = face_width(src), face_width(dst)
+    away (its face narrower than TURNING of the photo's, `face_ratio`; a side view hides one eye
+    and ear: 0). Upright on the body: turned as the spine turns (`spine`; upright when the
+    target's is unknown), the photo's head centre (`head_centre`) onto the target's. A fit of the
+    face points put the target's profile nose, in front of the neck, where the photo's nose sits
+    above it, and cocked the whole head 16-34 degrees forward (the figure's and the astronaut's
+    side walks and runs); a frontal face cannot turn into a profile, and the head stays upright
+    on the body. Between TURNING and TURNED the head goes from the plain `fit` to upright by
+    `turn_weight`: its angle and where its centre lands interpolated, so a face turning frame by
+    frame does not make the head jump (it jumped 11-16 degrees between neighbouring degrees of
+    yaw at 0.5 of the photo's width, the figure and the astronaut). None where the plain fit
+    holds (front and three-quarter views, whose face turns to the camera; a profile photo; a
+    head or a photo's spine not shown)."""
+    ratio = face_ratio(src, dst)
     down, cs, ct = spine(src), head_centre(src), head_centre(dst)
-    if ws is None or wt is None or down is None or cs is None or ct is None or ws < 1e-6 or wt >= TURNED * ws:
+    if ratio is None or down is None or cs is None or ct is None:
+        return None
+    w = turn_weight(ratio)
+    if w <= 0.0:
         return None
     down_t = spine(dst)
     down_t = np.float64([0, 1]) if down_t is None else down_t
     cos, sin = float(down @ down_t), float(down[0] * down_t[1] - down[1] * down_t[0])
+    if fit is not None and w < 1.0:
+        angle = float(np.arctan2(fit[1, 0], fit[0, 0]))
+        angle += w * ((np.arctan2(sin, cos) - angle + np.pi) % (2 * np.pi) - np.pi)
+        cos, sin = float(np.cos(angle)), float(np.sin(angle))
+        ct = (1 - w) * (fit[:, :2] @ cs + fit[:, 2]) + w * ct
     r = np.float64([[cos, -sin], [sin, cos]])
     return np.column_stack([r, ct - r @ cs])
 
@@ -543,11 +601,12 @@ def part_transforms(src: np.ndarray, dst: np.ndarray) -> list:
                 m = corners_exact(src, dst, m)
         elif part.name == "head":
             idx = [i for i in HEAD_POINTS if both[i]]
-            m = turned_head(src, dst)
-            if m is None and len(idx) >= 2:
+            if len(idx) >= 2:
                 # rotation and translation only: the neck-to-nose distance shrinks when the head
                 # nods or the clip leans towards the camera, the head itself does not
                 m = rigid(similarity(src[idx], dst[idx]), src[idx], dst[idx])
+            turned = turned_head(src, dst, m)
+            m = m if turned is None else turned
         else:
             i, j = part.bones[0]
             if both[i] and both[j]:
