@@ -271,6 +271,35 @@ def test_mirror_frames_the_twin_like_its_clip():
         assert l.pivot[0] == pytest.approx(size[0] - r.pivot[0], abs=0.02) and l.pivot[1] == r.pivot[1]
 
 
+def test_a_background_fills_a_cell_of_another_shape_with_the_photo():
+    """Frames with the photo's background (a tall figure in scikit-image's coffee photo) cut to a
+    square --size: the cut was the figure's own tall box, and the letterbox repeated its edge
+    columns across 37% of the cell (streaks) though the photo has background there. The cut is
+    now the cell's shape where the photo reaches, centred on the figure: no column repeated, the
+    figure still whole and centred; past the photo's edge, the padding remains."""
+    from skimage import data
+
+    from posekit.pipeline import character_strips
+
+    photo = data.coffee()  # 400 x 600
+    xy = np.full((18, 2), np.nan)
+    xy[0], xy[1], xy[8], xy[11], xy[10], xy[13] = (300, 100), (300, 150), (290, 250), (310, 250), (290, 330), (310, 330)
+    strip = Strip("idle", [photo.copy(), photo.copy()], [Pose.from_xy(xy, 600, 400)] * 2)
+    for size in ((128, 128), (96, 64)):
+        cell = character_strips([strip], size, mirror=False, pixel_art=None, outline=False)[0]
+        f = cell.frames[0].astype(np.int16)
+        assert f.shape[:2] == size[::-1]
+        repeated = (np.abs(np.diff(f, axis=1)).max(axis=(0, 2)) == 0).sum() + (np.abs(np.diff(f, axis=0)).max(axis=(1, 2)) == 0).sum()
+        assert repeated == 0, (size, repeated)  # was 83 rows and columns at 128 x 128
+        x0, y0, x1, y1 = cell.poses[0].bbox()
+        assert 0 <= x0 and x1 <= size[0] and 0 <= y0 and y1 <= size[1]
+        assert abs((x0 + x1) / 2 - size[0] / 2) < 2
+    # the figure at the photo's left edge: the cut stops at it, the letterbox pads the rest
+    left = Strip("idle", [photo.copy()], [Pose.from_xy(xy - [280, 0], 600, 400)])
+    f = character_strips([left], (128, 128), mirror=False, pixel_art=None, outline=False)[0].frames[0]
+    assert f.shape[:2] == (128, 128)
+
+
 @pytest.mark.parametrize("size", [None, (24, 48)])
 def test_pixel_art_figure_and_outline_inside_every_cell(size):
     """Pixel art scaled far down keeps the whole figure and its outline inside the cell: the

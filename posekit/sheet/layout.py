@@ -249,11 +249,12 @@ CELL_MARGIN = 2    # pixels of the finished cell between transparent frames' fig
 def figure_box(strips: list[Strip], cell: tuple[int | None, int | None] | None = None,
                margin: float = CELL_MARGIN) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1): the union of the figure over every frame of every strip: its keypoints
-    plus CROP_MARGIN when frames have a background (within the frame; the frame when neither is
-    known); its opaque pixels when frames are transparent (frames with none left out), plus `margin` pixels of the cell the
-    box will be scaled to fit (`cell` = (w, h), either None when free; None: not scaled), so the
-    figure (and a pixel-art outline) stays inside the cell at any scale. That box may reach past
-    the frame (`cropped` pads with transparent pixels)."""
+    plus CROP_MARGIN when frames have a background (within the frame, grown to the cell's shape
+    where the frame has room, `widened`; the frame when neither is known); its opaque pixels
+    when frames are transparent (frames with none left out), plus `margin` pixels of the cell
+    the box will be scaled to fit (`cell` = (w, h), either None when free; None: not scaled), so
+    the figure (and a pixel-art outline) stays inside the cell at any scale. That box may reach
+    past the frame (`cropped` pads with transparent pixels)."""
     frames = [f for s in strips for f in s.frames]
     h, w = frames[0].shape[:2]
     if frames[0].ndim == 3 and frames[0].shape[2] == 4:
@@ -269,7 +270,29 @@ def figure_box(strips: list[Strip], cell: tuple[int | None, int | None] | None =
     pad = CROP_MARGIN * (max(b[3] for b in boxes) - min(b[1] for b in boxes))
     x0, y0 = min(b[0] for b in boxes) - pad, min(b[1] for b in boxes) - pad
     x1, y1 = max(b[2] for b in boxes) + pad, max(b[3] for b in boxes) + pad
-    return max(0, int(x0)), max(0, int(y0)), min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
+    box = max(0, int(x0)), max(0, int(y0)), min(w, int(math.ceil(x1))), min(h, int(math.ceil(y1)))
+    return widened(box, cell, w, h) if cell is not None and None not in cell else box
+
+
+def widened(box: tuple[int, int, int, int], cell: tuple[int, int], w: int, h: int) -> tuple[int, int, int, int]:
+    """`box` grown about its centre to the aspect of `cell` (w, h) as far as the w x h frame
+    reaches, kept inside it: a frame with a background scaled into a cell of another shape then
+    shows more of the photo's own background, where the letterbox pads only past the photo's edge
+    (its edge pixels repeated: streaks across a third of a square cell from a tall figure)."""
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    if bw <= 0 or bh <= 0:
+        return box
+    aspect = cell[0] / cell[1]
+    if bw < bh * aspect:
+        nw = min(w, round(bh * aspect))
+        x0 = min(max(round((x0 + x1 - nw) / 2), 0), w - nw)
+        x1 = x0 + nw
+    else:
+        nh = min(h, round(bw / aspect))
+        y0 = min(max(round((y0 + y1 - nh) / 2), 0), h - nh)
+        y1 = y0 + nh
+    return x0, y0, x1, y1
 
 
 def cell_padding(box: tuple[int, int], cell: tuple[int | None, int | None] | None, margin: float) -> int:
