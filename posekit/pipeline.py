@@ -120,6 +120,8 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     with timer("writing"):
         if sprites:
             strips = character_strips(strips, size, mirror, pixel_art, outline)
+            if character:
+                warn_if_no_floor(photo, strips)
         files = write_strips(Path(out), strips, fps=fps, columns=columns, formats=formats, trim=trim,
                              exports=exports)
     fh, fw = strips[0].frames[0].shape[:2]
@@ -391,6 +393,19 @@ def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[i
             clip, moving = retarget_clip(clip, pose), clip
             warn_of_parts_left_out(", ".join(map(str, sources)), moving, clip)
     return clip
+
+
+def warn_if_no_floor(photo, strips: list) -> None:
+    """A warning when a character's sheet gets no pivots: no frame shows the feet (a photo cut
+    above them), so nothing says where the sprite stands (sheet.json and the exports leave the
+    pivot out; engines then place the cell by its own origin)."""
+    from posekit.sheet.layout import ground_line
+
+    if ground_line(strips) is None:
+        from posekit.console import warn
+
+        warn(f"{photo}: no pivots in sheet.json: the photo does not show the feet, so the sprites have no "
+             "floor line (place them by the cell; a photo of the whole body gets pivots)")
 
 
 def warn_of_parts_left_out(name: str, clip: list, retargeted: list) -> None:
@@ -676,6 +691,9 @@ def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, 
     return write_strips(Path(out), [Strip(tag, list(images), list(poses))], fps, columns, formats)
 
 
+MAX_TEXTURE = 4096  # the largest texture side many GPUs take (WebGL and mobile); a bigger sheet gets a warning
+
+
 def write_strips(out: Path, strips: list, fps: float, columns: int | None, formats=("gif",), trim: bool = False,
                  exports=()) -> dict:
     """frames/ and poses/ (frame_NNN for one animation, <tag>_NNN for several), sheet.png and
@@ -692,6 +710,12 @@ def write_strips(out: Path, strips: list, fps: float, columns: int | None, forma
 
     one = len(strips) == 1
     plan = sheet.layout(strips, columns, trim)
+    if max(plan.size) > MAX_TEXTURE:
+        from posekit.console import warn
+
+        ch, cw = strips[0].frames[0].shape[:2]
+        warn(f"{out / 'sheet.png'} is {plan.size[0]}x{plan.size[1]} px, over the {MAX_TEXTURE} px many GPUs (WebGL, "
+             f"phones) take as one texture: pass a smaller --size (each cell is {cw}x{ch}) or --columns N")
     with staged_outputs(out) as stage:
         for s in strips:
             for i, (frame, pose) in enumerate(zip(s.frames, s.poses)):

@@ -109,6 +109,27 @@ def test_animate_astronaut_sprites(run_posekit, tmp_path):
     assert (out / "animation.mp4").stat().st_size > 0
 
 
+def test_a_character_without_feet_or_too_big_for_a_texture_says_so(run_posekit, tmp_path):
+    """A character sheet of an upper-body photo has no pivots (nothing shows where it stands):
+    a warning says so, where the sheet used to leave them out without a word. A sheet wider than
+    the 4096 px many GPUs take as one texture (16 cells of the astronaut's 404 px: 6464 px) is
+    named with its size and the flag to pass. Both on stderr, the run still succeeds; a
+    whole-body figure at a game's size gets neither."""
+    out = tmp_path / "astro"
+    proc = run_posekit("animate", ASTRONAUT, "--poses", "idle", "--frames", "16", "--mirror", "--columns", "32",
+                       "--background", "transparent", "--no-evaluate", "--json", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    sheet = json.loads((out / "sheet.json").read_text())
+    assert all("pivot" not in f for f in sheet["frames"].values())
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("posekit: warning:")]
+    assert any("no pivots" in w and "astronaut.png" in w for w in warnings), proc.stderr
+    width = Image.open(out / "sheet.png").size[0]
+    assert width > 4096 and any(f"is {width}x" in w and "--size" in w for w in warnings), proc.stderr
+    proc = run_posekit("animate", FIGURE, "--poses", "idle", "--frames", "4", "--mirror", "--size", "96x128",
+                       "--background", "transparent", "--no-evaluate", "--json", "--out", tmp_path / "fig")
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr
+
+
 def test_animate_tiny_diffusion_sheet(run_posekit, tmp_path, tiny_sd):
     """The diffusion method through animate, sheet mode, on a tiny random SD + ControlNet."""
     sd, cn = tiny_sd

@@ -21,7 +21,7 @@ def animate(
     method: str = typer.Option("warp", "--method", "-m", help="warp | gan | diffusion | animatediff | wan."),
     frames: list[int] = typer.Option([], "--frames", "-n", min=1, metavar="N", help="Resample each clip to N frames (default: each motion's own); repeat once per clip for a count each."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed, 0.1 to 120 (GIF, sheet.json durations; a GIF shows at most 50)."),
-    columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, metavar="N", help="Frames per row of sheet.png (default: one row up to 8 frames)."),
+    columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, metavar="N", help="Frames per row of sheet.png (default: one clip, one row up to 8 frames, else a near-square grid; several clips, a row each, as long as the longest)."),
     size: Optional[str] = typer.Option(None, "--size", metavar="WxH", help="Frame size WxH (frames are scaled to fit and padded)."),
     retarget: bool = typer.Option(True, "--retarget/--no-retarget", help="Fit each target pose to the subject's limb lengths, scale and position."),
     fmt: list[str] = typer.Option([], "--format", "-f", help="Also write animation.webp / animation.mp4 (webp | mp4). Repeatable or comma separated."),
