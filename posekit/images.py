@@ -51,18 +51,50 @@ def load_image(path: str | os.PathLike, keep_alpha: bool = False) -> np.ndarray:
         a = np.asarray(im, np.float64)
         top = 65535.0 if im.mode.startswith("I;16") else max(1.0, a.max())
         im = Image.fromarray(np.clip(a / top * 255, 0, 255).round().astype(np.uint8))
+    elif im.mode.startswith("F"):  # floating-point grayscale (a 32-bit TIFF) -> 8 bits
+        im = Image.fromarray(float_to_8bit(np.asarray(im, np.float64)))
     elif im.mode not in ("RGB", "RGBA", "L"):  # palette, CMYK, YCbCr, LA, ...
         im = im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB")
     return to_rgb(np.asarray(im), keep_alpha)
 
 
+def float_to_8bit(a: np.ndarray) -> np.ndarray:
+    """Floating-point pixel values -> uint8, by the range they are in: 0..1 (the usual for float
+    images) scaled by 255, 0..255 kept, 0..65535 scaled as 16 bits, anything larger by its
+    maximum; below 0 and not-a-number are black."""
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    top = a.max(initial=0.0)
+    scale = 255.0 if top <= 1.0 else 1.0 if top <= 255.0 else 255.0 / 65535.0 if top <= 65535.0 else 255.0 / top
+    return np.clip(a * scale, 0, 255).round().astype(np.uint8)
+
+
+CONVEX = 0.95  # an opaque part that fills this share of its convex hull is a photo's shape, not a person's
+
+
 def is_cut_out(image: np.ndarray) -> bool:
-    """Whether an RGBA image is a cut-out: its alpha makes part of it transparent (at least 1%
-    of the pixels under half) and part of it solid; a photo saved with an all-opaque alpha is not."""
+    """Whether an RGBA image looks like a cut-out: its alpha makes part of it transparent (at
+    least 1% of the pixels under half) and part of it solid, and the solid part has a figure's
+    outline, not a photo's: a photo padded with transparent sides or given a transparent border,
+    one with rounded or rotated corners, or a palette image whose transparent entry is also a
+    colour of the picture (specks of sky) has a solid part that (nearly) fills its convex hull
+    (`CONVEX`); a person's limbs, neck and the gap between the legs leave a good share of it
+    empty. A photo saved with an all-opaque alpha is no cut-out either. (The warp asks further
+    that the alpha hug the person's skeleton: `segment.hugs_the_skeleton`.)"""
+    import cv2
+
     if image.ndim != 3 or image.shape[2] != 4:
         return False
-    clear = float((image[:, :, 3] < 128).mean())
-    return 0.01 <= clear <= 0.99
+    alpha = image[:, :, 3]
+    s = min(1.0, 512 / max(alpha.shape))
+    if s < 1.0:  # the outline's shape, not its pixels: a small copy says it as well
+        alpha = cv2.resize(alpha, (max(round(alpha.shape[1] * s), 1), max(round(alpha.shape[0] * s), 1)),
+                           interpolation=cv2.INTER_AREA)
+    solid = (alpha >= 128).astype(np.uint8)
+    if not 0.01 <= 1 - float(solid.mean()) <= 0.99:
+        return False
+    hull = np.zeros_like(solid)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(solid)), 1)
+    return float(solid.sum()) < CONVEX * float(np.maximum(hull, solid).sum())
 
 
 def to_rgb(array: np.ndarray, keep_alpha: bool = False) -> np.ndarray:
@@ -264,20 +296,49 @@ def _raise(error: Exception):
 @contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside `path`; on success it is renamed onto `path` atomically,
-    on failure it is removed. Write whatever you like to the yielded path."""
+    on failure it is removed. Write whatever you like to the yielded path. While the block runs
+    this process holds a lock on the temporary file (`_held_temp`), so that
+    `remove_stale_temp_files` in another run knows it is being written and leaves it alone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
+    with _held_temp(path.parent, f".{path.name}.", ".tmp" + path.suffix) as tmp:
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
+            if _recording_in(path.parent):
+                _record(path.parent, path.name, tmp)  # listed before it takes its name
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _held_temp(folder: Path, prefix: str, suffix: str):
+    """Yield the path of a new empty temporary file in `folder` (mkstemp's name) whose flock this
+    process holds until the block ends: a killed process's lock goes with it, so a temporary file
+    nobody holds a lock on is a dead run's (`remove_stale_temp_files`). A file another run's
+    cleaner removed between its making and its locking is made again. Without flock (Windows;
+    a file system that refuses it) the file is made without a lock."""
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
-        if _recording_in(path.parent):
-            _record(path.parent, path.name, Path(tmp))  # listed before it takes its name
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
+    for _ in range(10):
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)  # a cleaner holds it only while it removes the file
+                except OSError:  # no locks on this file system: unlocked, as before
+                    pass
+            if os.fstat(fd).st_nlink == 0:  # removed by a cleaner before the lock was ours
+                continue
+            yield Path(tmp)
+            return
+        finally:
+            os.close(fd)  # closing it releases the lock
+    raise OSError(f"cannot keep a temporary file in {folder}: another process removes them")
 
 
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]*)?$")  # atomic_path's mkstemp names
@@ -285,8 +346,15 @@ _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\.[^.]*)?
 
 def remove_stale_temp_files(folder: str | os.PathLike, older_than: float = 3600.0) -> int:
     """Remove the temporary files of atomic writes that a killed run (SIGKILL, power loss) left
-    in `folder` (`.<name>.XXXXXXXX.tmp<suffix of name>`, untouched for `older_than` seconds, so
-    a write still under way in another run is left alone). Returns how many were removed."""
+    in `folder` (`.<name>.XXXXXXXX.tmp<suffix of name>`): those no process holds the lock of,
+    whatever their age (a run writing one holds its lock, `atomic_path`, and a killed run's lock
+    went with it). Where locks cannot tell (no flock: Windows, a file system that refuses it), only
+    those untouched for `older_than` seconds, so a write still under way in another run is left
+    alone. Returns how many were removed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        fcntl = None
     folder, removed, now = Path(folder), 0, time.time()
     if not folder.is_dir():
         return 0
@@ -295,12 +363,37 @@ def remove_stale_temp_files(folder: str | os.PathLike, older_than: float = 3600.
         if not m or (m["suffix"] or "") != Path(m["name"]).suffix or not entry.is_file(follow_symlinks=False):
             continue
         try:
-            if now - entry.stat(follow_symlinks=False).st_mtime >= older_than:
-                os.unlink(entry.path)
+            if _unheld(entry, fcntl, lambda st: now - st.st_mtime >= older_than):
                 removed += 1
         except OSError:  # gone already, or not ours to remove: it stays hidden either way
             pass
     return removed
+
+
+def _unheld(entry: os.DirEntry, fcntl, old_enough) -> bool:
+    """Remove `entry` if no process holds its lock (`_held_temp`); where no lock can be taken, if
+    `old_enough(its stat)`. Whether it was removed."""
+    if fcntl is None:
+        if old_enough(entry.stat(follow_symlinks=False)):
+            os.unlink(entry.path)
+            return True
+        return False
+    fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # a live run is writing it
+            return False
+        except OSError:  # no locks here: by age
+            if not old_enough(os.fstat(fd)):
+                return False
+        st, now_there = os.fstat(fd), os.stat(entry.path, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (now_there.st_dev, now_there.st_ino):
+            return False  # the name is another file's now
+        os.unlink(entry.path)  # while the lock is held: its writer, if it was just made, makes another
+        return True
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -431,15 +524,14 @@ def _compact_ledger(folder: Path, keep: int = 2) -> None:
 def _rewrite_ledger(folder: Path, entries: dict[str, list[str]], keep: int) -> None:
     kept = {n: d[-keep:] for n, d in entries.items() if (folder / n).exists()}
     ledger = folder / LEDGER_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{LEDGER_NAME}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(d.encode() + b" " + os.fsencode(n) + b"\n" for n, ds in kept.items() for d in ds))
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, ledger)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _held_temp(folder, f".{LEDGER_NAME}.", ".tmp") as tmp:  # held: no other run's cleaner takes it
+        try:
+            tmp.write_bytes(b"".join(d.encode() + b" " + os.fsencode(n) + b"\n" for n, ds in kept.items() for d in ds))
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, ledger)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     _LEDGERS.pop(ledger, None)
 
 

@@ -179,12 +179,61 @@ def test_stale_temporary_files_of_killed_runs_are_removed(tmp_path):
 
     names = {".x_pose.png.ab12_cd3.tmp.png": True,  # atomic_path's temp file, hours old: removed
              ".x.npy.0123abcd.tmp.npy": True,
-             ".x_keypoints.json.zzzzzzzz.tmp.json": False,  # a write under way now: kept
+             ".x_keypoints.json.zzzzzzzz.tmp.json": True,  # a second old, nobody writing it: removed too
              ".x.png.ab12cd34.tmp.jpg": False,  # not atomic_path's pattern: kept
              ".notes.txt": False, "x.png": False}
     for name, stale in names.items():
         (tmp_path / name).write_bytes(b"x")
-        if stale or name != ".x_keypoints.json.zzzzzzzz.tmp.json":
+        if name != ".x_keypoints.json.zzzzzzzz.tmp.json":
             os.utime(tmp_path / name, (time.time() - 7200,) * 2)
-    assert remove_stale_temp_files(tmp_path) == 2
+    assert remove_stale_temp_files(tmp_path) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, stale in names.items() if not stale)
+
+
+def test_a_killed_runs_temporary_file_goes_at_once_a_live_runs_stays(tmp_path):
+    """A run killed while writing (extract-pose under `timeout -s KILL`) left its fresh temp file
+    behind, and a re-run at once kept it (only those an hour old went); another run's file being
+    written now (its writer holds its lock) must stay, however long its write takes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from posekit.images import atomic_path, remove_stale_temp_files
+
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from posekit.images import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half'); print(tmp.name, flush=True); time.sleep(60)"), str(tmp_path / "big.npy")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        name = writer.stdout.readline().strip()
+        assert name.startswith(".big.npy.") and name.endswith(".tmp.npy")
+        assert remove_stale_temp_files(tmp_path) == 0 and (tmp_path / name).exists()  # being written
+        with atomic_path(tmp_path / "a_pose.png") as mine:  # this process's own write, under way
+            mine.write_bytes(b"x")
+            assert remove_stale_temp_files(tmp_path) == 0 and mine.exists()
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        writer.stdout.close()
+    assert (tmp_path / name).exists()  # the killed run's, seconds old
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_pose.png"]
+
+
+def test_a_32_bit_float_tiff_is_read_by_its_range(tmp_path):
+    """A mode F TIFF (values 0..1) fell into convert("RGB") and came out black."""
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(ramp, mode="F").save(tmp_path / "f.tif")
+    got = load_image(tmp_path / "f.tif")
+    assert got.shape == (8, 8, 3) and np.abs(got[:, :, 0].astype(int) - np.round(ramp * 255)).max() <= 1
+    Image.fromarray(ramp * 255, mode="F").save(tmp_path / "f255.tif")  # 0..255 floats stay as they are
+    assert np.abs(load_image(tmp_path / "f255.tif")[:, :, 1].astype(int) - np.round(ramp * 255)).max() <= 1
+    bad = ramp.copy()
+    bad[0, 0] = np.nan
+    Image.fromarray(bad, mode="F").save(tmp_path / "nan.tif")
+    assert load_image(tmp_path / "nan.tif")[0, 0].tolist() == [0, 0, 0] and load_image(tmp_path / "nan.tif").max() == 255

@@ -648,3 +648,63 @@ def test_a_photo_missing_an_ear_keeps_the_side_view_head_in_place(figure):
             a, b = part_transforms(src, t.xy)[head], part_transforms(lacking, t.xy)[head]
             shift = np.linalg.norm((b[:, :2] - a[:, :2]) @ ref + b[:, 2] - a[:, 2])
             assert shift < 0.5, (ear, shift)  # was 10.0 px
+
+
+def transparent_margins(image: np.ndarray, pose: Pose) -> dict:
+    """The figure photo given transparency that is no cut-out: padded to a square with transparent
+    sides, framed by an 8-px transparent border, and saved as a palette PNG whose transparent
+    entry is one of the picture's own colours (specks of the wall). Name -> (RGBA, its pose)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    padded = np.zeros((h, h, 4), np.uint8)
+    padded[:, 64:64 + w, :3], padded[:, 64:64 + w, 3] = image, 255
+    kp = pose.keypoints.copy()
+    kp[:, 0] += 64 * (kp[:, 2] > 0)
+    bordered = np.dstack([image, np.full((h, w), 255, np.uint8)])
+    bordered[:8, :, 3] = bordered[-8:, :, 3] = bordered[:, :8, 3] = bordered[:, -8:, 3] = 0
+    palette = Image.fromarray(image).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    index = np.bincount(np.asarray(palette)[:40].ravel()).argmax()  # a colour of the wall
+    palette.info["transparency"] = int(index)
+    specked = np.asarray(palette.convert("RGBA"))
+    return {"padded": (padded, Pose(kp, h, h)), "bordered": (bordered, pose), "palette": (specked, pose)}
+
+
+def test_a_photo_with_transparent_margins_is_a_photo_not_a_cut_out(figure):
+    """Any RGBA photo with 1% of its pixels transparent was taken for a cut-out, its alpha for the
+    person's mask: a padded photo's whole rectangle (wall and floor) was cut into body parts and
+    swung with the limbs (the audit's fig_padsq: white holes, pieces of floor)."""
+    from posekit.images import is_cut_out
+    from posekit.pose.motions import motion
+    from posekit.pose.retarget import retarget
+    from warp_cases import pieces
+
+    image, pose = figure
+    photos = transparent_margins(image, pose)
+    for name, (rgba, _) in photos.items():
+        assert (rgba[:, :, 3] < 128).mean() >= 0.01 and not is_cut_out(rgba), name
+    assert is_cut_out(cut_out_figure())  # a real cut-out still is one
+    rgba, subject = photos["padded"]
+    method = WarpMethod(rgba, subject, WarpOptions(background="transparent"))
+    assert method.alpha[:, :64].max() < 0.5 and method.alpha[:, 64 + 8:64 + 40].max() < 0.5  # margin, wall: not the person
+    frames = method(retarget(motion("walk", 4), subject))
+    assert max(pieces(f[:, :, 3].astype(np.float32) / 255) for f in frames) < 0.01
+
+
+def test_transparency_that_does_not_hug_the_person_is_no_cut_out(figure):
+    """A photo whose wall alone was made transparent (a palette whose transparent entry is the
+    wall's colour): its solid part, the person and the whole floor, has a figure's outline, but
+    most of the floor lies far from the skeleton: the photo is segmented, the floor stays put."""
+    from posekit.images import is_cut_out
+    from posekit.methods.warp.segment import hugs_the_skeleton
+
+    image, pose = figure
+    truth = cut_out_figure()[:, :, 3]
+    alpha = truth.copy()
+    alpha[430:] = 255  # the floor
+    rgba = np.dstack([image, alpha])
+    assert is_cut_out(rgba) and not hugs_the_skeleton(alpha, pose)
+    assert hugs_the_skeleton(truth, pose)
+    method = WarpMethod(rgba, pose, WarpOptions(background="transparent"))
+    assert method.alpha[450:, :60].max() < 0.5 and method.alpha[450:, -60:].max() < 0.5  # the floor is background
+    assert ((method.alpha > 0.5) & (truth > 127)).sum() / ((method.alpha > 0.5) | (truth > 127)).sum() > 0.9

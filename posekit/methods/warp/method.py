@@ -39,7 +39,7 @@ from posekit.methods.warp.plate import average_fill, background_plate
 from posekit.methods.warp.rig import (LAYERS, PART_INDEX, PARTS, QuadWarp, Shapes, apply, part_transforms,
                                      source_maps, then)
 from posekit.images import is_cut_out, to_rgb
-from posekit.methods.warp.segment import decontaminated, person_mask
+from posekit.methods.warp.segment import decontaminated, hugs_the_skeleton, person_mask
 from posekit.pose.pose import INDEX, Pose
 
 BLEND = 0.35  # softness of the blend between two parts of a limb, in part thicknesses
@@ -111,11 +111,13 @@ class WarpMethod:
     def __init__(self, source_image: np.ndarray, source_pose: Pose, options: WarpOptions | None = None,
                  models=None, *, mask: np.ndarray | None = None):
         options = options or WarpOptions()
-        if mask is None and is_cut_out(source_image):  # a cut-out's own alpha is the person's exact mask
-            mask = source_image[:, :, 3].astype(np.float32) / 255
         self.image = to_rgb(source_image)  # a cut-out on white, as the detector saw it
         h, w = self.image.shape[:2]
         self.pose = source_pose.fitted(w, h)
+        if mask is None and is_cut_out(source_image) and hugs_the_skeleton(source_image[:, :, 3], self.pose):
+            mask = source_image[:, :, 3].astype(np.float32) / 255  # a cut-out's own alpha is the person's exact mask
+        # any other photo with transparency (padded, a transparent border, a palette's transparent
+        # sky colour) is a photo: on white, as the detector saw it, and segmented as any photo
         self.background = parse_background(options.background)
         self.alpha = (person_mask(self.image, self.pose, seed=options.seed, detector=models) if mask is None
                       else np.float32(mask))

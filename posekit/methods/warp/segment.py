@@ -32,6 +32,29 @@ def person_mask(image: np.ndarray, pose: Pose, seed: int = 0, detector=None) -> 
     return learned if learned is not None else grabcut_mask(image, pose, seed)
 
 
+HUG = 3.0  # a cut-out's solid pixels lie within this many part thicknesses of the skeleton's bones ...
+STRAY = 0.25  # ... all but this share of them at most (hair, a skirt, a held prop)
+
+
+def hugs_the_skeleton(alpha: np.ndarray, pose: Pose) -> bool:
+    """Whether an RGBA image's alpha (H, W) uint8 cuts out the person whose skeleton is `pose`
+    (on the image's canvas): its solid part lies about the skeleton's body parts, all but STRAY
+    of it within HUG part thicknesses of a bone. A photo whose transparency is not a cut-out (its
+    sky's colour made transparent, a transparent frame around it) keeps the photo's background
+    solid, far from the body. Measured on a copy of at most WORK_SIZE px."""
+    import cv2
+
+    h, w = alpha.shape
+    s = min(1.0, WORK_SIZE / max(h, w))
+    size = (max(round(w * s), 1), max(round(h * s), 1))
+    solid = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA) >= 128 if s < 1.0 else alpha >= 128
+    if not solid.any():
+        return False
+    yy, xx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    d = Shapes.of(pose.resized(*size)).distances(xx, yy).min(axis=0)  # in part thicknesses
+    return float((d[solid] > HUG).mean()) <= STRAY
+
+
 def segmenter():
     """BlazePose asked for several people (the skeleton picks ours) and their masks."""
     from posekit.pose.detect.blazepose import BlazePoseDetector
