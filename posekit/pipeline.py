@@ -3,7 +3,7 @@
     summary = animate("me.jpg", "walk", "out/")                 # posekit animate: a clip -> a sheet
     summary = transfer("me.jpg", ["pose.json"], "out/me.png")   # posekit transfer: one image per pose
 
-Both run the same stages (`prepare`, then `generate`):
+Both run the same stages (`prepare_source`, `prepare_targets`, then `generate_strips`):
 1. the source: the photo scaled to the method's working size (`Method.working_size`) and the
    person's pose on it, read from --source-pose or detected (nobody found: an error before
    anything is written),
@@ -12,7 +12,9 @@ Both run the same stages (`prepare`, then `generate`):
 3. retargeting: every target pose put on the subject's own limb lengths, scale and position
    (animate by default; transfer with --retarget),
 4. the method (warp | gan | diffusion | animatediff | wan), built once from its typed options, gets the whole clip
-   at once, so every frame shows the same person.
+   at once, so every frame shows the same person, with the same keywords in both commands
+   (`clip_keywords`: whether the clip loops, a driving video's faces). `transfer`'s targets are
+   one clip of stills: it never loops.
 Then the outputs: `animate` writes frames/, poses/ (the targets in frame pixels: OpenPose JSON +
 skeleton PNGs), sheet.png + sheet.json (Aseprite json-hash), animation.gif (+ webp/mp4) and
 measures pose fidelity (posekit.evaluate); `transfer` writes one image per target. Neither
@@ -90,7 +92,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
     counts = frame_counts(frames, len(sources))
     formats, exports = animation_formats(formats), export_formats(exports)
     check_finite(fps, "--fps", *FPS)
-    check_pixel_art(pixel_art, outline)
+    check_pixel_art(pixel_art, outline, options)
     character = len(sources) > 1 or mirror or pixel_art is not None
     # sprites (a character, or a transparent clip) are cut to one cell around the figure; a clip
     # with a background keeps the photo's framing
@@ -107,7 +109,7 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
                                              device=device, status=status, options=options)
         clips = [(name, prepare_targets([src], image, pose, canvas, timer, detector, frames=n, retarget=retarget,
-                                        device=device, status=status), is_looping(src))
+                                        device=device, status=status), clip_loop(src))
                  for name, src, n in zip(names, sources, counts)]
         strips = generate_strips(method, options, image, pose, clips, timer, status, retargeted=retarget,
                                  models=models, sources=sources, detector=detector)
@@ -137,12 +139,14 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
     Under `accelerate launch` the photos are split across the processes (each photo done by one
     of them) and every process returns the results of all. Returns one dict per photo, in input
     order: {"photo", "out", ...animate's summary} or {"photo", "error"}. Before anything loads: a
-    usage error for a bad --poses entry or a photo or pose file where any photo's outputs go."""
+    usage error for a bad --poses entry, --pixel-art or --outline, or a photo or pose file where
+    any photo's outputs go."""
     from posekit.methods import method_class
     from posekit.pose.detect import load_detector
 
     check_stems(photos)
     sources = check_poses(clip_sources(options.get("poses", ())))
+    check_pixel_art(options.get("pixel_art"), options.get("outline", False), options.get("options"))
     check_inputs_apart([Path(out) / Path(p).stem for p in photos],
                        [*photos, options.get("source_pose"), *pose_files(sources)], flag=str(out))
     state = launched_state(device)
@@ -289,7 +293,12 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
             raise UsageError(f"--out {out}: {len(targets)} target poses need an output folder, not a file name")
         if not one_file and None in lengths:  # now the count is known: before the method's work
             check_not_foreign(out, [f"{i:03d}.png" for i in range(len(targets))], "transfer")
-        images, _ = generate(method, options, image, pose, targets, timer, status)
+        # one clip of stills (loop False: each target is an image of its own, never a cycle); a
+        # driving video's faces when the targets are one video's
+        (strip,) = generate_strips(method, options, image, pose, [("transfer", targets, False)], timer, status,
+                                   retargeted=retarget, sources=sources if len(sources) == 1 else None,
+                                   detector=detector)
+        images = strip.frames
     if size is not None:
         images = [letterbox(i, *size) for i in images]
     names = [out.name] if one_file else [f"{i:03d}.png" for i in range(len(images))]
@@ -314,18 +323,6 @@ def names_a_file(out: Path) -> bool:
 
 
 # -- the stages ------------------------------------------------------------------------------
-def prepare(photo: str | Path, sources: list[str], method: str, timer: "Timer", detector, *,
-            frames: int | None = None, retarget: bool = True, source_pose: str | Path | None = None,
-            device: str = "auto", status=_silent, options=None):
-    """Stages 1-3: (the photo at the method's working size, the person's pose on it, the target
-    poses on its canvas, retargeted onto the person if asked)."""
-    image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose, device=device,
-                                         status=status, options=options)
-    clip = prepare_targets(sources, image, pose, canvas, timer, detector, frames=frames, retarget=retarget,
-                           device=device, status=status)
-    return image, pose, clip
-
-
 SMALL_PERSON = 64  # px: a person shorter than this in the photo gives the methods too little to draw from
 
 
@@ -435,47 +432,45 @@ def built_method(method: str, options, image: np.ndarray, pose, models=None):
     return cls(image, pose, options, models)
 
 
-def generate(method: str, options, image: np.ndarray, pose, targets: list, timer: "Timer", status=_silent):
-    """Stage 4: the method built once, run on all targets: (frames, each target in its frame's pixels)."""
-    status(f"{method}: {len(targets)} frames")
-    with timer("method"):
-        m = built_method(method, options, image, pose)
-        return m(targets), [m.frame_pose(t) for t in targets]
-
-
 def generate_strips(method: str, options, image: np.ndarray, pose, clips: list, timer: "Timer", status=_silent,
                     retargeted: bool = True, models=None, sources: list | None = None, detector=None):
-    """Stage 4 for a character: the method built once (the source segmented or encoded once), run
-    on each clip (name, targets, loop) in turn: a sheet Strip per clip, standing on the photo's
-    floor when the clips were retargeted onto it. `sources`: where each clip's poses came from
-    (a driving video gives wan its faces, found by `detector`)."""
+    """Stage 4 (animate's clips, transfer's one clip): the method built once (the source segmented
+    or encoded once), its camera fixed for all the clips (`fit_camera`: the warp's, or the init
+    warp of diffusion and animatediff), then run on each clip (name, targets, loop) in turn: a
+    sheet Strip per clip, standing on the photo's floor when the clips were retargeted onto it
+    (taken through that one camera). `loop`: True for a cycle, False for a clip that plays once
+    (a jump; transfer's stills), None to let the poses decide (a file's clip); the Strip loops
+    unless it is False. `sources`: where each clip's poses came from (a driving video gives wan
+    its faces, found by `detector`)."""
     from posekit.sheet import Strip
 
     with timer("method"):
         m = built_method(method, options, image, pose, models)
-        if hasattr(m, "fit_camera"):  # warp: one camera for every clip of the sheet (one size, one floor)
+        if hasattr(m, "fit_camera"):  # one camera for every clip of the sheet (one size, one floor)
             m.fit_camera([t for _, targets, _ in clips for t in targets])
+    # the photo's floor, through that camera (frame_pose gives it from now on)
     ankles = [a[1] for a in (m.frame_pose(pose)[k] for k in ("r_ankle", "l_ankle")) if a is not None]
-    ground = float(max(ankles)) if ankles and retargeted else None  # the photo's floor
+    ground = float(max(ankles)) if ankles and retargeted else None
     strips = []
     for (name, targets, loop), source in zip(clips, sources or [None] * len(clips)):
         status(f"{method}: {name}, {len(targets)} frames" if len(clips) > 1 else f"{method}: {len(targets)} frames")
         with timer("method"):
             frames = m(targets, **clip_keywords(m, targets, loop, source, detector))
-            strips.append(Strip(name, frames, [m.frame_pose(t) for t in targets], loop, ground))
+            strips.append(Strip(name, frames, [m.frame_pose(t) for t in targets], loop is not False, ground))
     return strips
 
 
-def clip_keywords(method, targets: list, loop: bool, source, detector) -> dict:
+def clip_keywords(method, targets: list, loop: bool | None, source, detector) -> dict:
     """What a method may take besides the targets, by the names its __call__ declares:
-    `loop` (animatediff, wan close cyclic clips themselves: the last frame flows into the first;
-    None for poses from files, where only the poses can tell) and `faces` (wan: the driving video's face crops, when the poses come from a video)."""
+    `loop` as given (animatediff, wan close cyclic clips themselves: the last frame flows into
+    the first; `clip_loop`) and `faces` (wan: the driving video's face crops, when the poses
+    come from a video)."""
     import inspect
 
     from posekit.images import is_video
 
     takes = inspect.signature(method.__call__).parameters
-    keywords = {"loop": loop if is_motion(source) else None} if "loop" in takes else {}
+    keywords = {"loop": loop} if "loop" in takes else {}
     if "faces" in takes and source is not None and detector is not None and is_video(str(source)):
         keywords["faces"] = method.driving_faces(source, len(targets), detector)
     return keywords
@@ -578,11 +573,16 @@ def export_formats(exports) -> tuple[str, ...]:
     return exports
 
 
-def check_pixel_art(colours: int | None, outline: bool) -> None:
+def check_pixel_art(colours: int | None, outline: bool, options=None) -> None:
+    """--pixel-art's palette size; --outline only for a transparent pixel-art sprite (`options`
+    with `--background transparent`): with a background there is no edge to draw around."""
     if colours is not None and not 2 <= colours <= 256:
         raise UsageError(f"--pixel-art {colours}: the palette takes 2 to 256 colours")
-    if outline and colours is None:
-        raise UsageError("--outline draws around pixel-art sprites; use it with --pixel-art N")
+    if outline and (colours is None or not is_transparent(options)):
+        missing = [f for f, absent in (("--pixel-art N", colours is None),
+                                       ("--background transparent", not is_transparent(options))) if absent]
+        raise UsageError(f"--outline draws around a transparent pixel-art sprite; add {' and '.join(missing)} "
+                         "(--method warp)")
 
 
 def tag_names(sources: list[str]) -> list[str]:
@@ -608,6 +608,12 @@ def is_motion(source) -> bool:
 
 def is_looping(source: str) -> bool:
     return str(source).partition(":")[0] not in ONCE
+
+
+def clip_loop(source: str) -> bool | None:
+    """Whether animate's clip of `source` is a cycle, as the method is told (`clip_keywords`): a
+    built-in motion's own (all but ONCE), None for poses from files (only the poses can tell)."""
+    return is_looping(source) if is_motion(source) else None
 
 
 def character_strips(strips: list, size: tuple[int, int] | None, mirror: bool, pixel_art: int | None,

@@ -15,6 +15,7 @@ from conftest import REPO
 from posekit.errors import PosekitError, UsageError
 from posekit.pipeline import clip_name, letterbox
 from posekit.pose.pose import Pose
+from posekit.sheet import Strip
 
 
 def test_letterbox_matches_pose_fitted():
@@ -51,11 +52,11 @@ def test_parse_size_and_clip_names(tmp_path):
 
 
 def test_a_shorter_rerun_leaves_no_frames_of_the_longer_one(tmp_path):
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     pose = Pose.empty(16, 16)
     for n in (5, 2):
-        write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * n, [pose] * n, fps=12, columns=None, tag="t")
+        write_strips(tmp_path, [Strip("t", [np.zeros((16, 16, 3), np.uint8)] * n, [pose] * n)], fps=12, columns=None)
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
     assert len(list((tmp_path / "poses").glob("frame_*"))) == 4
 
@@ -82,11 +83,11 @@ def previous_run(out):
 
 
 def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     before = previous_run(tmp_path)
     pose = Pose.empty(16, 16)
-    write_outputs(tmp_path, [np.zeros((16, 16, 3), np.uint8)] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    write_strips(tmp_path, [Strip("t", [np.zeros((16, 16, 3), np.uint8)] * 2, [pose] * 2)], fps=12, columns=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".posekit-outputs.json", "animation.gif", "frames", "notes.txt",
                                                           "poses", "sheet.json", "sheet.png"]  # no webp, no staging left
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["frame_000.png", "frame_0001.png", "frame_001.png",
@@ -100,7 +101,7 @@ def test_a_rerun_replaces_only_the_outputs_of_the_last(tmp_path):
 
 def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatch):
     import posekit.sheet
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C while the GIF is being written, after frames and sheet
@@ -110,11 +111,11 @@ def test_a_failure_while_writing_leaves_the_previous_result(tmp_path, monkeypatc
     frames = [np.zeros((16, 16, 3), np.uint8)] * 2
     before = previous_run(tmp_path / "out")
     with pytest.raises(KeyboardInterrupt):
-        write_outputs(tmp_path / "out", frames, [pose] * 2, fps=12, columns=None, tag="t")
+        write_strips(tmp_path / "out", [Strip("t", frames, [pose] * 2)], fps=12, columns=None)
     assert snapshot(tmp_path / "out") == before and not list((tmp_path / "out").glob(".posekit-*/"))
     # into a folder that did not exist: nothing is left at all
     with pytest.raises(KeyboardInterrupt):
-        write_outputs(tmp_path / "new", frames, [pose] * 2, fps=12, columns=None, tag="t")
+        write_strips(tmp_path / "new", [Strip("t", frames, [pose] * 2)], fps=12, columns=None)
     assert not (tmp_path / "new").exists()
 
 
@@ -123,7 +124,7 @@ def test_runs_writing_into_one_out_take_turns(tmp_path):
     for it, instead of deleting the first one's staging folder as if it were stale."""
     import threading
 
-    from posekit.pipeline import MANIFEST, staged_outputs, write_outputs
+    from posekit.pipeline import MANIFEST, staged_outputs, write_strips
 
     out = tmp_path / "out"
     entered, release, second_done = threading.Event(), threading.Event(), threading.Event()
@@ -137,8 +138,8 @@ def test_runs_writing_into_one_out_take_turns(tmp_path):
             release.wait(30)
 
     def second():
-        write_outputs(out, [np.zeros((16, 16, 3), np.uint8)] * 2, [Pose.empty(16, 16)] * 2, fps=12, columns=None,
-                      tag="t")
+        write_strips(out, [Strip("t", [np.zeros((16, 16, 3), np.uint8)] * 2, [Pose.empty(16, 16)] * 2)], fps=12,
+                     columns=None)
         second_done.set()
 
     a = threading.Thread(target=first)
@@ -178,7 +179,7 @@ def test_clip_sources_frame_counts_and_tag_names():
 
 
 def test_an_output_is_never_written_over_an_input_or_a_folder(tmp_path, run_posekit):
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     photo = tmp_path / "me.png"
     shutil.copy(REPO / "examples" / "figure.png", photo)
@@ -193,17 +194,17 @@ def test_an_output_is_never_written_over_an_input_or_a_folder(tmp_path, run_pose
     out = tmp_path / "run"
     (out / "sheet.png").mkdir(parents=True)
     with pytest.raises(PosekitError, match=r"sheet.png is in the way"):
-        write_outputs(out, [np.zeros((16, 16, 3), np.uint8)], [Pose.empty(16, 16)], fps=12, columns=None, tag="t")
+        write_strips(out, [Strip("t", [np.zeros((16, 16, 3), np.uint8)], [Pose.empty(16, 16)])], fps=12, columns=None)
     assert sorted(p.name for p in out.iterdir()) == ["sheet.png"]
 
 
 def test_a_rerun_into_a_relative_out_removes_the_last_runs_extra_frames(tmp_path, monkeypatch):
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     monkeypatch.chdir(tmp_path)
     pose, frame = Pose.empty(16, 16), np.zeros((16, 16, 3), np.uint8)
-    write_outputs(Path("rel"), [frame] * 4, [pose] * 4, fps=12, columns=None, tag="t", formats=("gif", "webp"))
-    write_outputs(Path("rel"), [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    write_strips(Path("rel"), [Strip("t", [frame] * 4, [pose] * 4)], fps=12, columns=None, formats=("gif", "webp"))
+    write_strips(Path("rel"), [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
     assert sorted(p.name for p in (tmp_path / "rel" / "frames").iterdir()) == ["frame_000.png", "frame_001.png"]
     assert not (tmp_path / "rel" / "animation.webp").exists()
 
@@ -251,7 +252,7 @@ def test_an_input_where_an_output_goes_is_a_usage_error_before_any_work(tmp_path
 
 
 def test_a_file_posekit_did_not_write_is_never_replaced(tmp_path, monkeypatch):
-    from posekit.pipeline import MANIFEST, animate, write_outputs
+    from posekit.pipeline import MANIFEST, animate, write_strips
 
     frame, pose = np.zeros((16, 16, 3), np.uint8), Pose.empty(16, 16)
     for mine in ("sheet.png", "animation.gif", "frames/frame_001.png", "poses/frame_000_keypoints.json"):
@@ -261,7 +262,7 @@ def test_a_file_posekit_did_not_write_is_never_replaced(tmp_path, monkeypatch):
         before = snapshot(out)
         refused = rf"{out / mine} exists and posekit did not write it.*choose another --out"
         with pytest.raises(PosekitError, match=refused):
-            write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+            write_strips(out, [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
         assert snapshot(out) == before  # nothing moved in, not even the files that were free
         # the same before any work, for the names known then
         no_detection(monkeypatch)
@@ -273,12 +274,12 @@ def test_a_file_posekit_did_not_write_is_never_replaced(tmp_path, monkeypatch):
     # posekit's own outputs (listed in the manifest) are replaced; the same files unlisted (the
     # manifest lost, or an older posekit's folder) are not, and the error says whose they look like
     out = tmp_path / "ours"
-    write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
-    write_outputs(out, [frame + 1] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    write_strips(out, [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
+    write_strips(out, [Strip("t", [frame + 1] * 2, [pose] * 2)], fps=12, columns=None)
     assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
     (out / MANIFEST).unlink()
     with pytest.raises(PosekitError, match="written by an older posekit"):
-        write_outputs(out, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+        write_strips(out, [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
     assert np.asarray(Image.open(out / "frames" / "frame_000.png")).max() == 1
 
 
@@ -317,4 +318,19 @@ def test_comma_separated_formats_and_motions_checked_before_any_work(tmp_path, m
     no_detection(monkeypatch)
     with pytest.raises(UsageError, match="--poses 'walkk'"):
         animate(REPO / "examples" / "figure.png", "idle,walkk", tmp_path / "out", evaluate=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kwargs, missing", [
+    ({"pixel_art": 16}, "add --background transparent"),  # the library's default warp options: a background
+    ({}, "add --pixel-art N and --background transparent"),
+])
+def test_the_library_refuses_an_outline_it_cannot_draw(tmp_path, kwargs, missing):
+    """animate(..., outline=True) with a background has no edge to draw an outline around: the
+    library refuses it as the CLI does (pipeline.check_pixel_art, the one check), before any
+    work (here the photo does not even exist)."""
+    from posekit.pipeline import animate
+
+    with pytest.raises(UsageError, match=f"^--outline .*{missing} "):
+        animate(tmp_path / "none.png", "idle", tmp_path / "out", outline=True, **kwargs)
     assert not (tmp_path / "out").exists()

@@ -8,6 +8,7 @@ exactly what diffusers' own AnimateDiff ControlNet pipelines give for the same s
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -452,3 +453,34 @@ def test_cli_offline_motion_adapter_is_one_line(models, tmp_path, run_posekit):
     assert len(errors) == 1 and foreign_lines(r.stderr) == [], r.stderr  # the rest: stage lines
     assert "hf download guoyww/animatediff-motion-adapter-v1-5-3" in errors[0] and "--motion-adapter PATH" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_one_init_warp_camera_for_every_clip_of_a_sheet(models, monkeypatch):
+    """generate_strips fixes the init warp's camera once for all clips (fit_camera, as the warp
+    method's), before it takes the photo's floor (Strip.ground): a camera chosen per clip framed
+    the jump otherwise, and the sheet's pivots missed its feet."""
+    from posekit import pipeline
+    from posekit.methods.animatediff.method import AnimateDiffMethod, AnimateDiffOptions
+    from posekit.pose.formats import read_openpose_json
+
+    size = (48, 64)
+    image = np.asarray(Image.open(FIGURE).convert("RGB").resize(size, Image.LANCZOS))
+    pose = read_openpose_json(FIGURE_POSE)[0].resized(*size)
+    clips = [(n, pipeline.prepare_targets([n], image, pose, size, pipeline.Timer(), None, frames=3), n != "jump")
+             for n in ("idle", "jump")]
+    seen = []
+    original = AnimateDiffMethod.__call__
+
+    @functools.wraps(original)  # its signature kept: clip_keywords reads the keywords it takes
+    def call(self, targets, **keywords):
+        frames = original(self, targets, **keywords)
+        ankles = [a[1] for a in (self.frame_pose(pose)[k] for k in ("r_ankle", "l_ankle")) if a is not None]
+        seen.append((self.warp.camera.matrix().copy(), max(ankles)))
+        return frames
+
+    monkeypatch.setattr(AnimateDiffMethod, "__call__", call)
+    options = AnimateDiffOptions(model=str(models[0]), controlnet=str(models[1]), motion_adapter=str(models[2]),
+                                 steps=2, device="cpu", init="warp", strength=0.5, context=4)
+    strips = pipeline.generate_strips("animatediff", options, image, pose, clips, pipeline.Timer())
+    assert len(seen) == 2 and np.array_equal(seen[0][0], seen[1][0])  # one camera for idle and jump
+    assert [s.ground for s in strips] == [floor for _, floor in seen]  # the floor the frames are drawn with

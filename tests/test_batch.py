@@ -17,6 +17,7 @@ from PIL import Image
 from conftest import REPO
 from posekit.errors import UsageError
 from posekit.pose.pose import Pose
+from posekit.sheet import Strip
 
 FIGURE = REPO / "examples" / "figure.png"
 
@@ -163,14 +164,15 @@ def test_a_photo_folder_leaves_out_posekit_outputs(tmp_path):
     manifest of a folder holding it lists (posekit's outputs); everything else is a photo, also
     beside or below an earlier run's outputs."""
     from posekit.commands.animate import photo_batch
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
 
     frame, pose = np.zeros((16, 16, 3), np.uint8), Pose.empty(16, 16)
     for name in ("a.png", "deep/b.jpg", "out/c.png", "run/frames/mine.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(frame).save(tmp_path / name)
-    write_outputs(tmp_path / "run", [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")  # OUT/<stem>/ of a batch
-    write_outputs(tmp_path, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")  # one photo's --out: the folder
+    # OUT/<stem>/ of a batch
+    write_strips(tmp_path / "run", [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
+    write_strips(tmp_path, [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)  # one photo's --out: the folder
 
     def names(folder, out):
         return [str(p.relative_to(tmp_path)) for p in photo_batch([str(folder)], None, out)]
@@ -185,7 +187,7 @@ def test_a_photo_folder_leaves_out_posekit_outputs(tmp_path):
     for name in ("closeup.jpg", "side.jpg"):
         (hero / name).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(frame).save(hero / name)
-    write_outputs(hero, [frame] * 2, [pose] * 2, fps=12, columns=None, tag="t")
+    write_strips(hero, [Strip("t", [frame] * 2, [pose] * 2)], fps=12, columns=None)
     assert names(hero, tmp_path) == ["hero/closeup.jpg", "hero/side.jpg"]
     assert "hero/side.jpg" in names(tmp_path, tmp_path)
     (tmp_path / "run" / "frames" / "mine.png").unlink()
@@ -208,3 +210,17 @@ def test_inputs_where_the_outputs_go_stop_the_batch_before_any_work(run_posekit,
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "anna", "anna/frames", "anna/frames/frame_000.png"]
     assert (out / "anna" / "frames" / "frame_000.png").read_bytes() == before
+
+
+def test_an_outline_with_a_background_stops_a_batch_before_the_models_load(photos, tmp_path, monkeypatch):
+    """animate_batch checks --outline (pipeline.check_pixel_art) before it loads the method's
+    networks for all the photos."""
+    from posekit.methods.warp.method import WarpMethod
+    from posekit.pipeline import animate_batch
+
+    def load(options=None):
+        raise AssertionError("the models were loaded before --outline was checked")
+
+    monkeypatch.setattr(WarpMethod, "load", staticmethod(load))
+    with pytest.raises(UsageError, match="--outline .*add --background transparent"):
+        animate_batch([photos / "anna.png"], tmp_path / "out", device="cpu", poses="walk", pixel_art=8, outline=True)

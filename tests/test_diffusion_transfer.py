@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -201,3 +203,50 @@ def test_the_download_hints_name_only_what_the_pipeline_loads():
         assert weights and all(f.endswith(wanted) and "/" in f for f in weights), (dtype, weights)
         assert "tokenizer/vocab.json" in got and "model_index.json" in got
     assert weights_download("someone/their-model", "--model", torch.float16) is None  # their layout: all of it
+
+
+def sheet_clips(photo_size: tuple[int, int]):
+    """The figure (feet in the photo) at `photo_size` and its pose, with idle, jump and run
+    retargeted onto it: the jump leaves the frame, so a camera chosen per clip would differ."""
+    from conftest import REPO
+    from posekit.pipeline import Timer, prepare_targets
+    from posekit.pose.formats import read_openpose_json
+
+    image = np.asarray(Image.open(REPO / "examples" / "figure.png").convert("RGB").resize(photo_size, Image.LANCZOS))
+    pose = read_openpose_json(REPO / "examples" / "figure_keypoints.json")[0].resized(*photo_size)
+    clips = [(n, prepare_targets([n], image, pose, photo_size, Timer(), None, frames=3), n != "jump")
+             for n in ("idle", "jump", "run")]
+    return image, pose, clips
+
+
+def lower_ankle(pose) -> float:
+    return max(a[1] for a in (pose["r_ankle"], pose["l_ankle"]) if a is not None)
+
+
+def test_one_init_warp_camera_for_every_clip_of_a_sheet(tiny, monkeypatch):
+    """generate_strips fixes the init warp's camera once for all clips (fit_camera), before it
+    takes the photo's floor: every clip is framed alike, and Strip.ground is where frame_pose puts
+    the photo's feet while each clip runs (a camera chosen per clip moved the jump's floor)."""
+    from posekit import pipeline
+    from posekit.methods.diffusion.method import DiffusionMethod, DiffusionOptions
+
+    image, pose, clips = sheet_clips((96, 128))
+    built, floors = [], []
+    original = DiffusionMethod.__call__
+
+    @functools.wraps(original)  # its signature kept: clip_keywords reads the keywords it takes
+    def call(self, targets, **keywords):
+        frames = original(self, targets, **keywords)
+        built.append(self)
+        floors.append((self.warp.camera.matrix().copy(), lower_ankle(self.frame_pose(pose))))
+        return frames
+
+    monkeypatch.setattr(DiffusionMethod, "__call__", call)
+    sd, cn = tiny
+    options = DiffusionOptions(model=str(sd), controlnet=str(cn), steps=2, strength=0.5, device="cpu")
+    strips = pipeline.generate_strips("diffusion", options, image, pose, clips, pipeline.Timer())
+    m = built[0]
+    assert all(b is m for b in built) and m.warp.camera_fixed and len(floors) == 3
+    assert all(np.array_equal(c, floors[0][0]) for c, _ in floors)  # one camera for idle, jump and run
+    assert all(s.ground == f for s, (_, f) in zip(strips, floors))  # the floor the frames are drawn with
+    assert not m.warp.camera.is_identity()  # the jump needed room: the fixed camera is not the photo's view

@@ -3,6 +3,7 @@ random Wan-Animate pipeline (tests/tiny_wan.py) saved in the real folder layout.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -232,7 +233,7 @@ def calls(method, monkeypatch):
 
 
 def test_frames_pose_video_and_face_video(method, walk, calls):
-    frames = method(walk)
+    frames = method(walk, loop=False)
     assert len(frames) == 8 and all(f.shape == (64, 48, 3) and f.dtype == np.uint8 for f in frames)
     (kw,) = calls
     assert kw["mode"] == "animate" and (kw["width"], kw["height"]) == SMALL
@@ -273,7 +274,7 @@ def test_cyclic_clip_is_closed_into_a_loop(method, walk):
 
     assert clip_keywords(method, walk, True, "walk", None) == {"loop": True}  # animate tells it which clips loop
     n, k = len(walk), loop_extra(len(walk))
-    longer = method(walk + walk[:k])  # what the loop generates, frames 8 and 9 repeating poses 0 and 1
+    longer = method(walk + walk[:k], loop=False)  # what the loop generates, frames 8 and 9 repeating poses 0 and 1
     looped = method(walk, loop=True)
     assert len(looped) == n and k == 2
     assert np.array_equal(looped[0], longer[n])  # the last frame leads into the first as into frame n
@@ -281,7 +282,7 @@ def test_cyclic_clip_is_closed_into_a_loop(method, walk):
     half = (0.5 * longer[n + 1].astype(np.float32) + 0.5 * longer[1].astype(np.float32)).round()
     assert np.array_equal(looped[1], half.astype(np.uint8))
     # the seam: last -> first differs from the plain clip's seam, and equals a generated step
-    plain = method(walk)
+    plain = method(walk, loop=False)
     seam = np.abs(looped[-1].astype(int) - looped[0].astype(int)).mean()
     assert seam == np.abs(longer[n - 1].astype(int) - longer[n].astype(int)).mean()
     assert seam != np.abs(plain[-1].astype(int) - plain[0].astype(int)).mean()
@@ -299,7 +300,7 @@ def test_long_clips_are_generated_segment_by_segment(tiny_wan, figure, walk, met
         return original(total)
 
     seg._progress = counting
-    frames = seg(walk + walk[:3])  # 11 frames in segments of 5, each after the last frame of the one before
+    frames = seg(walk + walk[:3], loop=False)  # 11 frames in segments of 5, each after the last frame of the one before
     assert len(frames) == 11 and frames[0].shape == (64, 48, 3)
     assert calls[0]["segment_frame_length"] == 5 and calls[0]["prev_segment_conditioning_frames"] == 1
     assert len(calls[0]["pose_video"]) == 11  # the pipeline pads the last segment itself
@@ -482,7 +483,7 @@ def test_a_folder_of_another_model_is_refused_before_loading(tmp_path):
 def test_animate_gives_wan_the_driving_videos_faces(method, walk, monkeypatch):
     """When --poses is a video, the pipeline hands the method that video's face crops (by the
     `faces` keyword its __call__ declares), one per target; a motion name gives none."""
-    from posekit.pipeline import clip_keywords
+    from posekit.pipeline import clip_keywords, clip_loop
 
     seen = []
 
@@ -492,6 +493,88 @@ def test_animate_gives_wan_the_driving_videos_faces(method, walk, monkeypatch):
 
     monkeypatch.setattr(method, "driving_faces", faces)
     detector = object()
-    assert clip_keywords(method, walk, False, "dance.MP4", detector) == {"loop": None, "faces": ["face"] * len(walk)}
+    assert clip_loop("dance.MP4") is None  # a file's clip: the poses decide
+    assert clip_keywords(method, walk, None, "dance.MP4", detector) == {"loop": None, "faces": ["face"] * len(walk)}
     assert seen == [("dance.MP4", len(walk), detector)]
-    assert clip_keywords(method, walk, True, "walk", detector) == {"loop": True}
+    assert clip_keywords(method, walk, clip_loop("walk"), "walk", detector) == {"loop": True}
+    assert clip_keywords(method, walk, False, "dance.MP4", detector)["loop"] is False  # transfer's stills
+
+
+def test_transfer_runs_wan_as_animate_does(tiny_wan, tmp_path, monkeypatch, one_torch_thread):
+    """transfer gives the method the keywords animate gives it (pipeline.generate_strips): a
+    driving video's faces, and loop=False said explicitly (its targets are stills, never a
+    cycle), where it used to call method(targets) alone."""
+    import imageio.v3 as iio
+
+    from posekit.pipeline import transfer
+
+    seen = []
+    original = WanMethod.__call__
+
+    @functools.wraps(original)  # its signature kept: clip_keywords reads the keywords it takes
+    def spy(self, targets, **keywords):
+        seen.append((len(targets), keywords))
+        return original(self, targets, **keywords)
+
+    monkeypatch.setattr(WanMethod, "__call__", spy)
+    monkeypatch.setattr(WanMethod, "driving_faces", lambda self, video, frames, detector:
+                        [np.full((8, 8, 3), 50 * i, np.uint8) for i in range(frames)])
+    video = tmp_path / "dance.mp4"
+    figure = np.asarray(Image.open(FIGURE).convert("RGB").resize((192, 256)))
+    iio.imwrite(video, np.stack([figure, np.roll(figure, 8, axis=1)]), fps=12)
+    small = tmp_path / "figure_small.png"
+    Image.open(FIGURE).convert("RGB").resize(SMALL).save(small)
+    options = WanOptions(model=str(tiny_wan), steps=1, device="cpu", character="photo")
+    summary = transfer(small, [str(video)], tmp_path / "out", method="wan", options=options,
+                       source_pose=FIGURE_POSE, device="cpu")
+    assert len(summary["files"]) == 2
+    ((n, keywords),) = seen
+    assert n == 2 and keywords["loop"] is False
+    assert [int(f.mean()) for f in keywords["faces"]] == [0, 50]  # the video's faces, one per target
+    seen.clear()
+    transfer(small, ["walk"], tmp_path / "walk", method="wan", options=options, source_pose=FIGURE_POSE,
+             device="cpu")
+    assert seen[0][1] == {"loop": False}  # a motion's targets too: stills, no faces
+
+
+def test_wan_and_animatediff_default_loop_alike():
+    """A library call without `loop` decides from the poses in both methods (None)."""
+    import inspect
+
+    from posekit.methods.animatediff.method import AnimateDiffMethod
+
+    defaults = [inspect.signature(m.__call__).parameters["loop"].default for m in (WanMethod, AnimateDiffMethod)]
+    assert defaults == [None, None]
+
+
+def test_driving_faces_keep_only_face_regions_and_resample_as_poses(tmp_path, monkeypatch):
+    """A driving video is read a frame at a time and only each frame's face region is kept (40
+    frames of 600x600: 43 MB whole; the faces are 60x60), and the frame each crop comes from is
+    the one posekit.pose.sources.resample takes for the poses (5 frames -> 7: 0,1,1,2,3,4,4)."""
+    import tracemalloc
+
+    from posekit.methods.wan import face
+    from posekit.pose.sources import resample
+
+    frames, side = 40, 600
+
+    def read_video(path):
+        for i in range(frames):
+            yield np.full((side, side, 3), i, np.uint8)  # the frame's number in every pixel
+
+    class Detector:
+        def detect(self, images):
+            return [[pose_of({0: (300, 300), 14: (290, 290), 15: (310, 290)}, side, side)] for _ in images]
+
+    monkeypatch.setattr("posekit.images.read_video", read_video)
+    tracemalloc.start()
+    crops = face.driving_faces("drive.mp4", 7, Detector(), 16)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(crops) == 7 and peak < 5 * side * side * 3, f"{peak / 2**20:.1f} MiB"  # not the 40 frames
+    assert [int(c[0, 0, 0]) for c in crops] == [0, 6, 11, 17, 23, 29, 34]  # j * 40 / 7, the nearer frame
+    assert face.nearest_frames(5, 7) == [0, 1, 1, 2, 3, 4, 4]
+    assert face.nearest_frames(3, 6) == [0, 1, 1, 2, 2, 0]  # cyclic, as resample: the last leads to the first
+    # a pose resampled from a clip whose frames each have other points is its nearer frame's
+    clip = [pose_of({i % 3: (10 * i + 1, 5)}, 64, 64) for i in range(3)]
+    assert [int(p.keypoints[p.visible][0, 0]) // 10 for p in resample(clip, 6)] == face.nearest_frames(3, 6)

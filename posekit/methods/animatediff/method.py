@@ -39,8 +39,8 @@ import numpy as np
 
 from posekit.errors import UsageError
 from posekit.methods.animatediff.windows import closes_loop, context_windows
-from posekit.methods.diffusion.method import (check_strength, fill_sampling, frame_pose, init_images, init_warp,
-                                              ip_adapter_embeds, prompt_embeds, round8, sd_size)
+from posekit.methods.diffusion.method import (check_strength, fill_sampling, fit_camera, frame_pose, init_images,
+                                              init_warp, ip_adapter_embeds, prompt_embeds, round8, sd_size)
 from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS
 from posekit.pose.pose import Pose
 
@@ -151,6 +151,11 @@ class AnimateDiffMethod:
         """A target pose (on the source canvas) in output-frame pixels."""
         return frame_pose(self.warp, self.size, pose)
 
+    def fit_camera(self, targets: list[Pose]) -> None:
+        """Fix the init warp's camera for all these targets (every clip of one sheet: one size
+        and floor, which `frame_pose` then gives before any clip runs)."""
+        fit_camera(self.warp, targets)
+
     def __call__(self, targets: list[Pose], loop: bool | None = None) -> list[np.ndarray]:
         """The clip's frames. `loop`: whether the clip plays as a cycle (the pipeline says so for
         every clip but a jump). A cycle's last frame is made to flow into its first when its
@@ -167,7 +172,8 @@ class AnimateDiffMethod:
 
             warn(f"the {len(targets)}-frame clip does not return to its first pose, so its animation jumps "
                  "where it loops; not closing the loop (use a whole number of cycles for a seamless one)")
-        inits = init_images(self.warp, targets, self.size)  # before frame_pose: the warp chooses its camera here
+        # before frame_pose: the warp chooses its camera here (unless fit_camera fixed it)
+        inits = init_images(self.warp, targets, self.size)
         skeletons = [draw_skeleton(self.frame_pose(t)) for t in targets]
         return self.generate(skeletons, inits, cycle)
 

@@ -173,6 +173,11 @@ class DiffusionMethod:
         """A target pose (on the source canvas) in output-frame pixels."""
         return frame_pose(self.warp, self.size, pose)
 
+    def fit_camera(self, targets: list[Pose]) -> None:
+        """Fix the init warp's camera for all these targets (every clip of one sheet: one size
+        and floor, which `frame_pose` then gives before any clip runs); see `fit_camera`."""
+        fit_camera(self.warp, targets)
+
     def __call__(self, targets: list[Pose]) -> list[np.ndarray]:
         if not targets:
             return []
@@ -321,9 +326,18 @@ def frame_pose(warp, size: tuple[int, int], pose: Pose) -> Pose:
     return pose.resized(*size)
 
 
+def fit_camera(warp, targets: list[Pose]) -> None:
+    """Fix the warp's camera (the frame its init images and `frame_pose` share) for all these
+    targets, as the warp method's own `fit_camera`: the pipeline calls it once with every clip of
+    a sheet, before it takes the photo's floor from `frame_pose`, so each clip is framed alike.
+    Nothing to fix without a warp (the frames are the source's own view)."""
+    if warp is not None:
+        warp.fit_camera(targets)
+
+
 def init_images(warp, targets: list[Pose], size: tuple[int, int]) -> list[np.ndarray] | None:
     """The source warped into each target pose at the frame size; None without a warp. Call it
-    before `frame_pose`: the warp chooses its camera here."""
+    before `frame_pose`: the warp chooses its camera here (unless `fit_camera` fixed it)."""
     if warp is None:
         return None
     from posekit.images import to_rgb

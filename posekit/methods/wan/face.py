@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posekit.pose.pose import Pose
+from posekit.pose.pose import NUM_KEYPOINTS, Pose
 
 FACE_SIZE = 512  # Wan-Animate's face crops (the transformer's motion_encoder_size)
 AREA_SCALE = 1.3  # get_face_bboxes(scale=1.3)
@@ -75,14 +75,28 @@ def face_box(pose: Pose, width: int, height: int) -> tuple[int, int, int, int] |
 def face_crop(image: np.ndarray, pose: Pose, size: int = FACE_SIZE) -> np.ndarray:
     """(size, size, 3) uint8: the face of the person whose pose is `pose` (on `image`'s canvas),
     black when the pose has no head points."""
-    import cv2
+    return square(face_region(image, pose), size)
 
+
+def face_region(image: np.ndarray, pose: Pose) -> np.ndarray | None:
+    """The face's box (`face_box`) cut out of `image` at its own resolution, a copy (the frame
+    can go); None when the pose has no head points."""
     h, w = image.shape[:2]
     box = face_box(pose.resized(w, h) if pose.size != (w, h) else pose, w, h)
     if box is None:
-        return np.zeros((size, size, 3), np.uint8)
+        return None
     x0, y0, x1, y1 = box
-    return cv2.resize(np.ascontiguousarray(image[y0:y1, x0:x1, :3]), (size, size))
+    return np.array(image[y0:y1, x0:x1, :3], copy=True)
+
+
+def square(region: np.ndarray | None, size: int = FACE_SIZE) -> np.ndarray:
+    """A face region resized to Wan's (size, size, 3) crop (cv2's bilinear, as Wan's
+    preprocessing); black for None (no face)."""
+    import cv2
+
+    if region is None:
+        return np.zeros((size, size, 3), np.uint8)
+    return cv2.resize(region, (size, size))
 
 
 def face_video(frames: list[np.ndarray], poses: list[Pose], size: int = FACE_SIZE) -> list[np.ndarray]:
@@ -93,25 +107,37 @@ def face_video(frames: list[np.ndarray], poses: list[Pose], size: int = FACE_SIZ
 
 
 def driving_faces(video, frames: int, detector, size: int = FACE_SIZE) -> list[np.ndarray] | None:
-    """The face video of a driving video resampled to `frames` frames, as posekit resamples its
-    poses (posekit.pose.sources.resample, frame j at j * n / frames of the n frames with a
-    person, the nearer neighbour taken): each frame cropped around the largest person that
-    `detector` finds in it. Frames without anybody are skipped, as load_poses skips them; None
-    when nobody is found at all (a skeleton video: the method keeps the photo's own face)."""
+    """The face video of a driving video resampled to `frames` frames as posekit resamples its
+    poses (`nearest_frames`: posekit.pose.sources.resample's own choice of frame): each frame
+    cropped around the largest person that `detector` finds in it. Frames without anybody are
+    skipped, as load_poses skips them; None when nobody is found at all (a skeleton video: the
+    method keeps the photo's own face). The video is read a frame at a time and only each face
+    region is kept (a long video is never held in memory)."""
     from posekit.images import read_video
     from posekit.pose.detect import largest
 
-    kept: list[tuple[np.ndarray, Pose]] = []
+    regions: list[np.ndarray | None] = []
     for image in read_video(video):
         pose = largest(detector.detect([image])[0])
         if pose is not None:
-            kept.append((image, pose))
-    if not kept:  # a skeleton video, or nobody in it: the photo's own face will do
+            regions.append(face_region(image, pose))
+    if not regions:  # a skeleton video, or nobody in it: the photo's own face will do
         return None
-    n, crops = len(kept), []
-    for j in range(frames):
-        t = j * n / frames
-        i = int(np.floor(t))
-        image, pose = kept[i % n if t - i < 0.5 else (i + 1) % n]
-        crops.append(face_crop(image, pose, size))
-    return crops
+    return [square(regions[i], size) for i in nearest_frames(len(regions), frames)]
+
+
+def nearest_frames(n: int, frames: int) -> list[int]:
+    """For a clip of `n` frames resampled to `frames` (posekit.pose.sources.resample), the source
+    frame each one copies where nothing is interpolated: resample itself decides, so the faces
+    and the poses cannot drift apart. Frame i is marked by a pose with one point, at x = i, and
+    no two neighbouring frames (the last and the first too: resample is cyclic) mark the same
+    point, so resample interpolates no point and each of its poses is its nearer frame's marker."""
+    from posekit.pose.sources import resample
+
+    def marker(i: int) -> Pose:
+        kp = np.zeros((NUM_KEYPOINTS, 3), np.float32)
+        slot = 2 if n > 1 and i == n - 1 and i % 2 == 0 else i % 2  # an odd n: the last is not the first's
+        kp[slot] = (i, 0, 1)
+        return Pose(kp, n, 1)
+
+    return [int(round(float(p.keypoints[p.visible][0, 0]))) for p in resample([marker(i) for i in range(n)], frames)]

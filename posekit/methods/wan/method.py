@@ -148,10 +148,11 @@ class WanMethod:
         """A target pose (on the source canvas) in output-frame pixels."""
         return pose.resized(*self.size)
 
-    def __call__(self, targets: list[Pose], loop: bool | None = False,
+    def __call__(self, targets: list[Pose], loop: bool | None = None,
                  faces: list[np.ndarray] | None = None) -> list[np.ndarray]:
         """One frame per target. `loop`: the clip plays as a cycle (its last frame leads into its
-        first) if its poses come back to the first one; None: decided from the poses alone.
+        first) if its poses come back to the first one; False: always open (a jump, transfer's
+        stills); None (the default, as animatediff's): decided from the poses alone.
         `faces`: the driving video's face crops, one per target (face.driving_faces); else the
         photo's own face throughout. Several targets are one video (transfer's poses too), so
         the character stays the same in every frame."""
