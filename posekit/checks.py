@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 
 from posekit.errors import UsageError
@@ -19,6 +20,17 @@ from posekit.errors import UsageError
 FPS = (0.1, 120.0)
 LEARNING_RATE = (1e-8, 1.0)
 LOSS_WEIGHT = (0.0, 1000.0)
+
+
+MIXED_PRECISIONS = ("no", "fp16", "bf16")
+
+
+def check_mixed_precision(value: str) -> str:
+    """--mixed-precision: no, fp16 or bf16, else a usage error naming the flag (the one check of
+    it: both trainers' flag runs it when parsed, and training.make_accelerator for library use)."""
+    if value not in MIXED_PRECISIONS:
+        raise UsageError(f"--mixed-precision {value!r}: choose {', '.join(MIXED_PRECISIONS[:-1])} or {MIXED_PRECISIONS[-1]}")
+    return value
 
 
 def check_finite(value: float, flag: str, lo: float | None = None, hi: float | None = None) -> float:
@@ -57,10 +69,13 @@ def parse_size(text: str | None, flag: str = "--size", multiple: int = 1) -> tup
 
 def check_out(path: Path | None, flag: str = "--out", file: bool = False) -> Path | None:
     """Fail at once, naming `flag`, when `path` cannot become the output folder (file=True: the
-    output file): a file where a folder is needed or the reverse, a file on the way, or a place
-    this user may not write in. Nothing is created."""
+    output file): "-" (not stdout), a file where a folder is needed or the reverse, a file on the
+    way, or a place nothing can be created in (permission denied, /proc, a read-only disk).
+    Nothing is left behind: an empty folder is made in the nearest existing one and removed."""
     if path is None:
         return None
+    if str(path) == "-":  # not stdout: posekit writes files (data on stdout is --json / --jsonl)
+        raise UsageError(f"{flag} -: posekit writes files there, not to stdout; pass a name (e.g. {flag} out)")
     path = Path(path)
     if file and path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder; pass a file name")
@@ -74,4 +89,13 @@ def check_out(path: Path | None, flag: str = "--out", file: bool = False) -> Pat
         raise UsageError(f"{flag} {path}: {here} is a file, not a folder; choose another {flag}")
     if not os.access(here, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {path}: cannot write in {here} (permission denied); choose another {flag}")
+    try:  # what access() cannot know (/proc, /sys, a read-only or full disk): make something there, and remove it
+        probe = tempfile.mkdtemp(prefix=".writable-", dir=here)
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot create anything in {here} ({e.strerror or e}); "
+                         f"choose another {flag} on a disk you can write to") from None
+    try:
+        os.rmdir(probe)
+    except OSError:
+        pass
     return path

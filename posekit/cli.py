@@ -113,6 +113,27 @@ def _another_process_says_it() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and first.strip() not in ("", "0")
 
 
+def end_cleanly_on_signals() -> None:
+    """SIGTERM (`kill`, a job scheduler) and SIGHUP (the terminal closed) end any command as
+    Ctrl-C does: by an exception, so that every `finally` runs (the file being written is
+    removed, never left as a hidden temporary file; a staged output folder is removed). Exit
+    status 128 + the signal, nothing printed. Installed once, by `main`, for every command; a
+    signal the process was started ignoring (`nohup` ignores SIGHUP) stays ignored."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) is signal.SIG_DFL:  # one ignored (nohup) stays ignored
+            signal.signal(sig, stop)
+
+
 def main() -> None:
     try:
         from typer import _click as click  # recent Typer vendors its own click
@@ -123,6 +144,7 @@ def main() -> None:
     from posekit.errors import PosekitError
 
     keep_terminal_for_posekit()  # from here on, stderr carries posekit's own lines only
+    end_cleanly_on_signals()
     try:
         # standalone_mode=False: click's parsing errors come to us, so that they are one line
         # like every other error (Typer would draw a multi-line box), with exit status 2.

@@ -76,10 +76,13 @@ def keep_terminal_for_posekit() -> None:
         return
     if sys.stderr is not None:  # None when started with stderr closed (`2>&-`)
         sys.stderr.flush()
+    closed = sys.stderr is None
     try:
         own = os.dup(2)
     except OSError:  # no stderr to keep: posekit's messages go nowhere, like everyone else's
         own = os.open(os.devnull, os.O_WRONLY)
+        if own == 2:  # the free descriptor 2 itself, which becomes the library sink below
+            own = os.dup(2)
     terminal = os.fdopen(own, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
                          errors="backslashreplace")
     log = os.environ.get("POSEKIT_LIBRARY_LOG")
@@ -90,7 +93,10 @@ def keep_terminal_for_posekit() -> None:
         print(f"posekit: warning: POSEKIT_LIBRARY_LOG={log}: cannot write there ({e.strerror}); "
               "library output is discarded", file=terminal)
     os.dup2(sink, 2)
-    os.close(sink)
+    if sink != 2:
+        os.close(sink)
+    if closed:  # Python gave no sys.stderr (`2>&-`): one on the sink, for whatever writes or flushes it
+        sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     err.file = terminal
     err._posekit_owns_terminal = True
 
@@ -99,16 +105,22 @@ def keep_terminal_for_posekit() -> None:
 def silence_fd(fd: int = 2):
     """Silence a file descriptor at the OS level (C++ libraries such as TFLite write to fd 2
     directly, past Python's sys.stderr). Used around model loading only."""
-    sys.stderr.flush()
-    saved = os.dup(fd)
+    if sys.stderr is not None:  # None in a process started with stderr closed (`2>&-`)
+        sys.stderr.flush()
+    try:
+        saved = os.dup(fd)
+    except OSError:  # closed: it stays on devnull afterwards, so no file opened later lands there
+        saved = None
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+        if saved is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+        if devnull != fd:
+            os.close(devnull)
 
 
 def progress(transient: bool = True):

@@ -22,8 +22,8 @@ def check_device(device: str) -> str:
 
 def resolve_device(device="auto"):
     """'auto' -> the first CUDA GPU when there is one, else the CPU. 'cuda' (or 'mps') without
-    that hardware, or a name torch does not know, is a usage error rather than a crash deep
-    inside torch."""
+    that hardware, 'cuda:N' past the GPUs visible, or a name torch does not know, is a usage
+    error rather than a crash deep inside torch."""
     import torch
 
     if isinstance(device, torch.device):
@@ -33,6 +33,10 @@ def resolve_device(device="auto"):
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device {device}: no CUDA GPU is visible here; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= (count := torch.cuda.device_count()):
+        visible = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        raise UsageError(f"--device {device}: only {count} CUDA GPU{'s are' if count > 1 else ' is'} visible "
+                         f"({visible}); use --device {'cuda:0' if count == 1 else 'one of those'}")
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise UsageError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
     return dev

@@ -50,7 +50,10 @@ def make_accelerator(mixed_precision: str, **kwargs):
     import torch
     from accelerate import Accelerator
 
+    from posekit.checks import check_mixed_precision
+
     # checked before the Accelerator exists: its state is one per process and cannot change after
+    check_mixed_precision(mixed_precision)
     if mixed_precision == "fp16" and (kwargs.get("cpu") or not torch.cuda.is_available()):
         raise UsageError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on the CPU")
     try:

@@ -55,6 +55,32 @@ def test_every_help_names_values_not_typer_types():
                     assert param.metavar in result.output, (path, param.metavar)
 
 
+def test_help_calls_each_argument_by_its_usage_name_and_lists_only_working_flags():
+    """The help text of a command names its argument as the usage line does (`transfer PHOTO`:
+    "Move the person in PHOTO", never the parameter's own name SOURCE); and `poses show`, whose
+    only detector runs on the CPU, has no --device that would do nothing."""
+    import re
+
+    import typer.main
+    from typer.testing import CliRunner
+
+    from posekit.cli import app
+
+    root = typer.main.get_command(app)
+    for path in _command_paths(root):
+        command = root
+        for name in path:
+            command = command.commands[name]
+        help_text = command.help or ""
+        for param in command.params:
+            if param.param_type_name == "argument" and param.metavar and param.metavar != param.name.upper():
+                assert not re.search(rf"\b{param.name.upper()}\b", help_text), (path, param.name, param.metavar)
+    transfer = CliRunner().invoke(app, ["transfer", "--help"], terminal_width=100).output
+    assert "transfer [OPTIONS] PHOTO" in transfer and "Move the person in PHOTO" in transfer
+    show = CliRunner().invoke(app, ["poses", "show", "--help"], terminal_width=100).output
+    assert "--onto" in show and "--device" not in show
+
+
 @pytest.mark.parametrize("args, says", [
     (["animate"], "Missing argument 'PHOTO'"),  # as --help and the usage line name it
     (["animate", "x.png"], "Missing option '--poses'"),
@@ -126,6 +152,36 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_output(tmp_path):
     assert proc.wait(60) == 130, first + rest
     assert rest.splitlines()[-1] == "posekit: error: interrupted" and "Traceback" not in rest
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["transfer", "animate", "poses show", "extract-pose"])
+def test_sigterm_ends_every_command_as_ctrl_c_does(tmp_path, command):
+    """kill (SIGTERM) during a write, in any command: exit 143, nothing printed about it, and
+    neither the temporary file of the write under way nor a staged output folder is left."""
+    import subprocess
+    import sys
+
+    figure = REPO / "examples" / "figure.png"
+    out = tmp_path / "out"
+    argv = {"transfer": ["transfer", figure, "-p", REPO / "examples" / "figure_keypoints.json", "-o", out / "t.png"],
+            "animate": ["animate", figure, "-p", "walk", "-n", "2", "-o", out, "--no-evaluate"],
+            "poses show": ["poses", "show", "walk", "-n", "2", "-o", out],
+            "extract-pose": ["extract-pose", figure, "-o", out]}[command]
+    script = (  # the first image saved sends the signal, then the write goes on as if slow
+        "import os, signal, sys, time, PIL.Image\n"
+        "save = PIL.Image.Image.save\n"
+        "def slow(self, *a, **k):\n"
+        "    save(self, *a, **k); os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)\n"
+        "PIL.Image.Image.save = slow\n"
+        "sys.argv = ['posekit', *sys.argv[1:]]\n"
+        "from posekit.cli import main\n"
+        "main()\n")
+    proc = subprocess.run([sys.executable, "-c", script, *map(str, argv)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 143, proc.stderr
+    assert "Traceback" not in proc.stderr and "error" not in proc.stderr
+    left = [p.relative_to(out) for p in out.rglob("*")] if out.exists() else []
+    assert not [p for p in left if any(part.startswith(".posekit-") and part != ".posekit-written" or ".tmp" in part
+                                       for part in p.parts)], left
 
 
 def _one_pose(tmp_path, name: str):

@@ -310,3 +310,23 @@ def test_an_out_file_over_its_photo_names_the_out_as_typed(tmp_path, monkeypatch
     with pytest.raises(UsageError) as e:
         transfer("fig_copy.png", ["walk:side"], "fig_copy.png")
     assert str(e.value) == "--out fig_copy.png: would write over the input fig_copy.png; choose another --out"
+
+
+def test_a_folder_of_posekits_own_frames_as_the_photo_says_what_it_holds(run_posekit, tmp_path):
+    """OUT/frames of an earlier run given as the photo: not only "no photos found" (it holds
+    PNGs), but that they are an earlier run's outputs, and what to pass instead; named one by one
+    they are animated like any photos."""
+    first = run_posekit("animate", FIGURE, "--poses", "walk", "--frames", "2", "--out", tmp_path / "run",
+                        "--no-evaluate")
+    assert first.returncode == 0, first.stderr
+    r = run_posekit("animate", tmp_path / "run" / "frames", "--poses", "walk", "--frames", "2",
+                    "--out", tmp_path / "again", "--no-evaluate")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith(f"posekit: error: {tmp_path / 'run' / 'frames'}: no photos found, only the outputs "
+                               "of an earlier posekit run (2 images, such as ")
+    assert "pass the photo that run animated" in r.stderr and not (tmp_path / "again").exists()
+    frames = sorted((tmp_path / "run" / "frames").glob("*.png"))
+    r = run_posekit("animate", *frames, "--poses", "walk", "--frames", "2", "--out", tmp_path / "again",
+                    "--no-evaluate")
+    assert r.returncode == 0, r.stderr
+

@@ -264,22 +264,22 @@ def test_rerun_repairs_its_own_half_written_outputs_not_hand_made_ones(run_posek
     assert r.returncode == 0, r.stderr
 
 
-def test_sigterm_removes_the_file_being_written(tmp_path):
-    """kill (SIGTERM) ends extract-pose as Ctrl-C does, by an exception: the temporary file of
-    the write under way is removed, not left hidden in --out."""
-    import subprocess
-    import sys
+def test_heatmaps_never_replace_a_npy_posekit_did_not_write(run_posekit, tmp_path):
+    """The pair a posekit run left (<stem>_keypoints.json + <stem>_pose.png) vouches for those two
+    files only: a <stem>.npy made by hand beside them stays, and that input fails."""
+    import shutil
 
-    script = (
-        "import os, signal, sys, time\n"
-        "from pathlib import Path\n"
-        "from posekit.commands.extract import _end_cleanly_on_signals\n"
-        "from posekit.images import atomic_path\n"
-        "with _end_cleanly_on_signals():\n"
-        "    with atomic_path(Path(sys.argv[1]) / 'x_pose.png') as tmp:\n"
-        "        tmp.write_bytes(b'half a skeleton')\n"
-        "        os.kill(os.getpid(), signal.SIGTERM)\n"
-        "        time.sleep(30)\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 143 and proc.stderr == ""
-    assert list(tmp_path.iterdir()) == []
+    out = tmp_path / "out"
+    shutil.copy(FIGURE, tmp_path / "fig.png")
+    assert run_posekit("extract-pose", tmp_path / "fig.png", "--out", out).returncode == 0
+    np.save(out / "fig.npy", np.arange(5))
+    mine = (out / "fig.npy").read_bytes()
+    r = run_posekit("extract-pose", tmp_path / "fig.png", "--out", out, "--heatmaps")
+    assert r.returncode == 1
+    assert f"posekit: error: {out}/fig.npy: exists and posekit did not write it; not replacing it" in r.stderr
+    assert (out / "fig.npy").read_bytes() == mine
+    (out / "fig.npy").unlink()  # gone: the re-run writes the maps, and then replaces its own
+    for _ in range(2):
+        r = run_posekit("extract-pose", tmp_path / "fig.png", "--out", out, "--heatmaps")
+        assert r.returncode == 0, r.stderr
+        assert np.load(out / "fig.npy").shape[2] == 18

@@ -85,6 +85,60 @@ def test_device_check():
             check_device(bad)
 
 
+def test_a_cuda_index_past_the_visible_gpus_is_a_usage_error(monkeypatch):
+    """cuda:N with N >= the GPUs visible is said as --device, not torch's "invalid device
+    ordinal" (an internal error) at the first tensor moved there."""
+    import torch
+
+    from posekit.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda:0") == torch.device("cuda:0") and resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(UsageError, match=r"^--device cuda:1: only 1 CUDA GPU is visible \(cuda:0\); use --device cuda:0$"):
+        resolve_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UsageError, match=r"^--device cuda:7: only 2 CUDA GPUs are visible \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:7")
+
+
+def test_device_and_mixed_precision_are_each_defined_once():
+    """Every command's --device is one option (one check, one help text), and so is
+    --mixed-precision; its choices are checked in one function, at parse time and in the library."""
+    from posekit.checks import check_mixed_precision
+    from posekit.commands import method_flags
+
+    def defaults(flag):
+        return [(words, inspect.signature(fn).parameters[name].default)
+                for words, fn in _callbacks(app, []) for name, p in inspect.signature(fn).parameters.items()
+                if isinstance(p.default, typer.models.OptionInfo) and flag in p.default.param_decls]
+
+    devices, precisions = defaults("--device"), defaults("--mixed-precision")
+    assert {" ".join(w) for w, _ in devices} >= {"animate", "transfer", "extract-pose", "prepare-dataset",
+                                                 "evaluate-gan", "dreambooth"}
+    assert [w for w, d in devices if d is not method_flags.DEVICE] == []
+    assert {" ".join(w) for w, _ in precisions} == {"train-gan", "dreambooth"}
+    assert [w for w, d in precisions if d is not method_flags.MIXED_PRECISION] == []
+    assert method_flags.MIXED_PRECISION.callback is check_mixed_precision
+    with pytest.raises(UsageError, match="^--mixed-precision 'fp8': choose no, fp16 or bf16$"):
+        check_mixed_precision("fp8")
+
+
+def _callbacks(typer_app, words):
+    for c in typer_app.registered_commands:
+        yield [*words, c.name or c.callback.__name__.replace("_", "-")], c.callback
+    for g in typer_app.registered_groups:
+        yield from _callbacks(g.typer_instance, [*words, g.name])
+
+
+@pytest.mark.parametrize("args", [["train-gan", "--dataset", "synthetic"],
+                                  ["dreambooth", "--instance-dir", ".", "--instance-prompt", "sks"]], ids=lambda a: a[0])
+def test_mixed_precision_is_checked_when_parsed(run_posekit, tmp_path, args):
+    proc = run_posekit(*args, "--mixed-precision", "fp8", "--out", "run", cwd=tmp_path)
+    assert_usage_error(proc, "--mixed-precision 'fp8'", tmp_path)
+
+
 @pytest.mark.parametrize("words, flag", DEVICES, ids=[" ".join(w) for w, _ in DEVICES])
 def test_every_device_flag_is_checked_when_parsed(run_posekit, tmp_path, words, flag):
     """--method warp never resolves a device, so nothing later would notice a typo."""
@@ -124,6 +178,38 @@ def test_check_out(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: str(path) != str(tmp_path))
     with pytest.raises(UsageError, match="permission denied"):
         check_out(tmp_path / "new" / "deeper")
+
+
+@pytest.mark.parametrize("args", [["animate", FIGURE, "--poses", "walk"], ["transfer", FIGURE, "--pose", "walk"]],
+                         ids=lambda a: a[0])
+def test_out_dash_is_refused_not_made_a_folder(run_posekit, tmp_path, args):
+    """`--out -` is not stdout (no command promises that): a usage error naming --out, and no
+    folder named '-' appears."""
+    assert_usage_error(run_posekit(*args, "--out", "-", cwd=tmp_path), "--out -: posekit writes files there, "
+                       "not to stdout; pass a name (e.g. --out out)", tmp_path)
+
+
+def test_out_where_nothing_can_be_created_names_the_flag(run_posekit, tmp_path, monkeypatch):
+    """A place access() calls writable where nothing can be made (/proc, a read-only disk): one
+    line naming --out and what to do, before any work; the probe leaves nothing behind."""
+    import errno
+    import tempfile
+
+    assert check_out(tmp_path / "new") == tmp_path / "new" and list(tmp_path.iterdir()) == []
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(UsageError, match=rf"^--out {tmp_path}/x: cannot create anything in {tmp_path} "
+                                         r"\(Read-only file system\); choose another --out on a disk you can write to$"):
+        check_out(tmp_path / "x")
+    monkeypatch.undo()
+    if os.path.isdir("/proc/self"):  # Linux: root may "write" in /proc by access(), yet mkdir there fails
+        proc = run_posekit("animate", FIGURE, "--poses", "walk", "--out", "/proc/posekit_x", cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stderr.startswith(
+            "posekit: error: --out /proc/posekit_x: cannot create anything in /proc"), proc.stderr
+        assert "choose another --out" in proc.stderr and proc.stderr.count("\n") == 1
 
 
 def test_one_size_parser_is_width_by_height():

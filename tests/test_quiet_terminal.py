@@ -148,3 +148,18 @@ def test_no_arguments_shows_the_help_and_odd_terminals_are_handled(run_posekit, 
     # started with stderr closed (`2>&-`)
     closed = subprocess.run(f"'{posekit_exe()}' poses list 2>&-", shell=True, capture_output=True, text=True, timeout=600)
     assert closed.returncode == 0 and "walk" in closed.stdout
+
+
+def test_commands_that_load_a_detector_run_with_stderr_closed(tmp_path):
+    """Started with stderr closed (`2>&-`: cron, some daemons), Python has no sys.stderr: the
+    commands that load BlazePose (which silences fd 2 around it) still run and write."""
+    figure = EXAMPLES / "figure.png"
+    runs = {
+        "extract-pose": f"'{posekit_exe()}' extract-pose '{figure}' --jsonl 2>&-",
+        "animate": f"'{posekit_exe()}' animate '{figure}' -p walk -n 2 -o '{tmp_path / 'a'}' --json 2>&-",
+    }
+    for name, command in runs.items():
+        r = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, name
+        assert r.stdout.count("\n") == 1 and r.stdout.startswith("{"), name
+    assert (tmp_path / "a" / "sheet.png").is_file()

@@ -47,12 +47,7 @@ def animate(
     frame_size = parse_size(size)
     given = dict(method_flags, seed=seed, device=device, columns=columns)
     options = flags.options_for(method, given)  # bad option values fail here, before any work
-    if outline and (not pipeline.is_transparent(options) or pixel_art is None):
-        missing = [f for f, absent in (("--pixel-art N", pixel_art is None),
-                                       ("--background transparent", not pipeline.is_transparent(options)))
-                   if absent]
-        raise UsageError(f"--outline draws around a transparent pixel-art sprite; add {' and '.join(missing)} "
-                         "(--method warp)")
+    pipeline.check_pixel_art(pixel_art, outline, options)  # --outline's flags: before a batch loads its models
     batch = photo_batch(photo, source_pose, out)
     common = dict(poses=poses, method=method, options=options, frames=frames or None, fps=fps, columns=columns,
                   size=frame_size, retarget=retarget, formats=("gif", *fmt), device=device, evaluate=evaluate,
@@ -85,8 +80,15 @@ def photo_batch(photos: list[str], source_pose, out: Path) -> list[Path] | None:
         return None
     if source_pose is not None:
         raise UsageError("--source-pose is the pose of one photo; leave it out for a batch (each photo's is detected)")
-    batch = [p for arg in photos for p in expand_paths([arg], suffixes=IMAGE_SUFFIXES)
-             if not (arg != "-" and Path(arg).is_dir() and is_posekit_output(p, Path(arg), out))]
+    batch, outputs = [], []
+    for arg in photos:
+        for p in expand_paths([arg], suffixes=IMAGE_SUFFIXES):
+            is_output = arg != "-" and Path(arg).is_dir() and is_posekit_output(p, Path(arg), out)
+            (outputs if is_output else batch).append(p)
+    if not batch and outputs:  # e.g. OUT/frames of an earlier run: its frames, not photos
+        raise UsageError(f"{' '.join(photos)}: no photos found, only the outputs of an earlier posekit run "
+                         f"({len(outputs)} image{'s' if len(outputs) != 1 else ''}, such as {outputs[0]}); pass the "
+                         "photo that run animated, or name the images themselves to animate them anyway")
     if not batch:
         raise UsageError(f"{' '.join(photos)}: no photos found ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return batch

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import LEARNING_RATE, LOSS_WEIGHT, check_out, finite
-from posekit.device import check_device
+from posekit.commands.method_flags import DEVICE, MIXED_PRECISION
 
 
 def dreambooth(
@@ -32,24 +32,25 @@ def dreambooth(
     gradient_accumulation: int = typer.Option(1, "--gradient-accumulation", min=1, help="Micro-batches per optimizer step."),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Trade compute for memory."),
     use_8bit_adam: bool = typer.Option(False, "--use-8bit-adam", help="bitsandbytes' 8-bit AdamW (CUDA; pip install bitsandbytes)."),
-    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | fp16 | bf16."),
+    mixed_precision: str = MIXED_PRECISION,
     checkpointing_steps: int = typer.Option(500, "--checkpointing-steps", min=0, help="Save the training state every K steps (0: never); with --lora each OUT/checkpoint-K is also a --lora folder."),
     keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", min=1, help="How many of the newest checkpoints to keep."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out (same settings; only --steps, --checkpointing-steps, --keep-checkpoints, --validation-prompt, --validation-steps, --gradient-checkpointing, --device and --model-config may change)."),
     validation_prompt: Optional[str] = typer.Option(None, "--validation-prompt", help="Sample this prompt into OUT/validation/ during training."),
     validation_steps: int = typer.Option(100, "--validation-steps", min=1, help="Steps between validation samples."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu (several GPUs: run under `accelerate launch`)."),
+    device: str = DEVICE,
 ):
-    """Fine-tune Stable Diffusion on a few images of one subject or style (DreamBooth)."""
+    """Fine-tune Stable Diffusion on a few images of one subject or style (DreamBooth).
+
+    It trains on the GPU --device auto finds (else the CPU), or on the CPU with --device cpu; to
+    choose GPUs, or train on several, set CUDA_VISIBLE_DEVICES or run it under `accelerate launch`."""
     flags = dict(locals())  # every parameter but --out and --resume is a DreamBoothConfig field, same name
     from posekit.console import quiet_libraries
     from posekit.errors import UsageError
 
     check_out(out)
     quiet_libraries()
-    if mixed_precision not in ("no", "fp16", "bf16"):
-        raise UsageError(f"--mixed-precision {mixed_precision!r}: choose no, fp16 or bf16")
     if device not in ("auto", "cpu"):
         raise UsageError(f"--device {device!r}: use auto or cpu (choose GPUs with CUDA_VISIBLE_DEVICES or accelerate launch)")
     from posekit.methods.diffusion.dreambooth import DreamBoothConfig, train_dreambooth

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import check_out
-from posekit.device import check_device
+from posekit.commands.method_flags import DEVICE
 
 BATCH = 8  # images handed to the detector at once (the openpose network batches them on a GPU)
 
@@ -24,7 +24,7 @@ def extract_pose(
     model: Optional[str] = typer.Option(None, "--model", metavar="ID|PATH", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per image, and per frame of a video or animated image, on stdout (path, width, height, people; an input that could not be read: error). Nothing else goes to stdout."),
     max_people: int = typer.Option(1, "--max-people", min=1, metavar="N", help="Most people to keep per image (largest first)."),
-    device: str = typer.Option("auto", "--device", callback=check_device, metavar="DEVICE", help="auto | cpu | cuda[:N] (openpose; blazepose runs on the CPU)."),
+    device: str = DEVICE,
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write <stem>.npy: H x W x 18 float32 maps of the largest person (PATN input)."),
     heatmap_kind: str = typer.Option("gaussian", "--heatmap-kind", metavar="KIND", help="gaussian (sigma 6) | pixel (single pixel, as DeepFashion's maps)."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", metavar="FILE.csv", help="Write a PATN annotation file (name:keypoints_y:keypoints_x) of the largest person per image. Never an input, nor an existing file posekit did not write (an earlier run's is replaced)."),
@@ -47,6 +47,10 @@ def extract_pose(
 
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
+    if detector == "blazepose" and device != "auto":
+        from posekit.console import warn
+
+        warn("--device has no effect here: --detector blazepose runs on the CPU")
     if heatmap_kind not in ("gaussian", "pixel"):
         raise UsageError(f"--heatmap-kind {heatmap_kind!r}: choose gaussian or pixel")
     if heatmaps and out is None:
@@ -63,16 +67,15 @@ def extract_pose(
 
     # --jsonl lines stop when stdout's reader goes; with files to write the run goes on
     printer = _Printer(jsonl, keep_going=out is not None or annotations is not None)
-    with _end_cleanly_on_signals():
-        with _recording(out), load_detector(detector, model=model, device=device, max_people=max_people) as det:
-            done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, printer, max_people, heatmaps,
-                                      heatmap_kind, names=out is not None or annotations is not None)
-        if annotations is not None:
-            from posekit.images import recording_outputs
-            from posekit.pose.formats import write_patn_annotations
+    with _recording(out), load_detector(detector, model=model, device=device, max_people=max_people) as det:
+        done, failed, rows = _run(iter_inputs(paths), protected, total, det, out, printer, max_people, heatmaps,
+                                  heatmap_kind, names=out is not None or annotations is not None)
+    if annotations is not None:
+        from posekit.images import recording_outputs
+        from posekit.pose.formats import write_patn_annotations
 
-            with recording_outputs(annotations.parent):  # listed, so that a re-run may replace it
-                write_patn_annotations(rows, annotations)
+        with recording_outputs(annotations.parent):  # listed, so that a re-run may replace it
+            write_patn_annotations(rows, annotations)
     _summary(done, failed, out, annotations, jsonl)
     if failed:
         raise typer.Exit(1)
@@ -117,30 +120,6 @@ class _Printer:
             if not self.keep_going:
                 raise
             self.printing = False
-
-
-@contextmanager
-def _end_cleanly_on_signals():
-    """SIGTERM (`kill`, a job scheduler) and SIGHUP (the terminal closed) end the run as Ctrl-C
-    does: by an exception, so the file being written is removed, never left as a hidden
-    temporary file. Exit status 128 + the signal, nothing printed."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
-    before = {sig: signal.signal(sig, stop) for sig in wanted}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -240,14 +219,15 @@ def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | Non
       half pair a killed run leaves (a keypoints JSON without its skeleton) is known as its own,
       and a listed file edited since is not;
     - else, when it is one of a pair <stem>_pose.png + <stem>_keypoints.json (what every posekit
-      command writes per image: `animate`, `poses show`, an older extract-pose that kept no list).
+      command writes per image: `animate`, `poses show`, an older extract-pose that kept no list);
+      this holds for those two files only: an unlisted <stem>.npy is never posekit's.
     Anything else is someone's, a hand-made <stem>_keypoints.json above all: never replaced (that
     input fails, one line)."""
     from posekit.images import listed_by_posekit, recorded_by_posekit, written_by_posekit
 
     paths = _output_paths(out, stem, heatmaps)
     pair = written_by_posekit(paths[1])
-    for path in paths:
+    for i, path in enumerate(paths):
         if path.resolve() in protected:
             return f"{path}: is an input; not writing over it (pass another --out folder)"
         if not (path.exists() or path.is_symlink()):
@@ -255,7 +235,7 @@ def _clobbers(out: Path, stem: str, heatmaps: bool, protected: set) -> str | Non
         if listed_by_posekit(path):
             if not recorded_by_posekit(path):
                 return f"{path}: changed since posekit wrote it; not replacing it (move it or pass another --out folder)"
-        elif not pair:
+        elif not (pair and i < 2):  # the pair vouches for its own two files, never for a <stem>.npy beside them
             return f"{path}: exists and posekit did not write it; not replacing it (move it or pass another --out folder)"
     return None
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import LEARNING_RATE, LOSS_WEIGHT, check_out, finite, parse_size
-from posekit.device import check_device
+from posekit.commands.method_flags import DEVICE, MIXED_PRECISION
 
 
 def prepare_dataset(
@@ -18,7 +18,7 @@ def prepare_dataset(
     test_fraction: float = typer.Option(0.1, "--test-fraction", callback=finite(0.0, 0.9), help="Share of person ids held out for test/."),
     max_pairs_per_person: int = typer.Option(0, "--max-pairs-per-person", min=0, help="Cap on ordered pairs per person (0: all)."),
     detector: str = typer.Option("blazepose", "--detector", help="blazepose | openpose."),
-    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps (openpose detector)."),
+    device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Seed of the train/test split and the pair sampling."),
 ):
     """Build the official PATN layout from raw photos with our pose detector."""
@@ -26,6 +26,10 @@ def prepare_dataset(
 
     check_out(out)
     quiet_libraries()
+    if detector == "blazepose" and device != "auto":
+        from posekit.console import warn
+
+        warn("--device has no effect here: --detector blazepose runs on the CPU")
     from posekit.methods.patn.prepare import prepare
 
     failed = prepare(raw_dir, dataset, out, test_fraction=test_fraction, max_pairs_per_person=max_pairs_per_person,
@@ -43,7 +47,7 @@ def train_gan(
     lr: float = typer.Option(2e-4, "--lr", callback=finite(*LEARNING_RATE), help="Adam learning rate for G and both Ds (betas 0.5, 0.999)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Save a checkpoint and a sample strip every K iterations."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (same settings; --iters, --checkpoint-every, --workers, --eval-pairs may change)."),
-    mixed_precision: str = typer.Option("no", "--mixed-precision", help="no | fp16 | bf16."),
+    mixed_precision: str = MIXED_PRECISION,
     perceptual_weight: Optional[float] = typer.Option(None, "--perceptual-weight", callback=finite(*LOSS_WEIGHT), help="VGG19 perceptual loss weight (default: official 1 / 10); 0 trains without VGG."),
     vgg_weights: Optional[Path] = typer.Option(None, "--vgg-weights", help="torchvision vgg19-dcbb9e9d.pth (else the torch cache)."),
     ngf: int = typer.Option(64, "--ngf", min=1, help="Base channels of G and the Ds (official 64)."),
@@ -66,8 +70,6 @@ def train_gan(
 
     if dataset not in PRESETS:
         raise UsageError(f"--dataset {dataset!r}: choose one of {', '.join(PRESETS)}")
-    if mixed_precision not in ("no", "fp16", "bf16"):
-        raise UsageError(f"--mixed-precision {mixed_precision!r}: choose no, fp16 or bf16")
     config = TrainConfig(dataset=dataset, data_root=str(data_root) if data_root else None, iters=iters,
                          batch_size=batch_size, lr=lr, checkpoint_every=checkpoint_every,
                          mixed_precision=mixed_precision, perceptual_weight=perceptual_weight, ngf=ngf,
@@ -105,7 +107,7 @@ def evaluate_gan(
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root in the official layout (test pairs, and train/ for FID); not for synthetic."),
     limit: int = typer.Option(0, "--limit", min=0, help="Score only the first N test pairs (0: all; synthetic: 500)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Pairs per forward pass."),
-    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps."),
+    device: str = DEVICE,
     detector: str = typer.Option("blazepose", "--detector", help="Keypoint detector for PCKh: blazepose | openpose (the papers used OpenPose)."),
     pckh: bool = typer.Option(True, "--pckh/--no-pckh", help="PCKh@0.5 of the keypoints detected on the generated images."),
     lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="LPIPS (AlexNet, v0.1)."),

@@ -1,4 +1,5 @@
-"""The method flags `posekit animate` and `posekit transfer` share, defined once.
+"""The method flags `posekit animate` and `posekit transfer` share, defined once (and the options
+several other commands share: --device, --mixed-precision).
 
 `@with_method_flags` adds every method's own flags (`--checkpoint`, `--model`, `--background`,
 ...) to a command's signature, where Typer reads them, and the command gets them in its
@@ -19,10 +20,13 @@ from typing import Optional
 
 import typer
 
-from posekit.checks import finite
+from posekit.checks import check_mixed_precision, finite
 from posekit.device import check_device
 
-DEVICE = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps.")
+# options of several commands, each defined here once: --device (animate, transfer, extract-pose,
+# prepare-dataset, evaluate-gan, dreambooth), --mixed-precision (train-gan, dreambooth)
+DEVICE = typer.Option("auto", "--device", callback=check_device, metavar="DEVICE", help="Where the models run: auto (the first CUDA GPU if there is one, else the CPU) | cpu | cuda[:N] | mps. A run whose models all work on the CPU says --device has no effect.")
+MIXED_PRECISION = typer.Option("no", "--mixed-precision", callback=check_mixed_precision, metavar="PRECISION", help="no | fp16 (a CUDA GPU) | bf16.")
 SOURCE_POSE = typer.Option(None, "--source-pose", metavar="FILE.json", help="OpenPose JSON of the photo's pose (else detected).")
 # warp
 BACKGROUND = typer.Option("keep", "--background", help="[warp] keep | transparent | #rrggbb.")

@@ -9,7 +9,6 @@ from typing import Optional
 import typer
 
 from posekit.checks import FPS, check_out, finite, parse_size
-from posekit.device import check_device
 
 app = typer.Typer(help="Built-in motions and pose sequences.", no_args_is_help=True)
 
@@ -43,7 +42,6 @@ def show(
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
     gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping (on the first frame's canvas)."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed of --gif (0.1 to 120)."),
-    device: str = typer.Option("auto", "--device", callback=check_device, help="auto | cpu | cuda[:N] | mps (pose detection in photos and videos)."),
 ):
     """Turn a pose source into per-frame skeleton images and OpenPose JSON files."""
     from posekit.console import emit_json, info, quiet_libraries
@@ -80,7 +78,7 @@ def show(
         count = frames if frames is not None else default_frames(source.partition(":")[0]) if is_motion else None
         check_not_foreign(out, _output_names(out, count, gif), "poses show")
     # one detector for the command, built only if a photo or video needs it
-    with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
+    with load_detector("blazepose", max_people=2, lazy=True) as detector:
         clip = load_poses(source, frames=frames, size=canvas, detector=detector)
         if canvas and not is_motion:
             clip = [p.fitted(*canvas) for p in clip]

@@ -25,7 +25,7 @@ def transfer(
     columns: Optional[int] = typer.Option(None, "--columns", "-c", min=1, metavar="N", help="[diffusion] With --sheet: images per row of the one canvas (default: square-ish)."),
     **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
-    """Move the person in SOURCE into each target pose (one output image per target).
+    """Move the person in PHOTO into each target pose (one output image per target).
 
     All the --pose sources are one job (the method gets all the targets at once): a source that
     cannot be read or shows nobody stops the run with an error naming it, and nothing is written."""
