@@ -125,7 +125,8 @@ class _Printer:
 @contextmanager
 def _recording(out: Path | None):
     """Around the writes into --out: list them in its .posekit-written (posekit.images.
-    recording_outputs), and remove temporary files a killed run left there an hour ago or more."""
+    recording_outputs), and remove the temporary files a killed run left there (those no running
+    posekit holds the lock of, whatever their age: posekit.images.remove_stale_temp_files)."""
     if out is None:
         yield
         return
