@@ -134,7 +134,8 @@ def format_table(report: dict) -> str:
 
 def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, detector=None) -> list[float | None]:
     """Per frame: PCK (fraction of the target's keypoints within alpha x torso size) of the pose
-    the embedded detector finds on the frame against the target pose (in frame pixels). Target
+    the embedded detector finds on the frame against the target pose (in frame pixels); of the
+    people it finds, the one nearest the target pose (`nearest`) is scored. Target
     keypoints outside the frame are not counted (unless the torso that sets the tolerance is out
     of the frame too); a frame where nobody is found scores 0; None where the target has no
     keypoint in the frame or no torso to measure by."""
@@ -144,7 +145,7 @@ def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, d
     from posekit.pose.pose import Pose
 
     own = detector is None
-    detector = load_detector("blazepose") if own else detector
+    detector = load_detector("blazepose", max_people=PEOPLE) if own else detector
     try:
         found = detector.detect([to_rgb(f) for f in frames])
     finally:
@@ -156,12 +157,29 @@ def pose_fidelity(frames: list[np.ndarray], targets: list, alpha: float = 0.5, d
         if not len(visible):
             scores.append(None)
             continue
-        pred = people[0] if people else Pose.empty(target.width, target.height)
+        pred = nearest(people, target) if people else Pose.empty(target.width, target.height)
         score = float(pck(pred, visible, alpha=alpha, reference="torso"))
         if not np.isfinite(score):  # the torso is out of the frame: measure by the whole target
             score = float(pck(pred, target, alpha=alpha, reference="torso"))
         scores.append(score if np.isfinite(score) else None)
     return scores
+
+
+PEOPLE = 4  # people the evaluation's own detector looks for in a frame (the one scored: `nearest`)
+
+
+def nearest(people: list, target):
+    """The detected person nearest the target pose: the smallest median distance over the
+    keypoints both show (a photo of two people animates one of them, the one the target poses
+    place; the other, standing still, is not the one to score), people sharing no keypoint last."""
+    def distance(person) -> float:
+        pred = person if person.size == target.size else person.resized(target.width, target.height)
+        both = pred.visible & target.visible
+        if not both.any():
+            return float("inf")
+        return float(np.median(np.linalg.norm(pred.keypoints[both, :2] - target.keypoints[both, :2], axis=1)))
+
+    return min(people, key=distance)
 
 
 def mean(values) -> float | None:

@@ -170,9 +170,10 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
                 usage = e
                 break
             except PosekitError as e:
-                report(str(e))
+                message = getattr(e, "in_batch", None) or str(e)  # advice that fits a batch (no --source-pose)
+                report(message)
                 results.append({"photo": str(photo), "process": rank, "out": str(Path(out) / Path(photo).stem),
-                                "error": str(e)})
+                                "error": message})
     if state is not None:  # every process gathers, also one without photos or with a usage error
         from accelerate.utils import gather_object
 
@@ -689,14 +690,6 @@ def resized(image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.
 
 
 # -- animate's outputs ---------------------------------------------------------------------------
-def write_outputs(out: Path, images: list[np.ndarray], poses: list, fps: float, columns: int | None,
-                  tag: str, formats=("gif",)) -> dict:
-    """One clip's frames/, poses/, sheet.png, sheet.json and animations (see `write_strips`)."""
-    from posekit.sheet import Strip
-
-    return write_strips(Path(out), [Strip(tag, list(images), list(poses))], fps, columns, formats)
-
-
 MAX_TEXTURE = 4096  # the largest texture side many GPUs take (WebGL and mobile); a bigger sheet gets a warning
 
 

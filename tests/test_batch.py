@@ -40,6 +40,7 @@ def check_results(lines, out):
     results = {Path(r["photo"]).name: r for r in map(json.loads, lines)}
     assert len(lines) == 3 and sorted(results) == ["anna.png", "bert.jpg", "wall.png"]
     assert "no person found" in results["wall.png"]["error"] and not (out / "wall").exists()
+    assert "leave it out of the batch" in results["wall.png"]["error"]  # not "pass --source-pose": a batch refuses it
     for stem in ("anna", "bert"):
         r = results[f"{stem}.png" if stem == "anna" else f"{stem}.jpg"]
         assert Path(r["out"]) == out / stem and [c["name"] for c in r["clips"]] == ["walk", "idle"]

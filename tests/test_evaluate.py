@@ -16,7 +16,8 @@ from posekit.pose.formats import read_openpose_json, write_openpose_json
 @pytest.fixture(scope="module")
 def frames_and_poses(tmp_path_factory):
     """Warped frames of the figure (the library, not the CLI) and their target poses on disk."""
-    from posekit.pipeline import write_outputs
+    from posekit.pipeline import write_strips
+    from posekit.sheet import Strip
     from posekit.images import load_image
     from posekit.methods.warp.method import WarpMethod
     from posekit.pose.motions import motion
@@ -27,7 +28,7 @@ def frames_and_poses(tmp_path_factory):
     targets = retarget([p.fitted(384, 512) for p in motion("walk", frames=4)], src)
     frames = WarpMethod(image, src)(targets)
     out = tmp_path_factory.mktemp("eval")
-    write_outputs(out, frames, targets, fps=12, columns=None, tag="walk")
+    write_strips(out, [Strip("walk", frames, targets)], fps=12, columns=None)
     return out
 
 
@@ -156,3 +157,21 @@ def test_similarity_prefers_the_true_image_of_the_target_pose(run_posekit, tmp_p
     true, wrong = overall(folders["truth"]), overall(folders["wrong"])
     assert true["ssim"] > wrong["ssim"] + 0.05 and true["mask_ssim"] > wrong["mask_ssim"] + 0.01, (true, wrong)
     assert true["ssim"] < 0.99 and true["mask_ssim"] < 0.995, true
+
+
+def test_the_person_nearest_the_target_pose_is_scored():
+    """A photo of two people animated: the animated one follows the target poses, the other stands
+    still and may be the larger. The frame is scored by the one the target pose places."""
+    from posekit.evaluate import pose_fidelity
+    from posekit.pose.detect import Detector
+    from posekit.pose.motions import motion
+
+    target = motion("walk", 4, 400, 300)[1]
+    bystander = motion("idle", 1, 400, 300)[0].scale(1.3, about=(200, 300)).translate(150, 0)
+
+    class Two(Detector):  # as a detector gives them: largest first
+        def detect(self, images):
+            return [[bystander, target.translate(2, 1)] for _ in images]
+
+    frame = np.zeros((300, 400, 3), np.uint8)
+    assert pose_fidelity([frame], [target], detector=Two()) == [1.0]

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from posekit.errors import PosekitError
 from posekit.pose import INDEX, Pose
-from posekit.pose.formats import (BODY25_TO_COCO18, keypoints_json_name, openpose_dict, read_jsonl,
+from posekit.pose.formats import (BODY25_TO_COCO18, jsonl_record, keypoints_json_name, openpose_dict, read_jsonl,
                                   read_openpose_json, read_patn_annotations, write_openpose_json,
                                   write_patn_annotations)
 
@@ -178,3 +179,69 @@ def test_animate_refuses_a_source_pose_of_another_shape(run_posekit, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("posekit: error: --source-pose ") and "128x128" in last and "384x512" in last
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def _file_with(tmp_path, name, flat, canvas=(48, 64)):
+    doc = {"people": [{"pose_keypoints_2d": flat}]}
+    if canvas:
+        doc["canvas_width"], doc["canvas_height"] = canvas
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))  # NaN and Infinity as json.dumps writes them (and OpenPose editors)
+    return path
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 1e300, 1e8])
+def test_non_finite_or_absurdly_far_keypoints_are_missing(tmp_path, bad):
+    """A point at NaN, Infinity, 1e300 (past float32) or millions of canvases away is missing: not
+    (0, 0) with its confidence kept, not float32's max, not a canvas inferred around it."""
+    good = person(48, 64, missing=(), seed=3)
+    for canvas in ((48, 64), None):
+        flat = good.to_openpose()
+        flat[3 * INDEX["neck"]] = bad  # x
+        flat[3 * INDEX["r_hip"] + 1] = bad  # y
+        far = bad == 1e8  # a finite confidence, however large, is a present point
+        flat[3 * INDEX["l_hip"] + (0 if far else 2)] = bad  # confidence
+        pose = read_openpose_json(_file_with(tmp_path, "p.json", flat, canvas))[0]
+        assert pose["neck"] is None and pose["r_hip"] is None and pose["l_hip"] is None, (bad, canvas)
+        assert len(pose) == 15 and np.isfinite(pose.keypoints).all()
+        if canvas is None:  # inferred from the other points: about the figure's size
+            assert pose.width < 100 and pose.height < 130, pose.size
+        assert np.allclose(pose.keypoints[pose.visible], good.keypoints[pose.visible], atol=1e-2)
+
+
+@pytest.mark.parametrize("width,height", [(0, 0), (-48, 64), ("48", "64"), (None, None), (48.5, 64), (True, 64)])
+def test_a_jsonl_line_with_a_bad_canvas_names_the_file_and_line(tmp_path, width, height):
+    good = jsonl_record("a.png", 48, 64, [person(48, 64, seed=4)])
+    bad = {**good, "width": width, "height": height}
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(PosekitError, match=rf"^{re.escape(str(path))}:2: width .*: the canvas must be whole pixels"):
+        read_jsonl(path)
+    path.write_text(json.dumps(good) + "\n" + json.dumps({**bad, "people": []}) + "\n")  # nobody: no canvas needed
+    assert len(read_jsonl(path)) == 2
+
+
+def test_cli_a_jsonl_line_with_width_0_is_one_line_exit_1(run_posekit, tmp_path):
+    path = tmp_path / "zero.jsonl"
+    path.write_text(json.dumps(jsonl_record("a.png", 0, 0, [person(48, 64, seed=5)])) + "\n")
+    for args in (("poses", "show", path, "--out", tmp_path / "o"),
+                 ("animate", Path(__file__).resolve().parents[1] / "examples" / "figure.png", "--poses", path,
+                  "--frames", "2", "--out", tmp_path / "a", "--no-evaluate")):
+        r = run_posekit(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and lines[-1].startswith(f"posekit: error: {path}:1: width 0, height 0"), r.stderr
+        assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("orientation,size", [(1, (512, 384)), (6, (384, 512)), (8, (384, 512)), (3, (512, 384))])
+def test_canvas_of_an_exif_rotated_photo_beside_the_file_is_its_upright_size(tmp_path, orientation, size):
+    """A phone photo stored 512x384 with EXIF orientation 6 is 384x512 upright (as load_image and
+    OpenPose's imread read it): the keypoints beside it are on that canvas."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (512, 384), (90, 90, 90)).save(tmp_path / "phone.jpg", exif=exif.tobytes())
+    flat = person(384, 384, seed=6).to_openpose()
+    (tmp_path / "phone_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": flat}]}))
+    assert read_openpose_json(tmp_path / "phone_keypoints.json")[0].size == size

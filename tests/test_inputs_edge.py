@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,3 +174,34 @@ def test_only_nobody_found_in_a_tiny_photo_is_called_too_small(tmp_path):
         prepare_source(tmp_path / "tiny.png", "warp", Timer(), Detector())
     with pytest.raises(PosekitError, match="^bad.task: cannot load it"):
         prepare_source(tmp_path / "tiny.png", "warp", Timer(), Detector(PosekitError("bad.task: cannot load it")))
+
+
+@pytest.mark.parametrize("command", ["animate", "transfer"])
+def test_a_missing_or_empty_source_pose_is_a_usage_error_naming_it(run_posekit, tmp_path, command):
+    """As for --onto, --checkpoint or --poses: exit 2, the flag named, nothing written."""
+    (tmp_path / "empty.json").write_text("")
+    for name in ("missing.json", "empty.json"):
+        out = tmp_path / f"out_{Path(name).stem}"
+        r = run_posekit(command, EXAMPLES / "figure.png", "-p", "walk", "-o", out, "--source-pose", tmp_path / name)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and lines[-1].startswith(f"posekit: error: --source-pose {tmp_path / name}: "), r.stderr
+        assert not out.exists()
+
+
+def test_pose_files_with_infinite_or_huge_coordinates_do_not_hang(run_posekit, tmp_path):
+    """Infinity or 1e300 (past float32) for a nose: the point is missing; the run goes on (it hung
+    in the warp, and poses show gave a traceback)."""
+    flat = json.loads((EXAMPLES / "figure_keypoints.json").read_text())["people"][0]["pose_keypoints_2d"]
+    for name, bad in (("inf", "Infinity"), ("huge", "1e300")):
+        folder = tmp_path / name
+        folder.mkdir()
+        text = json.dumps({"people": [{"pose_keypoints_2d": [0.5] + flat[1:]}], "canvas_width": 384,
+                           "canvas_height": 512})
+        (folder / "a_keypoints.json").write_text(text.replace("[0.5,", f"[{bad},", 1))
+        r = run_posekit("poses", "show", folder, "--out", tmp_path / f"show_{name}", timeout=120)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        nose = json.loads((tmp_path / f"show_{name}" / "frame_000_keypoints.json").read_text())["people"][0]
+        assert nose["pose_keypoints_2d"][:3] == [0, 0, 0]
+        r = run_posekit("animate", EXAMPLES / "figure.png", "-p", folder, "-n", "2", "-o", tmp_path / f"a_{name}",
+                        "--no-evaluate", timeout=120)
+        assert r.returncode == 0, r.stderr

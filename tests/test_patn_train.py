@@ -334,3 +334,40 @@ def test_the_scores_go_on_stdout_only_with_json(run_posekit, tmp_path):
     assert r.returncode == 0, r.stderr
     line = json.loads(r.stdout)
     assert line["run"] == str(tmp_path / "b") and line == {"run": line["run"], **json.loads((tmp_path / "b" / "metrics.json").read_text())}
+
+
+def test_checkpoint_run_loads_the_newest_generator_after_a_resume(tmp_path, monkeypatch):
+    """A finished run resumed to train further and stopped before it finished (killed during its
+    final evaluation here): `--checkpoint RUN` loads its newest checkpoint, not the old final
+    netG.safetensors, and no metrics.json claims the old iteration. A run left so by an older
+    posekit (the stale final still there) is read by the steps."""
+    import dataclasses
+    import shutil
+
+    from posekit.methods.patn import train as patn_train
+    from posekit.methods.patn.method import checkpoint_file
+    from posekit.methods.patn.train import TrainConfig, train
+
+    torch.set_num_threads(1)
+    config = TrainConfig(dataset="synthetic", iters=2, batch_size=2, checkpoint_every=1, perceptual_weight=0,
+                         ngf=4, blocks=1, image_height=32, image_width=16, eval_pairs=2, workers=0)
+    run = tmp_path / "r1"
+    train(config, run)
+    assert checkpoint_file(run) == run / "netG.safetensors"
+    shutil.copy(run / "netG.safetensors", tmp_path / "final_2.safetensors")
+    shutil.copy(run / "metrics.json", tmp_path / "metrics_2.json")
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(patn_train, "finish", killed)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(dataclasses.replace(config, iters=4), run, resume=True)
+    assert not (run / "netG.safetensors").exists() and not (run / "metrics.json").exists()
+    assert checkpoint_file(run) == run / "checkpoint-4" / "netG.safetensors"
+    # the stale final of iteration 2 beside checkpoint-4 (as an older posekit left it)
+    shutil.copy(tmp_path / "final_2.safetensors", run / "netG.safetensors")
+    shutil.copy(tmp_path / "metrics_2.json", run / "metrics.json")
+    assert checkpoint_file(run) == run / "checkpoint-4" / "netG.safetensors"
+    (run / "metrics.json").write_text(json.dumps({"iteration": 4}))  # a final of iteration 4: the final
+    assert checkpoint_file(run) == run / "netG.safetensors"

@@ -58,3 +58,15 @@ def test_inside_means_on_the_canvas_in_pixel_centres():
     assert len(framed) == 2 and framed.size == off.size
     assert framed["neck"].tolist() == off["neck"].tolist() and framed["r_hip"] is None
     assert not Pose.empty(10, 10).inside().any()  # missing points are not inside, though at (0, 0)
+
+
+def test_non_finite_points_are_missing():
+    """A NaN or infinite x, y or confidence says nothing about where the joint is: missing, not (0, 0)
+    with its confidence kept (a body torn to the corner), nor a point millions of pixels away."""
+    kp = make_pose().keypoints.copy()
+    kp[INDEX["neck"]] = (np.nan, np.nan, 1.0)
+    kp[INDEX["r_shoulder"]] = (np.inf, 40, 1.0)
+    kp[INDEX["l_shoulder"]] = (60, 40, np.nan)
+    p = Pose(kp, 100, 120)
+    assert len(p) == 2 and p["neck"] is None and p["r_shoulder"] is None and p["l_shoulder"] is None
+    assert np.isfinite(p.keypoints).all() and p.keypoints[INDEX["neck"]].tolist() == [0, 0, 0]

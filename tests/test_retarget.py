@@ -292,3 +292,20 @@ def test_parts_a_clip_moves_but_a_partial_photo_lacks_are_named(figure):
     assert found["walk"] == found["run"] == found["jump"] == [[], ["legs"], ["legs", "arms"]]
     assert found["idle"] == [[], [], []]  # its legs and arms barely move
     assert found["wave"] == [[], [], []]  # the waving hand rises into the photo, so it is kept
+
+
+def test_target_poses_without_a_limb_are_blamed_not_the_subject(figure):
+    """A target with only a nose cannot be scaled: the error names the target poses (--poses), not
+    --source-pose (the subject's pose is whole)."""
+    nose = np.zeros((18, 3), np.float32)
+    nose[INDEX["nose"]] = (100, 50, 1)
+    with pytest.raises(PosekitError) as e:
+        retarget([Pose(nose, 384, 512)], figure)
+    assert "--poses" in str(e.value) and "--source-pose" not in str(e.value) and "--no-retarget" in str(e.value)
+    # both show limbs, but no limb in common: both are named
+    legs = figure.keypoints.copy()
+    legs[[i for i in range(18) if i not in (INDEX["r_knee"], INDEX["r_ankle"])]] = 0
+    arm = figure.keypoints.copy()
+    arm[[i for i in range(18) if i not in (INDEX["neck"], INDEX["r_shoulder"])]] = 0
+    with pytest.raises(PosekitError, match="no limb in common.*--source-pose.*--no-retarget"):
+        retarget([Pose(legs, 384, 512)], Pose(arm, 384, 512))

@@ -366,3 +366,73 @@ def test_cli_poses_show_onto_errors_name_onto(run_posekit, tmp_path):
     # animate and transfer keep their own flag in the hint
     with pytest.raises(PosekitError, match="pass --source-pose with an OpenPose JSON"):
         source_pose_of(np.full((256, 256, 3), 128, np.uint8), "wall.png")
+
+
+class _People(Detector):
+    """A detector that finds the given people (largest first) in every image."""
+
+    def __init__(self, people):
+        self.people = people
+
+    def detect(self, images):
+        return [list(self.people) for _ in images]
+
+
+def test_pose_files_whose_keypoints_lie_outside_their_canvas_are_warned_of(tmp_path, capsys):
+    """Coordinates negated or scaled a thousandfold (a wrong canvas, a converter's bug) are used as
+    they are, but a warning names the file and the frames."""
+    clip = motion("walk", 3, 48, 64)
+    folder = tmp_path / "neg"
+    folder.mkdir()
+    for i, p in enumerate(clip):
+        kp = p.keypoints.copy()
+        if i == 1:
+            kp[:, :2] *= -1
+        write_openpose_json([Pose(kp, 48, 64)], folder / f"f_{i:03d}_keypoints.json")
+    assert len(load_poses(str(folder))) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"posekit: warning: {folder}: most keypoints lie outside the 48x64 canvas in 1 of 3 frames "
+                          "(f_001_keypoints.json)"), err
+    load_poses(str(tmp_path / "neg" / "f_000_keypoints.json"))  # on its canvas: nothing to say
+    assert capsys.readouterr().err == ""
+
+
+def test_a_photo_of_two_people_as_target_is_warned_of_with_the_path_as_given(tmp_path, capsys):
+    """As for the source photo: the path as given (not only its name), in both warnings."""
+    from posekit.pose.detect.skeleton import is_skeleton_image
+
+    photo = tmp_path / "sub" / "two.png"
+    photo.parent.mkdir()
+    image = np.zeros((300, 400, 3), np.uint8)
+    image[::7] = 200  # a photo, not a skeleton image
+    assert not is_skeleton_image(image)
+    save_image(image, photo)
+    big, other = motion("idle", 1, 400, 300)[0], motion("idle", 1, 400, 300)[0].scale(0.8, about=(200, 300))
+    pose = load_poses(str(photo), detector=_People([big, other]))[0]
+    assert pose.allclose(big)
+    assert capsys.readouterr().err.startswith(f"posekit: warning: {photo}: 2 people in the photo; using the largest")
+    source_pose_of(image, photo, detector=_People([big, other]))
+    assert capsys.readouterr().err.startswith(f"posekit: warning: {photo}: 2 people in the photo; animating the largest")
+    load_poses(str(photo), detector=_People([big]))
+    assert capsys.readouterr().err == ""
+
+
+def test_a_missing_or_empty_source_pose_file_is_a_usage_error_naming_the_flag(tmp_path, astronaut):
+    (tmp_path / "empty.json").write_text("")
+    write_openpose_json([], tmp_path / "nobody.json", size=(512, 512))
+    for name, words in (("missing.json", "no such file"), ("empty.json", "not valid JSON"),
+                        ("nobody.json", "no person")):
+        with pytest.raises(UsageError, match=rf"^--source-pose {tmp_path / name}: {words}"):
+            source_pose_of(astronaut, "astronaut.png", tmp_path / name)
+
+
+def test_nobody_in_a_batch_photo_says_what_a_batch_can_do():
+    """A batch takes no --source-pose: its message for the photo says to leave it out of the batch
+    or animate it alone with the flag."""
+    from posekit.errors import NoPersonError
+
+    with pytest.raises(NoPersonError) as e:
+        source_pose_of(np.full((200, 200, 3), 128, np.uint8), "batch/blank.png", detector=_People([]))
+    assert "pass --source-pose" in str(e.value)
+    assert e.value.in_batch.startswith("batch/blank.png: no person found in the photo; leave it out of the batch, "
+                                       "or animate it alone with --source-pose")

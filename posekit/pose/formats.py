@@ -62,7 +62,8 @@ def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = N
     image with the same stem beside the file (`photo.jpg` for `photo_keypoints.json`: the image
     the keypoints were made from), `size=(w, h)` (the image the caller knows they belong to; the
     coordinates are kept as they are), or else inferred from the keypoints (their extent plus a
-    margin). Coordinates that are all within 0..1 are taken as normalised to the canvas.
+    margin). Coordinates that are all within 0..1 are taken as normalised to the canvas. A point
+    with a non-finite x, y or confidence, or more than FAR canvas sizes off the canvas, is missing.
     """
     path = Path(path)
     data = _load_json(path)
@@ -80,8 +81,25 @@ def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = N
         if present.any() and kp[present, :2].max() <= 1.0 and max(width, height) > 2:
             kp = kp.copy()
             kp[:, :2] *= np.float32([width, height])  # normalised coordinates
-        poses.append(Pose(kp, width, height))
-    return poses
+        poses.append(Pose(without_far_points(kp, width, height), width, height))
+    return [p for p in poses if len(p)]
+
+
+FAR = 100  # a keypoint more than this many canvas sizes off the canvas is garbage: missing
+
+
+def without_far_points(kp: np.ndarray, width: float, height: float) -> np.ndarray:
+    """(18, 3) keypoints with the points absurdly far from the width x height canvas (more than
+    FAR times its size off it: no picture has them; a pose editor's or a converter's garbage)
+    made missing, so they cannot blow a figure up to millions of pixels."""
+    reach = FAR * max(width, height, 1)
+    x, y = kp[:, 0].astype(np.float64), kp[:, 1].astype(np.float64)
+    far = (x < -reach) | (y < -reach) | (x > width + reach) | (y > height + reach)
+    if not far.any():
+        return kp
+    kp = kp.copy()
+    kp[far] = 0.0
+    return kp
 
 
 def _load_json(path: Path):
@@ -101,7 +119,7 @@ def _coco18(person, path: Path, index: int) -> np.ndarray:
     """One OpenPose person entry -> (18, 3) float32 COCO-18 keypoints."""
     flat = person.get("pose_keypoints_2d") if isinstance(person, dict) else None
     try:
-        kp = np.asarray(flat, np.float32).reshape(-1, 3)
+        kp = np.asarray(flat, np.float64).reshape(-1, 3)  # float64: 1e300 stays finite until checked
     except (TypeError, ValueError):
         kp = None
     if kp is None or len(kp) not in (18, 25):
@@ -110,9 +128,18 @@ def _coco18(person, path: Path, index: int) -> np.ndarray:
                            "expected 54 (COCO-18) or 75 (BODY_25)")
     if len(kp) == 25:
         kp = kp[list(BODY25_TO_COCO18)]
-    kp = np.nan_to_num(kp)
-    kp[kp[:, 2] <= 0] = 0.0
-    return kp
+    return finite_keypoints(kp)
+
+
+def finite_keypoints(kp: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 keypoints where a point with a non-finite x, y or confidence (NaN,
+    Infinity, or a number beyond float32's range such as 1e300) or a confidence <= 0 is missing
+    (0, 0, 0): such a point says nothing about where the joint is."""
+    kp = np.asarray(kp, np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(kp).all(axis=1) & (np.abs(kp) < np.finfo(np.float32).max).all(axis=1)) | ~(kp[:, 2] > 0)
+    kp = np.where(bad[:, None], 0.0, kp)
+    return kp.astype(np.float32)
 
 
 def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[int, int]:
@@ -125,12 +152,23 @@ def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[
 
         try:
             with Image.open(image) as im:
-                return im.size
+                w, h = im.size
+                # the upright size, as load_image (exif_transpose) and OpenPose's imread see it
+                return (h, w) if _orientation(im) in (5, 6, 7, 8) else (w, h)
         except (OSError, Image.DecompressionBombError):  # the image's size is a guess here: go on without it
             pass
     if size is not None:
         return int(size[0]), int(size[1])
     return _inferred_canvas(arrays)
+
+
+def _orientation(im) -> int | None:
+    """The image's EXIF orientation (5 to 8: stored turned a quarter), None when it has none or
+    its EXIF cannot be read (the stored size is then the best guess)."""
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - damaged EXIF: Pillow raises many kinds
+        return None
 
 
 def _image_beside(path: Path) -> Path | None:
@@ -151,6 +189,10 @@ def _inferred_canvas(arrays: list[np.ndarray]) -> tuple[int, int]:
         return 512, 512
     if pts.max() <= 1.0:
         return 512, 512  # normalised coordinates and no size: ControlNet's usual resolution
+    # a point absurdly far from the others is garbage (without_far_points then drops it): it
+    # does not stretch the canvas
+    off = np.abs(pts - np.median(pts, axis=0)).max(axis=1)
+    pts = pts[off <= FAR * max(float(np.median(off)), 1.0)]
     lo, hi = pts.min(axis=0), pts.max(axis=0)
     margin = np.maximum(lo, 0.1 * (hi - lo))
     w, h = (math.ceil(v) + 1 for v in hi + margin)
@@ -253,8 +295,25 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             record = json.loads(line)
             people = record.get("people") or []
             width, height = record.get("width"), record.get("height")
-            record["poses"] = [Pose(_coco18(p, path, i), width, height) for i, p in enumerate(people)] if people else []
+            bad_canvas = _bad_canvas(width, height) if people else None
+            if bad_canvas:
+                raise PosekitError(f"{path}:{number}: {bad_canvas}")
+            poses = [Pose(without_far_points(_coco18(p, path, i), width, height), width, height)
+                     for i, p in enumerate(people)] if people else []
+            record["poses"] = [p for p in poses if len(p)]
         except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError is a ValueError
             raise PosekitError(f"{path}:{number}: not an extract-pose JSON line ({e})") from None
         records.append(record)
     return records
+
+
+def _bad_canvas(width, height) -> str | None:
+    """What is wrong with a JSON line's canvas (None: whole pixels, at least 1 each)."""
+    def pixels(v) -> bool:
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                and v >= 1 and v == int(v))
+
+    if pixels(width) and pixels(height):
+        return None
+    return (f"width {json.dumps(width)}, height {json.dumps(height)}: the canvas must be whole pixels, "
+            "at least 1 each (as extract-pose --jsonl writes them); fix or remove this line")

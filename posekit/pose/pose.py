@@ -2,7 +2,8 @@
 
 Everything in posekit passes poses around as this one small immutable value. A keypoint is
 (x, y, confidence); confidence 0 means the point is missing (its x, y are then 0 and mean
-nothing). x grows to the right, y grows down, both in pixels of a canvas `width` x `height`.
+nothing); a point with a NaN or infinite x, y or confidence is made missing too. x grows to
+the right, y grows down, both in pixels of a canvas `width` x `height`.
 "Right" and "left" are the person's own sides, as in OpenPose.
 """
 
@@ -42,8 +43,10 @@ class Pose:
     height: int
 
     def __post_init__(self):
-        kp = np.array(self.keypoints, dtype=np.float32).reshape(NUM_KEYPOINTS, 3)
-        kp[kp[:, 2] <= 0] = 0.0  # a missing point is exactly (0, 0, 0)
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 -> inf, dropped just below
+            kp = np.array(self.keypoints, dtype=np.float32).reshape(NUM_KEYPOINTS, 3)
+            # a missing point is exactly (0, 0, 0); so is one with a NaN or infinite x, y or confidence
+            kp[~(np.isfinite(kp).all(axis=1) & (kp[:, 2] > 0))] = 0.0
         kp.setflags(write=False)
         object.__setattr__(self, "keypoints", kp)
         object.__setattr__(self, "width", int(self.width))

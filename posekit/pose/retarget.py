@@ -212,9 +212,25 @@ def overall_scale(clip_xy: np.ndarray, subject_xy: np.ndarray) -> float:
             ratios = _bone_lengths(subject_xy) / _reference(_bone_lengths(clip_xy))
         ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     if ratios.size == 0:
-        raise PosekitError("cannot measure the subject against the motion: their poses share no "
-                           "limb (pass --source-pose with a fuller pose)")
+        raise PosekitError(_no_shared_limb(clip_xy, subject_xy))
     return float(np.median(ratios))
+
+
+def _no_shared_limb(clip_xy: np.ndarray, subject_xy: np.ndarray) -> str:
+    """Why the subject cannot be measured against the motion, blaming the side at fault: target
+    poses that show no limb in any frame (only a nose, say), else a subject that shows none, else
+    two poses that show different limbs."""
+    with np.errstate(all="ignore"):
+        clip_limbs = np.nan_to_num(_bone_lengths(clip_xy)) > 0  # NaN (an end missing) -> 0
+        subject_limbs = np.nan_to_num(_bone_lengths(subject_xy)) > 0
+    if not clip_limbs.any():
+        return ("the target poses (--poses) show no limb (two joints a bone joins) in any frame: nothing to scale "
+                "the motion by; pass poses with at least one limb, or --no-retarget to use them as they are")
+    if not subject_limbs.any():
+        return ("the subject's pose shows no limb (two joints a bone joins): nothing to measure the motion against "
+                "(pass --source-pose with a fuller pose)")
+    return ("cannot measure the subject against the target poses (--poses): they show no limb in common "
+            "(pass --source-pose with a fuller pose, target poses with more limbs, or --no-retarget)")
 
 
 def bone_ratios(clip_xy: np.ndarray, subject_xy: np.ndarray, s: float) -> np.ndarray:

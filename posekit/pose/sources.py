@@ -12,8 +12,10 @@
 - a folder of any of those files, read in natural order (frame_2 before frame_10): keypoint
   JSON files if it has any (only the `*_keypoints.json` ones when it has those), else its
   images (each one a skeleton or a photo).
-One frame holds one person: the largest one in that file or image. Frames where nobody is found
-are skipped with a warning. Every pose keeps its own canvas (the file's or the image's size).
+One frame holds one person: the largest one in that file or image (a photo with a second person
+of a similar size is warned of, naming the photo). Frames where nobody is found are skipped with
+a warning; frames whose keypoints mostly lie off their canvas are used, with a warning naming the
+file. Every pose keeps its own canvas (the file's or the image's size).
 Skeleton images go to the "skeleton" detector, photos and video frames to the run's detector
 (`detector=`; without one, BlazePose is built when first needed and closed at the end).
 
@@ -63,7 +65,7 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
     path = Path(source)
     if not path.exists():
         raise PosekitError(f"{source}: not a built-in motion ({', '.join(MOTIONS)}), nor an existing file or folder")
-    with _given_or_own(detector, device) as detector:
+    with _given_or_own(detector, device, people=2) as detector:  # two: to warn of a second person
         clip = _from_folder(path, detector, canvas) if path.is_dir() else _from_file(path, detector, canvas)
     if not clip:
         raise PosekitError(f"{source}: no person found in any frame")
@@ -90,7 +92,7 @@ def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
     if is_video(path):  # a video file, or an animated GIF/WebP/PNG
         return _from_video(path, detector)
     if suffix in IMAGE_SUFFIXES:
-        return _present(_from_images([path], detector), [path.name], path)
+        return _present(_from_images([path], detector, [str(path)]), [path.name], path)
     raise PosekitError(f"{path}: not a pose source (expected a motion name, an OpenPose .json, a .jsonl "
                        "from extract-pose, a skeleton image, a photo, a video or a folder of them)")
 
@@ -105,7 +107,7 @@ def _from_folder(folder: Path, detector: Detector, canvas=None) -> list[Pose]:
         return _present([largest(read_openpose_json(p, size=canvas)) for p in jsons], [p.name for p in jsons], folder)
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if images:
-        return _present(_from_images(images, detector), [p.name for p in images], folder)
+        return _present(_from_images(images, detector, [str(p) for p in images]), [p.name for p in images], folder)
     raise PosekitError(f"{folder}: no OpenPose .json files or images in this folder")
 
 
@@ -117,9 +119,16 @@ def _reader(image: np.ndarray, detector: Detector) -> Detector:
     return load_detector("skeleton") if is_skeleton_image(image) else detector
 
 
-def _from_images(paths: list[Path], detector: Detector) -> list[Pose | None]:
-    """The largest person in each image (a skeleton parsed, a photo detected), None for nobody."""
-    return [largest(_reader(image, detector).detect([image])[0]) for image in map(load_image, paths)]
+def _from_images(paths: list[Path], detector: Detector, names: list[str]) -> list[Pose | None]:
+    """The largest person in each image (a skeleton parsed, a photo detected), None for nobody; a
+    warning naming the image (`names`: its path as given) that holds more than one person."""
+    poses = []
+    for path, name in zip(paths, names):
+        image = load_image(path)
+        people = largest_first(_reader(image, detector).detect([image])[0])
+        warn_of_other_people(people, name, "using the largest one's pose (crop the photo to use another's)")
+        poses.append(people[0] if people else None)
+    return poses
 
 
 def _from_video(path: Path, detector: Detector) -> list[Pose]:
@@ -150,9 +159,25 @@ def _present(poses: list[Pose | None], names: list[str], source: Path) -> list[P
 
     missing = [name for pose, name in zip(poses, names) if pose is None]
     if missing and len(missing) < len(poses):
-        shown = ", ".join(map(str, missing[:3])) + (", ..." if len(missing) > 3 else "")
-        warn(f"{source}: no person in {len(missing)} of {len(poses)} frames ({shown}); skipped them")
-    return [p for p in poses if p is not None]
+        warn(f"{source}: no person in {len(missing)} of {len(poses)} frames ({_first_few(missing)}); skipped them")
+    found = [(p, name) for p, name in zip(poses, names) if p is not None]
+    outside = [(p, name) for p, name in found if _mostly_outside(p)]
+    if outside:
+        p = outside[0][0]
+        warn(f"{source}: most keypoints lie outside the {p.width}x{p.height} canvas in {len(outside)} of {len(found)} "
+             f"frames ({_first_few([name for _, name in outside])}): check the file's canvas (canvas_width, "
+             "canvas_height) and coordinates; the poses are used as they are")
+    return [p for p, _ in found]
+
+
+def _first_few(names: list) -> str:
+    return ", ".join(map(str, names[:3])) + (", ..." if len(names) > 3 else "")
+
+
+def _mostly_outside(pose: Pose) -> bool:
+    """Whether more than half of the pose's keypoints lie off its canvas (a wrong canvas, or
+    coordinates scaled or negated: the figure will not be where the file means it)."""
+    return len(pose) > 0 and int(pose.inside().sum()) * 2 < len(pose)
 
 
 def natural_key(path: Path):
@@ -188,13 +213,18 @@ def resample(clip: list[Pose], frames: int) -> list[Pose]:
 
 
 def person_in_file(path, flag: str, size: tuple[int, int] | None = None) -> Pose:
-    """The largest person of an OpenPose JSON file given with `flag` (an error naming both when
-    it has nobody); `size` is the canvas when the file states none."""
+    """The largest person of an OpenPose JSON file given with `flag`; `size` is the canvas when
+    the file states none. A file that is missing, unreadable or has nobody in it is a UsageError
+    naming the flag and the file (exit 2, as for every other flag's missing file)."""
     from posekit.pose.formats import read_openpose_json
 
-    pose = largest(read_openpose_json(path, size=size))
+    try:
+        pose = largest(read_openpose_json(path, size=size))
+    except PosekitError as e:  # its message starts with the path
+        raise UsageError(f"{flag} {e}; pass an OpenPose JSON of the person (posekit extract-pose writes one)") from None
     if pose is None:
-        raise PosekitError(f"{flag} {path}: no person in this keypoint file")
+        raise UsageError(f"{flag} {path}: no person in this keypoint file; pass an OpenPose JSON of the person "
+                         "(posekit extract-pose writes one)")
     return pose
 
 
@@ -221,8 +251,10 @@ def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device:
     people; without it a BlazePose one is built and closed): a warning when the photo holds
     another person of a similar size. Put on the image's canvas: a JSON whose canvas has the
     photo's aspect (written for a resized copy of it) is scaled to it; another aspect is a
-    UsageError (the pose belongs to another picture). Nobody found -> a PosekitError suggesting
-    `flag` (the command's flag that takes a keypoint file of the person: --source-pose, --onto)."""
+    UsageError (the pose belongs to another picture), as is a missing or empty `source_pose_json`.
+    Nobody found -> a NoPersonError suggesting `flag` (the command's flag that takes a keypoint file
+    of the person: --source-pose, --onto); its `in_batch` is the message for a batch of photos,
+    which takes no such flag (leave the photo out, or animate it alone with the flag)."""
     height, width = image.shape[:2]
     if source_pose_json is not None:
         pose = person_in_file(source_pose_json, "--source-pose", size=(width, height))
@@ -238,15 +270,27 @@ def source_pose_of(image: np.ndarray, image_path, source_pose_json=None, device:
         people = largest_first(detector.detect([image])[0])
     pose = people[0] if people else None
     if pose is None or pose["neck"] is None and (pose["r_shoulder"] is None or pose["l_shoulder"] is None):
-        raise NoPersonError(f"{image_path}: no person found in the photo; pass {flag} with an "
-                           "OpenPose JSON of the person (posekit extract-pose writes one)")
-    others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(pose)]
+        error = NoPersonError(f"{image_path}: no person found in the photo; pass {flag} with an "
+                              "OpenPose JSON of the person (posekit extract-pose writes one)")
+        # a batch takes no --source-pose (each photo's pose is detected): what to say there
+        error.in_batch = (f"{image_path}: no person found in the photo; leave it out of the batch, or animate "
+                          f"it alone with {flag} (an OpenPose JSON of the person; posekit extract-pose writes one)")
+        raise error
+    warn_of_other_people(people, image_path, "animating the largest (crop the photo to animate another)")
+    return pose
+
+
+def warn_of_other_people(people: list[Pose], image_path, doing: str) -> None:
+    """A warning naming the photo (its path as given) when `people` (largest first) holds another
+    person at least ANOTHER_PERSON times as tall as the largest: `doing` says which one is used
+    and how to choose another."""
+    if not people:
+        return
+    others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(people[0])]
     if others:
         from posekit.console import warn
 
-        warn(f"{Path(image_path).name}: {len(others) + 1} people in the photo; animating the largest (crop the photo "
-             "to animate another)")
-    return pose
+        warn(f"{image_path}: {len(others) + 1} people in the photo; {doing}")
 
 
 ANOTHER_PERSON = 0.5  # a second figure at least this tall (share of the largest) is another person to warn of

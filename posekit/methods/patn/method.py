@@ -83,21 +83,43 @@ def _our_config(meta: str, path: Path) -> dict:
 
 
 def checkpoint_file(checkpoint: str | Path) -> Path:
-    """The file --checkpoint names: itself, or in a folder its netG.safetensors (a finished
-    train-gan run), its newest checkpoint-N/netG.safetensors (a run still training or stopped)
-    or the authors' latest_net_netG.pth. A folder with none of them is a UsageError."""
+    """The file --checkpoint names: itself, or in a folder the newest generator of the run: its
+    netG.safetensors (a finished train-gan run) unless a checkpoint-N/netG.safetensors is newer
+    (a run resumed to train further, still training or stopped: N past metrics.json's
+    "iteration", the final generator's), else the authors' latest_net_netG.pth. A folder with
+    none of them is a UsageError."""
     path = Path(checkpoint).expanduser()
     if not path.is_dir():
         return path
-    from posekit.training import latest_checkpoint
+    from posekit.training import checkpoints
 
-    last = latest_checkpoint(path)
-    for candidate in (path / "netG.safetensors", last / "netG.safetensors" if last else None,
-                      path / "latest_net_netG.pth"):
-        if candidate is not None and candidate.is_file():
-            return candidate
+    found = [(step, folder / "netG.safetensors") for step, folder in checkpoints(path)
+             if (folder / "netG.safetensors").is_file()]
+    final = path / "netG.safetensors"
+    if final.is_file() and not (found and found[-1][0] > _final_iteration(path, found[-1][1])):
+        return final
+    if found:
+        return found[-1][1]
+    if (path / "latest_net_netG.pth").is_file():
+        return path / "latest_net_netG.pth"
     raise UsageError(f"--checkpoint {checkpoint}: no netG.safetensors, checkpoint-N/ or latest_net_netG.pth in "
                      "this folder; pass a train-gan run folder (--out of train-gan) or the weights file")
+
+
+def _final_iteration(run: Path, newest: Path) -> float:
+    """The iteration of the run's final netG.safetensors: metrics.json's "iteration" (written with
+    it); without a readable one, taken as newer than the newest checkpoint unless that file was
+    written after it."""
+    try:
+        iteration = json.loads((run / "metrics.json").read_text()).get("iteration")
+        if isinstance(iteration, int) and not isinstance(iteration, bool):
+            return iteration
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        return -1 if newest.stat().st_mtime > (run / "netG.safetensors").stat().st_mtime else float("inf")
+    except OSError:
+        return float("inf")
 
 
 def load_patn(checkpoint: str | Path | None, dataset: str | None = None):

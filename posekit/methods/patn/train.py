@@ -8,6 +8,8 @@
     RUN/log.jsonl                    losses, learning rate and it/s every 10 iterations (one row per
                                      log point: a resume drops the rows past its checkpoint)
     RUN/netG.safetensors             the final generator, what `transfer --checkpoint RUN` loads
+                                     (a resume that trains further removes it and metrics.json
+                                     until it finishes: meanwhile the newest checkpoint-N/ is loaded)
 
 One run at a time writes into RUN (posekit.training.run_lock). A run killed at any moment (even
 SIGKILL) leaves only whole checkpoints; `--resume` continues from the newest exactly as the
@@ -384,6 +386,8 @@ def _train(c: TrainConfig, run: Path, resume: bool, vgg_weights: str | None, acc
     if main:  # only now that the set-up worked: a run that failed to start leaves no config behind
         keep_log_until(run, start)  # rows a killed run logged past its checkpoint are logged again
         write_config(run, {**asdict(c), "generator": generator_config(c), "processes": accelerator.num_processes})
+        if start < c.iters:  # training on: an earlier finish's generator and metrics are stale from now
+            retire_final(run)
     loader = accelerator.prepare(data_loader(train_set, c, start, accelerator.num_processes))
 
     bar = progress(transient=False) if main else contextlib.nullcontext()
@@ -465,6 +469,15 @@ def d_loss(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, pool: ImagePool
     """A discriminator's loss: real pairs as real, detached (pooled) fakes as fake."""
     fake = pool.query(fake.detach())
     return 0.5 * p.lambda_gan * (gan_loss(D(real), True, p.lsgan) + gan_loss(D(fake), False, p.lsgan))
+
+
+def retire_final(run: Path) -> None:
+    """Remove a finished run's netG.safetensors and metrics.json when a resume trains it further:
+    until this run finishes (it may be stopped or killed) its newest weights are in its newest
+    checkpoint-N/, which `--checkpoint RUN` then loads, and no metrics.json claims the old
+    iteration for them."""
+    for name in ("netG.safetensors", "metrics.json"):
+        (run / name).unlink(missing_ok=True)
 
 
 def update(accelerator, optimizer, loss: torch.Tensor) -> None:
