@@ -75,7 +75,8 @@ def check_out(path: Path | None, flag: str = "--out", file: bool = False) -> Pat
     if path is None:
         return None
     if str(path) == "-":  # not stdout: posekit writes files (data on stdout is --json / --jsonl)
-        raise UsageError(f"{flag} -: posekit writes files there, not to stdout; pass a name (e.g. {flag} out)")
+        raise UsageError(f"{flag} -: posekit writes files there, not to stdout; pass "
+                         + ("a file name" if file else f"a folder's name (e.g. {flag} out)"))
     path = Path(path)
     if file and path.is_dir():
         raise UsageError(f"{flag} {path}: is a folder; pass a file name")

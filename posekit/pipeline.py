@@ -282,9 +282,12 @@ def transfer(photo: str | Path, poses: list[str], out: str | Path, method: str =
     with load_detector("blazepose", device=device, max_people=2, lazy=True) as detector:
         image, pose, canvas = prepare_source(photo, method, timer, detector, source_pose=source_pose,
                                              device=device, status=status, options=options)
+        from posekit.pose.retarget import Flags
+
         try:
             targets = prepare_targets(sources, image, pose, canvas, timer, detector, retarget=retarget,
-                                      device=device, status=status)
+                                      device=device, status=status,
+                                      flags=Flags(targets="--pose", skip="leave out --retarget"))
         except PosekitError as e:  # one --pose that cannot be read or holds nobody: said as such
             if isinstance(e, UsageError) or not any(str(e).startswith(str(s)) for s in sources):
                 raise
@@ -372,8 +375,9 @@ def prepare_source(photo: str | Path, method: str, timer: "Timer", detector, *, 
 
 def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[int, int], timer: "Timer",
                     detector, *, frames: int | None = None, retarget: bool = True, device: str = "auto",
-                    status=_silent) -> list:
-    """Stages 2-3: the poses of `sources` on the image's canvas, retargeted onto `pose` if asked."""
+                    status=_silent, flags=None) -> list:
+    """Stages 2-3: the poses of `sources` on the image's canvas, retargeted onto `pose` if asked
+    (`flags`: what a retargeting error names, posekit.pose.retarget.Flags; animate's by default)."""
     from posekit.pose.sources import load_poses
 
     h, w = image.shape[:2]
@@ -386,9 +390,9 @@ def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[i
     status("retargeting")
     with timer("retargeting"):
         if retarget:
-            from posekit.pose.retarget import retarget as retarget_clip
+            from posekit.pose.retarget import Flags, retarget as retarget_clip
 
-            clip, moving = retarget_clip(clip, pose), clip
+            clip, moving = retarget_clip(clip, pose, flags=flags or Flags()), clip
             warn_of_parts_left_out(", ".join(map(str, sources)), moving, clip)
     return clip
 

@@ -157,11 +157,6 @@ def checkpoints(run: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def latest_checkpoint(run: str | Path) -> Path | None:
-    found = checkpoints(run)
-    return found[-1][1] if found else None
-
-
 def flag_of(config, name: str) -> str:
     """The CLI flag that sets a config field (`--name-with-dashes` unless the class says)."""
     return getattr(config, "flag_names", {}).get(name, "--" + name.replace("_", "-"))

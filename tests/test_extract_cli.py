@@ -97,6 +97,14 @@ def test_without_out_only_a_line_per_input(run_posekit, astronaut_path, tmp_path
     assert line.startswith(f"{astronaut_path}: 1 person (") and line.endswith("/18 keypoints)")
 
 
+def test_a_device_blazepose_ignores_is_said_once(run_posekit, astronaut_path, tmp_path):
+    """BlazePose runs on the CPU: --device cpu (or cuda) with it does nothing, and says so once."""
+    r = run_posekit("extract-pose", astronaut_path, "--device", "cpu", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert warnings == ["posekit: warning: --device has no effect here: --detector blazepose runs on the CPU"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--detector", "yolo"], "--detector 'yolo'"),
     (["--heatmaps"], "--heatmaps needs --out"),

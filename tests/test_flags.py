@@ -117,7 +117,12 @@ def test_device_and_mixed_precision_are_each_defined_once():
     devices, precisions = defaults("--device"), defaults("--mixed-precision")
     assert {" ".join(w) for w, _ in devices} >= {"animate", "transfer", "extract-pose", "prepare-dataset",
                                                  "evaluate-gan", "dreambooth"}
-    assert [w for w, d in devices if d is not method_flags.DEVICE] == []
+    # dreambooth trains where accelerate puts it: auto or cpu, and a help that says so
+    assert [w for w, d in devices if d is not method_flags.DEVICE] == [["dreambooth"]]
+    assert dict((" ".join(w), d) for w, d in devices)["dreambooth"] is method_flags.TRAINING_DEVICE
+    assert "cuda" not in method_flags.TRAINING_DEVICE.help
+    with pytest.raises(UsageError, match=r"^--device 'cuda:0': use auto or cpu \(choose GPUs with CUDA_VISIBLE_DEVICES"):
+        method_flags.TRAINING_DEVICE.callback("cuda:0")
     assert {" ".join(w) for w, _ in precisions} == {"train-gan", "dreambooth"}
     assert [w for w, d in precisions if d is not method_flags.MIXED_PRECISION] == []
     assert method_flags.MIXED_PRECISION.callback is check_mixed_precision
@@ -186,7 +191,7 @@ def test_out_dash_is_refused_not_made_a_folder(run_posekit, tmp_path, args):
     """`--out -` is not stdout (no command promises that): a usage error naming --out, and no
     folder named '-' appears."""
     assert_usage_error(run_posekit(*args, "--out", "-", cwd=tmp_path), "--out -: posekit writes files there, "
-                       "not to stdout; pass a name (e.g. --out out)", tmp_path)
+                       "not to stdout; pass a folder's name (e.g. --out out)", tmp_path)
 
 
 def test_out_where_nothing_can_be_created_names_the_flag(run_posekit, tmp_path, monkeypatch):

@@ -209,7 +209,8 @@ def test_non_finite_or_absurdly_far_keypoints_are_missing(tmp_path, bad):
         assert np.allclose(pose.keypoints[pose.visible], good.keypoints[pose.visible], atol=1e-2)
 
 
-@pytest.mark.parametrize("width,height", [(0, 0), (-48, 64), ("48", "64"), (None, None), (48.5, 64), (True, 64)])
+@pytest.mark.parametrize("width,height", [(0, 0), (-48, 64), ("48", "64"), (None, None), (48.5, 64), (True, 64),
+                                          (float("inf"), 64), (10 ** 12, 10 ** 12)])
 def test_a_jsonl_line_with_a_bad_canvas_names_the_file_and_line(tmp_path, width, height):
     good = jsonl_record("a.png", 48, 64, [person(48, 64, seed=4)])
     bad = {**good, "width": width, "height": height}
@@ -219,6 +220,16 @@ def test_a_jsonl_line_with_a_bad_canvas_names_the_file_and_line(tmp_path, width,
         read_jsonl(path)
     path.write_text(json.dumps(good) + "\n" + json.dumps({**bad, "people": []}) + "\n")  # nobody: no canvas needed
     assert len(read_jsonl(path)) == 2
+
+
+@pytest.mark.parametrize("width,height", [(float("inf"), 512), (1e12, 1e12)])
+def test_an_openpose_json_with_an_impossible_canvas_is_one_line(tmp_path, width, height):
+    """canvas_width Infinity gave an OverflowError traceback, 1e12 "array is too big" (poses show)."""
+    path = tmp_path / "p_keypoints.json"
+    path.write_text(json.dumps({**openpose_dict([person(48, 64, seed=6)]), "canvas_width": width,
+                                "canvas_height": height}))
+    with pytest.raises(PosekitError, match=rf"^{re.escape(str(path))}: canvas_width .*: not an image's size"):
+        read_openpose_json(path)
 
 
 def test_cli_a_jsonl_line_with_width_0_is_one_line_exit_1(run_posekit, tmp_path):

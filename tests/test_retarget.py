@@ -1,5 +1,6 @@
 """Retargeting a clip onto a subject: the subject's limb lengths, ground line and place."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -309,3 +310,25 @@ def test_target_poses_without_a_limb_are_blamed_not_the_subject(figure):
     arm[[i for i in range(18) if i not in (INDEX["neck"], INDEX["r_shoulder"])]] = 0
     with pytest.raises(PosekitError, match="no limb in common.*--source-pose.*--no-retarget"):
         retarget([Pose(legs, 384, 512)], Pose(arm, 384, 512))
+    # transfer and poses show have neither --poses nor --no-retarget: the advice names their own
+    from posekit.pose.retarget import Flags
+
+    with pytest.raises(PosekitError) as e:
+        retarget([Pose(nose, 384, 512)], figure, flags=Flags(targets="--pose", skip="leave out --retarget"))
+    assert "(--pose)" in str(e.value) and "--poses" not in str(e.value) and "--no-retarget" not in str(e.value)
+    with pytest.raises(PosekitError) as e:
+        retarget([Pose(legs, 384, 512)], Pose(arm, 384, 512), flags=Flags(targets="a.json", subject="--onto", skip=None))
+    assert "--onto" in str(e.value) and "--source-pose" not in str(e.value) and "retarget" not in str(e.value)
+
+
+def test_poses_show_names_its_own_flags_when_the_clip_cannot_be_retargeted(run_posekit, tmp_path):
+    """`poses show CLIP --onto SUBJECT` with a clip of noses: the error named animate's --poses and
+    --no-retarget, flags poses show does not have."""
+    kp = [0.0] * 54
+    kp[0:3] = [190, 100, 1]
+    (tmp_path / "nose.json").write_text(json.dumps({"canvas_width": 384, "canvas_height": 512,
+                                                    "people": [{"pose_keypoints_2d": kp}]}))
+    r = run_posekit("poses", "show", tmp_path / "nose.json", "--onto", FIGURE,
+                    "--out", tmp_path / "p")
+    assert r.returncode == 1 and "nose.json" in r.stderr and "leave out --onto" in r.stderr, r.stderr
+    assert "--poses" not in r.stderr and "--no-retarget" not in r.stderr, r.stderr

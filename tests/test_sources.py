@@ -415,6 +415,13 @@ def test_a_photo_of_two_people_as_target_is_warned_of_with_the_path_as_given(tmp
     assert capsys.readouterr().err.startswith(f"posekit: warning: {photo}: 2 people in the photo; animating the largest")
     load_poses(str(photo), detector=_People([big]))
     assert capsys.readouterr().err == ""
+    # a folder of such photos: one line for all of them, not one per photo
+    for i in range(4):
+        save_image(image, photo.parent / f"two_{i}.png")
+    photo.unlink()
+    assert len(load_poses(str(photo.parent), detector=_People([big, other]))) == 4
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("posekit: warning: 4 of 4 images show more than one person ("), lines
 
 
 def test_a_missing_or_empty_source_pose_file_is_a_usage_error_naming_the_flag(tmp_path, astronaut):

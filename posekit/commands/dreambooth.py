@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import LEARNING_RATE, LOSS_WEIGHT, check_out, finite
-from posekit.commands.method_flags import DEVICE, MIXED_PRECISION
+from posekit.commands.method_flags import MIXED_PRECISION, TRAINING_DEVICE
 
 
 def dreambooth(
@@ -39,7 +39,7 @@ def dreambooth(
     validation_prompt: Optional[str] = typer.Option(None, "--validation-prompt", help="Sample this prompt into OUT/validation/ during training."),
     validation_steps: int = typer.Option(100, "--validation-steps", min=1, help="Steps between validation samples."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
-    device: str = DEVICE,
+    device: str = TRAINING_DEVICE,
 ):
     """Fine-tune Stable Diffusion on a few images of one subject or style (DreamBooth).
 
@@ -47,12 +47,9 @@ def dreambooth(
     choose GPUs, or train on several, set CUDA_VISIBLE_DEVICES or run it under `accelerate launch`."""
     flags = dict(locals())  # every parameter but --out and --resume is a DreamBoothConfig field, same name
     from posekit.console import quiet_libraries
-    from posekit.errors import UsageError
 
     check_out(out)
     quiet_libraries()
-    if device not in ("auto", "cpu"):
-        raise UsageError(f"--device {device!r}: use auto or cpu (choose GPUs with CUDA_VISIBLE_DEVICES or accelerate launch)")
     from posekit.methods.diffusion.dreambooth import DreamBoothConfig, train_dreambooth
 
     del flags["out"], flags["resume"]

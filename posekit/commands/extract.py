@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import check_out
-from posekit.commands.method_flags import DEVICE
+from posekit.commands.method_flags import DEVICE, warn_if_device_unused
 
 BATCH = 8  # images handed to the detector at once (the openpose network batches them on a GPU)
 
@@ -47,10 +47,7 @@ def extract_pose(
 
     if detector not in DETECTORS:
         raise UsageError(f"--detector {detector!r}: choose one of {', '.join(DETECTORS)}")
-    if detector == "blazepose" and device != "auto":
-        from posekit.console import warn
-
-        warn("--device has no effect here: --detector blazepose runs on the CPU")
+    warn_if_device_unused(detector, device)
     if heatmap_kind not in ("gaussian", "pixel"):
         raise UsageError(f"--heatmap-kind {heatmap_kind!r}: choose gaussian or pixel")
     if heatmaps and out is None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from posekit.checks import LEARNING_RATE, LOSS_WEIGHT, check_out, finite, parse_size
-from posekit.commands.method_flags import DEVICE, MIXED_PRECISION
+from posekit.commands.method_flags import DEVICE, MIXED_PRECISION, warn_if_device_unused
 
 
 def prepare_dataset(
@@ -26,10 +26,7 @@ def prepare_dataset(
 
     check_out(out)
     quiet_libraries()
-    if detector == "blazepose" and device != "auto":
-        from posekit.console import warn
-
-        warn("--device has no effect here: --detector blazepose runs on the CPU")
+    warn_if_device_unused(detector, device)
     from posekit.methods.patn.prepare import prepare
 
     failed = prepare(raw_dir, dataset, out, test_fraction=test_fraction, max_pairs_per_person=max_pairs_per_person,

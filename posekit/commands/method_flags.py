@@ -24,8 +24,32 @@ from posekit.checks import check_mixed_precision, finite
 from posekit.device import check_device
 
 # options of several commands, each defined here once: --device (animate, transfer, extract-pose,
-# prepare-dataset, evaluate-gan, dreambooth), --mixed-precision (train-gan, dreambooth)
+# prepare-dataset, train-gan, evaluate-gan; dreambooth's takes auto or cpu), --mixed-precision
+# (train-gan, dreambooth)
 DEVICE = typer.Option("auto", "--device", callback=check_device, metavar="DEVICE", help="Where the models run: auto (the first CUDA GPU if there is one, else the CPU) | cpu | cuda[:N] | mps. A run whose models all work on the CPU says --device has no effect.")
+
+
+def warn_if_device_unused(detector: str, device: str) -> None:
+    """extract-pose and prepare-dataset: BlazePose runs on the CPU, so a --device given with it
+    does nothing; say so once."""
+    if detector == "blazepose" and device != "auto":
+        from posekit.console import warn
+
+        warn("--device has no effect here: --detector blazepose runs on the CPU")
+
+
+def check_training_device(device: str) -> str:
+    """dreambooth's --device: auto or cpu; GPUs are chosen the way accelerate chooses them."""
+    from posekit.errors import UsageError
+
+    if device not in ("auto", "cpu"):
+        raise UsageError(f"--device {device!r}: use auto or cpu (choose GPUs with CUDA_VISIBLE_DEVICES or "
+                         "accelerate launch)")
+    return device
+
+
+# dreambooth trains through accelerate, which picks its GPUs from the environment
+TRAINING_DEVICE = typer.Option("auto", "--device", callback=check_training_device, metavar="DEVICE", help="auto (the GPU accelerate finds, else the CPU) | cpu. Choose GPUs with CUDA_VISIBLE_DEVICES, or train on several under `accelerate launch`.")
 MIXED_PRECISION = typer.Option("no", "--mixed-precision", callback=check_mixed_precision, metavar="PRECISION", help="no | fp16 (a CUDA GPU) | bf16.")
 SOURCE_POSE = typer.Option(None, "--source-pose", metavar="FILE.json", help="OpenPose JSON of the photo's pose (else detected).")
 # warp

@@ -143,7 +143,7 @@ def _retargeted(clip, onto: Path, detector, source: str):
     from posekit.errors import PosekitError
     from posekit.images import load_image
     from posekit.pipeline import warn_of_parts_left_out
-    from posekit.pose.retarget import retarget
+    from posekit.pose.retarget import Flags, retarget
     from posekit.pose.sources import person_in_file, source_pose_of
 
     if onto.suffix.lower() == ".json":
@@ -154,9 +154,6 @@ def _retargeted(clip, onto: Path, detector, source: str):
         except PosekitError as e:  # unreadable: say which flag gave it
             raise PosekitError(f"--onto {e}") from None
         subject = source_pose_of(image, onto, detector=detector, flag="--onto")
-    try:
-        retargeted = retarget(clip, subject)
-    except PosekitError as e:  # its hints name animate's flag for the subject's pose: here it is --onto
-        raise type(e)(str(e).replace("--source-pose", "--onto")) from None
+    retargeted = retarget(clip, subject, flags=Flags(targets=source, subject="--onto", skip="leave out --onto"))
     warn_of_parts_left_out(source, clip, retargeted)
     return retargeted

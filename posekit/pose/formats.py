@@ -145,6 +145,9 @@ def finite_keypoints(kp: np.ndarray) -> np.ndarray:
 def _canvas_of(data: dict, path: Path, size, arrays: list[np.ndarray]) -> tuple[int, int]:
     w, h = data.get("canvas_width"), data.get("canvas_height")
     if isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0 and h > 0:
+        if not (math.isfinite(w) and math.isfinite(h) and w <= MAX_CANVAS and h <= MAX_CANVAS):
+            raise PosekitError(f"{path}: canvas_width {json.dumps(w)}, canvas_height {json.dumps(h)}: not an image's "
+                               f"size (whole pixels, up to {MAX_CANVAS}); fix them or leave them out")
         return int(w), int(h)
     image = _image_beside(path)
     if image is not None:
@@ -307,13 +310,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+MAX_CANVAS = 1 << 16  # px: a side no image posekit reads has (a stated canvas past it is a broken file)
+
+
 def _bad_canvas(width, height) -> str | None:
-    """What is wrong with a JSON line's canvas (None: whole pixels, at least 1 each)."""
+    """What is wrong with a JSON line's canvas (None: whole pixels, 1 to MAX_CANVAS each)."""
     def pixels(v) -> bool:
         return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                and v >= 1 and v == int(v))
+                and 1 <= v <= MAX_CANVAS and v == int(v))
 
     if pixels(width) and pixels(height):
         return None
     return (f"width {json.dumps(width)}, height {json.dumps(height)}: the canvas must be whole pixels, "
-            "at least 1 each (as extract-pose --jsonl writes them); fix or remove this line")
+            f"1 to {MAX_CANVAS} each (as extract-pose --jsonl writes them); fix or remove this line")

@@ -59,6 +59,7 @@ The output poses live on the subject's canvas (onto.width x onto.height).
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,10 +91,20 @@ _HEAD_BONES = {(1, 0), (0, 14), (14, 16), (0, 15), (15, 17)}
 _SCALE_BONES = [LIMBS.index(b) for b in ((1, 0), (2, 3), (5, 6), (8, 9), (11, 12), (9, 10), (12, 13))]
 
 
-def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[Pose]:
+class Flags(NamedTuple):
+    """What a retargeting error's advice names, by the command that asked: the flag that gave the
+    target poses, the one that gave the subject's pose, and how to do without retargeting (None:
+    the command cannot)."""
+    targets: str = "--poses"
+    subject: str = "--source-pose"
+    skip: str | None = "--no-retarget"
+
+
+def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None, flags: Flags = Flags()) -> list[Pose]:
     """Each pose of `clip` on the subject `onto`'s limb lengths, scale and position (see the
     module docstring); the result is on onto's canvas. `mirror`: flip the clip left-right first;
-    None (auto) flips a side-on clip that faces the other way from a side-on subject."""
+    None (auto) flips a side-on clip that faces the other way from a side-on subject. `flags`:
+    what an error names (animate's flags by default)."""
     if not clip:
         return []
     if mirror is None:
@@ -103,13 +114,13 @@ def retarget(clip: list[Pose], onto: Pose, mirror: bool | None = None) -> list[P
     subject = _with_neck(onto.xy[None])[0]
     if np.isnan(subject[NECK]).any():
         raise PosekitError("the subject's pose shows neither a neck nor both shoulders: nothing to "
-                           "anchor the motion to (pass --source-pose with a fuller pose)")
+                           f"anchor the motion to (pass {flags.subject} with a fuller pose)")
     xy = _with_neck(np.stack([p.fitted(*clip[0].size).xy for p in clip]))  # (T, 18, 2), NaN = missing
     conf = np.stack([p.fitted(*clip[0].size).confidence for p in clip])
 
     with warnings.catch_warnings():  # all-NaN slices (missing points) are expected here
         warnings.simplefilter("ignore", RuntimeWarning)
-        s = overall_scale(xy, subject)
+        s = overall_scale(xy, subject, flags)
         ratios = bone_ratios(xy, subject, s)
         torso = torso_ratios(xy, subject, s, ratios)
         necks = _clip_necks(xy)
@@ -202,8 +213,9 @@ def _reference(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def overall_scale(clip_xy: np.ndarray, subject_xy: np.ndarray) -> float:
-    """Subject size / clip size: the median ratio over the measures both show."""
+def overall_scale(clip_xy: np.ndarray, subject_xy: np.ndarray, flags: Flags = Flags()) -> float:
+    """Subject size / clip size: the median ratio over the measures both show (none: an error
+    whose advice names `flags`)."""
     with np.errstate(all="ignore"):
         ratios = _measures(subject_xy[None])[0] / _reference(_measures(clip_xy))
     ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
@@ -212,25 +224,26 @@ def overall_scale(clip_xy: np.ndarray, subject_xy: np.ndarray) -> float:
             ratios = _bone_lengths(subject_xy) / _reference(_bone_lengths(clip_xy))
         ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     if ratios.size == 0:
-        raise PosekitError(_no_shared_limb(clip_xy, subject_xy))
+        raise PosekitError(_no_shared_limb(clip_xy, subject_xy, flags))
     return float(np.median(ratios))
 
 
-def _no_shared_limb(clip_xy: np.ndarray, subject_xy: np.ndarray) -> str:
+def _no_shared_limb(clip_xy: np.ndarray, subject_xy: np.ndarray, flags: Flags) -> str:
     """Why the subject cannot be measured against the motion, blaming the side at fault: target
     poses that show no limb in any frame (only a nose, say), else a subject that shows none, else
-    two poses that show different limbs."""
+    two poses that show different limbs; the advice names the asking command's `flags`."""
     with np.errstate(all="ignore"):
         clip_limbs = np.nan_to_num(_bone_lengths(clip_xy)) > 0  # NaN (an end missing) -> 0
         subject_limbs = np.nan_to_num(_bone_lengths(subject_xy)) > 0
+    skip = f", or {flags.skip} to use them as they are" if flags.skip else ""
     if not clip_limbs.any():
-        return ("the target poses (--poses) show no limb (two joints a bone joins) in any frame: nothing to scale "
-                "the motion by; pass poses with at least one limb, or --no-retarget to use them as they are")
+        return (f"the target poses ({flags.targets}) show no limb (two joints a bone joins) in any frame: nothing to "
+                f"scale the motion by; pass poses with at least one limb{skip}")
     if not subject_limbs.any():
         return ("the subject's pose shows no limb (two joints a bone joins): nothing to measure the motion against "
-                "(pass --source-pose with a fuller pose)")
-    return ("cannot measure the subject against the target poses (--poses): they show no limb in common "
-            "(pass --source-pose with a fuller pose, target poses with more limbs, or --no-retarget)")
+                f"(pass {flags.subject} with a fuller pose)")
+    return (f"cannot measure the subject against the target poses ({flags.targets}): they show no limb in common "
+            f"(pass {flags.subject} with a fuller pose, target poses with more limbs{skip})")
 
 
 def bone_ratios(clip_xy: np.ndarray, subject_xy: np.ndarray, s: float) -> np.ndarray:

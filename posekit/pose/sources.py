@@ -120,14 +120,23 @@ def _reader(image: np.ndarray, detector: Detector) -> Detector:
 
 
 def _from_images(paths: list[Path], detector: Detector, names: list[str]) -> list[Pose | None]:
-    """The largest person in each image (a skeleton parsed, a photo detected), None for nobody; a
-    warning naming the image (`names`: its path as given) that holds more than one person."""
-    poses = []
+    """The largest person in each image (a skeleton parsed, a photo detected), None for nobody;
+    one warning naming the images (`names`: their paths as given) that hold more than one person
+    (a folder of 200 such frames gave 200 lines)."""
+    poses, crowded = [], []
     for path, name in zip(paths, names):
         image = load_image(path)
         people = largest_first(_reader(image, detector).detect([image])[0])
-        warn_of_other_people(people, name, "using the largest one's pose (crop the photo to use another's)")
+        if len(paths) == 1:
+            warn_of_other_people(people, name, "using the largest one's pose (crop the photo to use another's)")
+        elif other_people(people):
+            crowded.append(name)
         poses.append(people[0] if people else None)
+    if crowded:
+        from posekit.console import warn
+
+        warn(f"{len(crowded)} of {len(paths)} images show more than one person ({_first_few(crowded)}); using the "
+             "largest one's pose in each (crop the photos to use another's)")
     return poses
 
 
@@ -284,13 +293,17 @@ def warn_of_other_people(people: list[Pose], image_path, doing: str) -> None:
     """A warning naming the photo (its path as given) when `people` (largest first) holds another
     person at least ANOTHER_PERSON times as tall as the largest: `doing` says which one is used
     and how to choose another."""
-    if not people:
-        return
-    others = [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(people[0])]
+    others = other_people(people)
     if others:
         from posekit.console import warn
 
         warn(f"{image_path}: {len(others) + 1} people in the photo; {doing}")
+
+
+def other_people(people: list[Pose]) -> list[Pose]:
+    """The people besides the largest (`people` largest first) at least ANOTHER_PERSON times as
+    tall as it: other people in the photo, not a small figure in the background."""
+    return [p for p in people[1:] if _height(p) >= ANOTHER_PERSON * _height(people[0])] if people else []
 
 
 ANOTHER_PERSON = 0.5  # a second figure at least this tall (share of the largest) is another person to warn of
