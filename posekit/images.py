@@ -198,10 +198,11 @@ def _has_pyav() -> bool:
 class Item:
     """One input image: a display name, an output stem, and a loader (so failures stay per item)."""
 
-    name: str  # what errors and --jsonl call it: the path, or "clip.mp4#12" for a video frame
+    name: str  # what messages on stderr call it: the path, or "clip.mp4#12" for a video frame
     stem: str  # base for output file names
     load: Callable[[], np.ndarray]
     source: Path | None = None  # the file it comes from (a video's, for each of its frames)
+    frame: int | None = None  # a video frame's index in its video (--jsonl: "path" the video, "frame" this)
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -224,22 +225,34 @@ def is_animated_image(path: str | os.PathLike) -> bool:
         return False
 
 
+def natural_key(path: str | os.PathLike):
+    """Sort key that puts frame_2 before frame_10 (and frame_2/x before frame_10/x): each part
+    of the path split into text (case folded) and numbers; ties (frame01, frame1; A.png, a.png)
+    in the order of the path's text, so the order never depends on the file system's."""
+    parts = Path(path).parts
+    return [[int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", part)] for part in parts], str(path)
+
+
 def expand_paths(inputs: list[str], suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES) -> list[Path]:
-    """Files as given; folders expanded recursively (sorted) to files with the given suffixes,
-    leaving out hidden files and folders (temporary files of atomic writes among them) and the
-    skeleton images posekit wrote; "-" reads paths from stdin: NUL-separated when stdin holds a
-    NUL (`find ... -print0`), else one a line. Missing paths are kept so they fail with a message."""
+    """Files as given; folders expanded recursively, in natural order (`natural_key`: frame_2
+    before frame_10), to files with the given suffixes, leaving out hidden files and folders
+    (temporary files of atomic writes among them) and the skeleton images posekit wrote; "-" reads
+    paths from stdin: NUL-separated when stdin holds a NUL (`find ... -print0`), else one a line,
+    a folder among them expanded as one given as an argument. Missing paths are kept so they fail
+    with a message."""
     out: list[Path] = []
     for arg in inputs:
-        if arg == "-":
-            out.extend(Path(p) for p in read_stdin_paths())
-        elif Path(arg).is_dir():
-            out.extend(sorted(p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                              and not any(part.startswith(".") for part in p.relative_to(arg).parts)
-                              and not written_by_posekit(p)))
-        else:
-            out.append(Path(arg))
+        for path in (read_stdin_paths() if arg == "-" else [arg]):
+            out.extend(_expanded(path, suffixes))
     return out
+
+
+def _expanded(arg: str, suffixes) -> list[Path]:
+    if not Path(arg).is_dir():
+        return [Path(arg)]
+    return sorted((p for p in Path(arg).rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+                   and not any(part.startswith(".") for part in p.relative_to(arg).parts)
+                   and not written_by_posekit(p)), key=lambda p: natural_key(p.relative_to(arg)))
 
 
 def read_stdin_paths(stream=None) -> list[str]:
@@ -262,15 +275,37 @@ def read_stdin_paths(stream=None) -> list[str]:
 
 def written_by_posekit(path: str | os.PathLike) -> bool:
     """Whether `path` is a skeleton image that posekit wrote (extract-pose, poses show, animate):
-    <stem>_pose.png beside <stem>_keypoints.json, or one listed in its folder's `.posekit-written`
-    (`recorded_by_posekit`: a skeleton whose keypoints a killed run never wrote)."""
-    from posekit.pose.formats import keypoints_json_name
+    one listed in its folder's `.posekit-written` (`recorded_by_posekit`: also a skeleton whose
+    keypoints a killed run never wrote), or a <stem>_pose.png that is a PNG (its chunks intact)
+    beside a <stem>_keypoints.json that is an OpenPose keypoint file: a pair of other files under
+    those names (notes, a broken download) is not posekit's."""
+    from posekit.pose.formats import is_openpose_json, keypoints_json_name
 
     path = Path(path)
     stem = path.name.removesuffix("_pose.png")
     if stem == path.name or not path.is_file():
         return False
-    return (path.parent / keypoints_json_name(stem)).is_file() or recorded_by_posekit(path)
+    if recorded_by_posekit(path):
+        return True
+    keypoints = path.parent / keypoints_json_name(stem)
+    return keypoints.is_file() and is_png(path) and is_openpose_json(keypoints)
+
+
+def is_png(path: str | os.PathLike) -> bool:
+    """Whether `path` is a PNG file whose chunks are whole (Pillow's verify: checksums and the
+    end chunk, without decoding the pixels)."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:
+                if im.format != "PNG":
+                    return False
+                im.verify()
+        return True
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a damaged file
+        return False
 
 
 def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:
@@ -281,7 +316,7 @@ def iter_inputs(inputs: list[str] | list[Path]) -> Iterator[Item]:
         if is_video(path):
             try:
                 for i, frame in enumerate(read_video(path)):
-                    yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f, path)
+                    yield Item(f"{path}#{i}", f"{path.stem}_{i:05d}", lambda f=frame: f, path, frame=i)
             except PosekitError as e:
                 yield Item(str(path), path.stem, lambda e=e: _raise(e), path)
         else:

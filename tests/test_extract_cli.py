@@ -191,7 +191,8 @@ def test_annotations_never_replace_an_input_or_a_file_posekit_did_not_write(run_
     for theirs in (poses, notes, FIGURE.parent / "figure_keypoints.json", dataset):
         before = theirs.read_bytes()
         r = run_posekit("extract-pose", photo, "--annotations", theirs)
-        assert r.returncode == 2 and theirs.read_bytes() == before
+        # exit 1, as animate --out and poses show --out refusing to replace a file (2 is for wrong flags)
+        assert r.returncode == 1 and theirs.read_bytes() == before
         assert r.stderr.splitlines() == [f"posekit: error: --annotations {theirs}: exists and posekit did not write "
                                          "it (or it changed since); not replacing it (move it or pass another file "
                                          "name)"]
@@ -204,7 +205,7 @@ def test_annotations_never_replace_an_input_or_a_file_posekit_did_not_write(run_
     with open(ann, "a") as f:  # edited by hand since: the user's now
         f.write("mine.png: [-1]: [-1]\n")
     r = run_posekit("extract-pose", photo, "--annotations", ann)
-    assert r.returncode == 2 and "mine.png" in ann.read_text()
+    assert r.returncode == 1 and "mine.png" in ann.read_text()
 
 
 def test_same_names_from_two_folders_are_said_and_annotated_as_written(run_posekit, tmp_path):
@@ -241,6 +242,79 @@ def test_help_names_values_not_python_types(run_posekit):
         assert shown in text, shown
     assert "INPUT is any mix of" in text and "NUL-separated" in text
     assert "per frame of a video or animated image" in text  # --jsonl: not one object per input
+    # --out: the exception to "never replaces a file posekit did not write", and when it holds
+    assert "an unlisted <stem>_pose.png beside <stem>_keypoints.json counts as its own when they are a PNG and " \
+           "an OpenPose file" in text
+
+
+def test_a_hand_made_pose_and_keypoints_pair_is_never_replaced(run_posekit, tmp_path):
+    """<stem>_pose.png + <stem>_keypoints.json under --out that are not a PNG and an OpenPose file
+    (text files, say) are someone's: kept, and that input fails; a real pair is replaced."""
+    import shutil
+
+    shutil.copy(FIGURE, tmp_path / "figure.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "figure_pose.png").write_text("hi\n")
+    (out / "figure_keypoints.json").write_text("hi\n")
+    r = run_posekit("extract-pose", tmp_path / "figure.png", "--out", out)
+    assert r.returncode == 1
+    assert f"posekit: error: {out}/figure_keypoints.json: exists and posekit did not write it; not replacing it" in r.stderr
+    assert (out / "figure_pose.png").read_text() == "hi\n" and (out / "figure_keypoints.json").read_text() == "hi\n"
+    # a pair such as animate or poses show writes (no .posekit-written here): posekit's, replaced
+    shutil.copy(FIGURE, out / "figure_pose.png")
+    (out / "figure_keypoints.json").write_text('{"people": []}\n')
+    r = run_posekit("extract-pose", tmp_path / "figure.png", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert len(read_openpose_json(out / "figure_keypoints.json")) == 1
+
+
+def test_jsonl_of_a_folder_follows_natural_order(run_posekit, tmp_path):
+    """frames 1, 2, 10 come out 1, 2, 10 (as --poses DIR reads them), not as text sorts them."""
+    import shutil
+
+    for n in (10, 2, 1):
+        shutil.copy(FIGURE, tmp_path / f"frame_{n}.png")
+    r = run_posekit("extract-pose", tmp_path, "--jsonl")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["path"] for line in r.stdout.splitlines()] == [
+        str(tmp_path / f"frame_{n}.png") for n in (1, 2, 10)]
+
+
+def test_prepare_dataset_says_unreadable_photos_as_errors(tmp_path, capsys):
+    """They count toward exit status 1 (prepare-dataset returns their number): "error", not "warning"."""
+    from posekit.methods.patn.prepare import prepare
+    from posekit.pose.motions import motion
+
+    class Idle:
+        def detect(self, images):
+            return [[motion("idle", 1, im.shape[1], im.shape[0])[0]] for im in images]
+
+        def close(self):
+            pass
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg"):
+        Image.new("RGB", (64, 128), (90, 90, 90)).save(raw / name)
+    (raw / "0007_c1s1_000001_01.jpg").write_bytes(b"not a jpeg")
+    capsys.readouterr()
+    assert prepare(raw, "market1501", tmp_path / "market", test_fraction=0.5, detector=Idle()) == 1
+    err = capsys.readouterr().err
+    assert f"posekit: error: {raw / '0007_c1s1_000001_01.jpg'}: " in err and "warning" not in err
+
+
+def test_train_gan_help_gives_the_synthetic_defaults(run_posekit):
+    from posekit.methods.patn.data import PRESETS
+
+    r = run_posekit("train-gan", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    syn = PRESETS["synthetic"]
+    assert f"{syn.width}x{syn.height} synthetic" in text and "synthetic any)" not in text
+    assert f"{syn.lambda_perceptual:g} synthetic" in text
+    for p, name in ((PRESETS["deepfashion"], "DeepFashion"), (PRESETS["market1501"], "Market")):
+        assert f"{p.width}x{p.height} {name}" in text and f"{p.lambda_perceptual:g} {name}" in text
 
 
 def test_rerun_repairs_its_own_half_written_outputs_not_hand_made_ones(run_posekit, tmp_path):

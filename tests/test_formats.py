@@ -136,6 +136,30 @@ def test_read_jsonl_gives_poses_and_keeps_failures(tmp_path):
     assert b["poses"] == [] and "error" in b
 
 
+def test_jsonl_record_of_a_frame_names_the_file_and_the_frame():
+    pose = person(64, 64)
+    assert list(jsonl_record("clip.mp4", 64, 64, [pose], frame=12)) == ["path", "frame", "width", "height", "people"]
+    assert "frame" not in jsonl_record("a.png", 64, 64, [pose])
+
+
+def test_is_openpose_json_only_for_a_people_list_of_keypoints(tmp_path):
+    from posekit.pose.formats import is_openpose_json
+
+    good = tmp_path / "good.json"
+    write_openpose_json([person()], good, size=(300, 400))
+    assert is_openpose_json(good)
+    (tmp_path / "empty_people.json").write_text('{"people": []}')
+    assert is_openpose_json(tmp_path / "empty_people.json")  # nobody found: still posekit's kind of file
+    for name, text in [("hi.json", "hi"), ("list.json", "[1, 2]"), ("people.json", '{"people": {}}'),
+                       ("short.json", '{"people": [{"pose_keypoints_2d": [1, 2, 3]}]}'), ("bin.json", None)]:
+        if text is None:
+            (tmp_path / name).write_bytes(b"\xff\xfe\x00")
+        else:
+            (tmp_path / name).write_text(text)
+        assert not is_openpose_json(tmp_path / name), name
+    assert not is_openpose_json(tmp_path / "missing.json") and not is_openpose_json(tmp_path)
+
+
 def test_openpose_dict_has_every_person_field():
     doc = openpose_dict([person()])
     assert set(doc["people"][0]) == {"person_id", "pose_keypoints_2d", "face_keypoints_2d",

@@ -119,7 +119,13 @@ def test_extract_pose_reads_every_frame_of_an_animated_gif(run_posekit, tmp_path
     proc = run_posekit("extract-pose", tmp_path / "clip.gif", tmp_path / "still.gif", "--jsonl")
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["path"] for r in records] == [f"{tmp_path / 'clip.gif'}#{k}" for k in range(3)] + [str(tmp_path / "still.gif")]
+    # a frame: the real file as "path" and its index as "frame" (as poses show --jsonl); a still image: no "frame"
+    assert [(r["path"], r.get("frame")) for r in records] == [(str(tmp_path / "clip.gif"), k) for k in range(3)] + [
+        (str(tmp_path / "still.gif"), None)]
+    assert all("frame" not in r for r in records[3:])
+    jsonl = tmp_path / "poses.jsonl"  # read back as a pose source: every frame, in order
+    jsonl.write_text(proc.stdout)
+    assert len(load_poses(str(jsonl))) == 4
     assert all(r["people"] for r in records)
     necks = [r["people"][0]["pose_keypoints_2d"][3] for r in records[:3]]
     assert necks[0] < necks[1] < necks[2]  # each frame's own pose, not the first frame's

@@ -59,11 +59,67 @@ def test_unreadable_videos_are_one_line_errors(tmp_path):
 
 
 def test_folders_are_read_without_hidden_files_and_posekit_skeletons(tmp_path):
-    for name in ["a.png", "a_pose.png", "a_keypoints.json", "b_pose.png", ".c.png", ".hidden/d.png"]:
+    for name in ["a.png", "b_pose.png", ".c.png", ".hidden/d.png", "e_pose.png", "e_keypoints.json",
+                 "f_keypoints.json"]:
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    # a_pose.png beside a_keypoints.json is posekit's; b_pose.png alone is someone's photo
-    assert [p.name for p in expand_paths([str(tmp_path)])] == ["a.png", "b_pose.png"]
+    Image.new("RGB", (4, 4)).save(tmp_path / "a_pose.png")
+    (tmp_path / "a_keypoints.json").write_text('{"people": [{"pose_keypoints_2d": [' + ", ".join(["0"] * 54) + "]}]}")
+    Image.new("RGB", (4, 4)).save(tmp_path / "f_pose.png")
+    # a_pose.png (a PNG) beside a_keypoints.json (OpenPose) is posekit's; b_pose.png alone is someone's
+    # photo, and so are e_pose.png and f_pose.png: their pair is not a PNG and an OpenPose file
+    assert [p.name for p in expand_paths([str(tmp_path)])] == ["a.png", "b_pose.png", "e_pose.png", "f_pose.png"]
+
+
+def test_a_pair_is_posekits_only_when_a_png_and_an_openpose_file(tmp_path):
+    from posekit.images import written_by_posekit
+
+    keypoints = '{"people": [{"pose_keypoints_2d": [' + ", ".join(["1"] * 54) + "]}]}"
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok_pose.png")
+    (tmp_path / "ok_keypoints.json").write_text(keypoints)
+    assert written_by_posekit(tmp_path / "ok_pose.png")
+    for stem, png, js in [("hi", b"hi", "hi"), ("text", b"hi", keypoints), ("json", None, "hi"),
+                          ("notes", None, '{"people": "none"}'), ("short", None, '{"people": [{"pose_keypoints_2d": [1, 2]}]}')]:
+        if png is None:
+            Image.new("RGB", (8, 8)).save(tmp_path / f"{stem}_pose.png")
+        else:
+            (tmp_path / f"{stem}_pose.png").write_bytes(png)
+        (tmp_path / f"{stem}_keypoints.json").write_text(js)
+        assert not written_by_posekit(tmp_path / f"{stem}_pose.png"), stem
+    Image.new("RGB", (8, 8)).save(tmp_path / "jpeg_pose.png", format="JPEG")  # a JPEG under a PNG's name
+    (tmp_path / "jpeg_keypoints.json").write_text(keypoints)
+    assert not written_by_posekit(tmp_path / "jpeg_pose.png")
+    whole = (tmp_path / "ok_pose.png").read_bytes()
+    (tmp_path / "cut_pose.png").write_bytes(whole[: len(whole) // 2])  # truncated
+    (tmp_path / "cut_keypoints.json").write_text(keypoints)
+    assert not written_by_posekit(tmp_path / "cut_pose.png")
+
+
+def test_folders_are_read_in_natural_order(tmp_path):
+    """frame_2 before frame_10, at every level (--poses DIR reads frames so: one order for both)."""
+    names = ["frame_1.png", "frame_2.png", "frame_10.png", "Frame_3.png", "s2/a.png", "s10/a.png", "s10/b_9.png",
+             "s10/b_11.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    got = [p.relative_to(tmp_path).as_posix() for p in expand_paths([str(tmp_path)])]
+    assert got == ["frame_1.png", "frame_2.png", "Frame_3.png", "frame_10.png", "s2/a.png", "s10/a.png",
+                   "s10/b_9.png", "s10/b_11.png"]
+    # ties under case folding and leading zeros still have one order, whatever the file system lists first
+    from posekit.images import natural_key
+
+    assert sorted(["x01.png", "x1.png", "X1.png"], key=natural_key) == sorted(["X1.png", "x1.png", "x01.png"], key=natural_key)
+
+
+def test_a_folder_named_on_stdin_is_searched_as_an_argument(tmp_path, monkeypatch):
+    import io
+
+    (tmp_path / "many").mkdir()
+    for name in ("p10.png", "p2.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / "many" / name)
+    Image.new("RGB", (4, 4)).save(tmp_path / "one.png")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(f"{tmp_path / 'many'}\n{tmp_path / 'one.png'}\n".encode())))
+    assert expand_paths(["-"]) == [tmp_path / "many" / "p2.png", tmp_path / "many" / "p10.png", tmp_path / "one.png"]
 
 
 def test_animated_images_are_videos_frame_by_frame(tmp_path):

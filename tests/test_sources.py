@@ -95,6 +95,59 @@ def test_jsonl_from_extract_pose_skips_failed_and_empty_lines(tmp_path):
     assert len(back) == 5 and np.allclose(stack(back), stack(clip), atol=1e-2)
 
 
+def test_jsonl_lines_with_an_error_are_skipped_with_a_warning_naming_them(tmp_path, capsys):
+    """As lines where nobody was found: a warning naming the skipped lines, never silence."""
+    clip = motion("jump", 3, 200, 300)
+    lines = [jsonl_record("img0.png", 200, 300, [clip[0]]),
+             jsonl_record("broken.png", None, None, [], error="broken.png: not an image file"),
+             {**jsonl_record("clip.gif", 200, 300, [clip[1]]), "frame": 0},
+             {**jsonl_record("clip.gif", None, None, [], error="clip.gif: corrupt"), "frame": 1},
+             jsonl_record("img2.png", 200, 300, [clip[2]])]
+    path = tmp_path / "poses.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    capsys.readouterr()
+    back = load_poses(str(path))
+    assert len(back) == 3 and np.allclose(stack(back), stack(clip), atol=1e-2)
+    assert capsys.readouterr().err.splitlines() == [
+        f"posekit: warning: {path}: 2 of 5 lines record an input that could not be read (line 2: broken.png, "
+        "line 4: clip.gif frame 1); skipped them"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines if r.get("error")))
+    with pytest.raises(PosekitError, match=r": every line records an input that could not be read \(line 1: broken.png"):
+        load_poses(str(path))
+
+
+def test_jsonl_frames_of_a_video_read_back_by_path_and_frame(tmp_path):
+    """extract-pose --jsonl names a frame by its video's path and "frame" (an older posekit wrote
+    "clip.mp4#12" as the path): both read back, in order."""
+    from posekit.pose.formats import read_jsonl
+
+    clip = motion("walk", 3, 200, 300)
+    path = tmp_path / "poses.jsonl"
+    path.write_text("".join(json.dumps(jsonl_record("clip.gif", 200, 300, [p], frame=i)) + "\n" for i, p in enumerate(clip))
+                    + json.dumps(jsonl_record("old.gif#0", 200, 300, [clip[0]])) + "\n")
+    records = read_jsonl(path)
+    assert [(r["path"], r.get("frame"), r["line"]) for r in records] == [
+        ("clip.gif", 0, 1), ("clip.gif", 1, 2), ("clip.gif", 2, 3), ("old.gif#0", None, 4)]
+    assert np.allclose(stack(load_poses(str(path))), stack(clip + clip[:1]), atol=1e-2)
+
+
+def test_a_pipe_or_device_as_pose_source_is_a_usage_error_before_reading(tmp_path):
+    import os
+
+    fifo = tmp_path / "poses.fifo"
+    os.mkfifo(fifo)  # nothing writes to it: reading it would hang
+    for source in (str(fifo), "/dev/null"):
+        with pytest.raises(UsageError, match=r": not a regular file \(a pipe or device such as /dev/stdin\); save"):
+            load_poses(source)
+
+
+def test_the_natural_order_of_poses_folders_is_that_of_extract_pose():
+    from posekit import images
+    from posekit.pose import sources
+
+    assert sources.natural_key is images.natural_key
+
+
 def test_resample_is_cyclic_and_keeps_missing_points_missing():
     clip = motion("walk", 12)
     assert np.allclose(stack(resample(clip, 24))[::2], stack(clip), atol=1e-4)

@@ -19,10 +19,10 @@ BATCH = 8  # images handed to the detector at once (the openpose network batches
 def extract_pose(
     # hidden from the Arguments list (Typer would print its Python type there): the docstring says what INPUT is
     inputs: list[str] = typer.Argument(..., metavar="INPUT", hidden=True),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl. Never replaces an input or a file posekit did not write (its own, even half-written by a killed run, it replaces); folders are read without the skeletons posekit wrote."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="DIR", help="Folder for <stem>_keypoints.json (OpenPose) and <stem>_pose.png (ControlNet skeleton). Without it nothing is written: see --jsonl. Never replaces an input or a file posekit did not write (its own, even half-written by a killed run, it replaces; an unlisted <stem>_pose.png beside <stem>_keypoints.json counts as its own when they are a PNG and an OpenPose file); folders are read without the skeletons posekit wrote."),
     detector: str = typer.Option("blazepose", "--detector", "-d", metavar="NAME", help="blazepose (embedded, offline) | openpose (controlnet_aux body model)."),
     model: Optional[str] = typer.Option(None, "--model", metavar="ID|PATH", help="openpose: hub id (default lllyasviel/Annotators), folder with body_pose_model.pth, or the .pth file; blazepose: another MediaPipe pose landmarker .task file (default: the embedded one)."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per image, and per frame of a video or animated image, on stdout (path, width, height, people; an input that could not be read: error). Nothing else goes to stdout."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per image, and per frame of a video or animated image, on stdout (path, width, height, people; a frame: also frame, its index; an input that could not be read: error). Nothing else goes to stdout."),
     max_people: int = typer.Option(1, "--max-people", min=1, metavar="N", help="Most people to keep per image (largest first)."),
     device: str = DEVICE,
     heatmaps: bool = typer.Option(False, "--heatmaps", help="Also write <stem>.npy: H x W x 18 float32 maps of the largest person (PATN input)."),
@@ -82,7 +82,7 @@ def _check_annotations(path: Path | None, inputs: set) -> None:
     """--annotations must not be an input, nor replace a file other than an empty one or one
     posekit wrote there (listed in the folder's .posekit-written with what it holds): a PATN
     dataset's own annotation file has the same header and must never be replaced."""
-    from posekit.errors import UsageError
+    from posekit.errors import PosekitError, UsageError
     from posekit.images import recorded_by_posekit
 
     if path is None:
@@ -91,8 +91,9 @@ def _check_annotations(path: Path | None, inputs: set) -> None:
         raise UsageError(f"--annotations {path}: is one of the inputs; pass another file name (e.g. annotations.csv)")
     if (path.exists() or path.is_symlink()) and not (path.is_file() and path.stat().st_size == 0) \
             and not recorded_by_posekit(path):
-        raise UsageError(f"--annotations {path}: exists and posekit did not write it (or it changed since); "
-                         "not replacing it (move it or pass another file name)")
+        # exit 1, as animate's and poses show's refusals: the command is right, a file is in the way
+        raise PosekitError(f"--annotations {path}: exists and posekit did not write it (or it changed since); "
+                           "not replacing it (move it or pass another file name)")
 
 
 class _Printer:
@@ -104,15 +105,17 @@ class _Printer:
         self.requested, self.keep_going = requested, keep_going
         self.printing = requested
 
-    def emit(self, name: str, size, poses, error: str | None = None) -> None:
+    def emit(self, item, size, poses, error: str | None = None) -> None:
+        """The line of `item`: "path" the file read (a video's, with "frame" for one of its frames)."""
         if not self.printing:
             return
         from posekit.console import emit_json
         from posekit.pose.formats import jsonl_record
 
         width, height = size if size else (None, None)
+        path = str(item.source) if item.frame is not None and item.source is not None else item.name
         try:
-            emit_json(jsonl_record(name, width, height, poses, error=error))
+            emit_json(jsonl_record(path, width, height, poses, error=error, frame=item.frame))
         except BrokenPipeError:  # emit_json has pointed stdout at devnull
             if not self.keep_going:
                 raise
@@ -166,7 +169,7 @@ def _run(items, protected, total, det, out, printer, max_people, heatmaps, heatm
                 if problem:
                     failed += 1
                     error(problem)
-                    printer.emit(item.name, None, [], error=problem)
+                    printer.emit(item, None, [], error=problem)
                     continue
                 if out is not None:
                     try:
@@ -195,7 +198,7 @@ def _report(item, image, poses, out, printer):
     if not poses:
         warn(f"{item.name}: nobody found")
     if printer.requested:
-        printer.emit(item.name, (width, height), poses)
+        printer.emit(item, (width, height), poses)
     elif out is None:
         counts = ", ".join(f"{len(p)}/18" for p in poses)
         info(f"{item.name}: {len(poses)} {'person' if len(poses) == 1 else 'people'}"

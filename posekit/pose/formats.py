@@ -85,6 +85,23 @@ def read_openpose_json(path: str | os.PathLike, size: tuple[int, int] | None = N
     return [p for p in poses if len(p)]
 
 
+def is_openpose_json(path: str | os.PathLike) -> bool:
+    """Whether `path` is an OpenPose keypoint file: JSON with a "people" list whose entries each
+    hold 54 or 75 pose_keypoints_2d numbers (what `read_openpose_json` reads)."""
+    path = Path(path)
+    try:
+        data = _load_json(path)
+        if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
+            data = data[0]
+        if not isinstance(data, dict) or not isinstance(data.get("people"), list):
+            return False
+        for i, person in enumerate(data["people"]):
+            _coco18(person, path, i)
+    except (PosekitError, OSError):
+        return False
+    return True
+
+
 FAR = 100  # a keypoint more than this many canvas sizes off the canvas is garbage: missing
 
 
@@ -275,10 +292,11 @@ def read_patn_annotations(path: str | os.PathLike, width: int, height: int) -> d
 
 # -- extract-pose JSON lines ---------------------------------------------------------------
 def jsonl_record(path: str, width: int | None, height: int | None, poses: list[Pose],
-                 error: str | None = None) -> dict:
-    """The one JSON object `extract-pose --jsonl` prints per input."""
-    record = {"path": path, "width": width, "height": height,
-              "people": [{"pose_keypoints_2d": p.to_openpose()} for p in poses]}
+                 error: str | None = None, frame: int | None = None) -> dict:
+    """The one JSON object `extract-pose --jsonl` prints per input: "path" is the file read; a
+    frame of a video or animated image adds "frame", its index in that file (from 0)."""
+    record = {"path": path} | ({"frame": frame} if frame is not None else {}) | {
+        "width": width, "height": height, "people": [{"pose_keypoints_2d": p.to_openpose()} for p in poses]}
     if error is not None:
         record["error"] = error
     return record
@@ -286,8 +304,9 @@ def jsonl_record(path: str, width: int | None, height: int | None, poses: list[P
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read `extract-pose --jsonl` output: one dict per input with path, width, height, people
-    (raw OpenPose entries) and, added here, `poses` (the people as COCO-18 Poses). Inputs that
-    failed carry an `error` and no people."""
+    (raw OpenPose entries), "frame" for a frame of a video (older posekit wrote "clip.mp4#12" as
+    its path instead) and, added here, `poses` (the people as COCO-18 Poses) and `line` (its line
+    number in the file). Inputs that failed carry an `error` and no people."""
     path = Path(path)
     lines = _text_lines(path)
     records = []
@@ -304,6 +323,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
             poses = [Pose(without_far_points(_coco18(p, path, i), width, height), width, height)
                      for i, p in enumerate(people)] if people else []
             record["poses"] = [p for p in poses if len(p)]
+            record["line"] = number
         except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError is a ValueError
             raise PosekitError(f"{path}:{number}: not an extract-pose JSON line ({e})") from None
         records.append(record)

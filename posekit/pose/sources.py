@@ -29,14 +29,13 @@ A --source-pose file whose canvas differs from the photo's is rescaled when the 
 from __future__ import annotations
 
 import math
-import re
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from posekit.errors import NoPersonError, PosekitError, UsageError
-from posekit.images import IMAGE_SUFFIXES, is_video, load_image, read_video
+from posekit.images import IMAGE_SUFFIXES, is_video, load_image, natural_key, read_video
 from posekit.pose.detect import Detector, largest, largest_first, load_detector
 from posekit.pose.pose import Pose
 
@@ -65,11 +64,25 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
     path = Path(source)
     if not path.exists():
         raise PosekitError(f"{source}: not a built-in motion ({', '.join(MOTIONS)}), nor an existing file or folder")
+    problem = not_a_pose_file(path)
+    if problem:
+        raise UsageError(problem)
     with _given_or_own(detector, device, people=2) as detector:  # two: to warn of a second person
         clip = _from_folder(path, detector, canvas) if path.is_dir() else _from_file(path, detector, canvas)
     if not clip:
         raise PosekitError(f"{source}: no person found in any frame")
     return resample(clip, frames) if frames is not None else clip
+
+
+def not_a_pose_file(path: str | Path) -> str | None:
+    """Why an existing `path` cannot be a pose source whatever it holds, before anything is read
+    (None when it may be one): a pipe, a terminal or another device (/dev/stdin, <(...)), which a
+    clip is not read from (poses are read more than once, and by their file's kind)."""
+    path = Path(path)
+    if path.is_dir() or path.is_file() or not path.exists():
+        return None
+    return (f"{path}: not a regular file (a pipe or device such as /dev/stdin); save the poses to a file "
+            "(an extract-pose .jsonl, an OpenPose .json, a video or images) and pass that")
 
 
 def _given_or_own(detector: Detector | None, device: str, people: int = 1):
@@ -85,8 +98,17 @@ def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         records = read_jsonl(path)
-        clip = [largest(r["poses"]) for r in records if not r.get("error")]
-        return _present(clip, [r.get("path", f"line {i + 1}") for i, r in enumerate(records) if not r.get("error")], path)
+        kept = [r for r in records if not r.get("error")]
+        failed = [r for r in records if r.get("error")]
+        if failed and kept:  # inputs extract-pose could not read: no frame, said as frames with nobody are
+            from posekit.console import warn
+
+            warn(f"{path}: {len(failed)} of {len(records)} lines record an input that could not be read "
+                 f"({_first_few([_line_name(r) for r in failed])}); skipped them")
+        elif failed:
+            raise PosekitError(f"{path}: every line records an input that could not be read "
+                               f"({_first_few([_line_name(r) for r in failed])}); no poses in it")
+        return _present([largest(r["poses"]) for r in kept], [_line_name(r) for r in kept], path)
     if suffix == ".json":
         return _present([largest(read_openpose_json(path, size=canvas))], [path.name], path)
     if is_video(path):  # a video file, or an animated GIF/WebP/PNG
@@ -95,6 +117,16 @@ def _from_file(path: Path, detector: Detector, canvas=None) -> list[Pose]:
         return _present(_from_images([path], detector, [str(path)]), [path.name], path)
     raise PosekitError(f"{path}: not a pose source (expected a motion name, an OpenPose .json, a .jsonl "
                        "from extract-pose, a skeleton image, a photo, a video or a folder of them)")
+
+
+def _line_name(record: dict) -> str:
+    """How a warning names an extract-pose JSON line: its line number and input (a video's frame
+    as "clip.mp4 frame 12")."""
+    name = record.get("path")
+    if isinstance(name, str) and isinstance(record.get("frame"), int):
+        name = f"{name} frame {record['frame']}"
+    line = f"line {record['line']}" if record.get("line") else ""
+    return f"{line}: {name}" if line and isinstance(name, str) else line or str(name)
 
 
 def _from_folder(folder: Path, detector: Detector, canvas=None) -> list[Pose]:
@@ -187,11 +219,6 @@ def _mostly_outside(pose: Pose) -> bool:
     """Whether more than half of the pose's keypoints lie off its canvas (a wrong canvas, or
     coordinates scaled or negated: the figure will not be where the file means it)."""
     return len(pose) > 0 and int(pose.inside().sum()) * 2 < len(pose)
-
-
-def natural_key(path: Path):
-    """Sort key that puts frame_2 before frame_10."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
 def resample(clip: list[Pose], frames: int) -> list[Pose]:

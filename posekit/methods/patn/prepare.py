@@ -125,7 +125,7 @@ def check_new_dataset(out: Path) -> None:
 
 def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_pairs_per_person: int,
              detector_name: str, device: str, seed: int, detector, batch: int) -> int:
-    from posekit.console import info, progress, warn
+    from posekit.console import error, info, progress, warn
     from posekit.images import IMAGE_SUFFIXES, expand_paths, load_image, save_image, write_text
     from posekit.methods.patn.data import PRESETS, annotation_csv, pairs_csv, write_pairs
     from posekit.pose.formats import write_patn_annotations
@@ -161,8 +161,8 @@ def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_p
                     try:
                         images.append(load_image(f))
                         chunk.append((f, pid, name))
-                    except PosekitError as e:
-                        warn(str(e))
+                    except PosekitError as e:  # counts toward exit 1: an error, not a warning
+                        error(str(e))
                         failed += 1
                 people = detector.detect(images) if images else []
                 for (f, pid, name), image, found in zip(chunk, images, people):
