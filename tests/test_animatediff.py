@@ -452,6 +452,9 @@ def test_cli_offline_motion_adapter_is_one_line(models, tmp_path, run_posekit):
     errors = [line for line in r.stderr.splitlines() if line.startswith("posekit: error:")]
     assert len(errors) == 1 and foreign_lines(r.stderr) == [], r.stderr  # the rest: stage lines
     assert "hf download guoyww/animatediff-motion-adapter-v1-5-3" in errors[0] and "--motion-adapter PATH" in errors[0]
+    # the repository holds the adapter twice (fp16 and full, 1.7 GB each): only the one the CPU loads
+    assert ('`hf download guoyww/animatediff-motion-adapter-v1-5-3 --include "config.json" --include '
+            '"diffusion_pytorch_model.safetensors"` or pass --motion-adapter PATH') in errors[0], errors[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -484,3 +487,38 @@ def test_one_init_warp_camera_for_every_clip_of_a_sheet(models, monkeypatch):
     strips = pipeline.generate_strips("animatediff", options, image, pose, clips, pipeline.Timer())
     assert len(seen) == 2 and np.array_equal(seen[0][0], seen[1][0])  # one camera for idle and jump
     assert [s.ground for s in strips] == [floor for _, floor in seen]  # the floor the frames are drawn with
+
+
+def test_context_flags_with_a_clip_of_one_window_are_a_warning(models, photo, clip, capsys):
+    """--context and --context-overlap split a clip into windows; a clip the motion module sees
+    whole does not change with them: said once; a clip they split says nothing."""
+    m = method(models, photo, clip[0], context=8, context_overlap=2)
+    capsys.readouterr()
+    m(clip[:6], loop=False)
+    m(clip[:4], loop=False)
+    assert capsys.readouterr().err.splitlines() == [
+        "posekit: warning: --context and --context-overlap have no effect here: the 6-frame clip fits one window "
+        "of the motion module"]
+    m = method(models, photo, clip[0], context=4)
+    capsys.readouterr()
+    m(clip[:6], loop=False)  # two windows: --context works
+    m(clip[:3], loop=False)
+    assert capsys.readouterr().err.splitlines() == [
+        "posekit: warning: --context has no effect here: the 3-frame clip fits one window of the motion module"]
+
+
+def test_ip_adapter_scale_0_loads_no_ip_adapter(models, photo, clip, tmp_path, monkeypatch):
+    """Scale 0 adds nothing: neither the IP-Adapter nor its image encoder is loaded."""
+    import diffusers.loaders.ip_adapter as loader
+    from tiny_sd import make_tiny_ip_adapter
+
+    from posekit.methods.diffusion.models import has_ip_adapter
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the IP-Adapter was loaded")
+
+    monkeypatch.setattr(loader.IPAdapterMixin, "load_ip_adapter", no_loading)
+    m = method(models, photo, clip[0], context=4, ip_adapter=str(make_tiny_ip_adapter(tmp_path / "ip")),
+               ip_adapter_scale=0.0)
+    assert not has_ip_adapter(m.pipe) and m.image_embeds is None
+    assert len(m(clip[:2], loop=False)) == 2

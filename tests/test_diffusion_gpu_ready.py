@@ -545,3 +545,48 @@ def test_cli_ip_adapter_and_scheduler_flags(tiny, photo, clip, ip_adapter, tmp_p
     r = run_posekit(*common, "--offload", "model", "--out", tmp_path / "b.png", env=env)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "--offload model" in r.stderr
     assert not (tmp_path / "b.png").exists()
+
+
+def test_nan_latents_are_one_line_naming_the_denoising_not_the_vae(tiny):
+    """Latents that are NaN before the VAE (the UNet or ControlNet overflowed in float16) were
+    blamed on the VAE and came out as flat grey frames, exit 0; now they stop with one line
+    saying what overflowed and what to try. A VAE that overflows on finite latents is still
+    retried in float32 (test above)."""
+    from posekit.errors import PosekitError
+    from posekit.methods.diffusion.models import FP32_DECODE, decode, load_pipeline
+
+    sd, _ = tiny
+    pipe = load_pipeline(str(sd), controlnet=None, device="cpu", dtype=torch.float16)
+    latents = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0)).half()
+    latents[1, 0, 0, 0] = float("nan")
+    warnings = []
+    with pytest.raises(PosekitError) as e:
+        decode(pipe, latents, warn=warnings.append)
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("the denoised latents are NaN: ") and "float16" in text
+    assert "--scheduler" in text and "--device cpu" in text
+    assert warnings == [] and not getattr(pipe, FP32_DECODE, False)  # the VAE is not blamed
+    with pytest.raises(PosekitError, match="latents are NaN.*--model or --lora"):
+        decode(load_pipeline(str(sd), controlnet=None, device="cpu"), latents.float())
+
+
+def test_ip_adapter_scale_0_loads_no_ip_adapter(tiny, photo, clip, ip_adapter, monkeypatch):
+    """At scale 0 the IP-Adapter adds nothing (frames as without it, test above), yet its 2.5 GB
+    image encoder was loaded: now neither is (the CLI says so: test_flags), and the frames run."""
+    import diffusers.loaders.ip_adapter as loader
+
+    from posekit.methods.diffusion.method import DiffusionMethod
+    from posekit.methods.diffusion.models import has_ip_adapter, load_pipeline
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the IP-Adapter was loaded")
+
+    monkeypatch.setattr(loader.IPAdapterMixin, "load_ip_adapter", no_loading)
+    sd, cn = tiny
+    with pytest.raises(Exception, match="the IP-Adapter was loaded"):  # the spy sees a load at 0.6
+        load_pipeline(str(sd), controlnet=str(cn), device="cpu", ip_adapter=str(ip_adapter))
+    o = options(tiny, ip_adapter=str(ip_adapter), ip_adapter_scale=0.0)
+    pipe = DiffusionMethod.load(o)
+    assert not has_ip_adapter(pipe) and getattr(pipe, "image_encoder", None) is None
+    frames = DiffusionMethod(photo, clip[0], o, pipe)(clip[:2])
+    assert len(frames) == 2 and all(f.any() for f in frames)

@@ -149,3 +149,48 @@ def test_cli_with_a_lora_of_another_model(tiny, tmp_path, run_posekit):
                     "--lora", tmp_path / "lora.safetensors", "--device", "cpu", "--out", tmp_path / "o.png")
     assert r.returncode == 1 and not (tmp_path / "o.png").exists()
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--lora" in r.stderr and "cannot load it into this model" in r.stderr
+
+
+def test_a_lora_folder_must_hold_lora_weights_said_before_any_work(tiny, tmp_path):
+    """A pipeline folder (a full DreamBooth run) given to --lora failed after pose detection with
+    diffusers' "no file named pytorch_lora_weights.bin"; now it is a usage error pointing to
+    --model, and so is a folder with no weights file, or several."""
+    from safetensors.torch import save_file
+
+    from posekit.errors import UsageError
+    from posekit.methods.diffusion.method import DiffusionOptions
+    from posekit.methods.diffusion.models import check_model_path, lora_weight_name
+
+    sd, _ = tiny
+    with pytest.raises(UsageError) as e:
+        DiffusionOptions(model=str(sd), controlnet="none", lora=str(sd), device="cpu")
+    assert str(e.value) == (f"--lora {sd}: a diffusers pipeline folder (model_index.json), not a LoRA; "
+                            f"pass it as --model {sd}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match=r"--lora .*empty: no LoRA weights in this folder"):
+        check_model_path(str(empty), "--lora")
+    one = tmp_path / "one"
+    one.mkdir()
+    save_file({"x": torch.zeros(1)}, one / "my_style.safetensors")
+    (one / "optimizer.safetensors").write_bytes(b"")  # training state: not a candidate, as diffusers skips it
+    check_model_path(str(one), "--lora")
+    assert lora_weight_name(one) == "my_style.safetensors"
+    save_file({"x": torch.zeros(1)}, one / "other.safetensors")
+    with pytest.raises(UsageError, match=r"2 weight files in this folder \(my_style.safetensors, other.safetensors\)"):
+        check_model_path(str(one), "--lora")
+    save_file({"x": torch.zeros(1)}, one / "pytorch_lora_weights.safetensors")  # diffusers' own name wins
+    assert lora_weight_name(one) == "pytorch_lora_weights.safetensors"
+
+
+def test_a_wan_folder_given_to_an_sd_method_points_to_method_wan(tmp_path):
+    from posekit.errors import UsageError
+    from posekit.methods.animatediff.method import AnimateDiffOptions
+    from posekit.methods.diffusion.method import DiffusionOptions
+
+    (tmp_path / "model_index.json").write_text('{"_class_name": "WanAnimatePipeline"}')
+    for options in (DiffusionOptions, AnimateDiffOptions):
+        with pytest.raises(UsageError) as e:
+            options(model=str(tmp_path), device="cpu")
+        assert str(e.value) == (f"--model {tmp_path}: its model_index.json says WanAnimatePipeline; that is a "
+                                "Wan-Animate model: use it with --method wan")

@@ -174,8 +174,8 @@ def test_cli_offline_default_models_are_one_line_errors(astronaut_path, clip, tm
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "lllyasviel/control_v11p_sd15_openpose is not downloaded" in r.stderr and "--controlnet PATH" in r.stderr
     # only what the pipeline loads (on the CPU: full precision), not the repository's other checkpoints
-    assert ('`hf download lllyasviel/control_v11p_sd15_openpose --include "*.json" --include "*.txt" '
-            '--include "*diffusion_pytorch_model.safetensors" --include "*/model.safetensors"`') in r.stderr
+    assert ('`hf download lllyasviel/control_v11p_sd15_openpose --include "*.json" '
+            '--include "diffusion_pytorch_model.safetensors"`') in r.stderr
     assert not (tmp_path / "o.png").exists()
 
 
@@ -185,7 +185,11 @@ def test_the_download_hints_name_only_what_the_pipeline_loads():
 
     import torch
 
-    from posekit.methods.diffusion.models import DEFAULT_MODEL, weights_download
+    from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, safety_download, weights_download
+
+    def included(files, hint):  # what `hf download --include ...` fetches (huggingface_hub matches with fnmatch)
+        patterns = re.findall(r'--include "([^"]+)"', hint)
+        return [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
 
     # SD 1.5's repository as the hub lists it (diffusers layout, plus whole-model checkpoints)
     repo = ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",
@@ -194,14 +198,25 @@ def test_the_download_hints_name_only_what_the_pipeline_loads():
             "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.bin",
             "vae/config.json", "vae/diffusion_pytorch_model.fp16.safetensors", "vae/diffusion_pytorch_model.safetensors",
             "v1-5-pruned.safetensors", "v1-5-pruned-emaonly.safetensors", "v1-5-pruned-emaonly-fp16.safetensors",
-            "v1-5-pruned.ckpt"]
-    for dtype, wanted in ((torch.float16, ".fp16.safetensors"), (torch.float32, "l.safetensors")):
-        hint = weights_download(DEFAULT_MODEL, "--model", dtype)
-        patterns = re.findall(r'--include "([^"]+)"', hint)
-        got = [f for f in repo if any(fnmatch.fnmatch(f, p) for p in patterns)]
-        weights = [f for f in got if f.endswith((".safetensors", ".bin", ".ckpt"))]
-        assert weights and all(f.endswith(wanted) and "/" in f for f in weights), (dtype, weights)
-        assert "tokenizer/vocab.json" in got and "model_index.json" in got
+            "v1-5-pruned.ckpt", "feature_extractor/preprocessor_config.json", "safety_checker/config.json",
+            "safety_checker/model.safetensors", "safety_checker/model.fp16.safetensors",
+            "safety_checker/pytorch_model.bin", "safety_checker/pytorch_model.fp16.bin"]
+    for dtype, fp16 in ((torch.float16, ".fp16"), (torch.float32, "")):
+        loaded = [f"text_encoder/model{fp16}.safetensors", f"unet/diffusion_pytorch_model{fp16}.safetensors",
+                  f"vae/diffusion_pytorch_model{fp16}.safetensors"]
+        checker = [f"safety_checker/model{fp16}.safetensors"]
+        for safety, wanted in ((False, loaded), (True, loaded + checker)):
+            hint = weights_download(DEFAULT_MODEL, "--model", dtype, safety_checker=safety)
+            got = included(repo, hint)
+            # the weights the pipeline loads and no others (the safety checker only with it)
+            assert sorted(f for f in got if f.endswith((".safetensors", ".bin", ".ckpt"))) == sorted(wanted), hint
+            assert "tokenizer/vocab.json" in got and "model_index.json" in got and "tokenizer/merges.txt" in got
+        got = included(repo, safety_download(DEFAULT_MODEL, dtype))
+        assert sorted(got) == sorted(["safety_checker/config.json", *checker, "feature_extractor/preprocessor_config.json"])
+    controlnet = ["config.json", "diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors",
+                  "diffusion_pytorch_model.bin", "diffusion_pytorch_model.fp16.bin", "images/input.png"]
+    assert included(controlnet, weights_download(DEFAULT_CONTROLNET, "--controlnet", torch.float16)) == [
+        "config.json", "diffusion_pytorch_model.fp16.safetensors"]
     assert weights_download("someone/their-model", "--model", torch.float16) is None  # their layout: all of it
 
 

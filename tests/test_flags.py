@@ -338,6 +338,7 @@ def test_outline_names_every_flag_it_still_needs(run_posekit, tmp_path, args, mi
     ("diffusion", {"negative_prompt": "blurry", "guidance": 1.0}, "--negative-prompt"),
     ("animatediff", {"strength": 0.3}, "--strength"),  # its --init is none: frames start from noise
     ("diffusion", {"ip_adapter_scale": 0.9}, "--ip-adapter-scale"),
+    ("animatediff", {"ip_adapter": "h94/IP-Adapter", "ip_adapter_scale": 0.0}, "--ip-adapter"),  # not loaded
     ("diffusion", {"controlnet": "none", "controlnet_scale": 0.5}, "--controlnet-scale"),
 ])
 def test_a_flag_these_options_leave_idle_is_a_warning(method, extra, idle, capsys):
@@ -374,3 +375,18 @@ def test_device_cuda_with_warp_runs_with_one_warning_from_the_cli(run_posekit, t
     assert [line for line in r.stderr.splitlines() if "warning" in line] == [
         "posekit: warning: --device has no effect here: --method warp runs on the CPU"]
     assert (tmp_path / "x.png").is_file()
+
+
+def test_lcm_with_a_motion_adapter_warns_that_animatelcms_lora_stays(capsys):
+    """--lcm brings AnimateLCM's motion adapter and LoRA; --motion-adapter swaps the adapter only."""
+    from posekit.commands.method_flags import options_for
+
+    given = {name: option.default for name, option in method_flags("animate").items()}
+    options_for("animatediff", {**given, "lcm": True, "motion_adapter": "someone/motion"})
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("posekit: warning: --lcm with --motion-adapter: AnimateLCM's LoRA is "
+                                               "still loaded"), err
+    options_for("animatediff", {**given, "lcm": True})
+    options_for("animatediff", {**given, "lcm": True, "motion_adapter": "wangfuyun/AnimateLCM"})
+    options_for("animatediff", {**given, "motion_adapter": "someone/motion"})
+    assert capsys.readouterr().err == ""

@@ -578,3 +578,27 @@ def test_driving_faces_keep_only_face_regions_and_resample_as_poses(tmp_path, mo
     # a pose resampled from a clip whose frames each have other points is its nearer frame's
     clip = [pose_of({i % 3: (10 * i + 1, 5)}, 64, 64) for i in range(3)]
     assert [int(p.keypoints[p.visible][0, 0]) // 10 for p in resample(clip, 6)] == face.nearest_frames(3, 6)
+
+
+def test_prev_frames_with_a_clip_of_one_segment_is_a_warning_and_changes_nothing(tiny_wan, figure, walk, method,
+                                                                                  calls, capsys):
+    """--prev-frames conditions a segment on the one before; a clip that fits one segment has none
+    before it: the same frames (the same call) as with 1, and a warning, once."""
+    image, pose = figure
+    five = WanMethod(image, pose, WanOptions(model=str(tiny_wan), steps=2, device="cpu", character="photo",
+                                             prev_frames=5), models=method.pipe)
+    capsys.readouterr()
+    assert all(np.array_equal(a, b) for a, b in zip(five(walk[:4], loop=False), method(walk[:4], loop=False)))
+    assert calls[0]["segment_frame_length"] == calls[1]["segment_frame_length"] == 5
+    assert calls[0]["prev_segment_conditioning_frames"] == 1
+    five(walk[:2], loop=False)
+    assert capsys.readouterr().err.splitlines() == [
+        "posekit: warning: --prev-frames has no effect here: the 4-frame clip fits one segment (--segment-frames 77)"]
+
+
+def test_an_sd_folder_given_to_wan_points_to_the_sd_methods(tmp_path):
+    from posekit.errors import UsageError
+
+    (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+    with pytest.raises(UsageError, match="an SD 1.x model is for --method diffusion or animatediff"):
+        WanOptions(model=str(tmp_path))

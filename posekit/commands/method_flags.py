@@ -175,6 +175,11 @@ def options_for(method: str, flags: dict):
             from posekit.console import warn
 
             warn(f"{given[name].param_decls[0]} has no effect here: {why}")
+    for together, happens, note in NOTES:  # flags that, together, do less than they seem to
+        if all(name in given and name in names for name in together) and happens(made):
+            from posekit.console import warn
+
+            warn(note)
     return made
 
 
@@ -185,9 +190,25 @@ IDLE = [
      "with --guidance 1 or less there is no classifier-free guidance to steer away from it"),
     ("strength", lambda o: getattr(o, "init", None) == "none", "--init none starts every frame from noise"),
     ("ip_adapter_scale", lambda o: o.ip_adapter is None, "it scales --ip-adapter, which is not given"),
+    ("ip_adapter", lambda o: o.ip_adapter_scale == 0,
+     "--ip-adapter-scale 0 turns it off, so neither it nor its image encoder is loaded"),
     ("controlnet_scale", lambda o: str(o.controlnet).lower() == "none", "--controlnet none"),
     ("model_config", lambda o: o.model is not None and Path(str(o.model)).expanduser().is_dir(),
      "it gives the configs of a single-file --model, and --model is a folder"),
+]
+
+
+def _not_animatelcm(o) -> bool:
+    from posekit.methods.animatediff.method import ANIMATELCM
+
+    return str(o.motion_adapter) != ANIMATELCM
+
+
+# (flags given together, when, the warning): flags that do part of what they seem to together
+NOTES = [
+    (("lcm", "motion_adapter"), _not_animatelcm,
+     "--lcm with --motion-adapter: AnimateLCM's LoRA is still loaded, though it was distilled with AnimateLCM's "
+     "own motion module, which --motion-adapter replaces; leave out --motion-adapter to use AnimateLCM's"),
 ]
 
 

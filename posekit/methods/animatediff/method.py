@@ -193,6 +193,8 @@ class AnimateDiffMethod:
         n = len(skeletons)
         generator = torch.Generator("cpu").manual_seed(o.seed)
         windows = context_windows(n, o.context, o.context_overlap, loop)
+        if len(windows) == 1:
+            self._warn_idle_context(n)
         suggestion = offload_suggestion(o.offload, "a smaller photo or a smaller --context")
         with out_of_memory_hint(suggestion, f"{n} frames of {width}x{height}"), torch.inference_mode():
             # the ControlNet's images as diffusers' pipeline prepares them: (frames, 3, H, W) in [0, 1]
@@ -211,6 +213,23 @@ class AnimateDiffMethod:
             frames = self._decode(latents)
             pipe.maybe_free_model_hooks()
         return [(np.clip(f, 0.0, 1.0) * 255.0).round().astype(np.uint8) for f in frames]
+
+    def _warn_idle_context(self, frames: int) -> None:
+        """A --context or --context-overlap other than the default does nothing to a clip the
+        motion module sees whole (one window): say so, once per method."""
+        from dataclasses import fields
+
+        o, defaults = self.options, {f.name: f.default for f in fields(AnimateDiffOptions)}
+        overlap = defaults["context_overlap"]  # as __post_init__ makes it when it is not below --context
+        overlap = overlap if overlap < o.context else o.context // 2
+        idle = [flag for flag, given in (("--context", o.context != defaults["context"]),
+                                         ("--context-overlap", o.context_overlap != overlap)) if given]
+        if idle and not getattr(self, "_context_warned", False):
+            from posekit.console import warn
+
+            self._context_warned = True
+            warn(f"{' and '.join(idle)} {'have' if len(idle) > 1 else 'has'} no effect here: the {frames}-frame "
+                 "clip fits one window of the motion module")
 
     def _decode(self, latents) -> np.ndarray:
         """(1, C, F, h, w) latents -> (F, H, W, 3) floats in 0..1, through the VAE a chunk of
@@ -328,10 +347,15 @@ def load_animatediff(o: AnimateDiffOptions):
     device = resolve_device(o.device)
     check_offload(o.offload, device)
     dtype = dtype_for(device)
-    needs = [HubNeed(str(o.motion_adapter), "--motion-adapter", "config.json"),
+    if o.ip_adapter and o.ip_adapter_scale == 0:  # it adds nothing: neither it nor its image encoder is loaded
+        from dataclasses import replace
+
+        o = replace(o, ip_adapter=None)
+    needs = [HubNeed(str(o.motion_adapter), "--motion-adapter", "config.json",
+                     motion_download(str(o.motion_adapter), dtype, o.lcm)),
              *pipeline_needs(o.model, o.model_config, o.controlnet, o.lora, safety_checker=o.safety_checker,
                              ip_adapter=o.ip_adapter, dtype=dtype)]
-    if o.lcm:
+    if o.lcm:  # (named above with the motion adapter when that is AnimateLCM's too)
         needs.append(HubNeed(ANIMATELCM, "--lcm", ANIMATELCM_LORA,
                              f"run `hf download {ANIMATELCM} {ANIMATELCM_LORA}` (for --lcm)"))
     with all_missing_named(needs):
@@ -386,7 +410,25 @@ def load_motion_adapter(name: str, dtype):
     from posekit.methods.diffusion.models import fp16_first, from_hub_or_path
 
     return from_hub_or_path(fp16_first(MotionAdapter.from_pretrained, dtype), str(name), "--motion-adapter",
-                            dtype=dtype)
+                            download=motion_download(str(name), dtype), dtype=dtype)
+
+
+def motion_download(name: str, dtype, lcm: bool = False) -> str | None:
+    """The `hf download` that fetches only what a run loads from the v1-5-3 or AnimateLCM
+    repository: config.json and the adapter's weights in the dtype it runs in (fp16 on a GPU;
+    both are 1.7 GB for v1-5-3, 0.9 and 1.8 GB for AnimateLCM, whose repository also holds a
+    1.8 GB original checkpoint), with `lcm` AnimateLCM's LoRA (0.13 GB). None for other
+    repositories (their layout is theirs: the whole repository)."""
+    import torch
+
+    if name not in (DEFAULT_MOTION_ADAPTER, ANIMATELCM):
+        return None
+    fp16 = ".fp16" if dtype == torch.float16 else ""
+    files = ["config.json", f"diffusion_pytorch_model{fp16}.safetensors"]
+    if lcm and name == ANIMATELCM:
+        files.append(ANIMATELCM_LORA)
+    include = " ".join(f'--include "{f}"' for f in files)
+    return f"run `hf download {name} {include}` or pass --motion-adapter PATH"
 
 
 def set_motion_scheduler(pipe, name: str) -> None:

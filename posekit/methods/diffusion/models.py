@@ -166,11 +166,40 @@ def check_model_path(value, flag: str) -> None:
                 _ip_adapter_files(path)
             except ModelNotFoundError as e:
                 raise UsageError(str(e)) from None
+        if flag == "--lora":
+            lora_weight_name(path, value)
     if flag == "--ip-adapter":
         folder, sub, _ = _ip_adapter_files(path)
         if not (folder / sub / "image_encoder").is_dir():
             raise UsageError(f"--ip-adapter {value}: no image_encoder/ folder next to the weights (the CLIP vision "
                              f"encoder they need); {hint}")
+
+
+LORA_WEIGHTS = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")  # what diffusers looks for
+
+
+def lora_weight_name(folder: Path, value=None) -> str:
+    """The weights file a --lora folder holds, as diffusers picks it: pytorch_lora_weights
+    .safetensors (or .bin), else its one .safetensors (or .bin) file. A UsageError, before any
+    work, for a folder that is a whole pipeline (model_index.json: that is a --model) or holds
+    no such file, or several (which one is meant?)."""
+    value = folder if value is None else value
+    if (folder / "model_index.json").is_file():
+        raise UsageError(f"--lora {value}: a diffusers pipeline folder (model_index.json), not a LoRA; "
+                         f"pass it as --model {value}")
+    for name in LORA_WEIGHTS:
+        if (folder / name).is_file():
+            return name
+    for suffix in (".safetensors", ".bin"):  # diffusers skips these names (training state)
+        found = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix)
+                       and not any(w in p.name for w in ("scheduler", "optimizer", "checkpoint")))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise UsageError(f"--lora {value}: {len(found)} weight files in this folder ({', '.join(found)}); "
+                             "pass the LoRA file itself")
+    raise UsageError(f"--lora {value}: no LoRA weights in this folder (pytorch_lora_weights.safetensors or "
+                     f"one .safetensors/.bin file); {LOCAL_HINT['--lora']}")
 
 
 # what another flag loads, by the class its folder's JSON names: a folder passed to the wrong flag
@@ -198,6 +227,9 @@ def check_model_class(config: Path, flag: str, value) -> None:
     if wanted is None and not (found in CLASS_FLAGS or any(f in found for f in OTHER_FAMILIES)):
         return
     elsewhere = f" (pass it as {CLASS_FLAGS[found]})" if CLASS_FLAGS.get(found, flag) != flag else ""
+    if found == "WanAnimatePipeline" and flag == "--model":  # the method's --model, not this one's
+        raise UsageError(f"--model {value}: its {config.name} says {found}; that is a Wan-Animate model: use it with "
+                         "--method wan")
     raise UsageError(f"{flag} {value}: its {config.name} says {found}{elsewhere}; {LOCAL_HINT[flag]}")
 
 
@@ -326,7 +358,8 @@ def pipeline_needs(model, model_config=None, controlnet=None, lora=None, *, lcm:
                              weights_download(str(controlnet), "--controlnet", dtype)))
     model = str(model)
     if not model.endswith(SINGLE_FILE_SUFFIXES):
-        needs.append(HubNeed(model, "--model", "model_index.json", weights_download(model, "--model", dtype)))
+        needs.append(HubNeed(model, "--model", "model_index.json",
+                             weights_download(model, "--model", dtype, safety_checker)))
     if lora:
         needs.append(HubNeed(str(lora), "--lora"))
     if lcm:
@@ -339,8 +372,7 @@ def pipeline_needs(model, model_config=None, controlnet=None, lora=None, *, lcm:
 
         if not any(may_have_one(str(c)) for c in (model, model_config) if c):
             needs.append(HubNeed(DEFAULT_MODEL, "--safety-checker", "safety_checker/config.json",
-                                 f"run `hf download {DEFAULT_MODEL} --include \"safety_checker/*\" --include "
-                                 "\"feature_extractor/*\"` or leave out --safety-checker"))
+                                 safety_download(DEFAULT_MODEL, dtype)))
     if ip_adapter:
         ip = str(ip_adapter)
         needs.append(HubNeed(ip, "--ip-adapter", f"{IP_ADAPTER_SUBFOLDER}/{IP_ADAPTER_WEIGHT}",
@@ -353,17 +385,33 @@ def first_line(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def weights_download(name: str, flag: str, dtype: torch.dtype) -> str | None:
+def weights_download(name: str, flag: str, dtype: torch.dtype, safety_checker: bool = False) -> str | None:
     """The `hf download` that fetches only what the pipeline loads from SD 1.5's or the OpenPose
     ControlNet's repository (both also hold whole-model checkpoints in several formats, over
-    10 GB for SD 1.5): the configs, the tokenizer and the weights in the dtype it runs in. None
-    for other repositories (their layout is theirs: the whole repository)."""
+    10 GB for SD 1.5, and SD 1.5 a safety checker in four): the configs, the tokenizer and the
+    UNet's, VAE's and text encoder's weights in the dtype it runs in (fp16 files on a GPU), with
+    `safety_checker` the safety checker's too (`safety_download`). None for other repositories
+    (their layout is theirs: the whole repository)."""
     if name not in (DEFAULT_MODEL, DEFAULT_CONTROLNET):
         return None
-    weights = (["*.fp16.safetensors"] if dtype == torch.float16
-               else ["*diffusion_pytorch_model.safetensors", "*/model.safetensors"])
-    include = " ".join(f'--include "{p}"' for p in ["*.json", "*.txt", *weights])
+    fp16 = ".fp16" if dtype == torch.float16 else ""
+    if name == DEFAULT_CONTROLNET:
+        patterns = ["*.json", f"diffusion_pytorch_model{fp16}.safetensors"]
+    else:
+        patterns = ["*.json", "*.txt", f"*/diffusion_pytorch_model{fp16}.safetensors",  # unet/, vae/
+                    f"text_encoder/model{fp16}.safetensors"]
+        if safety_checker:
+            patterns.append(f"safety_checker/model{fp16}.safetensors")
+    include = " ".join(f'--include "{p}"' for p in patterns)
     return f"run `hf download {name} {include}` or pass {flag} PATH"
+
+
+def safety_download(name: str, dtype: torch.dtype) -> str:
+    """The `hf download` of a model's safety checker (its config and the one weights file the
+    dtype loads: 0.6 GB in fp16, 1.2 GB in fp32) and feature extractor, for --safety-checker."""
+    fp16 = ".fp16" if dtype == torch.float16 else ""
+    return (f"run `hf download {name} --include \"safety_checker/config.json\" --include "
+            f"\"safety_checker/model{fp16}.safetensors\" --include \"feature_extractor/*\"` or leave out --safety-checker")
 
 
 def fp16_first(load, dtype: torch.dtype):
@@ -408,6 +456,8 @@ def load_pipeline(model: str = DEFAULT_MODEL, model_config: str | os.PathLike | 
     (`offload`). Progress bars off: the caller shows its own."""
     if not lcm:
         check_choice(scheduler, SCHEDULERS, "--scheduler")
+    if ip_adapter_scale == 0:  # the adapter adds nothing: its 2.5 GB image encoder is not loaded
+        ip_adapter = None
     device = resolve_device(device)
     check_offload(offload, device)
     dtype = dtype or dtype_for(device)
@@ -555,8 +605,7 @@ def add_safety_checker(pipe, model: str, model_config=None) -> None:
                if c and (not is_local(str(c)) or (Path(c).expanduser() / "safety_checker").is_dir())]
     sources += [DEFAULT_MODEL] if DEFAULT_MODEL not in sources else []
     for source in sources:
-        download = (f"run `hf download {source} --include \"safety_checker/*\" --include \"feature_extractor/*\"` "
-                    "or leave out --safety-checker")
+        download = safety_download(source, pipe.dtype)
         try:
             checker = from_hub_or_path(fp16_first(StableDiffusionSafetyChecker.from_pretrained, pipe.dtype), source,
                                        "--safety-checker", download=download, subfolder="safety_checker",
@@ -655,6 +704,8 @@ def decode(pipe, latents: torch.Tensor, warn=None) -> "np.ndarray":
     dtype afterwards, so the pipeline's img2img encoding keeps working in the pipeline's dtype."""
     import numpy as np
 
+    if not torch.isfinite(latents).all():  # nothing any VAE can decode: the denoising itself overflowed
+        raise PosekitError(nan_latents_message(latents.dtype))
     vae = pipe.vae
     vae.enable_slicing() if latents.shape[0] > 1 else vae.disable_slicing()
     side = max(latents.shape[-2:]) * pipe.vae_scale_factor
@@ -674,6 +725,17 @@ def decode(pipe, latents: torch.Tensor, warn=None) -> "np.ndarray":
 
 
 FP32_DECODE = "posekit_vae_decodes_in_float32"  # set on a pipeline whose VAE overflowed in float16
+
+
+def nan_latents_message(dtype: torch.dtype) -> str:
+    """Why a clip's latents came out NaN (before the VAE: the UNet, the ControlNet, a LoRA or the
+    sampler), and what to try."""
+    if dtype == torch.float16:
+        return ("the denoised latents are NaN: the model (UNet, ControlNet or LoRA) overflowed in float16 while "
+                "denoising; try another --scheduler, a lower --guidance or --controlnet-scale, or --device cpu "
+                "(float32, slow)")
+    return ("the denoised latents are NaN: the model (UNet, ControlNet or LoRA) gave NaN while denoising; "
+            "try another --scheduler, a lower --guidance or --controlnet-scale, or another --model or --lora")
 
 
 def _vae_decode_float32(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -735,6 +797,8 @@ def add_lora(pipe, lora: str, adapter_name: str = "lora") -> None:
     """Load LoRA weights (a pytorch_lora_weights.safetensors file, a folder holding one, or a
     hub id) into the pipeline's UNet and text encoder, as the adapter `adapter_name`."""
     path = Path(lora).expanduser()
+    if path.is_dir():  # the file diffusers would guess, said here when there is none or a pipeline
+        path = path / lora_weight_name(path, lora)
     if path.is_file():
         load = lambda name, **kw: pipe.load_lora_weights(str(path.parent), weight_name=path.name,  # noqa: E731
                                                          adapter_name=adapter_name, **kw)

@@ -218,20 +218,28 @@ class WanMethod:
         from posekit.methods.wan.pose_video import draw_wan_pose
 
         o, total = self.options, len(poses)
+        prev = o.prev_frames
         if total <= o.segment_frames:  # one segment, as short as Wan allows; the last pose held
-            length = wan_length(max(total, 2 * o.prev_frames + 1))
+            if prev != 1 and not getattr(self, "_prev_warned", False):  # no segment follows another
+                from posekit.console import warn
+
+                self._prev_warned = True
+                warn(f"--prev-frames has no effect here: the {total}-frame clip fits one segment "
+                     f"(--segment-frames {o.segment_frames})")
+            prev = 1  # the first segment is conditioned on nothing: any value gives the same frames
+            length = wan_length(max(total, 2 * prev + 1))
             poses = poses + [poses[-1]] * (length - total)
             faces = faces + [faces[-1]] * (length - total)
             segments = 1
         else:  # segment by segment; the pipeline pads the last one
             length = o.segment_frames
-            segments = math.ceil((total - o.prev_frames) / (length - o.prev_frames))
+            segments = math.ceil((total - prev) / (length - prev))
         w, h = self.size
         kwargs = dict(
             image=Image.fromarray(self.character),
             pose_video=[Image.fromarray(draw_wan_pose(p)) for p in poses],
             face_video=[Image.fromarray(f) for f in faces],
-            height=h, width=w, segment_frame_length=length, prev_segment_conditioning_frames=o.prev_frames,
+            height=h, width=w, segment_frame_length=length, prev_segment_conditioning_frames=prev,
             num_inference_steps=o.steps, guidance_scale=o.guidance, mode="animate", output_type="np",
             generator=torch.Generator("cpu").manual_seed(o.seed), max_sequence_length=MAX_TEXT_TOKENS,
             **self.embeds)
@@ -311,7 +319,9 @@ def check_folder(model: str) -> None:
         kind = "unreadable"
     if kind != "WanAnimatePipeline":
         found = f"its model_index.json says {kind}" if kind else "no model_index.json"
-        raise ModelNotFoundError(f"--model {model}: not a Wan-Animate diffusers folder ({found}); run "
+        sd = ("; an SD 1.x model is for --method diffusion or animatediff"
+              if kind and kind.startswith("StableDiffusion") and "XL" not in kind and "3" not in kind else "")
+        raise ModelNotFoundError(f"--model {model}: not a Wan-Animate diffusers folder ({found}){sd}; run "
                                  f"`hf download {DEFAULT_WAN_MODEL} --local-dir DIR` and pass --model DIR")
 
 
