@@ -153,7 +153,7 @@ def main() -> None:
             raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
     except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # `posekit`, `posekit poses` (click >= 8.2)
-        print(e.ctx.get_help())
+        err.file.write(e.ctx.get_help() + "\n")  # a usage error's help: on stderr, stdout is for data
         sys.exit(2)
     except click.exceptions.UsageError as e:
         where = e.ctx.command_path if e.ctx else "posekit"
@@ -175,7 +175,9 @@ def main() -> None:
     except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
         import errno
 
-        if e.errno == errno.ENOSPC and not e.filename:
+        if e.errno == errno.ENOSPC and not e.filename and _stdout_failed():
+            error("no space left where standard output goes: free some space or redirect it elsewhere")
+        elif e.errno == errno.ENOSPC and not e.filename:
             error("no space left on the disk being written (nothing half-written is left): free some space "
                   "or point --out at another disk")
         else:
@@ -187,6 +189,15 @@ def main() -> None:
         error("internal error (please report it with the lines below)")
         err.file.write(traceback.format_exc())
         sys.exit(1)
+
+
+def _stdout_failed() -> bool:
+    """Whether the error being handled came from writing or flushing stdout (the data posekit
+    prints: `--json > /dev/full`), not from a file under --out."""
+    import traceback
+
+    frames = traceback.extract_tb(sys.exc_info()[2])  # the innermost Python frame wrote it
+    return bool(frames) and frames[-1].name in ("emit_json", "echo")
 
 
 if __name__ == "__main__":

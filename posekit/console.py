@@ -15,7 +15,8 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup and emoji codes off: file names such as `run:100:.png` or `take[red].png` print as they are
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def info(message: str) -> None:
@@ -23,30 +24,61 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"posekit: warning: {message}", style="yellow", markup=False)
+    err.print(f"posekit: warning: {one_line(message)}", style="yellow", markup=False)
 
 
 def error(message: str) -> None:
-    err.print(f"posekit: error: {message}", style="red", markup=False)
+    err.print(f"posekit: error: {one_line(message)}", style="red", markup=False)
 
 
-def emit_json(obj) -> None:
+# control characters (a newline in a file name, an escape sequence) as Python writes them in a string
+_CONTROL = {c: ascii(chr(c))[1:-1] for c in (*range(32), 127)}
+
+
+def one_line(message: str) -> str:
+    """A warning or error stays one line, whatever the file names in it hold: control characters
+    are written escaped (`a\\nb.png`), the rest as it is."""
+    return str(message).translate(_CONTROL)
+
+
+reader_gone = False  # set once stdout's reader has gone: nothing more is printed there
+
+
+def emit_json(obj, keep_going: bool = False) -> None:
     """One JSON document on one line of stdout (the data channel). When the reader has gone
-    (`posekit ... | head`), BrokenPipeError ends the command quietly (see stdout_closed)."""
-    try:
-        sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        stdout_closed()
-        raise
+    (`posekit ... | head`, or stdout closed: `>&-`), stdout is pointed at devnull (stdout_closed)
+    and then a command with files to write (`keep_going`) goes on and exits as it would have,
+    while one that only prints gets BrokenPipeError, which cli.main ends quietly with status 1."""
+    if not reader_gone:
+        try:
+            if sys.stdout is None:  # started with stdout closed
+                raise BrokenPipeError
+            sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            sys.stdout.flush()
+            return
+        except BrokenPipeError:
+            stdout_closed()
+    if not keep_going:
+        raise BrokenPipeError
 
 
 def stdout_closed() -> None:
     """Point stdout at devnull once its reader has gone, so that neither a later write nor the
-    interpreter's flush at exit fails again (as the Python docs on SIGPIPE recommend)."""
+    interpreter's flush at exit fails again (as the Python docs on SIGPIPE recommend). A process
+    started with stdout closed has no sys.stdout; its descriptor 1 may since hold another file
+    (posekit's copy of stderr), so only sys.stdout is replaced then."""
+    global reader_gone
+    reader_gone = True
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file descriptor
+        sys.stdout = open(os.devnull, "w")
+    finally:
+        os.close(devnull)
 
 
 def quiet_libraries() -> None:
@@ -131,8 +163,8 @@ def progress(transient: bool = True):
         return LineProgress()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=err, transient=transient)
 
 

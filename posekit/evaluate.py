@@ -28,19 +28,21 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
     where its target has no keypoint inside the frame or no torso), `count` how many have a PCK (what
     the overall PCK averages), `failed` the frames that could not be scored (no or empty pose file,
     unreadable image, a size that is not its pose's canvas), which the others do not stop."""
-    from posekit.console import warn
+    from posekit.console import error
 
     paths, refs = _inputs(Path(frames_dir), Path(poses_dir), reference)
     read, failed = [], []
     for path in paths:
         try:
             read.append((path.name, *_frame(path, Path(poses_dir), refs, reference)))
-        except PosekitError as e:
-            warn(str(e))
+        except PosekitError as e:  # counts toward exit status 1: an error, and the others go on
+            error(str(e))
             failed.append({"frame": path.name, "error": str(e)})
-    if not read:
-        raise PosekitError(f"{frames_dir}: none of its {len(paths)} images could be scored "
-                           f"(the first: {failed[0]['error']})")
+    if not read:  # the report (for --json) travels with the error
+        e = PosekitError(f"{frames_dir}: none of its {len(paths)} images could be scored "
+                         f"(the first: {failed[0]['error']})")
+        e.report = {"frames": [], "overall": {"pck": None}, "alpha": alpha, "count": 0, "failed": failed}
+        raise e
 
     names, images, targets, references = zip(*read)
     scores = pose_fidelity(list(images), list(targets), alpha=alpha, detector=detector)
@@ -62,7 +64,7 @@ def evaluate_frames(frames_dir: str | Path, poses_dir: str | Path, reference: st
 def _inputs(frames_dir: Path, poses_dir: Path, reference) -> tuple[list[Path], dict[str, Path]]:
     """The frames to score, and the reference images by stem; a folder that is not one, or that
     holds a target pose (a reference image) for none of the frames, is a usage error."""
-    from posekit.images import IMAGE_SUFFIXES
+    from posekit.images import IMAGE_SUFFIXES, natural_key
     from posekit.pose.formats import keypoints_json_name
 
     if not frames_dir.is_dir():
@@ -71,9 +73,10 @@ def _inputs(frames_dir: Path, poses_dir: Path, reference) -> tuple[list[Path], d
         raise UsageError(f"--poses {poses_dir}: not a folder; pass the folder of target poses (e.g. OUT/poses)")
     if reference is not None and not Path(reference).is_dir():
         raise UsageError(f"--reference {reference}: not a folder of images")
-    paths = sorted(p for p in frames_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = sorted((p for p in frames_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=natural_key)
     if not paths:
-        raise PosekitError(f"{frames_dir}: no images found")
+        raise UsageError(f"{frames_dir}: no images in this folder; pass the folder of frames (e.g. OUT/frames)")
     refs = {} if reference is None else {p.stem: p for p in sorted(Path(reference).iterdir())
                                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
     # a folder that matches none of the frames is the wrong folder: said once, before any work

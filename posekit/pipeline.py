@@ -133,9 +133,11 @@ def animate(photo: str | Path, poses: str | list[str], out: str | Path, method: 
 
 
 def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", status=_silent, report=_silent,
-                  **options) -> list[dict]:
+                  done=None, **options) -> list[dict]:
     """`animate` each photo into out/<photo stem>/ with one detector for all of them. A photo that
-    fails (nobody in it, unreadable) is reported with `report(message)` and the others go on.
+    fails (nobody in it, unreadable) is reported with `report(message)` and the others go on;
+    `done(result)` hears of each photo as soon as it is finished (in a single process only: under
+    accelerate launch the results are known together, at the end).
     Under `accelerate launch` the photos are split across the processes (each photo done by one
     of them) and every process returns the results of all. Returns one dict per photo, in input
     order: {"photo", "out", ...animate's summary} or {"photo", "error"}. Before anything loads: a
@@ -174,6 +176,8 @@ def animate_batch(photos: list[Path], out: str | Path, device: str = "auto", sta
                 report(message)
                 results.append({"photo": str(photo), "process": rank, "out": str(Path(out) / Path(photo).stem),
                                 "error": message})
+            if done is not None and state is None:
+                done(results[-1])
     if state is not None:  # every process gathers, also one without photos or with a usage error
         from accelerate.utils import gather_object
 
@@ -530,6 +534,7 @@ def check_poses(sources: list[str]) -> list[str]:
     import difflib
 
     from posekit.pose.motions import MOTIONS, yaw_of
+    from posekit.pose.sources import not_a_pose_file
 
     for source in sources:
         name, colon, view = str(source).partition(":")
@@ -542,6 +547,8 @@ def check_poses(sources: list[str]) -> list[str]:
             close = difflib.get_close_matches(name, MOTIONS, n=1)
             raise UsageError(f"--poses {source!r}: not a built-in motion nor an existing file or folder; "
                              + (f"did you mean {close[0]!r}? " if close else "") + f"motions: {', '.join(MOTIONS)}")
+        elif problem := not_a_pose_file(source):  # a pipe, a device, a folder with nothing to read
+            raise UsageError(f"--poses {problem}")
     return sources
 
 

@@ -137,10 +137,11 @@ assert detect_person(image) is not None  # the shared one, closed at exit
 
 
 def test_no_arguments_shows_the_help_and_odd_terminals_are_handled(run_posekit, tmp_path):
-    bare = run_posekit()
-    assert bare.returncode == 2 and bare.stdout.startswith("Usage: posekit") and "animate" in bare.stdout
+    bare = run_posekit()  # a usage error: its help on stderr, stdout stays for data
+    assert bare.returncode == 2 and bare.stderr.startswith("Usage: posekit") and "animate" in bare.stderr
+    assert bare.stdout == ""
     group = run_posekit("poses")
-    assert group.returncode == 2 and "show" in group.stdout and group.stderr == ""
+    assert group.returncode == 2 and "show" in group.stderr and group.stdout == ""
     # a log file that cannot be written: a warning, then the command runs
     r = run_posekit("poses", "list", env={"POSEKIT_LIBRARY_LOG": str(tmp_path / "no" / "such" / "dir" / "log")})
     assert r.returncode == 0 and "walk" in r.stdout

@@ -55,15 +55,26 @@ def animate(
     # stage lines, not a spinner: the gan and diffusion methods draw their own progress bars
     status = lambda stage: info(f"{stage}...")  # noqa: E731
     if batch is None:
-        summary = pipeline.animate(photo[0], out=out, source_pose=source_pose, status=status, **common)
-        emit_json(summary) if as_json else report(summary, out, method)
+        from posekit.errors import PosekitError
+
+        try:
+            summary = pipeline.animate(photo[0], out=out, source_pose=source_pose, status=status, **common)
+        except PosekitError as e:  # --json: a document, with the error, as a batch gives for each photo
+            if as_json and not isinstance(e, UsageError):
+                emit_json({"photo": photo[0], "out": str(out), "error": str(e)}, keep_going=True)
+            raise
+        emit_json(summary, keep_going=True) if as_json else report(summary, out, method)
         return
     from posekit.console import error
 
-    results = pipeline.animate_batch(batch, out, status=status, report=error, **common)
     state = pipeline.launched_state(device)
-    if state is None or state.is_main_process:  # one summary for all processes
-        batch_summary(results, out, as_json)
+    results = pipeline.animate_batch(batch, out, status=status, report=error,
+                                     done=lambda r: photo_line(r, as_json), **common)
+    if state is not None and state.is_main_process:  # one process tells of every photo, once all are done
+        for r in results:
+            photo_line(r, as_json)
+    if state is None or state.is_main_process:
+        batch_totals(results, out, as_json)
     if state is not None:
         state.wait_for_everyone()  # a process that exits early would have the launcher stop the rest
     if any("error" in r for r in results):
@@ -130,17 +141,23 @@ def report(summary: dict, out: Path, method: str) -> None:
     info(f"{summary['seconds_total']:.1f} s: " + ", ".join(f"{k} {v:.1f} s" for k, v in secs.items()))
 
 
-def batch_summary(results: list[dict], out: Path, as_json: bool) -> None:
-    """--json: one object per photo (JSON lines); else a line per photo and the totals."""
+def photo_line(result: dict, as_json: bool) -> None:
+    """One photo of a batch, as soon as it is done: --json its object (a JSON line), else a line
+    (a failure has had its error line already)."""
     from posekit.console import emit_json, info
 
     if as_json:
-        for r in results:
-            emit_json(r)
+        emit_json(result, keep_going=True)
+    elif "error" not in result:
+        info(f"{result['photo']}: {result['frames']} frames -> {result['out']} ({result['seconds_total']:.1f} s)")
+
+
+def batch_totals(results: list[dict], out: Path, as_json: bool) -> None:
+    """The line after a batch (not with --json, whose lines are the photos')."""
+    from posekit.console import info
+
+    if as_json:
         return
-    for r in results:
-        if "error" not in r:
-            info(f"{r['photo']}: {r['frames']} frames -> {r['out']} ({r['seconds_total']:.1f} s)")
     failed = sum("error" in r for r in results)
     seconds = sum(r.get("seconds_total", 0.0) for r in results)
     info(f"animated {len(results) - failed} of {len(results)} photos into {out}"

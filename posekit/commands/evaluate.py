@@ -26,7 +26,14 @@ def evaluate(
     quiet_libraries()
     from posekit.evaluate import evaluate_frames, format_table
 
-    report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
+    from posekit.errors import PosekitError
+
+    try:
+        report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
+    except PosekitError as e:  # --json: the report of the frames that failed, with the error
+        if as_json and getattr(e, "report", None):
+            emit_json({**e.report, "error": str(e)})
+        raise
     if as_json:
         emit_json(report)
     else:

@@ -99,27 +99,21 @@ def _check_annotations(path: Path | None, inputs: set) -> None:
 class _Printer:
     """The --jsonl lines. When stdout's reader goes (`--jsonl | head -1`), printing stops; then
     a run with files to write (keep_going: --out, --annotations) writes them all and exits as it
-    would have, while a run that only prints ends there (exit 1, nothing said)."""
+    would have, while a run that only prints ends there (exit 1, nothing said): console.emit_json."""
 
     def __init__(self, requested: bool, keep_going: bool):
         self.requested, self.keep_going = requested, keep_going
-        self.printing = requested
 
     def emit(self, item, size, poses, error: str | None = None) -> None:
         """The line of `item`: "path" the file read (a video's, with "frame" for one of its frames)."""
-        if not self.printing:
+        if not self.requested:
             return
         from posekit.console import emit_json
         from posekit.pose.formats import jsonl_record
 
         width, height = size if size else (None, None)
         path = str(item.source) if item.frame is not None and item.source is not None else item.name
-        try:
-            emit_json(jsonl_record(path, width, height, poses, error=error, frame=item.frame))
-        except BrokenPipeError:  # emit_json has pointed stdout at devnull
-            if not self.keep_going:
-                raise
-            self.printing = False
+        emit_json(jsonl_record(path, width, height, poses, error=error, frame=item.frame), keep_going=self.keep_going)
 
 
 @contextmanager

@@ -102,7 +102,7 @@ def show(
         for i, (pose, stem) in enumerate(zip(clip, stems)):
             record = jsonl_record(str(out / skeleton_png_name(stem)) if out is not None else stem, pose.width,
                                   pose.height, [pose])
-            emit_json({**record, "frame": i})
+            emit_json({**record, "frame": i}, keep_going=out is not None)
     where = f" -> {out}/ ({skeleton_png_name(stems[0])}, {keypoints_json_name(stems[0])}, ...)" if out is not None else ""
     sizes = _sizes(clip)
     hint = "; --size WxH fits them onto one canvas" if sizes.startswith("sizes vary") else ""

@@ -75,11 +75,19 @@ def load_poses(source: str, frames: int | None = None, device: str = "auto",
 
 
 def not_a_pose_file(path: str | Path) -> str | None:
-    """Why an existing `path` cannot be a pose source whatever it holds, before anything is read
-    (None when it may be one): a pipe, a terminal or another device (/dev/stdin, <(...)), which a
-    clip is not read from (poses are read more than once, and by their file's kind)."""
+    """Why an existing `path` cannot be a pose source, before anything is read (None when it may
+    be one): a folder with no OpenPose .json file nor image in it; a pipe, a terminal or another
+    device (/dev/stdin, <(...)), which a clip is not read from (poses are read more than once, and
+    by their file's kind)."""
     path = Path(path)
-    if path.is_dir() or path.is_file() or not path.exists():
+    if path.is_dir():
+        from posekit.images import IMAGE_SUFFIXES
+
+        if any(p.suffix.lower() in (".json", *IMAGE_SUFFIXES) and not p.name.startswith(".") and p.is_file()
+               for p in path.iterdir()):
+            return None
+        return f"{path}: no OpenPose .json files or images in this folder"
+    if path.is_file() or not path.exists():
         return None
     return (f"{path}: not a regular file (a pipe or device such as /dev/stdin); save the poses to a file "
             "(an extract-pose .jsonl, an OpenPose .json, a video or images) and pass that")
