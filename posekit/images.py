@@ -576,13 +576,14 @@ def _umask() -> int:
     return mask
 
 
-def save_image(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Save an RGB/RGBA/gray uint8 array (format from the suffix) atomically."""
+def save_image(image: np.ndarray, path: str | os.PathLike, **options) -> Path:
+    """Save an RGB/RGBA/gray uint8 array (format from the suffix) atomically; `options` go to
+    Pillow's writer (`quality=95` for a JPEG)."""
     from PIL import Image
 
     path = Path(path)
     with atomic_path(path) as tmp:
-        Image.fromarray(np.asarray(image)).save(tmp, format=_pil_format(path))
+        Image.fromarray(np.asarray(image)).save(tmp, format=_pil_format(path), **options)
     return path
 
 

@@ -45,26 +45,30 @@ def ssim(generated: np.ndarray, reference: np.ndarray, pad: int = 0) -> float:
 
 
 def body_mask(pose: Pose, radius: int = 4) -> np.ndarray:
-    """(H, W) bool: bands of half-width `radius` along the limbs and torso outline, discs at the
-    joints, then a 5x5 closing (as Market-1501's mask-SSIM mask is made)."""
-    import cv2
+    """(H, W) bool: Market-1501's mask-SSIM mask exactly as the PATN authors draw it
+    (produce_ma_mask): for each limb of MASK_EDGES a quadrilateral of half-width `radius` filled
+    by skimage's polygon on float (row, col) corners, a disk of `radius` at each joint (its edge
+    left out: distance < radius), then a closing with a 5x5 square."""
+    from skimage.draw import disk, polygon
+    from skimage.morphology import dilation, erosion
 
-    mask = np.zeros((pose.height, pose.width), np.uint8)
-    xy, vis = pose.keypoints[:, :2], pose.visible
+    shape = (pose.height, pose.width)
+    mask = np.zeros(shape, bool)
+    rc, vis = pose.keypoints[:, 1::-1].astype(np.float64), pose.visible  # (row, col) = (y, x)
     for a, b in MASK_EDGES:
         if not (vis[a] and vis[b]):
             continue
-        d = xy[b] - xy[a]
+        d = rc[a] - rc[b]
         n = np.linalg.norm(d)
         if n == 0:
             continue
         normal = np.array([-d[1], d[0]]) / n * radius
-        quad = np.array([xy[a] + normal, xy[a] - normal, xy[b] - normal, xy[b] + normal])
-        cv2.fillConvexPoly(mask, np.round(quad).astype(np.int32), 1)
+        corners = np.array([rc[a] + normal, rc[a] - normal, rc[b] - normal, rc[b] + normal])
+        mask[polygon(corners[:, 0], corners[:, 1], shape=shape)] = True
     for i in np.flatnonzero(vis):
-        cv2.circle(mask, tuple(int(round(v)) for v in xy[i]), radius, 1, -1)
-    kernel = np.ones((5, 5), np.uint8)
-    return cv2.erode(cv2.dilate(mask, kernel), kernel).astype(bool)
+        mask[disk(tuple(rc[i]), radius, shape=shape)] = True
+    square = np.ones((5, 5), bool)
+    return erosion(dilation(mask, square), square)
 
 
 def mask_ssim(generated: np.ndarray, reference: np.ndarray, pose: Pose) -> float:

@@ -54,6 +54,30 @@ def test_body_mask_covers_limbs_not_the_background():
     assert 0.1 < mask.mean() < 0.5
 
 
+def test_body_mask_is_the_authors_produce_ma_mask():
+    """PATN's Market-1501 mask (reference/patn.md): a joint alone is a disk of radius 4 without its
+    edge (the 45 lattice points at distance < 4; an OpenCV circle also takes the 4 at distance 4
+    and more), and a limb the quadrilateral skimage's polygon fills between float corners."""
+    from skimage.draw import polygon
+
+    lone = np.full((18, 3), -1.0)
+    lone[0] = (30.0, 40.0, 1.0)
+    assert body_mask(Pose(lone, 64, 128)).sum() == 45
+    limb = np.full((18, 3), -1.0)
+    limb[1], limb[2] = (20.0, 30.0, 1.0), (40.0, 70.0, 1.0)  # neck to right shoulder, slanted
+    mask = body_mask(Pose(limb, 64, 128))
+    d = np.array([30.0 - 70.0, 20.0 - 40.0])  # (row, col) of neck minus shoulder
+    normal = np.array([-d[1], d[0]]) / np.linalg.norm(d) * 4
+    quad = np.zeros((128, 64), bool)
+    corners = np.array([(30, 20) + normal, (30, 20) - normal, (70, 40) - normal, (70, 40) + normal])
+    quad[polygon(corners[:, 0], corners[:, 1], shape=quad.shape)] = True
+    assert mask[quad].all()  # every pixel of the polygon is in
+    outside = mask & ~quad
+    rows, cols = np.nonzero(outside)
+    near_joint = np.minimum(np.hypot(rows - 30, cols - 20), np.hypot(rows - 70, cols - 40))
+    assert (near_joint < 4).all()  # and only the disks' pixels beyond it
+
+
 def test_mask_ssim_ignores_the_background(photo):
     pose = standing(128, 128).scale(2.0, 1.0)
     ref = photo

@@ -179,6 +179,29 @@ def test_prepare_market_reads_ids_from_names_and_skips_distractors(tmp_path):
     assert len(read_pairs(out / "market-pairs-train.csv")) == 2 == len(read_pairs(out / "market-pairs-test.csv"))
 
 
+def test_prepare_market_keeps_the_original_jpeg_bytes(tmp_path):
+    """Market's crops are 64x128 already: copied as they are, not encoded again (a JPEG encoded
+    twice loses detail); an image that must be resized is encoded at quality 95."""
+    from PIL import Image
+
+    raw = tmp_path / "bounding_box_train"
+    raw.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (128, 64, 3), np.uint8)
+    for name in ("0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg"):
+        Image.fromarray(noise).save(raw / name, quality=90)
+    Image.fromarray(np.repeat(np.repeat(noise, 2, 0), 2, 1)).save(raw / "0007_c1s1_000001_01.jpg", quality=90)
+    Image.fromarray(noise).save(raw / "0007_c3s1_000002_01.jpg", quality=90)
+    out = tmp_path / "market"
+    prepare(raw, "market1501", out, test_fraction=0.5, detector=StubDetector())
+    written = {p.name: p for p in out.glob("t*/*.jpg")}
+    assert len(written) == 4
+    for name in ("0002_c1s1_000451_03.jpg", "0002_c2s1_000301_01.jpg", "0007_c3s1_000002_01.jpg"):
+        assert written[name].read_bytes() == (raw / name).read_bytes(), name
+    resized = np.asarray(Image.open(written["0007_c1s1_000001_01.jpg"]))
+    assert resized.shape == (128, 64, 3)
+    assert Image.open(written["0007_c1s1_000001_01.jpg"]).quantization[0][0] <= 2  # quality 95's tables
+
+
 def test_prepare_dataset_cli_usage_errors(run_posekit, tmp_path):
     r = run_posekit("prepare-dataset", tmp_path / "missing", "--dataset", "market1501", "--out", tmp_path / "o")
     assert r.returncode == 2 and "no such folder" in r.stderr and "Traceback" not in r.stderr
@@ -213,3 +236,25 @@ def test_prepare_dataset_cli_with_the_real_detector(run_posekit, tmp_path, astro
         assert len(ann) == 2 and all(p.visible[[2, 5, 8, 11]].all() for p in ann.values())
         assert all(Image.open(tmp_path / "m" / split / n).size == (64, 128) for n in ann)
         assert len(read_pairs(tmp_path / "m" / f"market-pairs-{split}.csv")) == 2
+
+
+@pytest.mark.parametrize("bad, says", [
+    (lambda p: np.save(p, np.zeros((18, 128, 64), np.float32)), r"shape \(18, 128, 64\), expected \(128, 64, 18\)"),
+    (lambda p: np.save(p, np.zeros((256, 176, 18), np.float32)), r"shape \(256, 176, 18\), expected \(128, 64, 18\)"),
+    (lambda p: (np.save(p, np.zeros((128, 64, 18), np.float32)), p.write_bytes(p.read_bytes()[:5000])),
+     "truncated"),
+    (lambda p: p.write_bytes(b"\x93NUMPY"), "not a readable .npy file"),
+    (lambda p: np.save(p, np.empty((128, 64, 18), object), allow_pickle=True), "Python objects"),
+])
+def test_a_bad_cached_heatmap_is_one_line_naming_it_before_any_work(tmp_path, bad, says):
+    """trainK/<name>.npy of another layout (channels first, another dataset's size), cut short or
+    not a .npy at all: said when the split is opened, with the file and what to do."""
+    p = PRESETS["market1501"]
+    official_layout(tmp_path, p)
+    (tmp_path / "trainK").mkdir()
+    bad(tmp_path / "trainK" / "b.jpg.npy")
+    with pytest.raises(PosekitError, match=says) as e:
+        PairDataset(tmp_path, "train", p)
+    assert str(e.value).startswith(str(tmp_path / "trainK" / "b.jpg.npy"))
+    assert "delete the trainK/ folder" in str(e.value) and "\n" not in str(e.value)
+    PairDataset(tmp_path, "test", p)  # the other split has no cached maps

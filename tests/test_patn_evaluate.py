@@ -136,7 +136,8 @@ def test_official_market_layout_end_to_end_in_the_authors_image_layout(market_la
     report = evaluate_generator(G, data, "cpu", backbones, ListDetector(targets), with_is=True)
     assert report["pairs"] == 2 and report["pckh"] == report["pckh_targets"] == 1.0 and report["pckh_pairs"] == 2
     assert report["fid_reference_images"] == 3 and np.isfinite(report["fid"]) and report["is"] >= 1
-    assert 0 < report["lpips"] and report["ssim"] < report["ssim_padded"]
+    assert 0 < report["lpips"] and "ssim_padded" not in report and "is_padded" not in report  # DeepFashion's only
+    assert report["is_splits"] == 2
     # a detector that finds nobody scores 0; without backbones those columns are left out; one
     # pair per batch gives the same scores
     out = market_layout / "results"
@@ -156,6 +157,33 @@ def test_official_market_layout_end_to_end_in_the_authors_image_layout(market_la
     assert np.mean(scores) == pytest.approx(report["ssim"])
     only_is = evaluate_generator(G, data, "cpu", backbones, with_fid=False, with_is=True)
     assert "fid" not in only_is and only_is["is"] == pytest.approx(report["is"])
+
+
+def test_jpeg_scores_what_the_authors_scored(market_layout):
+    """--jpeg: the strips saved as the authors' test.py saved them (PIL's JPEG, quality 75) and
+    the scores those of the images cut back out of the saved files, as their getMetrics did."""
+    from PIL import Image
+
+    from posekit.images import load_image
+    from posekit.methods.patn.method import load_patn
+    from posekit.metrics import mask_ssim, ssim
+
+    G, config = load_patn(market_layout / "latest_net_netG.pth", "market1501")
+    data = evaluation_set(config, market_layout / "market")
+    out = market_layout / "jpeg"
+    lossless = evaluate_generator(G, data, "cpu", padded=False)
+    report = evaluate_generator(G, data, "cpu", save_dir=out, padded=False, jpeg=True)
+    saved = sorted(out.iterdir())
+    assert [p.name for p in saved] == ["a.jpg___b.jpg_vis.jpg", "b.jpg___c.jpg_vis.jpg"]
+    assert all(Image.open(p).format == "JPEG" for p in saved)
+    scores, masked = [], []
+    for path, i in zip(saved, range(2)):
+        strip = load_image(path)
+        target, generated = strip[:, 128:192], strip[:, 256:]
+        scores.append(ssim(generated, target))
+        masked.append(mask_ssim(generated, target, Pose(data.pairs[i]["K2"].numpy(), 64, 128)))
+    assert report["ssim"] == pytest.approx(np.mean(scores)) and report["mask_ssim"] == pytest.approx(np.mean(masked))
+    assert report["ssim"] != pytest.approx(lossless["ssim"])  # JPEG changes what is scored
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +210,10 @@ def test_evaluate_gan_prints_the_table_and_json(run_posekit, cli_files):
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert report["dataset"] == "synthetic" and report["pairs"] == 4 and report["fid_reference_images"] == 6
-    for key in ("ssim", "ssim_padded", "mask_ssim", "l1", "pckh_pairs", "lpips", "fid", "is"):
+    for key in ("ssim", "ssim_padded", "mask_ssim", "l1", "pckh_pairs", "lpips", "fid", "is", "is_padded"):
         assert key in report, key
-    assert "pad40: 40 px of white" in report["protocol"]
-    for label in ("SSIM pad40", "mask-SSIM", "PCKh@0.5", "LPIPS", "FID", "IS", "4 test pairs of synthetic"):
+    assert "pad40: 40 px of white" in report["protocol"] and "IS: 4 splits of 4 images" in report["protocol"]
+    for label in ("SSIM pad40", "mask-SSIM", "PCKh@0.5", "LPIPS", "FID", "IS", "IS pad40", "4 test pairs of synthetic"):
         assert label in r.stderr, label
     # an FID and an IS of a handful of images are said to be that, with what the literature uses
     assert "warning: FID from 4 generated and 6 reference images: below 2048" in r.stderr, r.stderr

@@ -39,7 +39,7 @@ def train_gan(
     dataset: str = typer.Option(..., "--dataset", help="deepfashion | market1501 | synthetic (built in, no download)."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Run folder: config, checkpoints, samples, metrics.json."),
     data_root: Optional[Path] = typer.Option(None, "--data-root", help="Dataset root in the official layout (prepare-dataset writes one)."),
-    iters: int = typer.Option(1000, "--iters", min=1, help="Total training iterations (a resumed run continues up to this)."),
+    iters: int = typer.Option(1000, "--iters", min=1, help="Total training iterations (a resumed run continues up to this). The authors' 700 epochs: 400000 for deepfashion, 87500 for market1501; divide by N under accelerate launch with N processes."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Pairs per step and process (default: the dataset's official 7 / 32; synthetic 8)."),
     lr: float = typer.Option(2e-4, "--lr", callback=finite(*LEARNING_RATE), help="Adam learning rate for G and both Ds (betas 0.5, 0.999)."),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, help="Save a checkpoint and a sample strip every K iterations."),
@@ -82,7 +82,7 @@ def train_gan(
                     f"{metrics['held_out_pairs']} held-out pairs")
         info(f"wrote {out}")
         if json_out:  # the data channel only when asked for, as evaluate-gan and animate
-            emit_json({"run": str(out), **metrics})
+            emit_json({"run": str(out), **metrics}, keep_going=True)
 
 
 def synthetic_stream(checkpoint) -> dict:
@@ -109,11 +109,12 @@ def evaluate_gan(
     pckh: bool = typer.Option(True, "--pckh/--no-pckh", help="PCKh@0.5 of the keypoints detected on the generated images."),
     lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="LPIPS (AlexNet, v0.1)."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="FID against the training images."),
-    inception_score: bool = typer.Option(False, "--is", help="Also the Inception Score (10 splits)."),
+    inception_score: bool = typer.Option(False, "--is", help="Also the Inception Score (10 splits; DeepFashion also IS pad40, the authors' padded images)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="torchvision alexnet-owt-7be5be79.pth (else the torch cache or a download)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-05-6726825d.pth (torch-fidelity) or pytorch-fid's pt_inception-2015-12-05-6726825d.pth."),
     fid_reference: int = typer.Option(0, "--fid-reference", min=0, help="Use the first N training images as FID reference (0: all)."),
-    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for <from>___<to>_vis.png (source | pose | target | pose | generated), what the authors' getMetrics scripts read."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for <from>___<to>_vis.png (source | pose | target | pose | generated), what the authors' getMetrics scripts read (.jpg with --jpeg)."),
+    jpeg: bool = typer.Option(False, "--jpeg", help="Score the images cut out of JPEG strips (quality 75), as the authors' test.py saved and getMetrics scored them: the protocol of the papers' numbers (default: lossless)."),
     json_out: bool = typer.Option(False, "--json", help="Print the scores as one JSON line on stdout."),
 ):
     """Score a PATN generator on a dataset's test pairs: SSIM (both protocols), mask-SSIM, PCKh, LPIPS, FID, IS."""
@@ -143,12 +144,14 @@ def evaluate_gan(
             task = bar.add_task("evaluate-gan", total=len(data.pairs), status="")
             report = evaluate_generator(G, data, dev, backbones, found, with_fid=fid, with_is=inception_score,
                                         reference_limit=fid_reference, batch_size=batch_size, save_dir=save_images,
-                                        on_batch=lambda n: bar.update(task, advance=n))
+                                        on_batch=lambda n: bar.update(task, advance=n),
+                                        jpeg=jpeg)
     finally:
         if found is not None:
             found.close()
-    how = protocol(report, detector)
+    how = protocol(report, detector, jpeg)
     print_table([("posekit", report)], config["dataset"], f"{report['pairs']} test pairs of {config['dataset']}")
     info(how)
     if json_out:
-        emit_json({"checkpoint": str(checkpoint), "dataset": config["dataset"], **report, "protocol": how})
+        emit_json({"checkpoint": str(checkpoint), "dataset": config["dataset"], **report, "protocol": how},
+                  keep_going=save_images is not None)

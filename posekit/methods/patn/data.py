@@ -133,6 +133,28 @@ def first_process() -> bool:
     return (os.environ.get("RANK") or "0") == "0"
 
 
+def npy_problem(path: Path, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with a .npy file that should hold an array of `shape`, read from its header
+    and size alone (None: nothing)."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as f:
+            version = npy.read_magic(f)
+            read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            found, _, dtype = read(f)
+            start = f.tell()
+    except (ValueError, OSError, EOFError) as e:
+        return f"not a readable .npy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+    if tuple(found) != tuple(shape):
+        return f"an array of shape {tuple(found)}, expected {tuple(shape)} (height, width, 18 keypoints)"
+    if dtype.hasobject:
+        return "an array of Python objects, not numbers"
+    if path.stat().st_size < start + int(np.prod(found)) * dtype.itemsize:
+        return "truncated (the file is shorter than its header says)"
+    return None
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Pairs of one split of an official-layout dataset (DeepFashion or Market-1501)."""
 
@@ -156,6 +178,24 @@ class PairDataset(torch.utils.data.Dataset):
 
             warn(f"{pairs_csv(self.root, p, split)}: {len(listed) - len(self.pairs)} of {len(listed)} pairs "
                  f"skipped: an image of theirs is not in {ann.name}")
+        self.check_heatmap_files()
+
+    def check_heatmap_files(self) -> None:
+        """The split's cached maps (trainK/, testK/: the authors' compute_coordinates.py output),
+        checked by their .npy headers before any work: (H, W, 18) at the dataset's size, and the
+        whole array in the file. One line naming the first bad file otherwise (a worker process
+        cannot say it in one line, and a run should not stop hours in)."""
+        folder = self.root / f"{self.split}K"
+        if not folder.is_dir():
+            return
+        expected = (self.preset.height, self.preset.width, 18)
+        for name in sorted({n for pair in self.pairs for n in pair}):
+            path = folder / f"{name}.npy"
+            if path.is_file():
+                problem = npy_problem(path, expected)
+                if problem:
+                    raise PosekitError(f"{path}: {problem}; fix or delete the {folder.name}/ folder (without it the "
+                                       f"maps are drawn from {annotation_csv(self.root, self.preset, self.split).name})")
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -171,8 +211,8 @@ class PairDataset(torch.utils.data.Dataset):
 
     def heatmaps(self, name: str) -> np.ndarray:
         cached = self.root / f"{self.split}K" / f"{name}.npy"
-        if cached.is_file():
-            return np.load(cached).astype(np.float32)
+        if cached.is_file():  # checked by check_heatmap_files
+            return np.load(cached, allow_pickle=False).astype(np.float32)
         return pose_heatmaps(self.poses[name], self.preset)
 
     def __getitem__(self, i: int) -> dict:

@@ -9,7 +9,8 @@ Columns, each averaged over the test pairs (generated image vs the target photo)
 
 - `ssim`: PATN's SSIM (posekit.metrics.ssim) at the dataset's size; `ssim_padded`: the same
   after padding both images with 40 px of white on each side, the authors' DeepFashion script
-  (256x176 -> 256x256; it raises the score, as the white margins match exactly);
+  (256x176 -> 256x256; it raises the score, as the white margins match exactly; not for
+  Market-1501, whose script does not pad);
 - `mask_ssim`: SSIM inside the target pose's body mask (Market-1501's mask-SSIM);
 - `l1`: mean absolute difference in [0, 1];
 - `pckh`: PCKh@0.5 of the keypoints our detector finds on the generated image against the
@@ -19,7 +20,13 @@ Columns, each averaged over the test pairs (generated image vs the target photo)
   inside it; the trunk is torchvision's ImageNet AlexNet);
 - `fid`: FID (torch-fidelity's Inception, pt_inception-2015-12-05 weights, 2048-d pool
   features) of the generated images against the training images, each image once;
-- `is`: Inception Score (10 splits) of the generated images, on request.
+- `is`: Inception Score (10 splits, fewer when there are fewer images) of the generated images,
+  on request; `is_padded`, DeepFashion's: of the images padded as for `ssim_padded`, as the
+  authors' script scores them (PATN's 3.209).
+
+`jpeg=True` scores what the authors' scripts scored: their test.py saved each result strip
+(`authors_image`) as a JPEG at PIL's default quality 75, and getMetrics cut the generated and
+target images back out of those JPEGs. Without it the images are scored losslessly.
 
 Backbones are passed in (`Backbones`), so tests build them with random weights through the same
 code path that loads the real ones.
@@ -48,13 +55,13 @@ LPIPS_SLICES = ((0, 2), (2, 5), (5, 8), (8, 10), (10, 12))  # lpips' AlexNet sli
 
 # the papers' numbers, to place ours among (their protocols differ; see docs/patn.md)
 PAPERS = {
-    "deepfashion": [("PATN (paper)", {"ssim_padded": 0.773, "is": 3.209}),
+    "deepfashion": [("PATN (paper)", {"ssim_padded": 0.773, "is_padded": 3.209}),
                     ("PIDM (paper)", {"ssim": 0.731, "lpips": 0.168, "fid": 6.36}),
                     ("CFLD (paper)", {"ssim": 0.738, "lpips": 0.152, "fid": 6.80})],
     "market1501": [("PATN (paper)", {"ssim": 0.311, "mask_ssim": 0.811})],
 }
 COLUMNS = (("ssim", "SSIM"), ("ssim_padded", "SSIM pad40"), ("mask_ssim", "mask-SSIM"), ("l1", "L1"),
-           ("pckh", "PCKh@0.5"), ("lpips", "LPIPS"), ("fid", "FID"), ("is", "IS"))
+           ("pckh", "PCKh@0.5"), ("lpips", "LPIPS"), ("fid", "FID"), ("is", "IS"), ("is_padded", "IS pad40"))
 CHEAP = ("ssim", "ssim_padded", "mask_ssim", "l1")  # what needs no detector and no backbone
 
 
@@ -140,6 +147,7 @@ class EvaluationSet:
     names: list[tuple[str, str]]
     reference: Callable[[int], Iterator[np.ndarray]]  # n -> the first n training images (uint8 H x W x 3)
     reference_size: int
+    dataset: str = ""  # the preset's name: deepfashion, market1501, synthetic
 
 
 def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, seed: int = 0,
@@ -162,14 +170,14 @@ def evaluation_set(config: dict, data_root: str | Path | None, limit: int = 0, s
 
         def reference(n):  # both figures of each training pair
             return itertools.islice((image for i in range(len(train)) for image in synthetic_images(train, i)), n)
-        return EvaluationSet(test, names, reference, 2 * len(train))
+        return EvaluationSet(test, names, reference, 2 * len(train), config["dataset"])
     names = [test.dataset.pairs[i] for i in test.indices]
     images = sorted(train.poses) if train is not None else []
 
     def reference(n):
         for image_name in images[:n]:
             yield train.image(image_name)
-    return EvaluationSet(test, names, reference, len(images))
+    return EvaluationSet(test, names, reference, len(images), config["dataset"])
 
 
 def synthetic_images(train, i: int):
@@ -180,13 +188,29 @@ def synthetic_images(train, i: int):
 
 
 # -- scores ----------------------------------------------------------------------------------------
-def cheap_scores(generated: np.ndarray, target: np.ndarray, pose: Pose) -> dict:
-    """The columns that need no network: SSIM (as is and padded), mask-SSIM, L1."""
+def cheap_scores(generated: np.ndarray, target: np.ndarray, pose: Pose, padded: bool = True) -> dict:
+    """The columns that need no network: SSIM (as is and, with `padded`, padded), mask-SSIM, L1."""
     from posekit.metrics import mask_ssim, ssim
 
-    return {"ssim": ssim(generated, target), "ssim_padded": ssim(generated, target, pad=PAD),
+    return {"ssim": ssim(generated, target), **({"ssim_padded": ssim(generated, target, pad=PAD)} if padded else {}),
             "mask_ssim": mask_ssim(generated, target, pose),
             "l1": float(np.abs(generated.astype(np.float32) - target).mean() / 255)}
+
+
+def padded_white(images: np.ndarray, pad: int = PAD) -> np.ndarray:
+    """(B, H, W, 3) uint8 with `pad` px of white left and right, as the authors' DeepFashion scripts."""
+    return np.pad(images, ((0, 0), (0, 0), (pad, pad), (0, 0)), constant_values=255)
+
+
+def jpeg_round_trip(strip: np.ndarray) -> tuple[np.ndarray, bytes]:
+    """A result strip as the authors' test.py saved it (PIL's JPEG defaults: quality 75, 4:2:0)
+    and as their getMetrics read it back: (the decoded strip, the JPEG file's bytes)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(strip).save(buffer, format="JPEG")
+    data = buffer.getvalue()
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), data
 
 
 def pckh_scores(generated: list[np.ndarray], targets: list[Pose], detector) -> list[float]:
@@ -240,8 +264,13 @@ def fid(generated: torch.Tensor, reference: torch.Tensor) -> float:
 def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:  # IS_SPLITS
     from torch_fidelity.metric_isc import isc_features_to_metric
 
-    out = isc_features_to_metric(logits, splits=max(1, min(splits, len(logits))))
+    out = isc_features_to_metric(logits, splits=is_splits(len(logits), splits))
     return out["inception_score_mean"], out["inception_score_std"]
+
+
+def is_splits(images: int, splits: int = 10) -> int:  # IS_SPLITS
+    """The splits an Inception Score of `images` images uses: `splits`, or one per image when fewer."""
+    return max(1, min(splits, images))
 
 
 def reference_features(net, images, device, batch_size: int) -> torch.Tensor:
@@ -270,18 +299,22 @@ def authors_image(source, target, generated, source_pose: Pose, target_pose: Pos
 @torch.no_grad()
 def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | None = None, detector=None,
                        with_fid: bool = True, with_is: bool = False, reference_limit: int = 0,
-                       batch_size: int = 16, save_dir: str | Path | None = None, on_batch=None) -> dict:
+                       batch_size: int = 16, save_dir: str | Path | None = None, on_batch=None,
+                       padded: bool | None = None, jpeg: bool = False) -> dict:
     """Run G over the test pairs and score them (see the module docstring); `detector` None leaves
-    PCKh out; FID and IS need `backbones.inception` (`with_fid`, `with_is` choose). `on_batch(n)`
-    is told after each batch (progress). Returns the table's columns, `pairs`, `pckh_pairs`
-    (pairs with a head box), `pckh_targets` and `fid_reference_images`."""
-    from posekit.images import save_image
+    PCKh out; FID and IS need `backbones.inception` (`with_fid`, `with_is` choose); `padded`
+    adds the pad40 columns (None: for every dataset but Market-1501, whose script does not pad); `jpeg` scores the images cut out
+    of JPEG strips, as the authors did (and saves the strips as .jpg). `on_batch(n)` is told
+    after each batch (progress). Returns the table's columns, `pairs`, `pckh_pairs` (pairs with
+    a head box), `pckh_targets`, `fid_reference_images` and `is_splits`."""
+    from posekit.images import atomic_path, save_image
     from posekit.methods.patn.data import to_uint8
 
+    padded = data.dataset != "market1501" if padded is None else padded
     G = G.to(device).eval()
     backbones = (backbones or Backbones()).to(device)
     loader = torch.utils.data.DataLoader(data.pairs, batch_size=batch_size, shuffle=False)
-    rows, pck, pck_targets, present, lp, pools, logits = [], [], [], [], [], [], []
+    rows, pck, pck_targets, present, lp, pools, logits, padded_logits = [], [], [], [], [], [], [], []
     start = 0
     for batch in loader:
         fake = G(batch["P1"].to(device), batch["BP1"].to(device), batch["BP2"].to(device))
@@ -289,7 +322,13 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
         h, w = gen.shape[1:3]
         sources = [Pose(k.numpy(), w, h) for k in batch["K1"]]
         targets = [Pose(k.numpy(), w, h) for k in batch["K2"]]
-        rows += [cheap_scores(g, t, pose) for g, t, pose in zip(gen, tgt, targets)]
+        strips = [authors_image(src[i], tgt[i], gen[i], sources[i], targets[i]) for i in range(len(gen))]
+        files = [None] * len(gen)
+        if jpeg:  # what the authors scored: both images cut back out of the saved JPEG strip
+            strips, files = zip(*(jpeg_round_trip(s) for s in strips))
+            tgt = np.stack([s[:, 2 * w:3 * w] for s in strips])
+            gen = np.stack([s[:, 4 * w:5 * w] for s in strips])
+        rows += [cheap_scores(g, t, pose, padded) for g, t, pose in zip(gen, tgt, targets)]
         if detector is not None:
             pck += pckh_scores(list(gen), targets, detector)
             pck_targets += pckh_scores(list(tgt), targets, detector)
@@ -300,15 +339,20 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
             pool, logit = inception_features(backbones.inception, gen, device)
             pools.append(pool)
             logits.append(logit)
+            if with_is and padded:
+                padded_logits.append(inception_features(backbones.inception, padded_white(gen), device)[1])
         if save_dir is not None:
             for i in range(len(gen)):
                 a, b = data.names[start + i]
-                save_image(authors_image(src[i], tgt[i], gen[i], sources[i], targets[i]),
-                           Path(save_dir) / f"{a}___{b}_vis.png")
+                if files[i] is None:
+                    save_image(strips[i], Path(save_dir) / f"{a}___{b}_vis.png")
+                else:  # the JPEG scored, byte for byte
+                    with atomic_path(Path(save_dir) / f"{a}___{b}_vis.jpg") as tmp:
+                        tmp.write_bytes(files[i])
         start += len(gen)
         if on_batch:
             on_batch(len(gen))
-    report = {key: float(np.mean([r[key] for r in rows])) for key in CHEAP}
+    report = {key: float(np.mean([r[key] for r in rows])) for key in CHEAP if key in rows[0]}
     report["pairs"] = len(rows)
     if detector is not None:
         measured = np.isfinite(pck)
@@ -322,6 +366,9 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
         report.update(fid=fid(torch.cat(pools), ref), fid_reference_images=len(ref))
     if backbones.inception is not None and with_is:
         report["is"], report["is_std"] = inception_score(torch.cat(logits))
+        report["is_splits"] = is_splits(len(rows))
+        if padded_logits:
+            report["is_padded"], report["is_padded_std"] = inception_score(torch.cat(padded_logits))
     from posekit.console import warn
 
     for message in too_few_images(report):
@@ -347,7 +394,7 @@ def too_few_images(report: dict) -> list[str]:
                 "thousands (PATN's test sets: 8570 / 12000 pairs; Heusel et al. 50000); raise --limit / --fid-reference")
     if "is" in report:
         n = report["pairs"]
-        splits = max(1, min(IS_SPLITS, n))
+        splits = is_splits(n)
         if n // splits < IS_MIN_PER_SPLIT:
             messages.append(
                 f"IS from {n} images in {splits} splits ({n // splits} per split): under {IS_MIN_PER_SPLIT} per split "
@@ -380,15 +427,22 @@ def table(rows: list[tuple[str, dict]], dataset: str | None = None, title: str |
 
 def print_table(rows: list[tuple[str, dict]], dataset: str | None = None, title: str | None = None) -> None:
     """The table on stderr, never squeezed below its natural width (a log file is 80 columns)."""
+    from rich.console import Console
+
     from posekit.console import err
 
-    err.print(table(rows, dataset, title), width=max(err.width, 160))
+    # a console of its own: rich's print(width=) cannot go past the console's width (80 in a log)
+    wide = Console(file=err.file, width=max(err.width, 160), highlight=False, markup=False, emoji=False)
+    wide.print(table(rows, dataset, title))
 
 
-def protocol(report: dict, detector: str | None = None) -> str:
+def protocol(report: dict, detector: str | None = None, jpeg: bool = False) -> str:
     """The choices behind the report's numbers, in one line (printed under the table, kept in --json)."""
-    parts = [f"SSIM: scikit-image, gaussian sigma 1.5, data range of the generated image; "
-             f"pad40: {PAD} px of white on each side first (PATN's DeepFashion script)"]
+    parts = [("images cut out of JPEG strips (quality 75), as the authors' test.py saved and getMetrics scored them"
+              if jpeg else "images scored losslessly (the authors scored JPEG strips: --jpeg)"),
+             "SSIM: scikit-image, gaussian sigma 1.5, data range of the generated image"
+             + (f"; pad40: {PAD} px of white on each side first (PATN's DeepFashion script)"
+                if "ssim_padded" in report else "")]
     if "pckh" in report:
         ceiling = "-" if report["pckh_targets"] is None else f"{report['pckh_targets']:.3f}"
         parts.append(f"PCKh@0.5: {detector} keypoints on the generated images vs the target annotation, "
@@ -399,5 +453,6 @@ def protocol(report: dict, detector: str | None = None) -> str:
         parts.append(f"FID: torch-fidelity Inception (2015-12-05) pool features, {report['pairs']} generated vs "
                      f"{report['fid_reference_images']} training images")
     if "is" in report:
-        parts.append("IS: 10 splits, unpadded images")
+        parts.append(f"IS: {report['is_splits']} splits of {report['pairs']} images"
+                     + (", unpadded and padded as for SSIM pad40" if "is_padded" in report else ""))
     return "; ".join(parts)

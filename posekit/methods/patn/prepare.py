@@ -69,6 +69,27 @@ def framed(image: np.ndarray, pose: Pose, width: int, height: int, keep_aspect: 
     return out, Pose(kp, width, height).in_frame()
 
 
+def save_frame(frame: np.ndarray, source: Path, path: Path) -> None:
+    """A prepared image at `path`: the source file's own bytes when the frame is its pixels as
+    they are, in the same format (Market's 64x128 crops: a JPEG encoded again loses detail, up to
+    53 levels in a pixel), else encoded anew (a JPEG at quality 95)."""
+    from PIL import Image
+
+    from posekit.images import atomic_path, save_image
+
+    def kind(p: Path) -> str:
+        return p.suffix.lower().replace(".jpeg", ".jpg")
+
+    if kind(source) == kind(path):
+        with Image.open(source) as im:
+            pixels = np.asarray(im.convert("RGB"))  # as stored: no EXIF turn, which the bytes would not have
+        if np.array_equal(pixels, frame):
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(Path(source).read_bytes())
+            return
+    save_image(frame, path, quality=95)
+
+
 def has_torso(pose: Pose) -> bool:
     return bool(pose.visible[list(TORSO)].all())
 
@@ -126,7 +147,7 @@ def check_new_dataset(out: Path) -> None:
 def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_pairs_per_person: int,
              detector_name: str, device: str, seed: int, detector, batch: int) -> int:
     from posekit.console import error, info, progress, warn
-    from posekit.images import IMAGE_SUFFIXES, expand_paths, load_image, save_image, write_text
+    from posekit.images import IMAGE_SUFFIXES, expand_paths, load_image, write_text
     from posekit.methods.patn.data import PRESETS, annotation_csv, pairs_csv, write_pairs
     from posekit.pose.formats import write_patn_annotations
 
@@ -178,7 +199,7 @@ def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_p
                         no_torso += 1
                         continue
                     split = "test" if pid in test_ids else "train"
-                    save_image(frame, out / split / name)
+                    save_frame(frame, f, out / split / name)
                     seen.add(name)
                     kept[split].append((name, pose))
                     by_id[split].setdefault(pid, []).append(name)
