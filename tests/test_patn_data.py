@@ -258,3 +258,9 @@ def test_a_bad_cached_heatmap_is_one_line_naming_it_before_any_work(tmp_path, ba
     assert str(e.value).startswith(str(tmp_path / "trainK" / "b.jpg.npy"))
     assert "delete the trainK/ folder" in str(e.value) and "\n" not in str(e.value)
     PairDataset(tmp_path, "test", p)  # the other split has no cached maps
+
+
+def test_a_root_of_the_other_dataset_names_the_flag(tmp_path):
+    official_layout(tmp_path, PRESETS["market1501"])
+    with pytest.raises(UsageError, match=r"a market1501 layout \(market-annotation-train.csv\).*pass --dataset market1501"):
+        PairDataset(tmp_path, "train", PRESETS["deepfashion"])

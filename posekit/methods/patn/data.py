@@ -166,6 +166,11 @@ class PairDataset(torch.utils.data.Dataset):
             raise UsageError(f"--data-root {self.root}: no such folder")
         ann = annotation_csv(self.root, p, split)
         if not ann.is_file():
+            other = [q.name for q in PRESETS.values() if q.files and q.name != p.name
+                     and annotation_csv(self.root, q, split).is_file()]
+            if other:  # the layout of another dataset: the flag, not the files, is wrong
+                raise UsageError(f"--data-root {self.root}: a {other[0]} layout ({annotation_csv(self.root, PRESETS[other[0]], split).name}), "
+                                 f"not {p.name}'s ({ann.name}); pass --dataset {other[0]}")
             raise PosekitError(f"{ann}: annotation file not found (expected the official layout; "
                                f"build one with `posekit prepare-dataset`)")
         self.poses = read_patn_annotations(ann, p.width, p.height)
