@@ -29,7 +29,7 @@ app = typer.Typer(
 
 def _version(value: bool):
     if value:
-        print(f"posekit {__version__}")
+        typer.echo(f"posekit {__version__}")  # as the data it is: a full stdout is named as such (main)
         raise typer.Exit()
 
 

@@ -20,7 +20,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=
 
 
 def info(message: str) -> None:
-    err.print(message, markup=False)
+    err.print(one_line(message), markup=False)
 
 
 def warn(message: str) -> None:
@@ -36,9 +36,35 @@ _CONTROL = {c: ascii(chr(c))[1:-1] for c in (*range(32), 127)}
 
 
 def one_line(message: str) -> str:
-    """A warning or error stays one line, whatever the file names in it hold: control characters
-    are written escaped (`a\\nb.png`), the rest as it is."""
-    return str(message).translate(_CONTROL)
+    """A message stays one line, whatever the file names in it hold: control characters are
+    written escaped (`a\\nb.png`), bytes that are not UTF-8 as `\\xff` (utf8), the rest as it is."""
+    return utf8(str(message)).translate(_CONTROL)
+
+
+def utf8(text: str) -> str:
+    """`text` as valid UTF-8. A file name whose bytes are not UTF-8 (b'\\xff.png' on Linux) comes
+    to Python with a lone surrogate for each such byte ('\\udcff.png'), which no UTF-8 reader of
+    posekit's JSON or messages accepts: each is written as its byte, escaped (`\\xff.png`)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name holds: as Python writes it (`\\ud800`)
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _utf8_strings(obj):
+    """`obj` (JSON data) with every string, keys too, made valid UTF-8 (utf8)."""
+    if isinstance(obj, str):
+        return utf8(obj)
+    if isinstance(obj, dict):
+        return {_utf8_strings(k): _utf8_strings(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_utf8_strings(v) for v in obj]
+    return obj
 
 
 reader_gone = False  # set once stdout's reader has gone: nothing more is printed there
@@ -53,7 +79,10 @@ def emit_json(obj, keep_going: bool = False) -> None:
         try:
             if sys.stdout is None:  # started with stdout closed
                 raise BrokenPipeError
-            sys.stdout.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            line = json.dumps(obj, separators=(",", ":"))
+            if "\\ud" in line:  # a lone surrogate (a file name that is not UTF-8): the JSON stays UTF-8
+                line = json.dumps(_utf8_strings(obj), separators=(",", ":"))
+            sys.stdout.write(line + "\n")
             sys.stdout.flush()
             return
         except BrokenPipeError:
@@ -65,8 +94,8 @@ def emit_json(obj, keep_going: bool = False) -> None:
 def stdout_closed() -> None:
     """Point stdout at devnull once its reader has gone, so that neither a later write nor the
     interpreter's flush at exit fails again (as the Python docs on SIGPIPE recommend). A process
-    started with stdout closed has no sys.stdout; its descriptor 1 may since hold another file
-    (posekit's copy of stderr), so only sys.stdout is replaced then."""
+    started with stdout closed has no sys.stdout; its descriptor 1 is devnull already in the CLI
+    (hold_stdout) and may hold another file elsewhere, so only sys.stdout is replaced then."""
     global reader_gone
     reader_gone = True
     if sys.stdout is None:
@@ -106,6 +135,7 @@ def keep_terminal_for_posekit() -> None:
     at the file named by POSEKIT_LIBRARY_LOG for someone debugging a library."""
     if getattr(err, "_posekit_owns_terminal", False):
         return
+    hold_stdout()
     if sys.stderr is not None:  # None when started with stderr closed (`2>&-`)
         sys.stderr.flush()
     closed = sys.stderr is None
@@ -131,6 +161,20 @@ def keep_terminal_for_posekit() -> None:
         sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     err.file = terminal
     err._posekit_owns_terminal = True
+
+
+def hold_stdout() -> None:
+    """Started with stdout closed (`>&-`): hold descriptor 1 on devnull, so that it is not the
+    next file opened (posekit's copy of the terminal, an output file), which whatever writes to
+    its stdout (a native library, a child process) would then write into. sys.stdout stays None:
+    emit_json takes that as a reader that has gone."""
+    try:
+        os.fstat(1)
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != 1:
+            os.dup2(null, 1)
+            os.close(null)
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,9 @@ def test_exit_status_does_not_depend_on_the_reader_when_files_are_written(tmp_pa
     assert len(list((tmp_path / "s").glob("*_keypoints.json"))) == 20
 
 
-def test_a_full_stdout_is_named_as_stdout_not_out(tmp_path):
-    r = sh(f"'{posekit_exe()}' poses list --json > /dev/full", tmp_path)
+@pytest.mark.parametrize("args", ["poses list --json", "poses list", "--version"])
+def test_a_full_stdout_is_named_as_stdout_not_out(tmp_path, args):
+    r = sh(f"'{posekit_exe()}' {args} > /dev/full", tmp_path)
     assert r.returncode == 1
     assert r.stderr.startswith("posekit: error: no space left where standard output goes"), r.stderr
     assert "--out" not in r.stderr
@@ -132,3 +134,42 @@ def test_poses_from_a_pipe_are_refused_before_detection(run_posekit, tmp_path):
     assert r.returncode == 2
     assert r.stderr.startswith("posekit: error: --poses /dev/stdin: not a regular file"), r.stderr
     assert "detecting" not in r.stderr
+
+
+def test_a_name_that_is_not_utf8_keeps_the_json_utf8(tmp_path):
+    """b'\\xff.png' (Linux): Python holds it as '\\udcff.png', a lone surrogate that a UTF-8 JSON
+    reader refuses; posekit writes the byte escaped, in the JSON and in its messages alike."""
+    name = tmp_path / b"\xff.png".decode("utf-8", "surrogateescape")
+    shutil.copy(FIGURE, name)
+    r = subprocess.run([posekit_exe(), "extract-pose", name.name, "--jsonl"], capture_output=True, cwd=tmp_path,
+                       timeout=1800)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout.decode("utf-8"))  # strict: bytes that are UTF-8, strings without lone surrogates
+    assert doc["path"] == "\\xff.png" and doc["path"].encode("utf-8") and len(doc["people"]) == 1
+    r = subprocess.run([posekit_exe(), "extract-pose", name.name], capture_output=True, cwd=tmp_path, timeout=1800)
+    assert r.stderr.decode("utf-8").startswith("\\xff.png: 1 person"), r.stderr
+
+
+def test_a_newline_in_a_name_keeps_each_summary_line_one_line(run_posekit, tmp_path):
+    """Not only errors: the per-input line of extract-pose (a message, not a warning) too."""
+    name = tmp_path / "two\nlines.png"
+    shutil.copy(FIGURE, name)
+    r = run_posekit("extract-pose", name)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines() == [f"{tmp_path}/two\\nlines.png: 1 person (18/18 keypoints)"], r.stderr
+
+
+def test_with_stdout_closed_what_writes_to_it_never_reaches_the_terminal(tmp_path):
+    """`>&-` leaves descriptor 1 free: the CLI holds it on devnull, so posekit's copy of the
+    terminal is not put there, and a native library or child process writing to its stdout does
+    not write onto the user's stderr."""
+    script = ("import os, subprocess, sys\n"
+              "from posekit.console import info, keep_terminal_for_posekit\n"
+              "keep_terminal_for_posekit()\n"
+              "os.write(1, b'native stdout\\n')\n"
+              "subprocess.run([sys.executable, '-c', 'print(\"child stdout\")'])\n"
+              "info(\"posekit's own line\")\n")
+    (tmp_path / "lib.py").write_text(script)
+    r = sh(f"'{sys.executable}' lib.py >&-", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "posekit's own line\n"

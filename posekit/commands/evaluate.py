@@ -37,6 +37,7 @@ def evaluate(
     if as_json:
         emit_json(report)
     else:
-        info(format_table(report))
+        for line in format_table(report).splitlines():  # one message a line: info keeps each on its line
+            info(line)
     if report["failed"]:
         raise typer.Exit(1)
