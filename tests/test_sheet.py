@@ -239,3 +239,69 @@ def test_every_grounded_frame_stands_on_the_one_pivot_line():
     opaque = uneven_soles_strip()
     opaque.frames = [f[:, :, :3].copy() for f in opaque.frames]
     assert all(a is b for a, b in zip(grounded([opaque])[0].frames, opaque.frames))
+
+
+def gif_frames(path):
+    """(RGBA arrays, durations in ms) of every frame of a GIF, as a viewer shows them."""
+    im = Image.open(path)
+    frames, durations = [], []
+    for frame in ImageSequence.Iterator(im):
+        frames.append(np.asarray(frame.convert("RGBA")))
+        durations.append(frame.info["duration"])
+    return frames, durations
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_gif_keeps_repeated_frames(tmp_path, alpha):
+    """An idle clip repeats frames: the GIF still holds one frame per sheet frame, each with its
+    own time (Pillow merged equal frames into one, their times added), and looks the same."""
+    a, b = frames_rgb(2)
+    if alpha:
+        a, b = (np.dstack([f, np.where(np.arange(f.shape[1]) < 20, 255, 0).astype(np.uint8)[None].repeat(f.shape[0], 0)])
+                for f in (a, b))
+    frames = [a, a, a, b, b, a]
+    path = write_animation(frames, tmp_path / "idle.gif", fps=12)
+    got, durations = gif_frames(path)
+    assert len(got) == 6 and durations == gif_durations(6, 12)
+    for f, g in zip(frames, got):
+        shown = g[:, :, 3] == 255
+        assert np.array_equal(shown, f[:, :, 3] == 255) if alpha else shown.all()
+        assert np.array_equal(g[shown][:, :3], f[shown][:, :3])
+    distinct = write_animation([a, b, a], tmp_path / "aba.gif").stat().st_size
+    assert path.stat().st_size < 1.3 * distinct  # the three repeats cost little
+
+
+@pytest.mark.parametrize("suffix", ["gif", "webp"])
+def test_a_clip_that_is_no_cycle_plays_once(tmp_path, suffix):
+    """A jump is no cycle: its preview plays once (no GIF loop extension; a WebP loop count of
+    one play), where a cycle loops forever."""
+    once = Image.open(write_animation(frames_rgb(3), tmp_path / f"once.{suffix}", loop=False))
+    cycle = Image.open(write_animation(frames_rgb(3), tmp_path / f"cycle.{suffix}"))
+    assert once.n_frames == 3 and once.info.get("loop") == (None if suffix == "gif" else 1)
+    assert cycle.info.get("loop") == 0
+
+
+def test_gif_with_an_empty_transparent_frame_is_whole(tmp_path):
+    """A transparent frame with nothing opaque (the figure out of view) after a figure: Pillow
+    wrote it as a second GIF header, which ended the file for readers (one frame of three)."""
+    figure = np.zeros((30, 41, 4), np.uint8)
+    figure[5:20, 5:20] = (200, 30, 30, 255)
+    frames = [figure, np.zeros_like(figure), np.roll(figure, 9, axis=1)]
+    path = write_animation(frames, tmp_path / "e.gif", fps=12)
+    got, durations = gif_frames(path)
+    assert len(got) == 3 and durations == gif_durations(3, 12) and path.read_bytes().count(b"GIF89a") == 1
+    for f, g in zip(frames, got):
+        assert np.array_equal(g[:, :, 3] == 255, f[:, :, 3] == 255)
+
+
+def test_gif_keeps_dark_pixels_of_a_many_coloured_frame_opaque(tmp_path):
+    """The palette of a photo-like frame had black padding up to index 255, the transparent one:
+    black pixels with no near palette colour were quantized onto it and vanished."""
+    rng = np.random.default_rng(0)
+    f = np.zeros((200, 200, 4), np.uint8)
+    f[:, :, :3] = rng.integers(100, 255, (200, 200, 3))
+    f[:, :, 3] = 255
+    f[:, 190:, 3] = 0
+    f[:10, :10, :3] = 0
+    got, _ = gif_frames(write_animation([f, np.roll(f, 1, axis=0)], tmp_path / "dark.gif"))
+    assert np.array_equal(got[0][:, :, 3] == 255, f[:, :, 3] == 255)

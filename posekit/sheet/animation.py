@@ -1,5 +1,7 @@
-"""Frames -> animations: `write_gif` (loops forever, one palette for all frames), `write_webp`
-(animated, lossless, loops forever), `write_mp4` (H.264); `write_animation` picks by suffix.
+"""Frames -> animations: `write_gif` (one palette for all frames), `write_webp` (animated,
+lossless), `write_mp4` (H.264); `write_animation` picks by suffix. GIF and WebP loop forever, or
+play once when the clip is not a cycle (`loop=False`: a jump is played once in a game, so its
+preview shows it once too).
 Everything is written atomically (a killed run never leaves a half-written file).
 """
 
@@ -20,33 +22,90 @@ def as_rgba(frame: np.ndarray) -> np.ndarray:
     return to_rgb(frame, keep_alpha=True)
 
 
-def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
-    """An animated GIF that loops forever. All frames share one palette (no colour flicker from
-    frame to frame, and fast). RGBA frames keep a transparent background (GIF has a 1-bit
+def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop: bool = True) -> Path:
+    """An animated GIF that loops forever, or plays once (`loop=False`: no loop extension, as for
+    a clip that is not a cycle, like a jump). All frames share one palette (no colour flicker
+    from frame to frame, and fast). RGBA frames keep a transparent background (GIF has a 1-bit
     alpha: pixels under half opacity become transparent). Frame times are whole centiseconds
-    (all GIF stores) whose running total follows `fps` (see `gif_durations`). Identical
-    consecutive frames are merged into one by Pillow, their times added."""
+    (all GIF stores) whose running total follows `fps` (see `gif_durations`). One GIF frame per
+    frame, repeated frames included (see `told_apart`), so the GIF matches the sheet frame for
+    frame."""
     from PIL import Image
 
     duration = gif_durations(len(frames), fps)
     rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
     frames = [as_rgba(f) if rgba else to_rgb(f) for f in frames]
-    palette = shared_palette([f[:, :, :3] for f in frames], colours=255 if rgba else 256)
+    colours = 255 if rgba else 256  # index 255 is the transparent one
+    for spare in range(colours):  # 0 unless some frame repeats the one before it
+        palette = shared_palette([f[:, :, :3] for f in frames], colours=colours - spare)
+        indexed = []
+        for f in frames:
+            index = np.asarray(Image.fromarray(np.ascontiguousarray(f[:, :, :3])).quantize(
+                palette=palette, dither=Image.Dither.NONE)).copy()
+            if rgba:
+                index[f[:, :, 3] < 128] = 255
+            indexed.append(index)
+        entries = palette.getpalette()  # its colours - spare entries or fewer, then the spare ones
+        aliases = told_apart(indexed, len(entries) // 3, spare)
+        if aliases is not None:
+            break
+    entries += [c for i in aliases for c in entries[3 * i: 3 * i + 3]]
+    entries += [0] * (768 - len(entries))
     images = []
-    for f in frames:
-        index = np.asarray(Image.fromarray(np.ascontiguousarray(f[:, :, :3])).quantize(
-            palette=palette, dither=Image.Dither.NONE)).copy()
-        if rgba:
-            index[f[:, :, 3] < 128] = 255
+    for index in indexed:
         im = Image.fromarray(index, mode="P")
-        im.putpalette(palette.getpalette())
+        im.putpalette(entries)
         images.append(im)
-    extra = {"transparency": 255, "disposal": 2} if rgba else {"disposal": 1}
+    extra = {"transparency": 255, "disposal": cleared(indexed)} if rgba else {"disposal": 1}
+    if loop:
+        extra["loop"] = 0
     path = Path(path)
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration,
-                       loop=0, optimize=False, **extra)
+                       optimize=False, palette=bytes(entries), **extra)  # one global palette
     return path
+
+
+def cleared(indexed: list[np.ndarray]) -> list[int]:
+    """GIF disposal per frame of a transparent GIF: 2 (cleared after it shows), or 3 (restored to
+    what was there before: cleared too, as every frame is) before a frame with nothing opaque,
+    as Pillow writes such a frame after a disposal-2 frame as a second file header, which ends
+    the GIF there for readers."""
+    return [3 if i + 1 < len(indexed) and (indexed[i + 1] == 255).all() else 2 for i in range(len(indexed))]
+
+
+def told_apart(indexed: list[np.ndarray], first: int, spare: int) -> list[int] | None:
+    """Pillow writes a frame whose palette indices equal the previous frame's as one frame with
+    the two times added (no option turns this off), so a GIF of an idle clip would have fewer
+    frames than its sheet. Such a frame gets one pixel drawn with a spare palette entry (index
+    `first` + k) that repeats its own colour (the k-th returned palette index): it looks the
+    same, but its indices differ. In a run of equal frames every other one is marked, so the
+    next equal one differs from it again. Changes `indexed` in place; returns the palette
+    indices the spare entries copy, or None when `spare` entries are too few (only when the
+    marked frames share no colour). A repeated frame with nothing opaque (no pixel to mark
+    unseen) is left to Pillow."""
+    marked = []
+    for i in range(1, len(indexed)):
+        if (np.array_equal(indexed[i], indexed[i - 1]) and (not marked or marked[-1] != i - 1)
+                and (indexed[i] < first).any()):
+            marked.append(i)
+    copies: list[int] = []
+    left = marked
+    while left:  # the fewest colours that every marked frame shows one of
+        counts = {}
+        for i in left:
+            for c in np.unique(indexed[i]).tolist():
+                if c < first:  # a colour of the palette (not the transparent 255)
+                    counts[c] = counts.get(c, 0) + 1
+        if len(copies) == spare:
+            return None
+        copies.append(max(counts, key=counts.get))
+        left = [i for i in left if not (indexed[i] == copies[-1]).any()]
+    for i in marked:
+        k = next(k for k, c in enumerate(copies) if (indexed[i] == c).any())
+        y, x = np.argwhere(indexed[i] == copies[k])[0]
+        indexed[i][y, x] = first + k
+    return copies
 
 
 def frame_durations(frames: int, fps: float, unit_ms: int = 1) -> list[int]:
@@ -71,24 +130,22 @@ def gif_durations(frames: int, fps: float) -> list[int]:
 
 def shared_palette(frames: list[np.ndarray], colours: int = 256):
     """One palette image for all frames, from a mosaic of (subsampled) frames; when the frames
-    hold no more than `colours` colours (pixel art), exactly those colours."""
+    hold no more than `colours` colours (pixel art), exactly those colours. The palette holds
+    only the colours chosen (at most `colours` entries), so quantizing never maps a pixel to a
+    padding entry (black padding took near-black pixels, turned transparent at index 255)."""
     from PIL import Image
 
     step = max(1, int(np.sqrt(sum(f.shape[0] * f.shape[1] for f in frames) / 250_000)))
     mosaic = np.concatenate([f[::step, ::step].reshape(-1, 3) for f in frames])[None]
+    pal = Image.new("P", (1, 1))
     if len(unique_colours([mosaic])) <= colours:  # few colours in the sample: maybe exactly these
         exact = unique_colours(frames)
         if len(exact) <= colours:
-            # the unused entries get a colour no pixel has, so no pixel maps to them (index 255 included)
-            codes = set((exact @ np.int64([65536, 256, 1])).tolist())
-            spare = next(c for c in range(257) if c not in codes)
-            pad = np.repeat([[0, spare >> 8, spare & 255]], 256 - len(exact), axis=0)
-            pal = Image.new("P", (1, 1))
-            pal.putpalette(np.concatenate([exact, pad]).astype(np.uint8).reshape(-1).tolist())
+            pal.putpalette(exact.astype(np.uint8).reshape(-1).tolist())
             return pal
-    pal = Image.fromarray(np.ascontiguousarray(mosaic)).quantize(colors=colours, method=Image.Quantize.MEDIANCUT)
-    entries = pal.getpalette()[: colours * 3]
-    pal.putpalette(entries + [0] * (768 - len(entries)))  # index 255 stays free for transparency
+    entries = Image.fromarray(np.ascontiguousarray(mosaic)).quantize(
+        colors=colours, method=Image.Quantize.MEDIANCUT).getpalette()
+    pal.putpalette(entries[: colours * 3])
     return pal
 
 
@@ -98,9 +155,9 @@ def unique_colours(frames: list[np.ndarray]) -> np.ndarray:
     return np.stack([packed >> 16, (packed >> 8) & 255, packed & 255], axis=1)
 
 
-def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
-    """An animated WebP (lossless, full alpha) that loops forever; frame times in whole
-    milliseconds whose running total follows `fps` (`frame_durations`)."""
+def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop: bool = True) -> Path:
+    """An animated WebP (lossless, full alpha) that loops forever, or plays once (`loop=False`);
+    frame times in whole milliseconds whose running total follows `fps` (`frame_durations`)."""
     import imageio.v3 as iio
 
     rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
@@ -108,13 +165,14 @@ def write_webp(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> P
     path = Path(path)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, stack, extension=".webp", plugin="pillow", duration=frame_durations(len(frames), fps),
-                    loop=0, lossless=True)
+                    loop=0 if loop else 1, lossless=True)  # WebP counts plays: 1 = once
     return path
 
 
-def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
+def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop: bool = True) -> Path:
     """An H.264 MP4 (yuv420p, playable everywhere). Transparency is composited on white and odd
-    sides are padded by a pixel, as yuv420p needs even sizes."""
+    sides are padded by a pixel, as yuv420p needs even sizes. A video has no loop flag (the
+    player decides): `loop` is taken for the same call as the other writers."""
     import imageio.v3 as iio
 
     stack = np.stack([to_rgb(f) for f in frames])
@@ -130,9 +188,10 @@ def write_mp4(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Pa
     return path
 
 
-def write_animation(frames: list[np.ndarray], path: str | Path, fps: float = 12) -> Path:
-    """GIF, WebP or MP4 by the file's suffix."""
+def write_animation(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop: bool = True) -> Path:
+    """GIF, WebP or MP4 by the file's suffix; GIF and WebP loop forever, or play once when `loop`
+    is False (a clip that is not a cycle: its Strip's `loop`)."""
     writer = {".gif": write_gif, ".webp": write_webp, ".mp4": write_mp4}.get(Path(path).suffix.lower())
     if writer is None:
         raise PosekitError(f"{path}: unknown animation format; use .gif, .webp or .mp4")
-    return writer(frames, path, fps)
+    return writer(frames, path, fps, loop)
