@@ -741,7 +741,7 @@ def write_strips(out: Path, strips: list, fps: float, columns: int | None, forma
             (write_text if isinstance(data, str) else write_json)(data, stage / EXPORTS[e])
         for f in formats:
             for s in strips:
-                sheet.write_animation(s.frames, stage / preview_name(s.name, f, one), fps=fps)
+                sheet.write_animation(s.frames, stage / preview_name(s.name, f, one), fps=fps, loop=s.loop)
     return {"frames": str(out / "frames"), "poses": str(out / "poses"), "sheet": str(out / "sheet.png"),
             "sheet_json": str(out / "sheet.json"), **{e: str(out / EXPORTS[e]) for e in exports},
             **{f: str(out / preview_name(strips[0].name, f, True)) for f in formats if one},

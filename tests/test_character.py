@@ -409,9 +409,14 @@ def test_character_godot_resource_and_atlas(character):
 def test_character_gif_per_clip(character):
     out, _ = character
     assert sorted(p.name for p in (out / "animations").iterdir()) == sorted(f"{t}.gif" for t in TAGS)
+    for tag in TAGS:  # one GIF frame per sheet frame; the jump plays once as its tag does, the cycles loop
+        gif = Image.open(out / "animations" / f"{tag}.gif")
+        assert gif.n_frames == 3 and gif.info.get("loop") == (None if tag.startswith("jump") else 0), tag
     frames = written_frames(out, ["walk_left"], 3)
     gif = Image.open(out / "animations" / "walk_left.gif")
     assert gif.n_frames == 3 and gif.info["loop"] == 0
+    jump = Image.open(out / "animations" / "jump_left.gif")  # a one-shot plays once, as its tag and Godot say
+    assert jump.n_frames == 3 and "loop" not in jump.info
     for j, g in enumerate(ImageSequence.Iterator(gif)):
         rgba = np.asarray(g.convert("RGBA"))
         assert rgba.shape == frames[j].shape

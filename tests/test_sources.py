@@ -263,7 +263,11 @@ def test_cli_poses_show_writes_frames_and_reads_them_back(run_posekit, tmp_path)
     from PIL import Image
 
     with Image.open(out / "preview.gif") as im:
-        assert im.n_frames == 6 and im.size == (320, 240)
+        assert im.n_frames == 6 and im.size == (320, 240) and im.info["loop"] == 0  # a cycle loops
+    jump = tmp_path / "jump"
+    assert run_posekit("poses", "show", "jump", "--frames", "4", "--out", jump, "--gif").returncode == 0
+    with Image.open(jump / "preview.gif") as im:  # a one-shot plays once
+        assert im.n_frames == 4 and "loop" not in im.info
     assert len(list(out.glob("*_pose.png"))) == 6 and len(list(out.glob("*_keypoints.json"))) == 6
     saved = read_openpose_json(out / "frame_004_keypoints.json")[0]
     assert saved.allclose(motion("walk", 6, 320, 240)[4], atol=1e-2)

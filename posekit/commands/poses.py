@@ -40,7 +40,7 @@ def show(
     view: Optional[str] = typer.Option(None, "--view", help="Motions: front | three-quarter | side | three-quarter-left | side-left | yaw in degrees."),
     onto: Optional[Path] = typer.Option(None, "--onto", metavar="PHOTO", help="Retarget onto the person in this photo (or OpenPose JSON): their limbs, ground line and canvas."),
     jsonl: bool = typer.Option(False, "--jsonl", help="Print one JSON object per frame on stdout (as extract-pose --jsonl)."),
-    gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping (on the first frame's canvas)."),
+    gif: bool = typer.Option(False, "--gif", help="Also write DIR/preview.gif, the skeletons looping (a jump plays once; on the first frame's canvas)."),
     fps: float = typer.Option(12.0, "--fps", callback=finite(*FPS), help="Playback speed of --gif (0.1 to 120)."),
 ):
     """Turn a pose source into per-frame skeleton images and OpenPose JSON files."""
@@ -58,7 +58,7 @@ def show(
         raise UsageError(f"--onto {onto}: {'is a folder' if onto.is_dir() else 'no such file'}; pass a photo of "
                          "the person (or an OpenPose JSON of them)")
 
-    from posekit.pipeline import check_inputs_apart, check_not_foreign, staged_outputs
+    from posekit.pipeline import check_inputs_apart, check_not_foreign, clip_loop, staged_outputs
     from posekit.pose.detect import load_detector
     from posekit.pose.formats import jsonl_record, keypoints_json_name, skeleton_png_name, write_pose_files
     from posekit.pose.motions import MOTIONS, default_frames
@@ -97,7 +97,8 @@ def show(
 
                 w, h = clip[0].size  # one canvas for the preview: frames of another size fitted onto the first's
                 write_gif([s if p.size == (w, h) else draw_skeleton([p.fitted(w, h)], w, h)
-                           for s, p in zip(skeletons, clip)], stage / "preview.gif", fps=fps)
+                           for s, p in zip(skeletons, clip)], stage / "preview.gif", fps=fps,
+                          loop=clip_loop(source) is not False)  # a jump plays once, as animate's
     if jsonl:
         for i, (pose, stem) in enumerate(zip(clip, stems)):
             record = jsonl_record(str(out / skeleton_png_name(stem)) if out is not None else stem, pose.width,
