@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit.pose.motions.body import smoothstep
 from posekit.pose.pose import INDEX, Pose
 
 
@@ -545,9 +546,7 @@ def turn_weight(ratio: float) -> float:
     """How far the head goes from the fit of the face points (0) to upright on the body (1) at
     a face width `ratio` (`face_ratio`): 1 at TURNED and below, 0 at TURNING and above, a
     smoothstep between, so a face turning away frame by frame turns the head gradually."""
-    x = (TURNING - ratio) / (TURNING - TURNED)
-    x = min(max(x, 0.0), 1.0)
-    return x * x * (3 - 2 * x)
+    return 1.0 - smoothstep(ratio, TURNED, TURNING)
 
 
 def turned_head(src: np.ndarray, dst: np.ndarray, fit: np.ndarray | None = None) -> np.ndarray | None:

@@ -14,9 +14,10 @@ side it hides the shoulders. Walk and run therefore default to a three-quarter v
 turned 30 degrees towards the image's right): the swing is plainly visible and the shoulders
 keep nearly their full width, so the clip still fits a photo taken from the front. Jump, idle and
 wave default to the front view. `view` takes "front", "three-quarter", "side" (facing right),
-"three-quarter-left", "side-left", or a yaw in degrees. In side views the far eye and ear are
-left out, as a detector would not see them; in the other views the head turns to face the
-camera, as the face in a photo does.
+"three-quarter-left", "side-left", or a yaw in degrees. Up to 45 degrees the head turns to face
+the camera, as the face in a photo does; from 75 it turns with the body (a profile in side
+views), gradually between (`head_turn`); a head turned 60 degrees or more from the camera leaves
+out its far eye and ear, as a detector would not see them.
 
 Layout: every clip is scaled uniformly so that the whole cycle (including the top of the head
 and a jump's highest point) fits the canvas with a margin, and centred; a clip keeps one scale
@@ -31,7 +32,7 @@ import numpy as np
 
 from posekit.errors import UsageError
 from posekit.pose.motions import clips
-from posekit.pose.motions.body import project, skeleton
+from posekit.pose.motions.body import project, skeleton, smoothstep
 from posekit.pose.pose import INDEX, NUM_KEYPOINTS, Pose
 
 # name -> (generator, default frame count, default view, one-line description)
@@ -49,7 +50,8 @@ VIEWS = {"front": 0.0, "three-quarter": 30.0, "side": 90.0, "three-quarter-left"
 
 MARGIN = 0.06        # of the canvas, on every side
 _LAYOUT_SAMPLES = 96  # phases used to find a clip's extent, independent of `frames`
-_SIDE_VIEW = 60.0     # beyond this yaw, the far eye and ear are hidden behind the head
+_SIDE_VIEW = 60.0     # a head turned this far from the camera hides its far eye and ear
+_FACING = (45.0, 75.0)  # yaws over which the head goes from facing the camera to turning with the body
 
 
 def default_frames(name: str) -> int:
@@ -126,15 +128,22 @@ def _posed(generate, phase: float, yaw: float, params: dict):
     so the face stays frontal like the face in a photo (a 2-D warp would otherwise have to
     tilt the subject's face to follow a nose that the view angle moved sideways)."""
     stance = generate(phase, **params)
-    if abs(yaw) < _SIDE_VIEW:
-        stance.head_yaw -= yaw
+    stance.head_yaw -= yaw - head_turn(yaw)
     return stance
 
 
+def head_turn(yaw: float) -> float:
+    """Degrees the head is turned from the camera at a view `yaw`: 0 (facing it) up to 45, the
+    body's own turn (profile in a side view) from 75, a smoothstep between. It switched at 60,
+    where the head jumped 23-30 px of a 512 px canvas between 59 and 60 degrees."""
+    return yaw * smoothstep(abs(yaw), *_FACING)
+
+
 def _visibility(depth: np.ndarray, yaw: float) -> np.ndarray:
-    """Confidence 1 for every point, 0 for the far eye and ear in a side view."""
+    """Confidence 1 for every point, 0 for the far eye and ear of a head turned _SIDE_VIEW or
+    more from the camera (side views)."""
     conf = np.ones(NUM_KEYPOINTS, np.float32)
-    if abs(yaw) >= _SIDE_VIEW:
+    if abs(head_turn(yaw)) >= _SIDE_VIEW:
         for right, left in (("r_eye", "l_eye"), ("r_ear", "l_ear")):
             i, j = INDEX[right], INDEX[left]
             conf[i if depth[i] < depth[j] else j] = 0.0

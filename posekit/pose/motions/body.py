@@ -103,6 +103,15 @@ class Stance:
     head_yaw: float = 0.0
 
 
+def smoothstep(x: float, start: float, end: float) -> float:
+    """0 up to `start`, 1 from `end`, a smooth S between (3t^2 - 2t^3, no kink at either end):
+    how a turn that used to switch at one threshold is spread over a band, so neighbouring
+    inputs give neighbouring poses (the motions' head between facing the camera and profile,
+    the warp's head between fitting the face points and upright on the body)."""
+    t = min(max((x - start) / (end - start), 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 # -- rotations (degrees) ----------------------------------------------------------------------
 def _rot_y(deg: float) -> np.ndarray:  # yaw: turn around the vertical axis
     c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
