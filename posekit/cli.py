@@ -29,7 +29,9 @@ app = typer.Typer(
 
 def _version(value: bool):
     if value:
-        typer.echo(f"posekit {__version__}")  # as the data it is: a full stdout is named as such (main)
+        from posekit.console import print_data
+
+        print_data(f"posekit {__version__}")  # the data it is: a full stdout is named as such
         raise typer.Exit()
 
 
@@ -175,9 +177,7 @@ def main() -> None:
     except OSError as e:  # an output that cannot be written: full disk, a file where a folder must be, ...
         import errno
 
-        if e.errno == errno.ENOSPC and not e.filename and _stdout_failed():
-            error("no space left where standard output goes: free some space or redirect it elsewhere")
-        elif e.errno == errno.ENOSPC and not e.filename:
+        if e.errno == errno.ENOSPC and not e.filename:  # (stdout's own: console.print_data)
             error("no space left on the disk being written (nothing half-written is left): free some space "
                   "or point --out at another disk")
         else:
@@ -189,15 +189,6 @@ def main() -> None:
         error("internal error (please report it with the lines below)")
         err.file.write(traceback.format_exc())
         sys.exit(1)
-
-
-def _stdout_failed() -> bool:
-    """Whether the error being handled came from writing or flushing stdout (the data posekit
-    prints: `--json > /dev/full`), not from a file under --out."""
-    import traceback
-
-    frames = traceback.extract_tb(sys.exc_info()[2])  # the innermost Python frame wrote it
-    return bool(frames) and frames[-1].name in ("emit_json", "echo")
 
 
 if __name__ == "__main__":

@@ -71,22 +71,37 @@ reader_gone = False  # set once stdout's reader has gone: nothing more is printe
 
 
 def emit_json(obj, keep_going: bool = False) -> None:
-    """One JSON document on one line of stdout (the data channel). When the reader has gone
+    """One JSON document on one line of stdout (the data channel), always valid UTF-8 (`utf8`);
+    see print_data for a reader that has gone (`keep_going`)."""
+    line = json.dumps(obj, separators=(",", ":"))
+    if "\\ud" in line:  # a lone surrogate (a file name that is not UTF-8): the JSON stays UTF-8
+        line = json.dumps(_utf8_strings(obj), separators=(",", ":"))
+    print_data(line, keep_going)
+
+
+def print_data(line: str, keep_going: bool = False) -> None:
+    """One line of data on stdout (JSON, `poses list`, `--version`). When the reader has gone
     (`posekit ... | head`, or stdout closed: `>&-`), stdout is pointed at devnull (stdout_closed)
     and then a command with files to write (`keep_going`) goes on and exits as it would have,
-    while one that only prints gets BrokenPipeError, which cli.main ends quietly with status 1."""
+    while one that only prints gets BrokenPipeError, which cli.main ends quietly with status 1.
+    A stdout that cannot be written (a full disk: `> /dev/full`) is a one-line error naming it."""
     if not reader_gone:
         try:
             if sys.stdout is None:  # started with stdout closed
                 raise BrokenPipeError
-            line = json.dumps(obj, separators=(",", ":"))
-            if "\\ud" in line:  # a lone surrogate (a file name that is not UTF-8): the JSON stays UTF-8
-                line = json.dumps(_utf8_strings(obj), separators=(",", ":"))
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
             return
         except BrokenPipeError:
             stdout_closed()
+        except OSError as e:
+            import errno
+
+            from posekit.errors import PosekitError
+
+            stdout_closed()  # nothing more goes there, nor at exit
+            raise PosekitError("no space left where standard output goes: free some space or redirect it elsewhere"
+                               if e.errno == errno.ENOSPC else f"standard output: {e.strerror or e}") from None
     if not keep_going:
         raise BrokenPipeError
 

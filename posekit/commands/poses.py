@@ -18,7 +18,7 @@ def list_motions(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list on stdout: name, frames, view, description of each motion."),
 ):
     """List the built-in motions (name, default frames, default view, description)."""
-    from posekit.console import emit_json, quiet_libraries
+    from posekit.console import emit_json, print_data, quiet_libraries
 
     quiet_libraries()
     from posekit.pose.motions import MOTIONS, default_frames, default_view
@@ -28,7 +28,7 @@ def list_motions(
     if as_json:
         return emit_json(motions)
     for m in motions:
-        typer.echo(f"{m['name']:<6} {m['frames']:>3} frames  {m['view']:<13}  {m['description']}")
+        print_data(f"{m['name']:<6} {m['frames']:>3} frames  {m['view']:<13}  {m['description']}")
 
 
 @app.command("show")
