@@ -294,6 +294,16 @@ def test_gif_with_an_empty_transparent_frame_is_whole(tmp_path):
         assert np.array_equal(g[:, :, 3] == 255, f[:, :, 3] == 255)
 
 
+@pytest.mark.parametrize("alpha", [True, False])
+@pytest.mark.parametrize("count", [1, 2])
+def test_gif_of_one_distinct_frame(tmp_path, alpha, count):
+    """One frame (`--frames 1`, a single OpenPose file), or the same frame twice: Pillow writes a
+    single frame, with one disposal (a list of them crashed it)."""
+    frame = np.zeros((20, 24, 4 if alpha else 3), np.uint8)
+    got, durations = gif_frames(write_animation([frame] * count, tmp_path / "one.gif", fps=10))
+    assert len(got) >= 1 and sum(durations) == 100 * count
+
+
 def test_gif_keeps_dark_pixels_of_a_many_coloured_frame_opaque(tmp_path):
     """The palette of a photo-like frame had black padding up to index 255, the transparent one:
     black pixels with no near palette colour were quantized onto it and vanished."""

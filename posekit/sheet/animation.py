@@ -56,7 +56,10 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop:
         im = Image.fromarray(index, mode="P")
         im.putpalette(entries)
         images.append(im)
-    extra = {"transparency": 255, "disposal": cleared(indexed)} if rgba else {"disposal": 1}
+    disposal = cleared(indexed)
+    if all(np.array_equal(i, indexed[0]) for i in indexed[1:]):  # Pillow writes one frame, with one disposal
+        disposal = disposal[0]
+    extra = {"transparency": 255, "disposal": disposal} if rgba else {"disposal": 1}
     if loop:
         extra["loop"] = 0
     path = Path(path)
