@@ -32,7 +32,8 @@ def error(message: str) -> None:
 
 
 # control characters (a newline in a file name, an escape sequence) as Python writes them in a string
-_CONTROL = {c: ascii(chr(c))[1:-1] for c in (*range(32), 127)}
+# (C0, DEL, C1 and the Unicode line and paragraph separators: all of them end or garble a line)
+_CONTROL = {c: ascii(chr(c))[1:-1] for c in (*range(32), *range(127, 160), 0x2028, 0x2029)}
 
 
 def one_line(message: str) -> str:
@@ -77,6 +78,17 @@ def emit_json(obj, keep_going: bool = False) -> None:
     if "\\ud" in line:  # a lone surrogate (a file name that is not UTF-8): the JSON stays UTF-8
         line = json.dumps(_utf8_strings(obj), separators=(",", ":"))
     print_data(line, keep_going)
+
+
+def emit_failure(obj) -> None:
+    """The JSON of a run that is failing (its error in it), printed while its exception is being
+    handled: a stdout that cannot take it is said, and the run's own error still follows."""
+    from posekit.errors import PosekitError
+
+    try:
+        emit_json(obj, keep_going=True)
+    except PosekitError as e:
+        error(str(e))
 
 
 def print_data(line: str, keep_going: bool = False) -> None:

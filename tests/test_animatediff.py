@@ -505,6 +505,13 @@ def test_context_flags_with_a_clip_of_one_window_are_a_warning(models, photo, cl
     m(clip[:3], loop=False)
     assert capsys.readouterr().err.splitlines() == [
         "posekit: warning: --context has no effect here: the 3-frame clip fits one window of the motion module"]
+    # a --context above the default that is what makes a 20-frame clip one window does something
+    m = method(models, photo, clip[0], context=24)
+    capsys.readouterr()
+    m._warn_idle_context(20, False)
+    assert capsys.readouterr().err == ""
+    m._warn_idle_context(12, False)  # 12 frames fit the default 16 too
+    assert "--context has no effect here" in capsys.readouterr().err
 
 
 def test_ip_adapter_scale_0_loads_no_ip_adapter(models, photo, clip, tmp_path, monkeypatch):

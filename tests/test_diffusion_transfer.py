@@ -180,16 +180,10 @@ def test_cli_offline_default_models_are_one_line_errors(astronaut_path, clip, tm
 
 
 def test_the_download_hints_name_only_what_the_pipeline_loads():
-    import fnmatch
-    import re
-
     import torch
+    from test_hints import included
 
     from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, safety_download, weights_download
-
-    def included(files, hint):  # what `hf download --include ...` fetches (huggingface_hub matches with fnmatch)
-        patterns = re.findall(r'--include "([^"]+)"', hint)
-        return [f for f in files if any(fnmatch.fnmatch(f, p) for p in patterns)]
 
     # SD 1.5's repository as the hub lists it (diffusers layout, plus whole-model checkpoints)
     repo = ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json",

@@ -86,19 +86,22 @@ def test_a_single_photo_that_fails_still_prints_its_json(run_posekit, tmp_path):
     assert r.stderr.count("posekit: error:") == 1
 
 
-def test_a_batch_prints_each_photo_when_it_is_done(tmp_path):
-    """The first photo's JSON line is on stdout before the second photo is finished."""
+def test_a_batch_tells_of_each_photo_before_the_next_begins(tmp_path):
+    """animate_batch's `done` hears of a photo before the next one's first stage (the CLI prints
+    its line there), and the CLI prints one JSON line per photo, in order."""
+    from posekit import pipeline
+
     shutil.copy(FIGURE, tmp_path / "a.png")
     shutil.copy(FIGURE, tmp_path / "b.png")
-    proc = subprocess.Popen([posekit_exe(), "animate", "a.png", "b.png", "-p", "idle", "-n", "2", "-o", "out",
-                             "--json", "--no-evaluate"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    first = json.loads(proc.stdout.readline())
-    b_summary = tmp_path / "out" / "b" / "sheet.json"
-    assert first["photo"] == "a.png" and not b_summary.exists()  # b is not written yet
-    rest, err = proc.communicate(timeout=1800)
-    assert proc.returncode == 0, err
-    assert [json.loads(line)["photo"] for line in rest.splitlines()] == ["b.png"]
+    events = []
+    pipeline.animate_batch([tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "lib", poses=["idle"], frames=[2],
+                           evaluate=False, status=lambda stage: events.append(stage.split(":")[0]),
+                           done=lambda r: events.append("done " + Path(r["photo"]).name))
+    assert events.index("done a.png") < events.index("b.png") < events.index("done b.png")
+    r = subprocess.run([posekit_exe(), "animate", "a.png", "b.png", "-p", "idle", "-n", "2", "-o", "out", "--json",
+                        "--no-evaluate"], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["photo"] for line in r.stdout.splitlines()] == ["a.png", "b.png"]
 
 
 def test_evaluate_json_when_every_frame_fails(run_posekit, tmp_path):
@@ -118,7 +121,9 @@ def test_evaluate_json_when_every_frame_fails(run_posekit, tmp_path):
 @pytest.mark.parametrize("command", [["poses", "show", "{empty}", "--jsonl"],
                                      ["evaluate", "{empty}", "--poses", "{empty}"],
                                      ["extract-pose", "{empty}", "--jsonl"],
-                                     ["animate", "{figure}", "--poses", "{empty}", "-o", "{out}"]])
+                                     ["animate", "{figure}", "--poses", "{empty}", "-o", "{out}"],
+                                     ["transfer", "{empty}", "--pose", "walk", "-o", "{out}"],
+                                     ["transfer", "{figure}", "--pose", "{empty}", "-o", "{out}"]])
 def test_an_empty_folder_is_a_usage_error_everywhere(run_posekit, tmp_path, command):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an input")
@@ -173,3 +178,24 @@ def test_with_stdout_closed_what_writes_to_it_never_reaches_the_terminal(tmp_pat
     r = sh(f"'{sys.executable}' lib.py >&-", tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stderr == "posekit's own line\n"
+
+
+def test_c1_controls_and_line_separators_in_a_name_are_escaped(run_posekit, tmp_path):
+    """U+0085 (next line), U+009B (an escape in a UTF-8 terminal), U+2028: lines end there too."""
+    bad = tmp_path / "a\u0085b\u009b2Jc\u2028d.png"
+    bad.write_bytes(b"not an image")
+    r = run_posekit("extract-pose", bad, "--jsonl")
+    assert r.returncode == 1
+    assert len(r.stderr.splitlines()) == 2, r.stderr  # the error and the count
+    assert "a\\x85b\\x9b2Jc\\u2028d.png" in r.stderr.splitlines()[0]
+
+
+def test_a_failure_with_its_json_on_a_full_disk_still_says_the_failure(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (256, 256), (40, 120, 200)).save(tmp_path / "nobody.png")
+    r = sh(f"'{posekit_exe()}' animate nobody.png -p walk -n 2 -o o --json > /dev/full", tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert any("no space left where standard output goes" in line for line in lines), r.stderr
+    assert "nobody" in lines[-1] and lines[-1].startswith("posekit: error:"), r.stderr

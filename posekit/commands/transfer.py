@@ -33,6 +33,10 @@ def transfer(
     from posekit.pipeline import names_a_file
 
     check_out(out, file=names_a_file(out))  # else a folder of 000.png, 001.png, ...
+    if source.is_dir():
+        from posekit.errors import UsageError
+
+        raise UsageError(f"{source}: is a folder; transfer moves one photo (animate takes a folder of photos)")
     image_size = parse_size(size)
     quiet_libraries()
     from posekit.pipeline import transfer as run

@@ -194,7 +194,7 @@ class AnimateDiffMethod:
         generator = torch.Generator("cpu").manual_seed(o.seed)
         windows = context_windows(n, o.context, o.context_overlap, loop)
         if len(windows) == 1:
-            self._warn_idle_context(n)
+            self._warn_idle_context(n, loop)
         suggestion = offload_suggestion(o.offload, "a smaller photo or a smaller --context")
         with out_of_memory_hint(suggestion, f"{n} frames of {width}x{height}"), torch.inference_mode():
             # the ControlNet's images as diffusers' pipeline prepares them: (frames, 3, H, W) in [0, 1]
@@ -214,15 +214,17 @@ class AnimateDiffMethod:
             pipe.maybe_free_model_hooks()
         return [(np.clip(f, 0.0, 1.0) * 255.0).round().astype(np.uint8) for f in frames]
 
-    def _warn_idle_context(self, frames: int) -> None:
+    def _warn_idle_context(self, frames: int, loop: bool) -> None:
         """A --context or --context-overlap other than the default does nothing to a clip the
-        motion module sees whole (one window): say so, once per method."""
+        motion module sees whole (one window): say so, once per method. --context did something
+        when it is what made the clip one window (the default would have cut it in several)."""
         from dataclasses import fields
 
         o, defaults = self.options, {f.name: f.default for f in fields(AnimateDiffOptions)}
         overlap = defaults["context_overlap"]  # as __post_init__ makes it when it is not below --context
         overlap = overlap if overlap < o.context else o.context // 2
-        idle = [flag for flag, given in (("--context", o.context != defaults["context"]),
+        whole_anyway = len(context_windows(frames, defaults["context"], defaults["context_overlap"], loop)) == 1
+        idle = [flag for flag, given in (("--context", o.context != defaults["context"] and whole_anyway),
                                          ("--context-overlap", o.context_overlap != overlap)) if given]
         if idle and not getattr(self, "_context_warned", False):
             from posekit.console import warn
