@@ -78,6 +78,63 @@ def test_body_mask_is_the_authors_produce_ma_mask():
     assert (near_joint < 4).all()  # and only the disks' pixels beyond it
 
 
+def authors_mask(kp: np.ndarray, shape: tuple[int, int], radius: int = 4) -> np.ndarray:
+    """produce_ma_mask written out from its definition: `kp` (18, 2) integer (row, col) as the
+    annotation CSV holds them, -1 missing; for each limb (1-based pairs, as the authors list them)
+    a quadrilateral of half-width `radius` filled by skimage's polygon on float corners, each
+    joint the pixels at distance < radius, then a 5x5 closing (grey morphology, border reflected)."""
+    from scipy import ndimage
+    from skimage.draw import polygon
+
+    limbs = np.array([[2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13],
+                      [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [2, 17], [2, 18], [9, 12], [12, 6],
+                      [9, 3], [17, 18]]) - 1
+    mask = np.zeros(shape, bool)
+    for f, t in limbs:
+        if -1 in kp[f] or -1 in kp[t]:
+            continue
+        v = (kp[f] - kp[t]).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a zero-length limb draws nothing
+            v = radius * np.array([-v[1], v[0]]) / np.linalg.norm(v)
+        corners = np.array([kp[f] + v, kp[f] - v, kp[t] - v, kp[t] + v])
+        rows, cols = polygon(corners[:, 0], corners[:, 1], shape=shape)
+        mask[rows, cols] = True
+    grid_r, grid_c = np.mgrid[:shape[0], :shape[1]]
+    for r, c in kp:
+        if r != -1 and c != -1:
+            mask |= (grid_r - r) ** 2 + (grid_c - c) ** 2 < radius ** 2
+    closed = ndimage.grey_erosion(ndimage.grey_dilation(mask.astype(np.uint8), size=(5, 5), mode="reflect"),
+                                  size=(5, 5), mode="reflect")
+    return closed.astype(bool)
+
+
+def test_body_mask_equals_produce_ma_mask_pixel_for_pixel(tmp_path):
+    """Several annotation rows (a standing person, random ones with missing points, points on the
+    image's edges, two joints at one place), read as evaluate-gan reads them: the same mask."""
+    from posekit.pose.formats import read_patn_annotations, write_patn_annotations
+
+    rng = np.random.default_rng(7)
+    poses = {"standing.jpg": standing()}
+    for i in range(6):
+        xy = np.column_stack([rng.integers(0, 64, 18), rng.integers(0, 128, 18)]).astype(np.float32)
+        conf = (rng.random(18) > 0.25).astype(np.float32)
+        poses[f"random{i}.jpg"] = Pose.from_xy(xy, 64, 128, confidence=conf)
+    edges = standing().keypoints.copy()
+    edges[[0, 14, 15, 16, 17], 1] = 0          # the head on the top row
+    edges[[4, 10], 0], edges[7, 0] = 0, 63     # wrists and ankle on the left and right columns
+    edges[13, :2] = edges[12, :2]              # the left ankle on its knee: a limb of length 0
+    edges[10, 1] = 127
+    poses["edges.jpg"] = Pose(edges, 64, 128)
+    path = write_patn_annotations(list(poses.items()), tmp_path / "market-annotation-test.csv")
+    read = read_patn_annotations(path, 64, 128)
+    for name, pose in read.items():
+        kp = np.column_stack([np.where(pose.visible, pose.keypoints[:, 1], -1),
+                              np.where(pose.visible, pose.keypoints[:, 0], -1)]).astype(int)
+        expected = authors_mask(kp, (128, 64))
+        assert expected.any()
+        assert np.array_equal(body_mask(pose), expected), (name, int((body_mask(pose) != expected).sum()))
+
+
 def test_mask_ssim_ignores_the_background(photo):
     pose = standing(128, 128).scale(2.0, 1.0)
     ref = photo

@@ -264,3 +264,25 @@ def test_a_root_of_the_other_dataset_names_the_flag(tmp_path):
     official_layout(tmp_path, PRESETS["market1501"])
     with pytest.raises(UsageError, match=r"a market1501 layout \(market-annotation-train.csv\).*pass --dataset market1501"):
         PairDataset(tmp_path, "train", PRESETS["deepfashion"])
+
+
+def test_an_image_of_the_other_dataset_names_the_flag(tmp_path):
+    """Market's 64x128 crops under DeepFashion's CSV names: the error names --dataset market1501;
+    the uncropped 256x256 In-shop images: the crop and prepare-dataset."""
+    from posekit.images import save_image
+
+    p = PRESETS["deepfashion"]
+    official_layout(tmp_path / "market", PRESETS["market1501"])
+    for split in ("train", "test"):
+        for kind in ("annotation", "pairs"):
+            (tmp_path / "market" / f"market-{kind}-{split}.csv").rename(tmp_path / "market" / f"{p.files}-{kind}-{split}.csv")
+    with pytest.raises(PosekitError, match=r"a.jpg: 64x128 pixels, the deepfashion layout has 176x256 "
+                                           r"\(a market1501 image: pass --dataset market1501\)"):
+        PairDataset(tmp_path / "market", "test", p)[0]
+    official_layout(tmp_path / "inshop", p)
+    save_image(np.full((256, 256, 3), 200, np.uint8), tmp_path / "inshop" / "test" / "a.jpg")
+    with pytest.raises(PosekitError, match=r"256x256 pixels, .*crop to x 40..216: `posekit prepare-dataset`"):
+        PairDataset(tmp_path / "inshop", "test", p)[0]
+    save_image(np.full((100, 100, 3), 200, np.uint8), tmp_path / "inshop" / "test" / "a.jpg")
+    with pytest.raises(PosekitError, match=r"100x100 pixels, the deepfashion layout has 176x256$"):
+        PairDataset(tmp_path / "inshop", "test", p)[0]

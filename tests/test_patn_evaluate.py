@@ -4,6 +4,7 @@ weights), the official layout end to end, the authors' image layout, the CLI and
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -11,9 +12,10 @@ import pytest
 import torch
 
 from posekit.errors import PosekitError
-from posekit.methods.patn.evaluate import (Backbones, cheap_scores, evaluate_generator, evaluation_set, fid,
-                                           inception_features, inception_net, inception_score, lpips_net,
-                                           lpips_scores)
+from posekit.methods.patn.data import to_uint8
+from posekit.methods.patn.evaluate import (Backbones, authors_image, cheap_scores, evaluate_generator,
+                                           evaluation_set, fid, inception_features, inception_net, inception_score,
+                                           lpips_net, lpips_scores)
 from posekit.methods.patn.synthetic import synthetic_pair
 from posekit.pose.pose import Pose
 
@@ -184,6 +186,22 @@ def test_jpeg_scores_what_the_authors_scored(market_layout):
         masked.append(mask_ssim(generated, target, Pose(data.pairs[i]["K2"].numpy(), 64, 128)))
     assert report["ssim"] == pytest.approx(np.mean(scores)) and report["mask_ssim"] == pytest.approx(np.mean(masked))
     assert report["ssim"] != pytest.approx(lossless["ssim"])  # JPEG changes what is scored
+    # the panels before the JPEG are the authors' util.tensor2im's: (x + 1) / 2.0 * 255.0 in
+    # float32, truncated (rounding, as the lossless scores do, gives other files)
+    def tensor2im(x):
+        return ((x.permute(0, 2, 3, 1).numpy() + 1) / 2.0 * 255.0).astype(np.uint8)
+
+    batch = torch.utils.data.default_collate([data.pairs[i] for i in range(2)])
+    with torch.no_grad():
+        fake = G.eval()(batch["P1"], batch["BP1"], batch["BP2"])
+    panels = [tensor2im(batch["P1"]), tensor2im(batch["P2"]), tensor2im(fake)]
+    assert (panels[1] != to_uint8(batch["P2"])).any() and (panels[2] != to_uint8(fake)).any()
+    for i, path in enumerate(saved):
+        strip = authors_image(*(panel[i] for panel in panels), Pose(batch["K1"][i].numpy(), 64, 128),
+                              Pose(batch["K2"][i].numpy(), 64, 128))
+        buffer = io.BytesIO()
+        Image.fromarray(strip).save(buffer, format="JPEG")
+        assert buffer.getvalue() == path.read_bytes(), path.name
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +303,19 @@ def test_train_gan_ends_with_the_tables_cheap_columns(run_posekit, tmp_path):
     report = json.loads(r.stdout)
     for key in ("ssim", "ssim_padded", "mask_ssim", "l1"):
         assert report[key] == pytest.approx(metrics[key]), key
+
+
+def test_train_gan_on_market_has_no_pad40_column(run_posekit, market_layout):
+    """Market-1501's script does not pad its 64-wide images: train-gan's table and metrics.json
+    leave SSIM pad40 out there, as evaluate-gan does."""
+    run = market_layout / "run"
+    r = run_posekit("train-gan", "--dataset", "market1501", "--data-root", market_layout / "market", "--ngf", "4",
+                    "--blocks", "1", "--batch-size", "2", "--workers", "0", "--iters", "1", "--perceptual-weight", "0",
+                    "--out", run, env=THREADS)
+    assert r.returncode == 0, r.stderr
+    assert "mask-SSIM" in r.stderr and "pad40" not in r.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "mask_ssim_source_baseline" in metrics and not any(key.startswith("ssim_padded") for key in metrics)
 
 
 def test_fid_and_is_of_enough_images_are_not_warned_about():

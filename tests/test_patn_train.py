@@ -285,8 +285,11 @@ def test_official_pth_checkpoint_drives_transfer_with_the_market_preset(tmp_path
     assert method.config["heatmap"] == "gaussian" and (method.width, method.height) == (64, 128)
     out = method([target])
     assert out[0].shape == (128, 64, 3)
-    with pytest.raises(UsageError, match="batch-norm generator"):
+    with pytest.raises(UsageError, match="is a batch-norm generator.*; pass --dataset market1501 or leave --dataset out"):
         PatnMethod(img, pose, PatnOptions(checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="deepfashion"))
+    torch.save(official_state(ngf=8, blocks=2, norm="instance"), tmp_path / "latest_net_netG.pth")
+    with pytest.raises(UsageError, match="is an instance-norm generator.*; pass --dataset deepfashion"):
+        PatnMethod(img, pose, PatnOptions(checkpoint=str(tmp_path / "latest_net_netG.pth"), dataset="market1501"))
 
 
 def test_train_gan_usage_errors_name_the_flag(run_posekit, tmp_path):

@@ -77,7 +77,7 @@ def train_gan(
     if metrics:
         from posekit.methods.patn.evaluate import CHEAP, print_table
 
-        baseline = {key: metrics[f"{key}_source_baseline"] for key in CHEAP}
+        baseline = {key: metrics[f"{key}_source_baseline"] for key in CHEAP if f"{key}_source_baseline" in metrics}
         print_table([("posekit", metrics), ("copy the source", baseline)], dataset,
                     f"{metrics['held_out_pairs']} held-out pairs")
         info(f"wrote {out}")
@@ -109,12 +109,12 @@ def evaluate_gan(
     pckh: bool = typer.Option(True, "--pckh/--no-pckh", help="PCKh@0.5 of the keypoints detected on the generated images."),
     lpips: bool = typer.Option(True, "--lpips/--no-lpips", help="LPIPS (AlexNet, v0.1)."),
     fid: bool = typer.Option(True, "--fid/--no-fid", help="FID against the training images."),
-    inception_score: bool = typer.Option(False, "--is", help="Also the Inception Score (10 splits; DeepFashion also IS pad40, the authors' padded images)."),
+    inception_score: bool = typer.Option(False, "--is", help="Also the Inception Score (10 splits, one per image when fewer; DeepFashion also IS pad40, the authors' padded images)."),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="torchvision alexnet-owt-7be5be79.pth (else the torch cache or a download)."),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="weights-inception-2015-12-05-6726825d.pth (torch-fidelity) or pytorch-fid's pt_inception-2015-12-05-6726825d.pth."),
     fid_reference: int = typer.Option(0, "--fid-reference", min=0, help="Use the first N training images as FID reference (0: all)."),
     save_images: Optional[Path] = typer.Option(None, "--save-images", help="Folder for <from>___<to>_vis.png (source | pose | target | pose | generated), what the authors' getMetrics scripts read (.jpg with --jpeg)."),
-    jpeg: bool = typer.Option(False, "--jpeg", help="Score the images cut out of JPEG strips (quality 75), as the authors' test.py saved and getMetrics scored them: the protocol of the papers' numbers (default: lossless)."),
+    jpeg: bool = typer.Option(False, "--jpeg", help="Score the images cut out of JPEG strips (quality 75, panels truncated to 8 bits), as the authors' test.py saved and getMetrics scored them: the protocol of PATN's numbers (default: rounded, lossless)."),
     json_out: bool = typer.Option(False, "--json", help="Print the scores as one JSON line on stdout."),
 ):
     """Score a PATN generator on a dataset's test pairs: SSIM (both protocols), mask-SSIM, PCKh, LPIPS, FID, IS."""

@@ -155,6 +155,22 @@ def npy_problem(path: Path, shape: tuple[int, ...]) -> str | None:
     return None
 
 
+def other_layouts(p: Preset) -> list[Preset]:
+    """The official layouts other than `p`'s (what a --data-root given with the wrong --dataset holds)."""
+    return [q for q in PRESETS.values() if q.name not in (p.name, "synthetic")]
+
+
+def size_hint(width: int, height: int, p: Preset) -> str:
+    """What to do about a layout image of `width` x `height` that is not `p`'s size: the other
+    dataset's size names its --dataset; DeepFashion's uncropped 256x256 In-shop images, the crop."""
+    other = [q.name for q in other_layouts(p) if (q.width, q.height) == (width, height)]
+    if other:
+        return f" (a {other[0]} image: pass --dataset {other[0]})"
+    if p.name == "deepfashion" and (width, height) == (256, 256):
+        return " (the In-shop images before the official crop to x 40..216: `posekit prepare-dataset` makes the layout)"
+    return ""
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Pairs of one split of an official-layout dataset (DeepFashion or Market-1501)."""
 
@@ -166,8 +182,7 @@ class PairDataset(torch.utils.data.Dataset):
             raise UsageError(f"--data-root {self.root}: no such folder")
         ann = annotation_csv(self.root, p, split)
         if not ann.is_file():
-            other = [q.name for q in PRESETS.values() if q.files and q.name != p.name
-                     and annotation_csv(self.root, q, split).is_file()]
+            other = [q.name for q in other_layouts(p) if annotation_csv(self.root, q, split).is_file()]
             if other:  # the layout of another dataset: the flag, not the files, is wrong
                 raise UsageError(f"--data-root {self.root}: a {other[0]} layout ({annotation_csv(self.root, PRESETS[other[0]], split).name}), "
                                  f"not {p.name}'s ({ann.name}); pass --dataset {other[0]}")
@@ -211,7 +226,8 @@ class PairDataset(torch.utils.data.Dataset):
         img = load_image(self.root / self.split / name)
         if img.shape[:2] != (self.preset.height, self.preset.width):
             raise PosekitError(f"{self.root / self.split / name}: {img.shape[1]}x{img.shape[0]} pixels, "
-                               f"the {self.preset.name} layout has {self.preset.width}x{self.preset.height}")
+                               f"the {self.preset.name} layout has {self.preset.width}x{self.preset.height}"
+                               + size_hint(img.shape[1], img.shape[0], self.preset))
         return img
 
     def heatmaps(self, name: str) -> np.ndarray:

@@ -24,9 +24,10 @@ Columns, each averaged over the test pairs (generated image vs the target photo)
   on request; `is_padded`, DeepFashion's: of the images padded as for `ssim_padded`, as the
   authors' script scores them (PATN's 3.209).
 
-`jpeg=True` scores what the authors' scripts scored: their test.py saved each result strip
-(`authors_image`) as a JPEG at PIL's default quality 75, and getMetrics cut the generated and
-target images back out of those JPEGs. Without it the images are scored losslessly.
+`jpeg=True` scores what the authors' scripts scored: their test.py made each result strip
+(`authors_image`) of panels truncated to uint8 (`tensor2im`), saved it as a JPEG at PIL's default
+quality 75, and getMetrics cut the generated and target images back out of those JPEGs. Without
+it the images are rounded to uint8 and scored losslessly.
 
 Backbones are passed in (`Backbones`), so tests build them with random weights through the same
 code path that loads the real ones.
@@ -197,9 +198,24 @@ def cheap_scores(generated: np.ndarray, target: np.ndarray, pose: Pose, padded: 
             "l1": float(np.abs(generated.astype(np.float32) - target).mean() / 255)}
 
 
+def pads(dataset: str) -> bool:
+    """Whether the authors' script for `dataset` pads the images (DeepFashion's, and ours for the
+    synthetic set; Market-1501's 64-wide images are scored as they are)."""
+    return dataset != "market1501"
+
+
 def padded_white(images: np.ndarray, pad: int = PAD) -> np.ndarray:
     """(B, H, W, 3) uint8 with `pad` px of white left and right, as the authors' DeepFashion scripts."""
     return np.pad(images, ((0, 0), (0, 0), (pad, pad), (0, 0)), constant_values=255)
+
+
+def tensor2im(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8 as the authors' util.tensor2im made the
+    panels of their strips: (x + 1) / 2 * 255 in float32, truncated (not rounded: the generated
+    image comes out about half a level darker than `to_uint8`'s, and the photos' levels 1..63 one
+    lower, by float error)."""
+    x = images.detach().float().cpu().clamp(-1, 1).permute(0, 2, 3, 1).numpy()
+    return ((x + 1) / 2.0 * 255.0).astype(np.uint8)
 
 
 def jpeg_round_trip(strip: np.ndarray) -> tuple[np.ndarray, bytes]:
@@ -310,15 +326,16 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
     from posekit.images import atomic_path, save_image
     from posekit.methods.patn.data import to_uint8
 
-    padded = data.dataset != "market1501" if padded is None else padded
+    padded = pads(data.dataset) if padded is None else padded
     G = G.to(device).eval()
     backbones = (backbones or Backbones()).to(device)
     loader = torch.utils.data.DataLoader(data.pairs, batch_size=batch_size, shuffle=False)
     rows, pck, pck_targets, present, lp, pools, logits, padded_logits = [], [], [], [], [], [], [], []
     start = 0
+    convert = tensor2im if jpeg else to_uint8  # --jpeg: the panels as the authors' test.py made them
     for batch in loader:
         fake = G(batch["P1"].to(device), batch["BP1"].to(device), batch["BP2"].to(device))
-        gen, src, tgt = to_uint8(fake), to_uint8(batch["P1"]), to_uint8(batch["P2"])
+        gen, src, tgt = convert(fake), convert(batch["P1"]), convert(batch["P2"])
         h, w = gen.shape[1:3]
         sources = [Pose(k.numpy(), w, h) for k in batch["K1"]]
         targets = [Pose(k.numpy(), w, h) for k in batch["K2"]]

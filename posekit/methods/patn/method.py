@@ -38,8 +38,10 @@ def _official_config(arch: dict, dataset: str | None, path: Path) -> dict:
         dataset = "deepfashion" if arch["norm"] == "instance" else "market1501"
     p = preset(dataset)
     if p.norm != arch["norm"]:
-        raise UsageError(f"--dataset {dataset}: {path} is a {arch['norm']}-norm generator, "
-                         f"but the {dataset} preset uses {p.norm} norm")
+        article = "an" if arch["norm"][:1] in "aeiou" else "a"
+        fits = "deepfashion" if arch["norm"] == "instance" else "market1501"
+        raise UsageError(f"--dataset {dataset}: {path} is {article} {arch['norm']}-norm generator, "
+                         f"but the {dataset} preset uses {p.norm} norm; pass --dataset {fits} or leave --dataset out")
     return {**arch, "height": p.height, "width": p.width, "dataset": dataset, "heatmap": p.heatmap,
             "sigma": heatmap_sigma(p, p.height)}
 

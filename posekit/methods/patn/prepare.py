@@ -9,7 +9,9 @@ Person ids: Market-1501 file names start with it (`0002_c1s1_000451_03.jpg` -> 0
 distractor ids -1 and 0000 are skipped); DeepFashion In-shop keeps each item in an `id_XXXXXXXX`
 folder. Images whose largest person lacks either shoulder or either hip are dropped (PATN needs
 the torso to place the clothes). DeepFashion frames: resized to 256 px high and centre-cropped to
-176 px wide (the official x 40..216 crop of the 256x256 images); Market: resized to 128x64.
+176 px wide (the official x 40..216 crop of the 256x256 images); Market: resized to 64x128
+(width x height). A frame that is its file's pixels as they are (Market's crops) is copied byte
+for byte; the others are saved as JPEGs of quality 95 (`save_frame`).
 The split is by person id, so no test person is seen in training.
 """
 

@@ -297,10 +297,11 @@ def sample_strip(batch: dict, fake: torch.Tensor, rows: int = 4) -> np.ndarray:
 
 # -- held-out evaluation ---------------------------------------------------------------------------
 @torch.no_grad()
-def evaluate(G: nn.Module, held_out, device, batch_size: int = 16) -> tuple[dict, dict, torch.Tensor]:
+def evaluate(G: nn.Module, held_out, device, batch_size: int = 16,
+             padded: bool = True) -> tuple[dict, dict, torch.Tensor]:
     """Held-out scores of G's output and of the copy-the-source baseline (`*_source_baseline`)
-    vs the target: the evaluation table's columns that need no network (ssim, ssim_padded,
-    mask_ssim, l1; posekit.methods.patn.evaluate.cheap_scores)."""
+    vs the target: the evaluation table's columns that need no network (ssim, ssim_padded unless
+    not `padded`, mask_ssim, l1; posekit.methods.patn.evaluate.cheap_scores)."""
     from posekit.methods.patn.evaluate import CHEAP, cheap_scores
     from posekit.pose.pose import Pose
 
@@ -317,11 +318,11 @@ def evaluate(G: nn.Module, held_out, device, batch_size: int = 16) -> tuple[dict
         h, w = gen.shape[1:3]
         for g, s, t, k in zip(gen, src, tgt, batch["K2"]):
             pose = Pose(k.numpy(), w, h)
-            ours.append(cheap_scores(g, t, pose))
-            baseline.append(cheap_scores(s, t, pose))
+            ours.append(cheap_scores(g, t, pose, padded))
+            baseline.append(cheap_scores(s, t, pose, padded))
     G.train(was_training)
     scores = {}
-    for key in CHEAP:
+    for key in (key for key in CHEAP if key in ours[0]):
         scores[key] = float(np.mean([r[key] for r in ours]))
         scores[f"{key}_source_baseline"] = float(np.mean([r[key] for r in baseline]))
     return scores, first, first_fake
@@ -490,11 +491,12 @@ def finish(run: Path, c: TrainConfig, G: nn.Module, held_out, accelerator, start
     """Score the held-out pairs into metrics.json, draw them into samples/held_out.png and write
     the final RUN/netG.safetensors; the metrics (empty on other processes than the main one)."""
     from posekit.images import save_image, write_json
+    from posekit.methods.patn.evaluate import pads
 
     metrics = {}
     if accelerator.is_main_process:
         netG = accelerator.unwrap_model(G)
-        scores, first, first_fake = evaluate(netG, held_out, accelerator.device)
+        scores, first, first_fake = evaluate(netG, held_out, accelerator.device, padded=pads(c.dataset))
         metrics = {**scores, "iteration": max(start, c.iters), "held_out_pairs": len(held_out)}
         write_json(metrics, run / "metrics.json")
         save_image(sample_strip(first, first_fake, rows=8), run / "samples" / "held_out.png")
