@@ -262,7 +262,7 @@ def test_a_bad_cached_heatmap_is_one_line_naming_it_before_any_work(tmp_path, ba
 
 def test_a_root_of_the_other_dataset_names_the_flag(tmp_path):
     official_layout(tmp_path, PRESETS["market1501"])
-    with pytest.raises(UsageError, match=r"a market1501 layout \(market-annotation-train.csv\).*pass --dataset market1501"):
+    with pytest.raises(UsageError, match=r"a market1501 layout \(market-annotation-train.csv\).*the --data-root of a deepfashion layout \(train-gan: or --dataset market1501"):
         PairDataset(tmp_path, "train", PRESETS["deepfashion"])
 
 
@@ -277,7 +277,7 @@ def test_an_image_of_the_other_dataset_names_the_flag(tmp_path):
         for kind in ("annotation", "pairs"):
             (tmp_path / "market" / f"market-{kind}-{split}.csv").rename(tmp_path / "market" / f"{p.files}-{kind}-{split}.csv")
     with pytest.raises(PosekitError, match=r"a.jpg: 64x128 pixels, the deepfashion layout has 176x256 "
-                                           r"\(a market1501 image: pass --dataset market1501\)"):
+                                           r"\(a market1501 image: pass the --data-root of a deepfashion layout \(train-gan: or --dataset market1501 to train on this one\)\)"):
         PairDataset(tmp_path / "market", "test", p)[0]
     official_layout(tmp_path / "inshop", p)
     save_image(np.full((256, 256, 3), 200, np.uint8), tmp_path / "inshop" / "test" / "a.jpg")

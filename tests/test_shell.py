@@ -123,6 +123,7 @@ def test_evaluate_json_when_every_frame_fails(run_posekit, tmp_path):
                                      ["extract-pose", "{empty}", "--jsonl"],
                                      ["animate", "{figure}", "--poses", "{empty}", "-o", "{out}"],
                                      ["transfer", "{empty}", "--pose", "walk", "-o", "{out}"],
+                                     ["prepare-dataset", "{empty}", "--dataset", "market1501", "--out", "{out}"],
                                      ["transfer", "{figure}", "--pose", "{empty}", "-o", "{out}"]])
 def test_an_empty_folder_is_a_usage_error_everywhere(run_posekit, tmp_path, command):
     (tmp_path / "empty").mkdir()

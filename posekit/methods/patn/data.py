@@ -133,6 +133,12 @@ def first_process() -> bool:
     return (os.environ.get("RANK") or "0") == "0"
 
 
+class DataError(PosekitError):
+    """A dataset file that every process of a launch reads alike and finds wrong (said once)."""
+
+    same_everywhere = True
+
+
 def npy_problem(path: Path, shape: tuple[int, ...]) -> str | None:
     """What is wrong with a .npy file that should hold an array of `shape`, read from its header
     and size alone (None: nothing)."""
@@ -160,12 +166,18 @@ def other_layouts(p: Preset) -> list[Preset]:
     return [q for q in PRESETS.values() if q.name not in (p.name, "synthetic")]
 
 
+def other_root(p: Preset, other: str) -> str:
+    """What to do about a --data-root of the `other` dataset's layout where `p`'s was expected:
+    train-gan can train on it; evaluate-gan's generator fixes the dataset, so the root is wrong."""
+    return f"pass the --data-root of a {p.name} layout (train-gan: or --dataset {other} to train on this one)"
+
+
 def size_hint(width: int, height: int, p: Preset) -> str:
     """What to do about a layout image of `width` x `height` that is not `p`'s size: the other
     dataset's size names its --dataset; DeepFashion's uncropped 256x256 In-shop images, the crop."""
     other = [q.name for q in other_layouts(p) if (q.width, q.height) == (width, height)]
     if other:
-        return f" (a {other[0]} image: pass --dataset {other[0]})"
+        return f" (a {other[0]} image: {other_root(p, other[0])})"
     if p.name == "deepfashion" and (width, height) == (256, 256):
         return " (the In-shop images before the official crop to x 40..216: `posekit prepare-dataset` makes the layout)"
     return ""
@@ -185,7 +197,7 @@ class PairDataset(torch.utils.data.Dataset):
             other = [q.name for q in other_layouts(p) if annotation_csv(self.root, q, split).is_file()]
             if other:  # the layout of another dataset: the flag, not the files, is wrong
                 raise UsageError(f"--data-root {self.root}: a {other[0]} layout ({annotation_csv(self.root, PRESETS[other[0]], split).name}), "
-                                 f"not {p.name}'s ({ann.name}); pass --dataset {other[0]}")
+                                 f"not {p.name}'s ({ann.name}); {other_root(p, other[0])}")
             raise PosekitError(f"{ann}: annotation file not found (expected the official layout; "
                                f"build one with `posekit prepare-dataset`)")
         self.poses = read_patn_annotations(ann, p.width, p.height)
@@ -214,7 +226,7 @@ class PairDataset(torch.utils.data.Dataset):
             if path.is_file():
                 problem = npy_problem(path, expected)
                 if problem:
-                    raise PosekitError(f"{path}: {problem}; fix or delete the {folder.name}/ folder (without it the "
+                    raise DataError(f"{path}: {problem}; fix or delete the {folder.name}/ folder (without it the "
                                        f"maps are drawn from {annotation_csv(self.root, self.preset, self.split).name})")
 
     def __len__(self) -> int:

@@ -339,7 +339,8 @@ def evaluate_generator(G, data: EvaluationSet, device, backbones: Backbones | No
         h, w = gen.shape[1:3]
         sources = [Pose(k.numpy(), w, h) for k in batch["K1"]]
         targets = [Pose(k.numpy(), w, h) for k in batch["K2"]]
-        strips = [authors_image(src[i], tgt[i], gen[i], sources[i], targets[i]) for i in range(len(gen))]
+        strips = ([authors_image(src[i], tgt[i], gen[i], sources[i], targets[i]) for i in range(len(gen))]
+                  if jpeg or save_dir is not None else [])  # (two skeleton drawings a pair: only when used)
         files = [None] * len(gen)
         if jpeg:  # what the authors scored: both images cut back out of the saved JPEG strip
             strips, files = zip(*(jpeg_round_trip(s) for s in strips))

@@ -164,7 +164,8 @@ def _prepare(raw_dir: Path, dataset: str, out: Path, test_fraction: float, max_p
             items.append((f, pid, output_name(f, raw_dir, dataset)))
     if not items:
         where = "an id_* folder" if dataset == "deepfashion" else "a name like 0002_c1s1_000451_03.jpg"
-        raise PosekitError(f"{raw_dir}: no image with a person id ({where}) among {len(files)} files")
+        raise UsageError(f"{raw_dir}: no image with a person id ({where}) among {len(files)} files; pass the "
+                         f"folder of the raw {dataset} photos")  # the wrong folder (or an empty one), before any work
     test_ids = split_ids([pid for _, pid, _ in items], test_fraction, seed)
 
     own_detector = detector is None
