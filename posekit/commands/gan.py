@@ -117,7 +117,7 @@ def evaluate_gan(
     jpeg: bool = typer.Option(False, "--jpeg", help="Score the images cut out of JPEG strips (quality 75, panels truncated to 8 bits), as the authors' test.py saved and getMetrics scored them: the protocol of PATN's numbers (default: rounded, lossless)."),
     json_out: bool = typer.Option(False, "--json", help="Print the scores as one JSON line on stdout."),
 ):
-    """Score a PATN generator on a dataset's test pairs: SSIM (both protocols), mask-SSIM, PCKh, LPIPS, FID, IS."""
+    """Score a PATN generator on a dataset's test pairs: SSIM (and DeepFashion's padded SSIM), mask-SSIM, PCKh, LPIPS, FID, IS."""
     from posekit.console import emit_json, info, progress, quiet_libraries
 
     check_out(save_images, "--save-images")
