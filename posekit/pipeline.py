@@ -391,7 +391,8 @@ def prepare_targets(sources: list[str], image: np.ndarray, pose, canvas: tuple[i
                 for t in load_poses(source, frames=frames, device=device, canvas=canvas, detector=detector)]
     if not clip:
         raise PosekitError(f"{', '.join(map(str, sources))}: no poses found")
-    status("retargeting")
+    if retarget:
+        status("retargeting")
     with timer("retargeting"):
         if retarget:
             from posekit.pose.retarget import Flags, retarget as retarget_clip

@@ -33,7 +33,7 @@ def animate(
     export: list[str] = typer.Option([], "--export", "-e", help="Also write engine files: array (sheet_array.json, Aseprite json-array), godot (sheet.tres, Godot 4 SpriteFrames), atlas (atlas.json, Phaser/PixiJS). Repeatable or comma separated."),
     pixel_art: Optional[int] = typer.Option(None, "--pixel-art", metavar="N", help="Pixel art: cells scaled down (to --size, else 64 px tall) with one palette of at most N colours (2 to 256) for every frame, hard alpha."),
     outline: bool = typer.Option(False, "--outline", help="With --pixel-art and --background transparent: a 1-pixel outline around the figure."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout (several photos: one line per photo, JSON Lines, with the photo and, under accelerate launch, the process that made it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout (several photos: one line per photo, JSON Lines, with the photo and the process that made it: 0 unless under accelerate launch)."),
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Measure pose fidelity of the frames (runs the detector on them)."),
     **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
