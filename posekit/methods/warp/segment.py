@@ -2,7 +2,8 @@
 
 `person_mask` asks the embedded BlazePose model for the people in the photo and their
 segmentation masks, takes the mask of the person whose keypoints match the given skeleton (the
-skeleton picks the person when there are several), keeps the pieces that touch the skeleton and
+skeleton picks the person when there are several), keeps the pieces that touch the skeleton, takes
+away the pockets of background and the pieces of other people it holds (GrabCut's colours), and
 sharpens the model's soft, low-resolution edge along the photo's own edges (a guided filter), so
 the edge is anti-aliased without a halo of the old background.
 
@@ -113,6 +114,9 @@ def refined(image: np.ndarray, mask: np.ndarray, pose: Pose) -> np.ndarray:
 RIM = 0.9  # alpha of a mask pixel of the background's colour too thin to take away: not solid (SOLID)
 MARGIN = 0.15  # GrabCut sees the mask's box grown by this share of its long side (at least 16 px)
 POCKET_SIZE = 384  # long side of that box GrabCut runs at (at most)
+FAR = 2.0  # a piece of the mask in colours unlike the skeleton's core reaching this many part thicknesses
+NEAR = 0.75  # from every bone is someone else's; it goes where it lies beyond this many (nearer: the person's)
+EDGE = 4  # rows of the photo's edge GrabCut sees past it where the photo cuts the person
 CORE = 0.5  # the skeleton's core, surely the person: within this many part thicknesses of a bone
 
 
@@ -123,9 +127,13 @@ def without_pockets(image: np.ndarray, alpha: np.ndarray, pose: Pose, iterations
     person, what the mask leaves out surely not), says which of the mask's pixels are the
     background's colours; those it takes away in pieces at least 3 px thick (not a pixel of the
     rim) go, with a pixel of soft edge. It only takes away, never from the skeleton's core, and
-    leaves no piece apart from the skeleton's. GrabCut runs on the mask's box with a margin of
-    the background around it (the background's colours near the person are the ones that
-    matter), scaled to at most POCKET_SIZE: a fraction of a second on a CPU."""
+    leaves no piece apart from the skeleton's. A piece of another person the mask took along
+    (`someone_else`) goes too, where it lies beyond NEAR part thicknesses of the bones, and so does
+    a pocket that reaches the photo's edge where it cuts the person (`past_the_edge`). GrabCut
+    runs on the mask's box with a margin of the background around it (the background's colours
+    near the person are the ones that matter), scaled to at most POCKET_SIZE: a fraction of a
+    second on a CPU (a run more for each of those two, when the photo cuts the person and when
+    the mask reaches FAR from the bones)."""
     import cv2
 
     fg = alpha > 0.5
@@ -149,10 +157,13 @@ def without_pockets(image: np.ndarray, alpha: np.ndarray, pose: Pose, iterations
     labels[(sa > 0.5) & (d < CORE)] = cv2.GC_FGD
     if not (labels == cv2.GC_FGD).any() or not (labels == cv2.GC_BGD).any():
         return alpha
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)
-    cv2.grabCut(small, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
-    said = np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).astype(np.float32)
+    said = grabcut_background(small, labels, iterations)
+    sides = [e and bool(f[r].any()) for e, r in zip((y0 == 0, y1 == h, x0 == 0, x1 == w), SIDES)]
+    if any(sides):
+        said = np.maximum(said, past_the_edge(small, labels, sides, iterations))
+    far = (labels == cv2.GC_PR_FGD) & (d >= FAR)
+    if far.any():
+        said = np.maximum(said, someone_else(small, labels, far, iterations) * (d >= NEAR))
     d = cv2.resize(d, (cw, ch), interpolation=cv2.INTER_LINEAR)
     core = f & (d < CORE)
     background = (f & ~core & (cv2.resize(said, (cw, ch), interpolation=cv2.INTER_LINEAR) > 0.5)).astype(np.uint8)
@@ -165,6 +176,58 @@ def without_pockets(image: np.ndarray, alpha: np.ndarray, pose: Pose, iterations
     out = alpha.copy()
     out[y0:y1, x0:x1] = a * keep
     return out
+
+
+SIDES = (np.s_[0], np.s_[-1], np.s_[:, 0], np.s_[:, -1])  # an array's top, bottom, left and right edges
+
+
+def past_the_edge(image: np.ndarray, labels: np.ndarray, sides: list[bool], iterations: int = 3) -> np.ndarray:
+    """(H, W) float32: 1 on the pockets that reach a side of the photo where it cuts the person
+    (`sides`: top, bottom, left, right, as SIDES). Such a pocket (between the thighs, the photo
+    cut above the knees) has the mask on three sides and nothing past the edge, so GrabCut took it
+    for the person. Here GrabCut sees EDGE rows of the edge's own colours past it (probable
+    background: the background goes on past the edge), and the mask's pieces it then calls
+    background, at least 3 px thick, that touch the edge are pockets."""
+    import cv2
+
+    pad = [EDGE * s for s in sides]  # top, bottom, left, right: copyMakeBorder's order
+    h, w = labels.shape
+    said = grabcut_background(cv2.copyMakeBorder(image, *pad, cv2.BORDER_REPLICATE),
+                              cv2.copyMakeBorder(labels, *pad, cv2.BORDER_CONSTANT, value=cv2.GC_PR_BGD), iterations)
+    said = said[pad[0]:pad[0] + h, pad[2]:pad[2] + w] * (labels == cv2.GC_PR_FGD)
+    pockets = cv2.morphologyEx(said.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    edge = np.zeros(labels.shape, bool)
+    for s, r in zip(sides, SIDES):
+        edge[r] |= s
+    return connected_to(pockets, edge).astype(np.float32)
+
+
+def someone_else(image: np.ndarray, labels: np.ndarray, far: np.ndarray, iterations: int = 3) -> np.ndarray:
+    """(H, W) float32: 1 on the pieces of the mask (`labels`' probable foreground) that are another
+    person's (behind the subject, the learned mask takes their head or shoulder with the subject's;
+    a person in the background is no pocket: GrabCut, started from the mask, learns their colours
+    as the subject's). GrabCut started from the skeleton's core alone (the rest of the mask
+    probable background) says which of the mask's pixels are not the subject's colours; those in
+    pieces at least 3 px thick that reach `far` (FAR part thicknesses from every bone, farther
+    than a pocket between the limbs) are someone else's. The subject's own clothes of other
+    colours lie nearer the bones, or are apart from such a reach."""
+    import cv2
+
+    mask = labels == cv2.GC_PR_FGD
+    other = grabcut_background(image, np.where(mask, cv2.GC_PR_BGD, labels), iterations) * mask
+    other = cv2.morphologyEx(other.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return connected_to(other, far).astype(np.float32)
+
+
+def grabcut_background(image: np.ndarray, labels: np.ndarray, iterations: int) -> np.ndarray:
+    """(H, W) float32: 1 where GrabCut, started from `labels` (kept as they are), says background."""
+    import cv2
+
+    labels = labels.astype(np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(image, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    return np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).astype(np.float32)
 
 
 NECK = 0.6  # the head core (CORE of its thickness) shrunk to 0.12 shoulder widths: inside a neck (half-width about 0.15)
