@@ -225,7 +225,7 @@ def test_an_input_where_an_output_goes_is_a_usage_error_before_any_work(tmp_path
     out = tmp_path / "out"
     (out / "frames").mkdir(parents=True)
     (out / "poses").mkdir()
-    for name in ("sheet.png", "frames/frame_000.png", "animation.webp", "sheet.tres"):
+    for name in ("sheet.png", "frames/frame_000.png", "animation.webp", "sheet.tres", "poses/frame_000_pose.png"):
         shutil.copy(REPO / "examples" / "figure.png", out / name)
     outside = tmp_path / "me.png"
     shutil.copy(REPO / "examples" / "figure.png", outside)
@@ -308,7 +308,11 @@ def test_comma_separated_formats_and_motions_checked_before_any_work(tmp_path, m
     with pytest.raises(UsageError, match="--format 'avi'"):
         animation_formats(["webp,avi"])
     (tmp_path / "moves.jsonl").write_text("")
+    shutil.copy(REPO / "examples" / "figure.png", tmp_path / "frame_000.png")  # a folder with a pose source
     assert check_poses(["walk", "walk:side", "run:-45", str(tmp_path / "moves.jsonl"), str(tmp_path)])
+    with pytest.raises(UsageError, match=r"--poses \S+empty: no OpenPose .json files or images in this folder"):
+        (tmp_path / "empty").mkdir()
+        check_poses([str(tmp_path / "empty")])
     with pytest.raises(UsageError, match=r"--poses 'walkk': .*did you mean 'walk'\? motions: walk, run, jump"):
         check_poses(["idle", "walkk"])
     with pytest.raises(UsageError, match=r"--poses 'walk:sidee': view 'sidee'"):
