@@ -52,12 +52,13 @@ def test_gif_frame_times_at_12_fps_and_above_50():
     assert gif_durations(4, 50) == [20] * 4
 
 
-def test_identical_frames_are_merged_with_their_times_added(tmp_path):
-    """Pillow merges identical consecutive frames; the merged frame lasts as long as both did."""
+def test_identical_frames_stay_frames_of_their_own(tmp_path):
+    """Pillow would merge identical consecutive frames (their times added); posekit keeps one GIF
+    frame per frame, so the GIF matches the sheet frame for frame, at the same times."""
     a, b = distinct_frames(2)
     write_animation([a, a, b, b, b, a], tmp_path / "m.gif", fps=12)
     durations = gif_durations_read_back(tmp_path / "m.gif")
-    assert durations == [170, 250, 80]  # 80+90, 80+80+90, 80: the loop still lasts 6/12 s
+    assert durations == [80, 90, 80, 80, 90, 80]  # the loop lasts 6/12 s
 
 
 def skeleton_gif(path, n=6, fps=12):
