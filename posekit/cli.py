@@ -153,7 +153,10 @@ def main() -> None:
         code = app(standalone_mode=False)
         if code == 130:  # Typer turns Ctrl-C inside a command into a return code of 130
             raise KeyboardInterrupt
-        sys.exit(code if isinstance(code, int) else 0)
+        from posekit import console
+
+        code = code if isinstance(code, int) else 0
+        sys.exit(1 if code == 0 and console.stdout_failed else code)  # its files written, its data not
     except getattr(click.exceptions, "NoArgsIsHelpError", ()) as e:  # `posekit`, `posekit poses` (click >= 8.2)
         err.file.write(e.ctx.get_help() + "\n")  # a usage error's help: on stderr, stdout is for data
         sys.exit(2)

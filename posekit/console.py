@@ -69,6 +69,7 @@ def _utf8_strings(obj):
 
 
 reader_gone = False  # set once stdout's reader has gone: nothing more is printed there
+stdout_failed = False  # set when stdout could not be written (a full disk): the run ends with status 1
 
 
 def emit_json(obj, keep_going: bool = False) -> None:
@@ -80,23 +81,14 @@ def emit_json(obj, keep_going: bool = False) -> None:
     print_data(line, keep_going)
 
 
-def emit_failure(obj) -> None:
-    """The JSON of a run that is failing (its error in it), printed while its exception is being
-    handled: a stdout that cannot take it is said, and the run's own error still follows."""
-    from posekit.errors import PosekitError
-
-    try:
-        emit_json(obj, keep_going=True)
-    except PosekitError as e:
-        error(str(e))
-
-
 def print_data(line: str, keep_going: bool = False) -> None:
     """One line of data on stdout (JSON, `poses list`, `--version`). When the reader has gone
     (`posekit ... | head`, or stdout closed: `>&-`), stdout is pointed at devnull (stdout_closed)
     and then a command with files to write (`keep_going`) goes on and exits as it would have,
     while one that only prints gets BrokenPipeError, which cli.main ends quietly with status 1.
-    A stdout that cannot be written (a full disk: `> /dev/full`) is a one-line error naming it."""
+    A stdout that cannot be written (a full disk: `> /dev/full`) is a one-line error naming it:
+    raised, or with `keep_going` said once, the files still written and the status 1 (cli.main)."""
+    global stdout_failed
     if not reader_gone:
         try:
             if sys.stdout is None:  # started with stdout closed
@@ -112,8 +104,13 @@ def print_data(line: str, keep_going: bool = False) -> None:
             from posekit.errors import PosekitError
 
             stdout_closed()  # nothing more goes there, nor at exit
-            raise PosekitError("no space left where standard output goes: free some space or redirect it elsewhere"
-                               if e.errno == errno.ENOSPC else f"standard output: {e.strerror or e}") from None
+            message = ("no space left where standard output goes: free some space or redirect it elsewhere"
+                       if e.errno == errno.ENOSPC else f"standard output: {e.strerror or e}")
+            if not keep_going:
+                raise PosekitError(message) from None
+            error(message)
+            stdout_failed = True
+            return
     if not keep_going:
         raise BrokenPipeError
 

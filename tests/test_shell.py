@@ -200,3 +200,15 @@ def test_a_failure_with_its_json_on_a_full_disk_still_says_the_failure(tmp_path)
     lines = r.stderr.splitlines()
     assert any("no space left where standard output goes" in line for line in lines), r.stderr
     assert "nobody" in lines[-1] and lines[-1].startswith("posekit: error:"), r.stderr
+
+
+def test_a_full_stdout_does_not_stop_the_files(tmp_path):
+    """`--out D --jsonl > /dev/full`: the stdout error is said once, every input is still written
+    (as for a reader that went away), and the status is 1: the data did not arrive."""
+    shutil.copy(FIGURE, tmp_path / "a.png")
+    shutil.copy(FIGURE, tmp_path / "b.png")
+    r = sh(f"'{posekit_exe()}' extract-pose a.png b.png --out o --jsonl > /dev/full", tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.count("no space left where standard output goes") == 1, r.stderr
+    assert sorted(p.name for p in (tmp_path / "o").glob("[ab]_*")) == ["a_keypoints.json", "a_pose.png",
+                                                                      "b_keypoints.json", "b_pose.png"]

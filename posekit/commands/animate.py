@@ -38,7 +38,7 @@ def animate(
     **method_flags,  # --background, --checkpoint, --model, ...: see method_flags.with_method_flags
 ):
     """Animate the person in PHOTO along pose sequences: frames, sprite sheet, GIF, Aseprite JSON."""
-    from posekit.console import emit_failure, emit_json, info, quiet_libraries
+    from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
     from posekit import pipeline
@@ -61,7 +61,7 @@ def animate(
             summary = pipeline.animate(photo[0], out=out, source_pose=source_pose, status=status, **common)
         except PosekitError as e:  # --json: a document, with the error, as a batch gives for each photo
             if as_json and not isinstance(e, UsageError):
-                emit_failure({"photo": photo[0], "out": str(out), "error": str(e)})
+                emit_json({"photo": photo[0], "out": str(out), "error": str(e)}, keep_going=True)
             raise
         emit_json(summary, keep_going=True) if as_json else report(summary, out, method)
         return

@@ -21,7 +21,7 @@ def evaluate(
 
     Pose fidelity: the embedded detector finds the person on each frame and PCK counts the target
     keypoints it finds within --alpha x torso size. With --reference: SSIM and mask-SSIM."""
-    from posekit.console import emit_failure, emit_json, info, quiet_libraries
+    from posekit.console import emit_json, info, quiet_libraries
 
     quiet_libraries()
     from posekit.evaluate import evaluate_frames, format_table
@@ -32,7 +32,7 @@ def evaluate(
         report = evaluate_frames(frames_dir, poses, reference, alpha=alpha)
     except PosekitError as e:  # --json: the report of the frames that failed, with the error
         if as_json and getattr(e, "report", None):
-            emit_failure({**e.report, "error": str(e)})
+            emit_json({**e.report, "error": str(e)}, keep_going=True)  # (a full stdout is said, then e)
         raise
     if as_json:
         emit_json(report)
