@@ -271,6 +271,28 @@ def test_gif_keeps_repeated_frames(tmp_path, alpha):
     assert path.stat().st_size < 1.3 * distinct  # the three repeats cost little
 
 
+def test_gif_keeps_repeated_frames_when_the_palette_is_full(tmp_path, monkeypatch):
+    """Eight pixel-art frames, each twice, 32 colours of their own (256 in all, no colour
+    shared): marking the repeats needs eight spare palette entries taken from a full palette.
+    The GIF still has all 16 frames, each within a quantization step of its own colours, and
+    the frames are quantized twice at most (the spare entries were once found one at a time:
+    seven passes here, up to 255)."""
+    import posekit.sheet.animation as animation
+
+    passes = []
+    palette = animation.shared_palette
+    monkeypatch.setattr(animation, "shared_palette", lambda *a, **k: passes.append(1) or palette(*a, **k))
+    rng = np.random.default_rng(0)
+    colours = rng.permutation(np.stack(np.meshgrid(np.arange(16) * 17, np.arange(4) * 85, np.arange(4) * 85,
+                                                   indexing="ij"), -1).reshape(-1, 3))
+    distinct = [colours[32 * k + rng.integers(0, 32, (24, 24))].astype(np.uint8) for k in range(8)]
+    frames = [f for f in distinct for _ in range(2)]
+    got, durations = gif_frames(write_animation(frames, tmp_path / "full.gif", fps=12))
+    assert len(got) == 16 and durations == gif_durations(16, 12) and len(passes) <= 2
+    for f, g in zip(frames, got):
+        assert np.abs(g[:, :, :3].astype(int) - f).max() <= 17
+
+
 @pytest.mark.parametrize("suffix", ["gif", "webp"])
 def test_a_clip_that_is_no_cycle_plays_once(tmp_path, suffix):
     """A jump is no cycle: its preview plays once (no GIF loop extension; a WebP loop count of

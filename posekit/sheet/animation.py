@@ -36,7 +36,8 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop:
     rgba = any(f.ndim == 3 and f.shape[2] == 4 for f in frames)
     frames = [as_rgba(f) if rgba else to_rgb(f) for f in frames]
     colours = 255 if rgba else 256  # index 255 is the transparent one
-    for spare in range(colours):  # 0 unless some frame repeats the one before it
+    spare = 0  # palette entries kept free to tell repeated frames apart (see told_apart)
+    while True:
         palette = shared_palette([f[:, :, :3] for f in frames], colours=colours - spare)
         indexed = []
         for f in frames:
@@ -45,10 +46,13 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop:
             if rgba:
                 index[f[:, :, 3] < 128] = 255
             indexed.append(index)
-        entries = palette.getpalette()  # its colours - spare entries or fewer, then the spare ones
-        aliases = told_apart(indexed, len(entries) // 3, spare)
-        if aliases is not None:
+        entries = palette.getpalette()  # the colours chosen: colours - spare entries or fewer
+        marked, aliases = repeats(indexed, len(entries) // 3)
+        short = len(entries) // 3 + len(aliases) - colours
+        if short <= 0:  # room for the aliases (pixel art usually has it without a second pass)
             break
+        spare += short  # fewer colours, once more: rarely more than one extra pass
+    told_apart(indexed, marked, aliases, len(entries) // 3)
     entries += [c for i in aliases for c in entries[3 * i: 3 * i + 3]]
     entries += [0] * (768 - len(entries))
     images = []
@@ -77,16 +81,14 @@ def cleared(indexed: list[np.ndarray]) -> list[int]:
     return [3 if i + 1 < len(indexed) and (indexed[i + 1] == 255).all() else 2 for i in range(len(indexed))]
 
 
-def told_apart(indexed: list[np.ndarray], first: int, spare: int) -> list[int] | None:
+def repeats(indexed: list[np.ndarray], first: int) -> tuple[list[int], list[int]]:
     """Pillow writes a frame whose palette indices equal the previous frame's as one frame with
     the two times added (no option turns this off), so a GIF of an idle clip would have fewer
-    frames than its sheet. Such a frame gets one pixel drawn with a spare palette entry (index
-    `first` + k) that repeats its own colour (the k-th returned palette index): it looks the
-    same, but its indices differ. In a run of equal frames every other one is marked, so the
-    next equal one differs from it again. Changes `indexed` in place; returns the palette
-    indices the spare entries copy, or None when `spare` entries are too few (only when the
-    marked frames share no colour). A repeated frame with nothing opaque (no pixel to mark
-    unseen) is left to Pillow."""
+    frames than its sheet. Returns the frames to mark (in a run of equal frames every other one,
+    so the next equal one differs from it again) and the fewest palette colours (indices under
+    `first`, the transparent 255 aside) that every marked frame shows one of: each becomes a
+    spare palette entry repeating that colour (see `told_apart`). A repeated frame with nothing
+    opaque (no pixel to mark unseen) is left to Pillow."""
     marked = []
     for i in range(1, len(indexed)):
         if (np.array_equal(indexed[i], indexed[i - 1]) and (not marked or marked[-1] != i - 1)
@@ -94,21 +96,25 @@ def told_apart(indexed: list[np.ndarray], first: int, spare: int) -> list[int] |
             marked.append(i)
     copies: list[int] = []
     left = marked
-    while left:  # the fewest colours that every marked frame shows one of
+    while left:
         counts = {}
         for i in left:
             for c in np.unique(indexed[i]).tolist():
-                if c < first:  # a colour of the palette (not the transparent 255)
+                if c < first:
                     counts[c] = counts.get(c, 0) + 1
-        if len(copies) == spare:
-            return None
         copies.append(max(counts, key=counts.get))
         left = [i for i in left if not (indexed[i] == copies[-1]).any()]
+    return marked, copies
+
+
+def told_apart(indexed: list[np.ndarray], marked: list[int], copies: list[int], first: int) -> None:
+    """Draws one pixel of each marked frame (`repeats`) with the spare palette entry `first` + k
+    that repeats the k-th copied colour: the frame looks the same, but its indices differ from
+    its neighbour's, so Pillow keeps it. Changes `indexed` in place."""
     for i in marked:
         k = next(k for k, c in enumerate(copies) if (indexed[i] == c).any())
         y, x = np.argwhere(indexed[i] == copies[k])[0]
         indexed[i][y, x] = first + k
-    return copies
 
 
 def frame_durations(frames: int, fps: float, unit_ms: int = 1) -> list[int]:
