@@ -231,9 +231,13 @@ def progress(transient: bool = True):
         return LineProgress()
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err, transient=transient)
+    class OneLineProgress(Progress):  # a file name in a task's name is escaped as in any message
+        def add_task(self, description, *args, **kwargs):
+            return super().add_task(one_line(description), *args, **kwargs)
+
+    return OneLineProgress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[status]}", markup=False), TimeElapsedColumn(),
+                           TimeRemainingColumn(), console=err, transient=transient)
 
 
 class LineProgress:

@@ -134,6 +134,24 @@ def test_progress_without_a_terminal_is_a_plain_line_every_so_often(capsys):
     assert not any(line.startswith("quick") for line in lines)
 
 
+def test_a_progress_bar_on_a_terminal_escapes_file_names(monkeypatch):
+    """A bar's name holds a file name (detecting poses in <video>): a newline or an escape
+    sequence in it is shown escaped, and bytes that are not UTF-8 as \\xff, as in every message
+    (written raw, a name could move the cursor or fail to encode and end the command)."""
+    import io
+
+    from rich.console import Console
+
+    from posekit import console
+
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "err", Console(file=screen, force_terminal=True, width=200, color_system=None))
+    with console.progress(transient=False) as bar:
+        bar.add_task("detecting poses in a\nb\x1b[2J\udcff.mp4", total=2, status="")
+    shown = screen.getvalue()
+    assert "a\\nb\\x1b[2J\\xff.mp4" in shown and "\x1b[2J" not in shown
+
+
 def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_output(tmp_path):
     import os
     import signal
