@@ -2,6 +2,7 @@
 
     python benchmarks/bench_wan.py                 # a CUDA GPU: the full-size transformer, random bf16 weights
     python benchmarks/bench_wan.py --tiny          # the tests' tiny transformer on the CPU (a smoke test)
+    python benchmarks/bench_wan.py --meta          # no GPU: the full-size step of each case on the meta device
 
 The transformer is built from the published configuration (FULL_CONFIG below) on the meta
 device, then given random bfloat16 weights on the GPU (no 69 GB download, no time spent on a
@@ -19,7 +20,11 @@ current one runs: posekit's --offload group); and a 16-frame sprite cycle at 480
 generates as one 21-frame segment (16 frames + 4 to close the loop, rounded up to 4k + 1).
 The sprite estimate is 20 steps of that, plus the VAE (not timed here: seconds at most).
 
-It prints one JSON line per case and a summary with the card's name. The 16-frame sprite at 480p
+It prints one JSON line per case and a summary with the card's name; on a GPU each case also
+gives the rate reached (`tflop_s`: the step's floating-point operations, counted once on the meta
+device, over its time; an H100's bf16 dense peak is 989). `--meta` needs no GPU: each full-size
+case runs through diffusers' forward pass on the meta device (shapes, no memory) in seconds,
+printing its output shape and TFLOP per step. The 16-frame sprite at 480p
 is meant to take under a minute on an H100.
 
 Where FULL_CONFIG comes from: diffusers' scripts/convert_wan_to_diffusers.py, its
@@ -75,6 +80,38 @@ TEXT_TOKENS, IMAGE_TOKENS = 512, 257  # UMT5 max_sequence_length; CLIP ViT-H/14 
 VAE_STRIDE, VAE_TIME = 8, 4
 
 
+def on_meta(config: dict, dtype):
+    """The transformer from `config` on the meta device (shapes, no memory, no values), its
+    parameters in `dtype` but diffusers' float32 modules in float32, as `build` gives them."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import WanAnimateTransformer3DModel
+
+    with init_empty_weights(include_buffers=True):
+        model = WanAnimateTransformer3DModel.from_config(config)
+    keep = model._keep_in_fp32_modules or []
+    for module_name, module in model.named_modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None and not any(k in f"{module_name}.{name}".split(".") for k in keep):
+                module._parameters[name] = torch.nn.Parameter(p.to(dtype), requires_grad=False)
+    return model.eval()
+
+
+def step_flops(model, config: dict, frames: int, width: int, height: int, dtype) -> tuple[float, tuple]:
+    """Floating-point operations of one denoising step (one forward pass) of a meta-device
+    transformer (`on_meta`), counted by torch's FlopCounterMode (matmuls, convolutions and
+    attention, 2 per multiply-add), and the shape of its output: the full-size forward runs
+    through diffusers' own code without a GPU, in seconds."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = inputs(config, frames, width, height, torch.device("meta"), dtype)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        out = model(**x)[0]
+    return counter.get_total_flops(), tuple(out.shape)
+
+
 def build(config: dict, device, dtype):
     """The transformer from `config` with random weights on `device`: its parameters built on the
     meta device (no memory, no time), then allocated on `device` in `dtype` (diffusers' float32
@@ -105,12 +142,14 @@ def inputs(config: dict, frames: int, width: int, height: int, device, dtype) ->
     """One denoising step's transformer inputs for a segment of `frames` frames."""
     import torch
 
-    g = torch.Generator(device).manual_seed(0)
+    meta = device.type == "meta"
+    g = None if meta else torch.Generator(device).manual_seed(0)
     t = (frames - 1) // VAE_TIME + 1  # latent frames of the segment
     h, w = height // VAE_STRIDE, width // VAE_STRIDE
     z = config["latent_channels"]
     face = config["motion_encoder_size"]
-    randn = lambda *shape: torch.randn(*shape, generator=g, device=device, dtype=dtype)  # noqa: E731
+    randn = lambda *shape: torch.empty(*shape, device=device, dtype=dtype) if meta else \
+        torch.randn(*shape, generator=g, device=device, dtype=dtype)  # noqa: E731
     return dict(
         hidden_states=randn(1, config["in_channels"], t + 1, h, w),  # noisy latents + reference (36 ch)
         timestep=torch.tensor([500], device=device),
@@ -163,10 +202,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per case (after one warm-up)")
     parser.add_argument("--steps", type=int, default=20, help="denoising steps, for the sprite estimate")
     parser.add_argument("--no-offload-cases", action="store_true", help="skip the group offloading cases")
+    parser.add_argument("--meta", action="store_true",
+                        help="no GPU: the full-size forward pass of each case on the meta device (output shape, TFLOP per step)")
     args = parser.parse_args(argv)
 
     import torch
 
+    full_cases = [("segment", 77, 832, 480), ("segment", 77, 1280, 720), ("sprite", 21, 832, 480)]
+    if args.meta:
+        model = on_meta(FULL_CONFIG, torch.bfloat16)
+        for name, frames, width, height in full_cases:
+            flops, shape = step_flops(model, FULL_CONFIG, frames, width, height, torch.bfloat16)
+            print(json.dumps({"case": name, "frames": frames, "size": f"{width}x{height}", "output": shape,
+                              "tflop_per_step": round(flops / 1e12, 1)}), flush=True)
+        print(json.dumps({"card": "meta", "transformer_params_billion": round(sum(p.numel() for p in model.parameters()) / 1e9, 2)}))
+        return
     if args.tiny:
         from tiny_wan import _transformer
 
@@ -181,9 +231,10 @@ def main(argv=None) -> None:
             sys.exit("bench_wan.py: no CUDA GPU here; run it on a GPU, or with --tiny on the CPU")
         device, dtype, config = torch.device("cuda"), torch.bfloat16, dict(FULL_CONFIG)
         model = build(config, device, dtype)
-        cases = [("segment", 77, 832, 480), ("segment", 77, 1280, 720), ("sprite", 21, 832, 480)]
+        cases = full_cases
         card = torch.cuda.get_device_name(device)
     params = sum(p.numel() for p in model.parameters())
+    meta_model, flops = None if args.tiny else on_meta(config, dtype), {}
     results = []
     for offload in ("none",) if args.no_offload_cases else ("none", "group"):
         if offload == "group":
@@ -195,6 +246,10 @@ def main(argv=None) -> None:
                 torch.cuda.empty_cache()
                 r = {"frames": frames, "size": f"{width}x{height}", "s_per_step": None, "peak_gib": "out of memory"}
             r.update(case=name, offload=offload, card=card)
+            if not args.tiny and r["s_per_step"] is not None:  # the rate the GPU reached (bf16 peak: H100 989)
+                if (frames, width, height) not in flops:
+                    flops[frames, width, height] = step_flops(meta_model, config, frames, width, height, dtype)[0]
+                r["tflop_s"] = round(flops[frames, width, height] / 1e12 / r["s_per_step"], 1)
             if name == "sprite" and r["s_per_step"] is not None:
                 r["sprite_16_frames_s"] = round(args.steps * r["s_per_step"], 1)
             print(json.dumps(r), flush=True)

@@ -602,3 +602,28 @@ def test_an_sd_folder_given_to_wan_points_to_the_sd_methods(tmp_path):
     (tmp_path / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
     with pytest.raises(UsageError, match="an SD 1.x model is for --method diffusion or animatediff"):
         WanOptions(model=str(tmp_path))
+
+
+def test_the_benchmarks_full_size_transformer_takes_the_sprite_step_on_meta():
+    """The GPU benchmark's Wan-Animate-14B, built from its published config on the meta device
+    (shapes, no memory), runs one denoising step of the 16-frame sprite at 480p through
+    diffusers' own forward pass: the segment posekit makes of a 16-frame cycle (16 + its loop
+    frames, rounded to 4k + 1) at the 480p area. A config or input-shape mistake shows here,
+    not in a lent GPU's few minutes. FlopCounterMode counts the step's work for the RESULTS."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_wan import FULL_CONFIG, on_meta, step_flops
+
+    frames = wan_length(16 + loop_extra(16))
+    width, height = WanMethod.working_size(1664, 960)  # a landscape photo: the 480p area exactly
+    assert (frames, width, height) == (21, 832, 480)
+    model = on_meta(FULL_CONFIG, torch.bfloat16)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e9, 2) == 17.27
+    flops, shape = step_flops(model, FULL_CONFIG, frames, width, height, torch.bfloat16)
+    assert shape == (1, 16, 1 + (frames - 1) // 4 + 1, height // 8, width // 8)  # reference + segment latents
+    # 10,920 tokens (7 latent frames of 30 x 52 patches): the blocks' matmuls (12.0B weights a token)
+    # 2 x 12.0e9 x 10,920 = 2.6e14, self-attention 4 x 10,920^2 x 5,120 x 40 layers = 1.0e14
+    assert 3.4e14 < flops < 4.2e14
