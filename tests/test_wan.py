@@ -62,16 +62,26 @@ def test_stick_width_follows_wan_v2_rule():
     assert stick_width(1920, 1080) == 4
 
 
+# Wan2.2's own colour table (human_visualization.py, draw_aapose_new), written out here rather
+# than taken from posekit, so a wrong colour in posekit shows.
+WAN_REFERENCE_COLORS = [[255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0],
+                        [0, 255, 0], [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255],
+                        [0, 0, 255], [85, 0, 255], [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85],
+                        [200, 200, 0], [100, 100, 0]]
+
+
 def _wan_reference(kp20: np.ndarray, height: int, width: int) -> np.ndarray:
     """Wan's draw_aapose_new (stickwidth 'v2', threshold 0.5, no hands), re-stated from its rules
     with its own variable naming: Y holds the x coordinates and X the y coordinates."""
     import cv2
 
+    assert [list(c) for c in WAN_COLORS] == WAN_REFERENCE_COLORS
+
     limb_seq = [[2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13],
                 [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [14, 19], [11, 20]]  # 1-based
     img = np.zeros((height, width, 3), np.uint8)
     stick = max(int(min(height, width) / 200) - 1, 1)
-    for (k1, k2), color in zip(limb_seq, WAN_COLORS):
+    for (k1, k2), color in zip(limb_seq, WAN_REFERENCE_COLORS):
         p1, p2 = kp20[k1 - 1], kp20[k2 - 1]
         if p1[-1] < 0.5 or p2[-1] < 0.5:
             continue
@@ -80,7 +90,7 @@ def _wan_reference(kp20: np.ndarray, height: int, width: int) -> np.ndarray:
         angle = math.degrees(math.atan2(X[0] - X[1], Y[0] - Y[1]))
         poly = cv2.ellipse2Poly((int(np.mean(Y)), int(np.mean(X))), (int(length / 2), stick), int(angle), 0, 360, 1)
         cv2.fillConvexPoly(img, poly, [int(float(c) * 0.6) for c in color])
-    for p, color in zip(kp20, WAN_COLORS):
+    for p, color in zip(kp20, WAN_REFERENCE_COLORS):
         if p[-1] >= 0.5:
             cv2.circle(img, (int(p[0]), int(p[1])), stick, color, thickness=-1)
     return img
@@ -101,6 +111,20 @@ def test_full_pose_matches_wan_reference_pixel_for_pixel(size):
     ours, theirs = draw_wan_pose(pose), _wan_reference(kp20, h, w)
     assert ours.shape == (h, w, 3) and ours.any()
     assert np.array_equal(ours, theirs)
+
+
+def test_points_wan_would_not_trust_are_left_out_as_wan_leaves_them():
+    """Detector scores between 0 and 1 (a driving video's, OpenPose's): Wan draws a point, and a
+    limb between two, only at 0.5 or above. Over 200 random poses with scores across 0..1, at
+    480p and 720p, posekit's drawing equals the reference's pixel for pixel."""
+    rng = np.random.default_rng(7)
+    for i in range(200):
+        w, h = ((832, 480), (720, 1280))[i % 2]
+        kp = np.column_stack([rng.uniform(0, w, 18), rng.uniform(0, h, 18), rng.uniform(0.01, 1.0, 18)])
+        kp[:4, 2] = (0.49, 0.5, 0.51, 1.0)  # at and around the threshold
+        kp = kp.astype(np.float32)
+        ours = draw_wan_pose(Pose(kp, w, h))
+        assert np.array_equal(ours, _wan_reference(np.vstack([kp, np.zeros((2, 3), np.float32)]), h, w)), i
 
 
 # -- face crops -------------------------------------------------------------------------------

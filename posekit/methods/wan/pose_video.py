@@ -20,9 +20,11 @@ the size of the reference image:
 
 posekit's Pose holds exactly the first 18 of those points in the same order, so the mapping is
 the identity and the colours and limb order are Wan's. What posekit does not have is dropped:
-the two toe points (and their two limbs) and both hands. Wan skips points whose detector score is
-below 0.5; posekit has already decided which points are present (confidence 0 = missing), so
-every present point is drawn. Colours are RGB, as Wan draws (its canvas is the RGB reference).
+the two toe points (and their two limbs) and both hands. Wan leaves out a point whose detector
+score is below 0.5, and every limb with such an end; posekit's confidences are detector scores
+too (BlazePose, OpenPose, a driving video's), so the same rule applies to them: a point under
+0.5 is not drawn (the built-in motions' points have confidence 1). Colours are RGB, as Wan draws
+(its canvas is the RGB reference).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ WAN_COLORS = (
 )
 # Wan's limb order is OpenPose's (posekit's LIMBS) followed by the two ankle-toe limbs (dropped).
 WAN_LIMBS = LIMBS
+THRESHOLD = 0.5  # Wan draws a point, and a limb between two, only at this score or above
 DROPPED = ("l_toe", "r_toe", "l_ankle-l_toe limb", "r_ankle-r_toe limb", "left hand (21 points)",
            "right hand (21 points)")
 
@@ -54,9 +57,11 @@ def draw_wan_pose(pose: Pose, width: int | None = None, height: int | None = Non
     """(H, W, 3) uint8 RGB: one frame of Wan-Animate's pose video for `pose` (positions in pixels
     of that canvas; the canvas is the pose's own unless width/height are given). Wan's body is
     ControlNet's OpenPose drawing (same colours, limbs at 0.6, joints on top) with its own, thinner
-    stick width, so posekit's ControlNet renderer draws it."""
+    stick width, so posekit's ControlNet renderer draws it, after Wan's threshold: a point of
+    confidence under 0.5 is left out, with its limbs."""
     from posekit.pose.render import draw_skeleton
 
     width = pose.width if width is None else int(width)
     height = pose.height if height is None else int(height)
-    return draw_skeleton(pose, width, height, size=stick_width(width, height))
+    sure = np.where(pose.keypoints[:, 2:] >= THRESHOLD, pose.keypoints, 0.0)
+    return draw_skeleton(Pose(sure, pose.width, pose.height), width, height, size=stick_width(width, height))
