@@ -15,10 +15,12 @@ folders: `DiffusionMethod` per frame (ControlNet img2img) and with `sheet=True`,
 from the photo (init="source") and, for AnimateDiff, from noise (its default), so the classical
 warp's cost stays out of it.
 
-it/s: denoising steps per second, 1 / the median time between the starts of consecutive UNet
-calls (CUDA events, so nothing is synchronised in between), after a warm-up pass; one step is one
-(guided) UNet + ControlNet call over the whole batch (16 frames for AnimateDiff, the canvas for a
-sheet). s/frame: wall time of the measured pass divided by its frames (VAE, init and skeletons
+it/s: denoising steps per second, 1 / the median time between consecutive scheduler steps (CUDA
+events, so nothing is synchronised in between), after a warm-up pass. One step is everything the
+sampler does for one step of the whole clip: one guided UNet + ControlNet call for a frame or a
+sheet's canvas; for AnimateDiff, one per context window (a cycle of up to 16 frames has two: the
+clip, and one across its seam), each in two halves under offload. The note column gives the UNet
+calls per step. s/frame: wall time of the measured pass divided by its frames (VAE, init and skeletons
 included). Peak memory: torch.cuda.max_memory_allocated over the whole process (loading, warm-up
 and measurement; on the CPU the peak RSS instead). A row whose component is missing or fails
 says `skipped:`/`failed:` and why, and the others still run. The table is printed as markdown
@@ -72,14 +74,24 @@ def peak_rss_mb() -> float:
 
 # -- one measurement, in its own process -----------------------------------------------------
 class StepClock:
-    """Notes when each UNet call starts: CUDA events on a GPU (read after the pass, so the
-    pipeline runs unsynchronised), perf_counter on the CPU."""
+    """Notes when each denoising step ends: a mark at every `scheduler.step` call (once per step,
+    whatever the step ran: AnimateDiff's context windows, a cycle's wrap-around window, guidance
+    in two halves under offload), as CUDA events on a GPU (read after the pass, so the pipeline
+    runs unsynchronised) or perf_counter on the CPU; and counts the UNet calls."""
 
-    def __init__(self, module, cuda: bool):
+    def __init__(self, pipe, cuda: bool):
         import torch
 
-        self.cuda, self.marks, self.torch = cuda, [], torch
-        self.handle = module.register_forward_pre_hook(lambda *_: self.mark())
+        self.cuda, self.marks, self.torch, self.unet_calls = cuda, [], torch, 0
+        scheduler = pipe.scheduler
+        step = scheduler.step
+
+        def timed_step(*args, **kwargs):
+            self.mark()
+            return step(*args, **kwargs)
+
+        scheduler.step = timed_step  # on this instance: the pipeline's own calls come here
+        self.handle = pipe.unet.register_forward_pre_hook(lambda *_: setattr(self, "unet_calls", self.unet_calls + 1))
 
     def mark(self):
         if self.cuda:
@@ -90,7 +102,7 @@ class StepClock:
             self.marks.append(time.perf_counter())
 
     def intervals(self) -> list[float]:
-        """Seconds between consecutive UNet calls noted so far, then forget them."""
+        """Seconds between consecutive steps noted so far, then forget them."""
         if self.cuda:
             self.torch.cuda.synchronize()
             gaps = [a.elapsed_time(b) / 1000 for a, b in zip(self.marks, self.marks[1:])]
@@ -144,10 +156,11 @@ def measure(args, kind: str, variant: dict) -> dict:
     pipe = Method.load(options)
     if variant.get("compile"):
         compile_models(pipe, args.compile_mode)
-    clock = StepClock(pipe.unet, cuda)
-    method = Method(photo, clip[0], options, models=pipe)
+    method = Method(photo, clip[0], options, models=pipe)  # may set the scheduler: the clock comes after
+    clock = StepClock(pipe, cuda)
     method(clip)  # warm-up (and compilation)
     clock.intervals()
+    clock.unet_calls = 0
     if cuda:
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -156,10 +169,11 @@ def measure(args, kind: str, variant: dict) -> dict:
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
     gaps = clock.intervals()
-    # within a pass, one UNet call per step; the gap between two passes (decode, next init) is an outlier
+    # the gap between two passes (decode, the next init) is an outlier among the steps
     within = sorted(gaps)[:max(1, len(gaps) - (passes - 1))]
     out = {"it_s": 1 / statistics.median(within) if within else float("nan"), "s_per_frame": wall / frames,
-           "unet_calls": len(gaps) + 1, "peak_rss_mb": peak_rss_mb()}
+           "steps": len(gaps) + 1, "unet_calls_per_step": round(clock.unet_calls / (len(gaps) + 1), 2),
+           "peak_rss_mb": peak_rss_mb()}
     if cuda:
         out["peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
         out["reserved_gb"] = torch.cuda.max_memory_reserved() / 2**30
@@ -253,7 +267,8 @@ def main() -> None:
             r = run_row(args, name, models)
             if "it_s" in r:
                 mem = f"{r['peak_gb']:.2f} ({r['reserved_gb']:.2f})" if cuda else f"{r['peak_rss_mb']:.0f}"
-                rows.append(f"| {ROWS[name][2]} | {r['it_s']:.2f} | {r['s_per_frame']:.3f} | {mem} | |")
+                rows.append(f"| {ROWS[name][2]} | {r['it_s']:.2f} | {r['s_per_frame']:.3f} | {mem} | "
+                            f"UNet calls a step: {r['unet_calls_per_step']:g} |")
             else:
                 note = f"skipped: {r['skipped']}" if "skipped" in r else f"failed: {r['failed']}"
                 rows.append(f"| {ROWS[name][2]} | | | | {note} |")

@@ -77,6 +77,31 @@ def test_options_defaults_follow_lcm_and_bad_values_are_usage_errors():
             AnimateDiffOptions(**bad)
 
 
+def test_motion_schedulers_are_set_as_diffusers_animatediff_docs_set_them():
+    """Every sampler of a motion module gets linear betas (what AnimateDiff was trained with; SD
+    1.5's folder says scaled_linear), DDIM also linspace timesteps, and the folder's own values
+    otherwise (prediction type, steps offset); `model` leaves the folder's scheduler alone."""
+    from types import SimpleNamespace
+
+    from diffusers import PNDMScheduler
+
+    from posekit.methods.animatediff.method import set_motion_scheduler
+
+    sd15 = dict(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, steps_offset=1,
+                skip_prk_steps=True, set_alpha_to_one=False, prediction_type="epsilon")
+    for name, cls in [("unipc", "UniPCMultistepScheduler"), ("dpm++", "DPMSolverMultistepScheduler"),
+                      ("ddim", "DDIMScheduler"), ("euler-a", "EulerAncestralDiscreteScheduler"),
+                      ("lcm", "LCMScheduler"), ("model", "PNDMScheduler")]:
+        pipe = SimpleNamespace(scheduler=PNDMScheduler(**sd15))
+        set_motion_scheduler(pipe, name)
+        c = pipe.scheduler.config
+        assert type(pipe.scheduler).__name__ == cls, name
+        assert c.beta_schedule == ("scaled_linear" if name == "model" else "linear"), name
+        assert c.steps_offset == 1 and c.beta_end == 0.012, name
+        if name == "ddim":
+            assert c.timestep_spacing == "linspace" and c.clip_sample is False
+
+
 def test_working_size_is_sd15s():
     from posekit.methods.animatediff.method import AnimateDiffMethod
 

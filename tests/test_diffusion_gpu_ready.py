@@ -72,6 +72,33 @@ def test_working_size_is_sd15s(size, expected):
     assert abs(w / h - size[0] / size[1]) < 0.05  # the photo's aspect, give or take the rounding to 8
 
 
+def test_a_library_caller_with_a_photo_past_sd_size_is_warned(tiny, astronaut, tmp_path, capsys):
+    """posekit's commands scale the photo to `working_size`; a library caller who hands the
+    methods a 1000x800 photo would get frames generated at that size (SD 1.5 repeats limbs
+    there): both methods say so, naming the size to scale to. At the working size: no warning."""
+    from tiny_animatediff import make_tiny_motion_adapter
+
+    from posekit.methods.animatediff.method import AnimateDiffMethod, AnimateDiffOptions
+    from posekit.methods.diffusion.method import DiffusionMethod
+    from posekit.pose.motions import motion
+
+    big = np.asarray(Image.fromarray(astronaut).resize((1000, 800)))
+    pose = motion("walk", frames=1, width=1000, height=800)[0]
+    pipe = DiffusionMethod.load(options(tiny))
+    DiffusionMethod(big, pose, options(tiny), pipe)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "1000x800" in err and "DiffusionMethod.working_size(1000, 800) = 640x512" in err
+    small = np.asarray(Image.fromarray(big).resize(DiffusionMethod.working_size(1000, 800)))
+    DiffusionMethod(small, pose.resized(640, 512), options(tiny), pipe)
+    DiffusionMethod(big, pose, options(tiny, sheet=True), pipe)  # a sheet's canvas is scaled anyway
+    assert capsys.readouterr().err == ""
+    sd, cn = tiny
+    o = AnimateDiffOptions(model=str(sd), controlnet=str(cn), motion_adapter=str(make_tiny_motion_adapter(
+        tmp_path / "motion")), steps=2, init="none", device="cpu")
+    AnimateDiffMethod(big, pose, o)
+    assert "AnimateDiffMethod.working_size(1000, 800) = 640x512" in capsys.readouterr().err
+
+
 def test_defaults_and_lcm_defaults():
     from posekit.methods.diffusion.method import DiffusionOptions
 

@@ -94,11 +94,14 @@ def test_sheet_canvas_is_sd_sized_and_small_cells_warn(tiny, small_photo, clip, 
     m._generate = lambda init, skeleton, step, name: seen.append(init.shape) or real(init, skeleton, step, name)
     m(clip[:2])  # 2 cells of 104x88 side by side: 208x88, scaled up until the long side is 768
     assert seen == [(320, 768, 3)] and "warning" not in capsys.readouterr().err
+    four = [clip[i % 4] for i in range(4)]  # 2x2 cells: 208x176 brought to 512 px high, 296x256 each
+    m(four)
+    assert seen[-1] == (512, 592, 3) and "warning" not in capsys.readouterr().err
     many = [clip[i % 4] for i in range(16)]  # 4x4 cells: 416x352 brought to 512 px high, 144x128 each
-    m(many)
-    assert seen[-1] == (512, 576, 3) and "warning" not in capsys.readouterr().err
+    m(many)  # a person 128 px tall: SD 1.5 breaks faces and hands
+    assert seen[-1] == (512, 576, 3) and "too small for SD to draw a person" in capsys.readouterr().err
     m.columns = 16
-    m(many)  # one row of 16: 48 px cells, too small for SD
+    m(many)  # one row of 16: 48 px cells
     assert seen[-1][1] <= 768 and "too small for SD to draw a person" in capsys.readouterr().err
 
 

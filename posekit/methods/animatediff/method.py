@@ -40,7 +40,8 @@ import numpy as np
 from posekit.errors import UsageError
 from posekit.methods.animatediff.windows import closes_loop, context_windows
 from posekit.methods.diffusion.method import (check_strength, fill_sampling, fit_camera, frame_pose, init_images,
-                                              init_warp, ip_adapter_embeds, prompt_embeds, round8, sd_size)
+                                              init_warp, ip_adapter_embeds, prompt_embeds, round8, sd_size,
+                                              warn_past_sd_size)
 from posekit.methods.diffusion.models import DEFAULT_CONTROLNET, DEFAULT_MODEL, OFFLOADS
 from posekit.pose.pose import Pose
 
@@ -126,6 +127,7 @@ class AnimateDiffMethod:
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
         self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
+        warn_past_sd_size(*self.source.shape[1::-1], "AnimateDiffMethod")
         self.warp = init_warp(self.source, source_pose, o.seed, "generating the clip from noise instead "
                               "(--init none)") if o.init == "warp" else None
         self.pipe = models if models is not None else self.load(o)
@@ -436,7 +438,8 @@ def motion_download(name: str, dtype, lcm: bool = False) -> str | None:
 def set_motion_scheduler(pipe, name: str) -> None:
     """The sampler. AnimateDiff's motion modules were trained with a linear beta schedule (SD 1.5
     itself uses scaled_linear), so every choice but `model` (the folder's scheduler, untouched)
-    is built with beta_schedule="linear", as diffusers' AnimateDiff and AnimateLCM docs do."""
+    is built with beta_schedule="linear", as diffusers' AnimateDiff and AnimateLCM docs do (DDIM
+    also with linspace timesteps and no sample clipping, as those docs build it)."""
     if name == "model":
         return
     if name == "lcm":
@@ -447,7 +450,8 @@ def set_motion_scheduler(pipe, name: str) -> None:
     from posekit.methods.diffusion.models import set_scheduler
 
     set_scheduler(pipe, name)
-    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, beta_schedule="linear")
+    spacing = {"timestep_spacing": "linspace", "clip_sample": False} if name == "ddim" else {}  # as diffusers' AnimateDiff docs
+    pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, beta_schedule="linear", **spacing)
 
 
 def pil(image: np.ndarray):

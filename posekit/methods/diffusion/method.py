@@ -47,6 +47,20 @@ SHORT_SIDE, LONG_SIDE = 512, 768  # SD 1.5's training size, and how far its long
 STEPS, GUIDANCE = 20, 7.5
 LCM_STEPS, LCM_GUIDANCE = 6, 1.5  # LCM-LoRA's own range: 4-8 steps, guidance 1-2
 SHEET_SIDE = LONG_SIDE  # the --sheet canvas's long side
+SHEET_CELL = 256  # a sheet cell lower than this draws a person too small for SD 1.5: a warning
+
+
+def warn_past_sd_size(width: int, height: int, method: str) -> None:
+    """A warning when a caller hands the method a photo over SD 1.5's long side (768 px): posekit's
+    commands scale the photo to `working_size` first, a library caller may not, and SD then
+    repeats limbs and takes far more time and memory."""
+    if max(width, height) > LONG_SIDE:
+        from posekit.console import warn
+
+        w, h = sd_size(width, height)
+        warn(f"the photo is {width}x{height}: SD 1.5 draws at about {SHORT_SIDE} px on the short side and "
+             f"{LONG_SIDE} at most on the long one (larger repeats limbs and takes far more memory); scale it "
+             f"to {method}.working_size({width}, {height}) = {w}x{h} first, as posekit animate does")
 
 
 def round8(n: float) -> int:
@@ -139,11 +153,8 @@ class DiffusionMethod:
         self.source = np.ascontiguousarray(source_image[:, :, :3])
         self.source_pose = source_pose
         self.size = (round8(self.source.shape[1]), round8(self.source.shape[0]))  # (width, height)
-        if max(self.size) > 1024 and not o.sheet:
-            from posekit.console import warn
-
-            warn(f"the source is {self.size[0]}x{self.size[1]}: SD 1.x works best near 512 px and slows "
-                 "with the square of the size; resize the photo for faster, cleaner results")
+        if not o.sheet:  # a sheet's canvas is scaled to SD's size whatever the photo's
+            warn_past_sd_size(*self.source.shape[1::-1], "DiffusionMethod")
         self.prompt, self.negative_prompt = o.prompt, o.negative_prompt
         self.strength, self.steps, self.guidance = o.strength, o.steps, o.guidance
         self.controlnet_scale, self.seed = o.controlnet_scale, o.seed
@@ -238,12 +249,12 @@ class DiffusionMethod:
         # SD's own scale for the whole canvas: short side sheet_short, long side within sheet_side
         s = min(self.sheet_short / min(cols * w, rows * h), self.sheet_side / max(cols * w, rows * h))
         cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within its bounds
-        if min(cw, ch) < 128:
+        if ch < SHEET_CELL:
             from posekit.console import warn
 
             warn(f"--sheet: {len(poses)} frames on one {cols * cw}x{rows * ch} canvas (SD 1.5's size) leave "
-                 f"{cw}x{ch} px per frame, too small for SD to draw a person; use fewer --frames "
-                 "(8 or fewer suit one sheet) or leave out --sheet")
+                 f"{cw}x{ch} px per frame, too small for SD to draw a person (faces and hands break below "
+                 f"{SHEET_CELL} px tall); use fewer --frames (4 suit one sheet) or leave out --sheet")
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]
