@@ -3,6 +3,7 @@
     python benchmarks/bench_wan.py                 # a CUDA GPU: the full-size transformer, random bf16 weights
     python benchmarks/bench_wan.py --tiny          # the tests' tiny transformer on the CPU (a smoke test)
     python benchmarks/bench_wan.py --meta          # no GPU: the full-size step of each case on the meta device
+    python benchmarks/bench_wan.py --sprite none   # the whole 16-frame sprite through posekit (also model, group)
 
 The transformer is built from the published configuration (FULL_CONFIG below) on the meta
 device, then given random bfloat16 weights on the GPU (no 69 GB download, no time spent on a
@@ -19,6 +20,12 @@ blocks streamed from pinned CPU memory one at a time, the next copied on a CUDA 
 current one runs: posekit's --offload group); and a 16-frame sprite cycle at 480p, which posekit
 generates as one 21-frame segment (16 frames + 4 to close the loop, rounded up to 4k + 1).
 The sprite estimate is 20 steps of that, plus the VAE (not timed here: seconds at most).
+
+`--sprite OFFLOAD` times what a user runs instead: the whole pipeline at full size with random
+weights (the transformer, UMT5-XXL, CLIP ViT-H/14, the float32 VAE) placed as `--offload` places
+it, and posekit's WanMethod making the 16-frame walk cycle at the 480p area (a 640 px square
+photo: 624 x 624 frames) in `--steps` steps, after a 1-step warm-up: the sprite's seconds and the
+peak GPU memory of everything (prompt and image encoders, VAE encode and decode included).
 
 It prints one JSON line per case and a summary with the card's name; on a GPU each case also
 gives the rate reached (`tflop_s`: the step's floating-point operations, counted once on the meta
@@ -76,6 +83,15 @@ FULL_CONFIG = {
     "inject_face_latents_blocks": 5,
     "motion_encoder_batch_size": 8,
 }
+# The pipeline's other models, as the hub folder's text_encoder/, image_encoder/ and vae/ configs
+# give them: google/umt5-xxl's encoder, OpenCLIP ViT-H/14's vision tower, and Wan 2.1's VAE
+# (diffusers' AutoencoderKLWan defaults: base_dim 96, z_dim 16, dim_mult 1,2,4,4, 2 res blocks).
+UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+                relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+                layer_norm_epsilon=1e-6, pad_token_id=0, eos_token_id=1, tie_word_embeddings=False)
+CLIP_VIT_H = dict(hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+                  patch_size=14, image_size=224, projection_dim=1024, hidden_act="gelu", layer_norm_eps=1e-5)
+SPRITE_PHOTO = 640  # a square photo; the 480p area brings it to 632 px, frames of 624 x 624 (16 x 39)
 TEXT_TOKENS, IMAGE_TOKENS = 512, 257  # UMT5 max_sequence_length; CLIP ViT-H/14 at 224 px: 16 x 16 + 1
 VAE_STRIDE, VAE_TIME = 8, 4
 
@@ -112,18 +128,18 @@ def step_flops(model, config: dict, frames: int, width: int, height: int, dtype)
     return counter.get_total_flops(), tuple(out.shape)
 
 
-def build(config: dict, device, dtype):
-    """The transformer from `config` with random weights on `device`: its parameters built on the
-    meta device (no memory, no time), then allocated on `device` in `dtype` (diffusers' float32
-    modules in float32) and filled with N(0, 0.02); its buffers (rotary tables, blur kernels) are
-    computed as usual and moved there."""
+def materialize(make, device, dtype):
+    """`make()`'s model with random weights on `device`: its parameters built on the meta device
+    (no memory, no time), then allocated on `device` in `dtype` (a diffusers model's float32
+    modules, `_keep_in_fp32_modules`, in float32 as `from_pretrained` keeps them; transformers
+    keeps its own only for float16) and filled with N(0, 0.02); its buffers (rotary tables, blur
+    kernels) are computed as usual and moved there."""
     import torch
     from accelerate import init_empty_weights
-    from diffusers import WanAnimateTransformer3DModel
 
     with init_empty_weights(include_buffers=False):
-        model = WanAnimateTransformer3DModel.from_config(config)
-    keep = model._keep_in_fp32_modules or []
+        model = make()
+    keep = (getattr(model, "_keep_in_fp32_modules", None) or []) if hasattr(model, "register_to_config") else []
     g = torch.Generator(device).manual_seed(0)
     for module_name, module in model.named_modules():
         for name, p in list(module._parameters.items()):
@@ -136,6 +152,13 @@ def build(config: dict, device, dtype):
             if b is not None:
                 module._buffers[name] = b.to(device)
     return model.eval()
+
+
+def build(config: dict, device, dtype):
+    """The transformer from `config` with random weights on `device` (`materialize`)."""
+    from diffusers import WanAnimateTransformer3DModel
+
+    return materialize(lambda: WanAnimateTransformer3DModel.from_config(config), device, dtype)
 
 
 def inputs(config: dict, frames: int, width: int, height: int, device, dtype) -> dict:
@@ -196,6 +219,86 @@ def group_offload(model, device):
                                num_blocks_per_group=1, use_stream=device.type == "cuda")
 
 
+def full_pipeline(device, dtype):
+    """Wan2.2-Animate-14B's WanAnimatePipeline with random weights on `device`: the transformer
+    (FULL_CONFIG) and UMT5-XXL in `dtype`, CLIP ViT-H/14 in `dtype`, the VAE in float32 (as
+    posekit loads it), the flow UniPC scheduler, and the tests' offline T5 tokenizer (its ids are
+    a few of UMT5's 256,384; the cost of the 512 text tokens is the same)."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanAnimatePipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+
+    from tiny_wan import _tokenizer
+
+    return WanAnimatePipeline(
+        tokenizer=_tokenizer(),
+        text_encoder=materialize(lambda: UMT5EncoderModel(UMT5Config(**UMT5_XXL)), device, dtype),
+        vae=materialize(lambda: AutoencoderKLWan(), device, torch.float32),
+        scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0,
+                                          num_train_timesteps=1000),
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}),
+        image_encoder=materialize(lambda: CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H)), device, dtype),
+        transformer=build(FULL_CONFIG, device, dtype))
+
+
+def sprite(offload: str, steps: int, tiny: bool) -> dict:
+    """The 16-frame walk cycle at the 480p area, the way `posekit animate --method wan` makes it:
+    posekit's WanMethod on the whole pipeline (the prompt through UMT5, the photo through CLIP,
+    the VAE's encode and decode, one 21-frame segment of `steps` steps: 16 frames and 4 to close
+    the loop), after a 1-step warm-up. Seconds for the sprite and peak GPU memory (allocated and
+    reserved) over loading, warm-up and the sprite, with the pipeline placed as --offload says."""
+    import dataclasses
+
+    import numpy as np
+    import torch
+    from PIL import Image
+    from skimage import data
+
+    from posekit.methods.wan.method import WanMethod, WanOptions, place
+    from posekit.pose.motions import motion
+
+    cuda = torch.cuda.is_available() and not tiny
+    device = torch.device("cuda" if cuda else "cpu")
+    if offload != "none" and not cuda:
+        return {"case": "whole sprite", "offload": offload, "skipped": "offloading moves models to a CUDA GPU"}
+    begin = time.perf_counter()
+    if tiny:  # the tests' tiny pipeline folder, loaded as --model loads one
+        import tempfile
+
+        from tiny_wan import make_tiny_wan
+
+        o = WanOptions(model=str(make_tiny_wan(Path(tempfile.mkdtemp()) / "wan")), device="cpu")
+        pipe, side = WanMethod.load(o), 256  # the least that draws no small-photo warning
+    else:
+        o = WanOptions(model="(random weights)", device="cuda", offload=offload)
+        # built on the GPU (fast), then moved to the CPU for the offload cases as loading leaves it
+        pipe, side = full_pipeline(device, torch.bfloat16), SPRITE_PHOTO
+        if offload != "none":
+            pipe.to("cpu")
+            torch.cuda.empty_cache()
+        place(pipe, device, offload)
+        pipe.set_progress_bar_config(disable=True)
+    loaded = time.perf_counter() - begin
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((side, side), Image.LANCZOS))
+    w, h = WanMethod.working_size(side, side, o)
+    photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.LANCZOS))
+    clip = motion("walk", frames=16, width=w, height=h)
+    options = dataclasses.replace(o, character="photo", steps=steps)  # photo: no segmentation in the timing
+    WanMethod(photo, clip[0], dataclasses.replace(options, steps=1), models=pipe)(clip)  # warm-up
+    if cuda:
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    frames = WanMethod(photo, clip[0], options, models=pipe)(clip)
+    if cuda:
+        torch.cuda.synchronize()
+    out = {"case": "whole sprite", "offload": offload, "frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
+           "steps": steps, "sprite_s": round(time.perf_counter() - start, 1), "load_s": round(loaded, 1)}
+    if cuda:
+        out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        out["reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
+    return out
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="the tests' tiny transformer on the CPU (smoke test)")
@@ -204,9 +307,23 @@ def main(argv=None) -> None:
     parser.add_argument("--no-offload-cases", action="store_true", help="skip the group offloading cases")
     parser.add_argument("--meta", action="store_true",
                         help="no GPU: the full-size forward pass of each case on the meta device (output shape, TFLOP per step)")
+    parser.add_argument("--sprite", choices=("none", "model", "group"),
+                        help="instead: the whole 16-frame sprite through posekit's WanMethod on the full pipeline, "
+                             "placed as --offload says (one offload a run)")
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.sprite:
+        from posekit.console import quiet_libraries
+
+        quiet_libraries()
+        if not args.tiny and not torch.cuda.is_available():
+            sys.exit("bench_wan.py --sprite: no CUDA GPU here; run it on a GPU, or with --tiny on the CPU")
+        r = sprite(args.sprite, args.steps, args.tiny)
+        r["card"] = "cpu" if args.tiny else torch.cuda.get_device_name()
+        print(json.dumps(r), flush=True)
+        return
 
     full_cases = [("segment", 77, 832, 480), ("segment", 77, 1280, 720), ("sprite", 21, 832, 480)]
     if args.meta:

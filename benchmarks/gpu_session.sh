@@ -93,7 +93,12 @@ if [ "$part" = diffusion ]; then
     step "AnimateDiff and sheet, torch.compile" "$PY" "${bench[@]}" --models "$models" \
         --only "animatediff compile,sheet compile" --row-timeout 240
 else
-    # one 77-frame segment at 480p and 720p, and the 16-frame sprite, with and without group offload
+    # the target first: the whole 16-frame sprite at 480p through posekit (every model on the GPU);
+    # then the transformer alone on one 77-frame segment at 480p and 720p, with and without group
+    # offload; then the whole sprite under group and model offload (peak memory of the whole pipeline)
+    step "whole sprite, offload none" "$PY" benchmarks/bench_wan.py --sprite none "${extra[@]}"
     step "Wan2.2-Animate transformer" "$PY" benchmarks/bench_wan.py --repeats 2 "${extra[@]}"
+    step "whole sprite, offload group" "$PY" benchmarks/bench_wan.py --sprite group "${extra[@]}"
+    step "whole sprite, offload model" "$PY" benchmarks/bench_wan.py --sprite model "${extra[@]}"
 fi
 echo "== done in $((SECONDS - start)) s"
