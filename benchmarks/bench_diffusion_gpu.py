@@ -3,6 +3,7 @@
     python benchmarks/bench_diffusion_gpu.py                  # a CUDA GPU: full size, fp16, 512 px
     python benchmarks/bench_diffusion_gpu.py --tiny           # CPU smoke test: tiny models, 64 px
     python benchmarks/bench_diffusion_gpu.py --only img2img,animatediff --no-compile
+    python benchmarks/bench_diffusion_gpu.py --meta           # no GPU: TFLOP of one step of each row
 
 SD 1.5's UNet, VAE and text encoder, the OpenPose ControlNet, the AnimateDiff v1-5-3 motion
 adapter and IP-Adapter Plus (with its ViT-H image encoder) are built from their published
@@ -33,6 +34,7 @@ stable-fast 73); AnimateDiff 16 x 512 px under 12 GB peak with --offload model.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -86,6 +88,7 @@ class StepClock:
         scheduler = pipe.scheduler
         step = scheduler.step
 
+        @functools.wraps(step)  # its signature too: callers pass eta and generator only if step takes them
         def timed_step(*args, **kwargs):
             self.mark()
             return step(*args, **kwargs)
@@ -196,6 +199,49 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
+def step_flops(frames: int | None, side: int = 512) -> float:
+    """TFLOP of one guided denoising step (a batch of 2: negative and positive prompt) of SD 1.5's
+    UNet with the OpenPose ControlNet, at `side` x `side` px, counted by torch's FlopCounterMode on
+    the meta device (the published configs; no memory, no weights): one frame or sheet canvas
+    (frames None), or one AnimateDiff window of `frames` frames (UNetMotionModel, v1-5-3)."""
+    import torch
+    from accelerate import init_empty_weights
+    from diffusers import ControlNetModel, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sd15_configs import MOTION_ADAPTER_V153, SD15_UNET
+
+    with init_empty_weights(include_buffers=True):
+        unet = UNet2DConditionModel(**SD15_UNET).half()
+        controlnet = ControlNetModel.from_unet(unet, load_weights_from_unet=False).half()
+        if frames:
+            unet = UNetMotionModel.from_unet2d(unet, MotionAdapter(**MOTION_ADAPTER_V153)).half()
+    meta = lambda *shape: torch.empty(*shape, device="meta", dtype=torch.float16)  # noqa: E731
+    z, n = side // 8, 2 * (frames or 1)
+    t = torch.tensor(500, device="meta")
+    text, skeletons = meta(n, 77, 768), meta(n, 3, side, side)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        down, mid = controlnet(meta(n, 4, z, z), t, encoder_hidden_states=text, controlnet_cond=skeletons,
+                               return_dict=False)
+        x = meta(2, 4, frames, z, z) if frames else meta(n, 4, z, z)
+        unet(x, t, encoder_hidden_states=text, down_block_additional_residuals=down, mid_block_additional_residual=mid)
+    return counter.get_total_flops() / 1e12
+
+
+def meta_table() -> None:
+    """--meta: the work of one step of each row, without a GPU."""
+    frame, window = step_flops(None), step_flops(16)
+    rows = [("ControlNet img2img, per frame (512x512)", frame),
+            ("ControlNet img2img, sheet of 4 frames of a square photo (one 512x512 canvas)", frame),
+            ("AnimateDiff + ControlNet, one 16-frame window", window),
+            ("AnimateDiff + ControlNet, a 16-frame cycle (two windows a step)", 2 * window)]
+    print("| one guided step, SD 1.5 configs (meta device) | TFLOP |")
+    print("|---|---:|")
+    for name, tflop in rows:
+        print(f"| {name} | {tflop:.2f} |")
+
+
 # -- the driver ------------------------------------------------------------------------------
 def run_row(args, name: str, models: dict) -> dict:
     cmd = [sys.executable, __file__, "--child", name, "--models", json.dumps({k: str(v) for k, v in models.items()}),
@@ -227,10 +273,16 @@ def main() -> None:
     p.add_argument("--models", help="reuse a folder written by an earlier run (--keep-models)")
     p.add_argument("--keep-models", help="write the models into this folder and keep them")
     p.add_argument("--row-timeout", type=int, default=900, help="seconds before a row counts as failed")
+    p.add_argument("--meta", action="store_true", help="no GPU: the TFLOP of one step of each row, on the meta device")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(args)
+    if args.meta:
+        from posekit.console import quiet_libraries
+
+        quiet_libraries()
+        return meta_table()
     args.size = args.size or (64 if args.tiny else 512)
     args.steps = args.steps or (4 if args.tiny else 20)
     wanted = [n for n in ROWS if not args.only or any(n == o or n.split()[0] == o for o in args.only.split(","))]

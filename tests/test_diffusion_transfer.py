@@ -98,11 +98,15 @@ def test_sheet_canvas_is_sd_sized_and_small_cells_warn(tiny, small_photo, clip, 
     m(four)
     assert seen[-1] == (512, 592, 3) and "warning" not in capsys.readouterr().err
     many = [clip[i % 4] for i in range(16)]  # 4x4 cells: 416x352 brought to 512 px high, 144x128 each
-    m(many)  # a person 128 px tall: SD 1.5 breaks faces and hands
-    assert seen[-1] == (512, 576, 3) and "too small for SD to draw a person" in capsys.readouterr().err
+    m(many)  # a person 128 px tall: SD 1.5 breaks faces and hands; no --columns helps, 4 frames do
+    err = capsys.readouterr().err
+    assert seen[-1] == (512, 576, 3) and "too small for SD to draw a person" in err
+    assert "use 4 frames or fewer (--frames)" in err
     m.columns = 16
     m(many)  # one row of 16: 48 px cells
     assert seen[-1][1] <= 768 and "too small for SD to draw a person" in capsys.readouterr().err
+    m.size, m.columns = (192, 108), None  # a 16:9 photo: 2 frames side by side are 216 px tall, one above the other 288
+    assert m._sheet_advice(2) == "use --columns 1 (512x288 px per frame)"
 
 
 def test_init_warp_is_the_default_and_starts_from_the_warped_source(tiny, small_photo, clip):

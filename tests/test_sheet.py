@@ -271,12 +271,13 @@ def test_gif_keeps_repeated_frames(tmp_path, alpha):
     assert path.stat().st_size < 1.3 * distinct  # the three repeats cost little
 
 
-def test_gif_keeps_repeated_frames_when_the_palette_is_full(tmp_path, monkeypatch):
-    """Eight pixel-art frames, each twice, 32 colours of their own (256 in all, no colour
-    shared): marking the repeats needs eight spare palette entries taken from a full palette.
-    The GIF still has all 16 frames, each within a quantization step of its own colours, and
-    the frames are quantized twice at most (the spare entries were once found one at a time:
-    seven passes here, up to 255)."""
+@pytest.mark.parametrize("count, each", [(8, 32), (10, 25)])
+def test_gif_keeps_repeated_frames_when_the_palette_is_full(tmp_path, monkeypatch, count, each):
+    """Pixel-art frames, each twice, with colours of their own (8 x 32 = 256 in all; or 10 x 25 =
+    250, a palette just short of full), no colour shared: marking the repeats needs one spare
+    palette entry per repeat. The GIF still has every frame, each within a quantization step of
+    its own colours, and the frames are quantized twice at most (the spare entries were once
+    found one at a time: seven passes for the first case, up to 255; then four for the second)."""
     import posekit.sheet.animation as animation
 
     passes = []
@@ -285,10 +286,10 @@ def test_gif_keeps_repeated_frames_when_the_palette_is_full(tmp_path, monkeypatc
     rng = np.random.default_rng(0)
     colours = rng.permutation(np.stack(np.meshgrid(np.arange(16) * 17, np.arange(4) * 85, np.arange(4) * 85,
                                                    indexing="ij"), -1).reshape(-1, 3))
-    distinct = [colours[32 * k + rng.integers(0, 32, (24, 24))].astype(np.uint8) for k in range(8)]
+    distinct = [colours[each * k + rng.integers(0, each, (24, 24))].astype(np.uint8) for k in range(count)]
     frames = [f for f in distinct for _ in range(2)]
     got, durations = gif_frames(write_animation(frames, tmp_path / "full.gif", fps=12))
-    assert len(got) == 16 and durations == gif_durations(16, 12) and len(passes) <= 2
+    assert len(got) == 2 * count and durations == gif_durations(2 * count, 12) and len(passes) <= 2
     for f, g in zip(frames, got):
         assert np.abs(g[:, :, :3].astype(int) - f).max() <= 17
 

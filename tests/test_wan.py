@@ -651,3 +651,36 @@ def test_the_benchmarks_full_size_transformer_takes_the_sprite_step_on_meta():
     # 10,920 tokens (7 latent frames of 30 x 52 patches): the blocks' matmuls (12.0B weights a token)
     # 2 x 12.0e9 x 10,920 = 2.6e14, self-attention 4 x 10,920^2 x 5,120 x 40 layers = 1.0e14
     assert 3.4e14 < flops < 4.2e14
+
+
+def test_the_benchmarks_whole_pipeline_builds_and_runs_shrunken(one_torch_thread):
+    """bench_wan's `full_pipeline` (what `--sprite` times on a GPU) with every config shrunken:
+    the same constructors and random-weight fill give a pipeline posekit's WanMethod runs, UMT5's
+    token embedding stays tied to its encoder's (as loading the real weights gives: an untied
+    copy would add 2 GiB to the full-size figures), and the VAE stays in float32."""
+    import sys
+
+    import torch
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_wan import CLIP_VIT_H, FULL_CONFIG, UMT5_XXL, full_pipeline
+
+    text = dict(UMT5_XXL, vocab_size=512, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4)
+    image = dict(CLIP_VIT_H, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                 projection_dim=16)
+    transformer = dict(FULL_CONFIG, num_attention_heads=2, attention_head_dim=8, text_dim=32, image_dim=32, ffn_dim=16,
+                       num_layers=2, added_kv_proj_dim=16, freq_dim=32, motion_encoder_size=8, motion_style_dim=8,
+                       motion_dim=4, motion_encoder_dim=8, face_encoder_hidden_dim=8, face_encoder_num_heads=2,
+                       inject_face_latents_blocks=1, motion_encoder_channel_sizes={"4": 8, "8": 8}, rope_max_seq_len=32)
+    vae = dict(base_dim=8, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True])
+    pipe = full_pipeline(torch.device("cpu"), torch.bfloat16, transformer, text, image, vae)
+    encoder = pipe.text_encoder
+    assert encoder.shared.weight is encoder.encoder.embed_tokens.weight
+    assert sum(p.numel() for p in encoder.parameters()) == sum(p.numel() for p in UMT5EncoderModel(UMT5Config(**text)).parameters())
+    assert (pipe.vae.dtype, pipe.transformer.dtype, encoder.dtype) == (torch.float32, torch.bfloat16, torch.bfloat16)
+    clip = [pose_of({0: (32, 12), 1: (32, 20), 2: (26, 20), 5: (38, 20), 8: (28, 40), 11: (36, 40)}, 64, 64)] * 5
+    photo = np.asarray(Image.open(FIGURE).convert("RGB").resize((64, 64)))
+    options = WanOptions(model="(random weights)", device="cpu", character="photo", steps=1)
+    frames = WanMethod(photo, clip[0], options, models=pipe)(clip)
+    assert len(frames) == 5 and frames[0].shape == (64, 64, 3)

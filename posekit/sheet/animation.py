@@ -48,10 +48,11 @@ def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 12, loop:
             indexed.append(index)
         entries = palette.getpalette()  # the colours chosen: colours - spare entries or fewer
         marked, aliases = repeats(indexed, len(entries) // 3)
-        short = len(entries) // 3 + len(aliases) - colours
-        if short <= 0:  # room for the aliases (pixel art usually has it without a second pass)
+        if len(entries) // 3 + len(aliases) <= colours:  # room for the aliases (pixel art: often at once)
             break
-        spare += short  # fewer colours, once more: rarely more than one extra pass
+        # once more with room for as many: as the palette held at most colours - spare colours,
+        # there are more aliases than spare entries, so each pass asks for fewer (rarely a third)
+        spare = len(aliases)
     told_apart(indexed, marked, aliases, len(entries) // 3)
     entries += [c for i in aliases for c in entries[3 * i: 3 * i + 3]]
     entries += [0] * (768 - len(entries))

@@ -245,16 +245,13 @@ class DiffusionMethod:
         """Tile inits and skeletons on one canvas, generate once, cut into frames. Skeletons are
         drawn per cell so their stick width suits the cell, as in the single-frame case."""
         w, h = self.size
-        cols, rows = grid(len(poses), self.columns, one_row_up_to=1)  # a square-ish canvas
-        # SD's own scale for the whole canvas: short side sheet_short, long side within sheet_side
-        s = min(self.sheet_short / min(cols * w, rows * h), self.sheet_side / max(cols * w, rows * h))
-        cw, ch = (max(8, int(v * s) // 8 * 8) for v in (w, h))  # floor: the sheet stays within its bounds
+        cols, rows, cw, ch = self._cells(len(poses), self.columns)
         if ch < SHEET_CELL:
             from posekit.console import warn
 
             warn(f"--sheet: {len(poses)} frames on one {cols * cw}x{rows * ch} canvas (SD 1.5's size) leave "
                  f"{cw}x{ch} px per frame, too small for SD to draw a person (faces and hands break below "
-                 f"{SHEET_CELL} px tall); use fewer --frames (4 suit one sheet) or leave out --sheet")
+                 f"{SHEET_CELL} px tall); {self._sheet_advice(len(poses))}, or leave out --sheet")
         init = np.zeros((rows * ch, cols * cw, 3), np.uint8)
         skeleton = np.zeros_like(init)
         cells = [divmod(i, cols) for i in range(len(poses))]
@@ -265,6 +262,27 @@ class DiffusionMethod:
                 skeleton[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw] = self._skeleton(poses[i].resized(cw, ch))
         sheet = self._generate(init, skeleton, step, name="the sheet")
         return [resize(sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw], (w, h)) for r, c in cells]
+
+
+    def _cells(self, n: int, columns: int | None) -> tuple[int, int, int, int]:
+        """(columns, rows, cell width, cell height) of a sheet of n frames: a square-ish grid (or
+        `columns`) scaled to SD's own size for the whole canvas, short side sheet_short and long
+        side within sheet_side; cells in multiples of 8, rounded down so the canvas stays within."""
+        w, h = self.size
+        cols, rows = grid(n, columns, one_row_up_to=1)
+        s = min(self.sheet_short / min(cols * w, rows * h), self.sheet_side / max(cols * w, rows * h))
+        return (cols, rows, *(max(8, int(v * s) // 8 * 8) for v in (w, h)))
+
+    def _sheet_advice(self, n: int) -> str:
+        """What gives cells of SHEET_CELL px or more for this photo: another --columns for the
+        same frames (the tallest cells), else the most --frames the default layout allows."""
+        layouts = [(self._cells(n, c)[3], c) for c in range(1, n + 1)]
+        tallest, columns = max(layouts)
+        if tallest >= SHEET_CELL:
+            _, _, cw, ch = self._cells(n, columns)
+            return f"use --columns {columns} ({cw}x{ch} px per frame)"
+        fit = [k for k in range(1, n) if self._cells(k, None)[3] >= SHEET_CELL]
+        return f"use {max(fit)} frames or fewer (--frames)" if fit else "this photo's shape leaves no room for several frames"
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
