@@ -162,8 +162,11 @@ def test_ctrl_c_says_interrupted_exits_130_and_leaves_no_output(tmp_path):
 
     figure = Path(__file__).resolve().parents[1] / "examples" / "figure.png"
     out = tmp_path / "out"
+    # as from a terminal: Ctrl-C not ignored (a runner started in the background of a script
+    # without job control hands its children an ignored SIGINT, which a program keeps)
     proc = subprocess.Popen([posekit_exe(), "animate", str(figure), "--poses", "walk", "--frames", "8", "--out", str(out)],
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = proc.stderr.readline()  # the first progress line: the command is under way
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
