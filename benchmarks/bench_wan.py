@@ -300,8 +300,9 @@ def sprite(offload: str, steps: int, tiny: bool) -> dict:
     frames = WanMethod(photo, clip[0], options, models=pipe)(clip)
     if cuda:
         torch.cuda.synchronize()
-    out = {"case": "whole sprite", "offload": offload, "frames": len(frames), "size": f"{frames[0].shape[1]}x{frames[0].shape[0]}",
-           "steps": steps, "sprite_s": round(time.perf_counter() - start, 1), "load_s": round(loaded, 1)}
+    height, width = frames[0].shape[:2]
+    out = {"case": "whole sprite", "offload": offload, "frames": len(frames), "size": f"{width}x{height}", "steps": steps,
+           "sprite_s": round(time.perf_counter() - start, 1), "load_s": round(loaded, 1)}
     if cuda:
         out["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         out["reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
@@ -316,7 +317,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="denoising steps, for the sprite estimate")
     parser.add_argument("--no-offload-cases", action="store_true", help="skip the group offloading cases")
     parser.add_argument("--meta", action="store_true",
-                        help="no GPU: the full-size forward pass of each case on the meta device (output shape, TFLOP per step)")
+                        help="no GPU: each full-size case's forward pass on the meta device (output shape, TFLOP a step)")
     parser.add_argument("--sprite", choices=("none", "model", "group"),
                         help="instead: the whole 16-frame sprite through posekit's WanMethod on the full pipeline, "
                              "placed as --offload says (one offload a run)")
@@ -342,7 +343,8 @@ def main(argv=None) -> None:
             flops, shape = step_flops(model, FULL_CONFIG, frames, width, height, torch.bfloat16)
             print(json.dumps({"case": name, "frames": frames, "size": f"{width}x{height}", "output": shape,
                               "tflop_per_step": round(flops / 1e12, 1)}), flush=True)
-        print(json.dumps({"card": "meta", "transformer_params_billion": round(sum(p.numel() for p in model.parameters()) / 1e9, 2)}))
+        params = sum(p.numel() for p in model.parameters())
+        print(json.dumps({"card": "meta", "transformer_params_billion": round(params / 1e9, 2)}))
         return
     if args.tiny:
         from tiny_wan import _transformer

@@ -450,7 +450,7 @@ def set_motion_scheduler(pipe, name: str) -> None:
     from posekit.methods.diffusion.models import set_scheduler
 
     set_scheduler(pipe, name)
-    spacing = {"timestep_spacing": "linspace", "clip_sample": False} if name == "ddim" else {}  # as diffusers' AnimateDiff docs
+    spacing = {"timestep_spacing": "linspace", "clip_sample": False} if name == "ddim" else {}  # as diffusers' docs
     pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, beta_schedule="linear", **spacing)
 
 

@@ -263,7 +263,6 @@ class DiffusionMethod:
         sheet = self._generate(init, skeleton, step, name="the sheet")
         return [resize(sheet[r * ch:(r + 1) * ch, c * cw:(c + 1) * cw], (w, h)) for r, c in cells]
 
-
     def _cells(self, n: int, columns: int | None) -> tuple[int, int, int, int]:
         """(columns, rows, cell width, cell height) of a sheet of n frames: a square-ish grid (or
         `columns`) scaled to SD's own size for the whole canvas, short side sheet_short and long
@@ -276,13 +275,11 @@ class DiffusionMethod:
     def _sheet_advice(self, n: int) -> str:
         """What gives cells of SHEET_CELL px or more for this photo: another --columns for the
         same frames (the tallest cells), else the most --frames the default layout allows."""
-        layouts = [(self._cells(n, c)[3], c) for c in range(1, n + 1)]
-        tallest, columns = max(layouts)
-        if tallest >= SHEET_CELL:
-            _, _, cw, ch = self._cells(n, columns)
+        columns, _, cw, ch = max((self._cells(n, c) for c in range(1, n + 1)), key=lambda cells: (cells[3], cells[0]))
+        if ch >= SHEET_CELL:
             return f"use --columns {columns} ({cw}x{ch} px per frame)"
         fit = [k for k in range(1, n) if self._cells(k, None)[3] >= SHEET_CELL]
-        return f"use {max(fit)} frames or fewer (--frames)" if fit else "this photo's shape leaves no room for several frames"
+        return f"use {max(fit)} frames or fewer (--frames)" if fit else "this photo leaves no room for several frames"
 
 
 def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
